@@ -1,0 +1,305 @@
+"""The dashboard's state.
+
+Inventory tables are a cache of the cloud (refreshed by `inventory.sync`), never the source
+of truth for an action: anything that changes a server re-reads it from the API first.
+Rollout tables are the truth about what operators asked for and what the cloud answered.
+"""
+
+from django.db import models
+from django.db.models import Q
+
+
+class SyncRun(models.Model):
+    """One inventory sync. The newest finished run says how fresh the pages are."""
+
+    class State(models.TextChoices):
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    state = models.CharField(max_length=16, choices=State.choices, default=State.RUNNING)
+    trigger = models.CharField(max_length=32, default="schedule")  # schedule/manual/startup/…
+    requested_by = models.CharField(max_length=150, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    api_calls = models.PositiveIntegerField(default=0)
+    servers_seen = models.PositiveIntegerField(default=0)
+    servers_gone = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            # At most one running sync: a second request joins it instead of starting another.
+            models.UniqueConstraint(
+                fields=["state"], condition=Q(state="running"), name="one_running_sync"
+            )
+        ]
+
+
+class ServerGroup(models.Model):
+    id = models.CharField(primary_key=True, max_length=128)
+    name = models.CharField(max_length=255)
+    description = models.TextField(blank=True)
+    os_type = models.CharField(max_length=16, blank=True)
+    image_id = models.CharField(max_length=128, blank=True)
+    image_name = models.CharField(max_length=255, blank=True)
+    image_type = models.CharField(max_length=16, blank=True)  # normalized vocabulary
+    image_product_id = models.CharField(max_length=128, blank=True)
+    app_type = models.CharField(max_length=32, blank=True)
+    architecture = models.CharField(max_length=8, blank=True)
+    system_disk_size = models.PositiveIntegerField(null=True, blank=True)
+    server_count = models.PositiveIntegerField(default=0)  # as the cloud reports it
+    gone = models.BooleanField(default=False)
+    synced_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Image(models.Model):
+    class Type(models.TextChoices):
+        PRIVATE = "private"
+        SHARED = "shared"
+        PUBLIC = "public"
+        MARKETPLACE = "marketplace"
+        OTHER = "other"
+
+    id = models.CharField(primary_key=True, max_length=128)
+    name = models.CharField(max_length=255)
+    image_type = models.CharField(max_length=16, choices=Type.choices, default=Type.PRIVATE)
+    os_type = models.CharField(max_length=16, blank=True)
+    os_version = models.CharField(max_length=255, blank=True)
+    architecture = models.CharField(max_length=8, blank=True)
+    status = models.CharField(max_length=16, blank=True)
+    min_disk = models.PositiveIntegerField(default=0)
+    paid = models.BooleanField(default=False)
+    product_code = models.CharField(max_length=128, blank=True)  # marketplace product id
+    created_at = models.DateTimeField(null=True, blank=True)
+    gone = models.BooleanField(default=False)
+    synced_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Server(models.Model):
+    id = models.CharField(primary_key=True, max_length=128)
+    name = models.CharField(max_length=255)
+    machine_name = models.CharField(max_length=255, blank=True)
+    group = models.ForeignKey(
+        ServerGroup, null=True, blank=True, on_delete=models.SET_NULL, related_name="servers"
+    )
+    # Not a foreign key: a server may run an image the dashboard cannot see.
+    image_id = models.CharField(max_length=128, blank=True, db_index=True)
+    os_type = models.CharField(max_length=16, blank=True)
+    os_version = models.CharField(max_length=255, blank=True)
+    architecture = models.CharField(max_length=8, blank=True)
+    system_disk_size = models.PositiveIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=16, blank=True, db_index=True)
+    vm_status = models.CharField(max_length=32, blank=True)
+    task_status = models.CharField(max_length=64, blank=True)
+    maintain_status = models.BooleanField(default=False)
+    session_count = models.PositiveIntegerField(default=0)
+    frozen = models.BooleanField(default=False)
+    ip_addresses = models.CharField(max_length=1024, blank=True)  # space-separated
+    availability_zone = models.CharField(max_length=64, blank=True)
+    job_id = models.CharField(max_length=255, blank=True)
+    job_type = models.CharField(max_length=32, blank=True)
+    job_status = models.CharField(max_length=16, blank=True, db_index=True)
+    job_time = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(null=True, blank=True)
+    # Denormalized at sync time so "drift" is an indexed column, not a join per row.
+    drift = models.BooleanField(default=False, db_index=True)
+    gone = models.BooleanField(default=False, db_index=True)
+    synced_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["group", "drift"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def busy(self) -> bool:
+        return self.job_status in {"WAITING", "RUNNING"}
+
+
+class ServerImageSeen(models.Model):
+    """Every image the dashboard has seen a server run, for the server detail page."""
+
+    server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="images_seen")
+    image_id = models.CharField(max_length=128)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-last_seen"]
+        constraints = [
+            models.UniqueConstraint(fields=["server", "image_id"], name="one_seen_row_per_image")
+        ]
+
+
+class Rollout(models.Model):
+    """One batch image change as operators see it: a stored plan, then its execution."""
+
+    class State(models.TextChoices):
+        PLANNED = "planned"  # stored plan, not confirmed
+        AWAITING_APPROVAL = "awaiting_approval"
+        QUEUED = "queued"  # confirmed, waiting for the worker
+        RUNNING = "running"
+        PAUSED = "paused"
+        HALTED = "halted"  # error budget crossed
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"  # finished, some servers failed
+        CANCELLED = "cancelled"
+        DISCARDED = "discarded"  # a plan that was replaced or went stale
+
+    ACTIVE_STATES = ("queued", "running", "paused", "halted", "awaiting_approval")
+    FINAL_STATES = ("succeeded", "failed", "cancelled", "discarded")
+
+    state = models.CharField(
+        max_length=24, choices=State.choices, default=State.PLANNED, db_index=True
+    )
+    created_by = models.CharField(max_length=150)
+    created_at = models.DateTimeField(auto_now_add=True)
+    reason = models.CharField(max_length=500, blank=True)
+    target_image_id = models.CharField(max_length=128, blank=True)
+    target_image_name = models.CharField(max_length=255, blank=True)
+    target_image_type = models.CharField(max_length=16, blank=True)
+    target_os_type = models.CharField(max_length=16, blank=True)
+    target_product_id = models.CharField(max_length=128, blank=True)
+    update_access_agent = models.BooleanField(default=False)
+    use_maintenance = models.BooleanField(default=False)
+    # Fingerprint of the inventory facts the plan was computed from (stale-plan check).
+    plan_fingerprint = models.CharField(max_length=64, blank=True)
+    retry_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries"
+    )
+    confirmed_by = models.CharField(max_length=150, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    approved_by = models.CharField(max_length=150, blank=True)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Rollout #{self.pk}"
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in self.FINAL_STATES
+
+
+class RolloutServer(models.Model):
+    """One server in a rollout. Every state change is a conditional UPDATE on `state`."""
+
+    class Verdict(models.TextChoices):
+        CHANGE = "change"
+        SKIP = "skip"
+        BLOCKED = "blocked"
+
+    class State(models.TextChoices):
+        PLANNED = "planned"
+        PENDING = "pending"  # confirmed, not yet sent
+        SUBMITTING = "submitting"  # claimed by a worker, call in flight
+        UNKNOWN = "unknown"  # the call's outcome is unknown; reconcile, never resend
+        WAITING = "waiting"  # job accepted, WAITING upstream
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"  # the job failed, or the cloud refused the server
+        SKIPPED = "skipped"  # already on target, or blocked at plan time
+        CANCELLED = "cancelled"
+
+    # Rows in these states hold the server: no other rollout may take it.
+    ACTIVE_STATES = ("pending", "submitting", "unknown", "waiting", "running")
+    FINAL_STATES = ("succeeded", "failed", "skipped", "cancelled")
+
+    rollout = models.ForeignKey(Rollout, on_delete=models.CASCADE, related_name="servers")
+    server_id = models.CharField(max_length=128)
+    server_name = models.CharField(max_length=255)
+    group_id = models.CharField(max_length=128, blank=True)
+    group_name = models.CharField(max_length=255, blank=True)
+    from_image_id = models.CharField(max_length=128, blank=True)
+    from_image_name = models.CharField(max_length=255, blank=True)
+    to_image_id = models.CharField(max_length=128)
+    verdict = models.CharField(max_length=8, choices=Verdict.choices)
+    reason_code = models.CharField(max_length=64, blank=True)
+    reason_message = models.CharField(max_length=500, blank=True)
+    warnings = models.JSONField(default=list, blank=True)
+    session_count = models.PositiveIntegerField(default=0)
+    chunk = models.PositiveIntegerField(default=0)  # which ≤50-server API call
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PLANNED)
+    job_id = models.CharField(max_length=255, blank=True)
+    request_id = models.CharField(max_length=128, blank=True)
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.CharField(max_length=1000, blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    verified = models.BooleanField(null=True, blank=True)  # None: not checked yet
+    slow = models.BooleanField(default=False)
+    maintenance_set = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        ordering = ["chunk", "server_name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rollout", "server_id"], name="server_once_per_rollout"
+            ),
+            # The database itself guarantees one active rollout per server.
+            models.UniqueConstraint(
+                fields=["server_id"],
+                condition=Q(state__in=["pending", "submitting", "unknown", "waiting", "running"]),
+                name="one_active_rollout_per_server",
+            ),
+        ]
+        indexes = [models.Index(fields=["rollout", "state"])]
+
+
+class AuditEvent(models.Model):
+    """Append-only record of who did what. Updates and deletes are refused."""
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.CharField(max_length=150, blank=True, db_index=True)
+    groups = models.JSONField(default=list, blank=True)
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    action = models.CharField(max_length=64, db_index=True)
+    outcome = models.CharField(max_length=16, default="ok")  # ok / refused / error
+    target = models.CharField(max_length=255, blank=True)
+    rollout = models.ForeignKey(
+        Rollout, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_events"
+    )
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None and not self._state.adding:
+            raise PermissionError("Audit events are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("Audit events are append-only.")
+
+
+class WorkerHeartbeat(models.Model):
+    worker_id = models.CharField(max_length=64, primary_key=True)
+    beat_at = models.DateTimeField()
+    started_at = models.DateTimeField()
+    hostname = models.CharField(max_length=255, blank=True)

@@ -1,0 +1,246 @@
+"""Settings, read from the environment.
+
+Every variable is listed in README.md. Local defaults make `make run` work with no
+configuration; with DEBUG off, start-up refuses a missing SECRET_KEY or ALLOWED_HOSTS.
+"""
+
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
+
+from dashboard.env import env_bool, env_float, env_int, env_list, env_secret, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("DASHBOARD_VAR_DIR", str(BASE_DIR / "var")))
+
+DEBUG = env_bool("DEBUG", False)
+
+SECRET_KEY = env_secret("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off.")
+    SECRET_KEY = "insecure-local-development-key-never-used-in-production"  # noqa: S105
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
+if not ALLOWED_HOSTS and not DEBUG:
+    raise ImproperlyConfigured("ALLOWED_HOSTS is required when DEBUG is off.")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_htmx",
+    "django_tasks_db",
+    "dashboard",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "dashboard.sso.SSOMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "dashboard.urls"
+WSGI_APPLICATION = "dashboard.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.csp",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "dashboard.context_processors.dashboard",
+            ],
+        },
+    },
+]
+
+
+def _database_from_url(url: str) -> dict:
+    """Turn postgres://user:pass@host:port/name (or sqlite:///path) into a DATABASES entry."""
+    parsed = urlparse(url)
+    if parsed.scheme in {"postgres", "postgresql"}:
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": unquote(parsed.path.lstrip("/")),
+            "USER": unquote(parsed.username or ""),
+            "PASSWORD": unquote(parsed.password or ""),
+            "HOST": parsed.hostname or "",
+            "PORT": str(parsed.port or ""),
+            "CONN_MAX_AGE": env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
+            "CONN_HEALTH_CHECKS": True,
+        }
+    if parsed.scheme == "sqlite":
+        return _sqlite(Path(unquote(parsed.path)))
+    raise ImproperlyConfigured(f"DATABASE_URL scheme {parsed.scheme!r} is not supported.")
+
+
+def _sqlite(path: Path) -> dict:
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": path,
+        # WAL lets the web server read while the worker writes; IMMEDIATE avoids the
+        # "database is locked" upgrade deadlock between two writers.
+        "OPTIONS": {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        },
+        "TEST": {"NAME": VAR_DIR / "test.sqlite3"},
+    }
+
+
+DATABASE_URL = env_secret("DATABASE_URL")
+DATABASES = {
+    "default": _database_from_url(DATABASE_URL)
+    if DATABASE_URL
+    else _sqlite(VAR_DIR / "dashboard.sqlite3")
+}
+
+AUTH_PASSWORD_VALIDATORS: list[dict] = []  # no passwords: identity comes from SSO
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG
+
+TASKS = {
+    "default": {
+        "BACKEND": env_str("TASKS_BACKEND", "django_tasks_db.DatabaseBackend"),
+    }
+}
+
+# --- Security -------------------------------------------------------------------------
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+# The __Host- prefix binds a cookie to this exact host over HTTPS (no Domain, Path=/).
+SESSION_COOKIE_NAME = "sessionid" if DEBUG else "__Host-sessionid"
+CSRF_COOKIE_NAME = "csrftoken" if DEBUG else "__Host-csrftoken"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600, minimum=60)
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF, CSP.NONCE],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "object-src": [CSP.NONE],
+}
+
+# --- Identity and roles -----------------------------------------------------------------
+# Local demo identity: honoured only with DEBUG on and only for loopback clients.
+DASHBOARD_DEV_USER = env_str("DASHBOARD_DEV_USER")
+DASHBOARD_DEV_GROUPS = env_list("DASHBOARD_DEV_GROUPS", ["dashboard-admins"])
+SSO_USER_HEADER = env_str("SSO_USER_HEADER", "X-Forwarded-User")
+SSO_EMAIL_HEADER = env_str("SSO_EMAIL_HEADER", "X-Forwarded-Email")
+SSO_GROUPS_HEADER = env_str("SSO_GROUPS_HEADER", "X-Forwarded-Groups")
+TRUSTED_PROXY_CIDRS = env_list("TRUSTED_PROXY_CIDRS")
+SSO_JWT_HEADER = env_str("SSO_JWT_HEADER")
+SSO_JWT_JWKS_URL = env_str("SSO_JWT_JWKS_URL")
+SSO_JWT_JWKS_FILE = env_str("SSO_JWT_JWKS_FILE")
+SSO_JWT_ISSUER = env_str("SSO_JWT_ISSUER")
+SSO_JWT_AUDIENCE = env_str("SSO_JWT_AUDIENCE")
+SSO_JWT_GROUPS_CLAIM = env_str("SSO_JWT_GROUPS_CLAIM", "groups")
+# Role name -> SSO groups that grant it. A user's roles are recomputed on every request.
+ROLE_GROUPS = {
+    "viewer": env_list("ROLE_VIEWER_GROUPS", ["dashboard-viewers"]),
+    "operator": env_list("ROLE_OPERATOR_GROUPS", ["dashboard-operators"]),
+    "approver": env_list("ROLE_APPROVER_GROUPS", ["dashboard-approvers"]),
+    "admin": env_list("ROLE_ADMIN_GROUPS", ["dashboard-admins"]),
+}
+# Rollouts touching these server groups (by name or id) need a second person's approval.
+PROTECTED_SERVER_GROUPS = env_list("PROTECTED_SERVER_GROUPS")
+
+# --- Cloud ------------------------------------------------------------------------------
+HUAWEICLOUD = {
+    "AK": env_secret("HUAWEICLOUD_SDK_AK"),
+    "SK": env_secret("HUAWEICLOUD_SDK_SK"),
+    "SECURITY_TOKEN": env_secret("HUAWEICLOUD_SDK_SECURITY_TOKEN"),
+    "PROJECT_ID": env_str("HUAWEICLOUD_SDK_PROJECT_ID"),
+    "REGION": env_str("HUAWEICLOUD_REGION", "cn-north-4"),
+    "WORKSPACEAPP_ENDPOINT": env_str("HUAWEICLOUD_WORKSPACEAPP_ENDPOINT"),
+    "WORKSPACE_ENDPOINT": env_str("HUAWEICLOUD_WORKSPACE_ENDPOINT"),
+    "IMS_ENDPOINT": env_str("HUAWEICLOUD_IMS_ENDPOINT"),
+    "IAM_ENDPOINT": env_str("HUAWEICLOUD_IAM_ENDPOINT"),
+    "IAM_USER": env_str("HUAWEICLOUD_IAM_USER"),
+    "IAM_PASSWORD": env_secret("HUAWEICLOUD_IAM_PASSWORD"),
+    "IAM_DOMAIN": env_str("HUAWEICLOUD_IAM_DOMAIN"),
+    "CONNECT_TIMEOUT": env_float("HUAWEICLOUD_CONNECT_TIMEOUT", 5.0, minimum=0.1),
+    "READ_TIMEOUT": env_float("HUAWEICLOUD_READ_TIMEOUT", 30.0, minimum=0.1),
+    "RETRY_DEADLINE": env_float("HUAWEICLOUD_RETRY_DEADLINE", 60.0, minimum=0.0),
+    "VERIFY_TLS": env_bool("HUAWEICLOUD_VERIFY_TLS", True),
+}
+
+# --- Inventory and rollouts ---------------------------------------------------------------
+SYNC_INTERVAL_SECONDS = env_int("SYNC_INTERVAL_SECONDS", 300, minimum=0)
+ROLLOUT_MAX_SERVERS = env_int("ROLLOUT_MAX_SERVERS", 2000, minimum=1)
+ROLLOUT_CALLS_IN_FLIGHT = env_int("ROLLOUT_CALLS_IN_FLIGHT", 4, minimum=1)
+ROLLOUT_REFRESH_SECONDS = env_float("ROLLOUT_REFRESH_SECONDS", 5.0, minimum=0.0)
+ROLLOUT_JOB_SLOW_SECONDS = env_int("ROLLOUT_JOB_SLOW_SECONDS", 1800, minimum=1)
+WORKER_HEARTBEAT_MAX_AGE = env_int("WORKER_HEARTBEAT_MAX_AGE", 60, minimum=1)
+
+# --- Logging ----------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"scrub": {"()": "dashboard.logscrub.ScrubSecretsFilter"}},
+    "formatters": {
+        "line": {
+            "()": "dashboard.logscrub.OneLineFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        }
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "line", "filters": ["scrub"]},
+    },
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django.security": {"level": "INFO"},
+        "urllib3": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,19 @@
+"""Test settings: production-shaped (DEBUG off) with the secrets a test run needs."""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
+os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
+os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
+os.environ.setdefault("HUAWEICLOUD_SDK_PROJECT_ID", "0123456789abcdef0123456789abcdef")
+os.environ.setdefault("HUAWEICLOUD_WORKSPACEAPP_ENDPOINT", "http://127.0.0.1:9")
+os.environ.setdefault("HUAWEICLOUD_WORKSPACE_ENDPOINT", "http://127.0.0.1:9")
+os.environ.setdefault("HUAWEICLOUD_IMS_ENDPOINT", "http://127.0.0.1:9")
+os.environ.setdefault("HUAWEICLOUD_IAM_ENDPOINT", "http://127.0.0.1:9")
+
+from dashboard.settings import *  # noqa: F403
+
+# Manifest storage needs collectstatic; tests render templates without it.
+STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
+WHITENOISE_AUTOREFRESH = True  # no collectstatic in tests; serve from the finders
+WHITENOISE_USE_FINDERS = True
