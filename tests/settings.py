@@ -17,3 +17,7 @@ from dashboard.settings import *  # noqa: F403
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
 WHITENOISE_AUTOREFRESH = True  # no collectstatic in tests; serve from the finders
 WHITENOISE_USE_FINDERS = True
+
+# Each test run gets its own SQLite file, so parallel runs on one machine cannot collide.
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": VAR_DIR / f"test-{os.getpid()}.sqlite3"}  # noqa: F405
