@@ -3,6 +3,8 @@
 import pytest
 from django.test import Client
 
+pytest_plugins = ["tests.sim_fixtures"]
+
 VIEWER_GROUPS = ["dashboard-viewers"]
 OPERATOR_GROUPS = ["dashboard-operators"]
 APPROVER_GROUPS = ["dashboard-approvers"]

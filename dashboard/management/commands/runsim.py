@@ -1,0 +1,85 @@
+"""Run the embedded cloud simulator in the foreground until Ctrl-C or SIGTERM."""
+
+import signal
+import threading
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from dashboard.simulator import server
+from dashboard.simulator.faults import Faults
+from dashboard.simulator.state import SimConfig, SimState
+
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+FAULT_OPTIONS = ("latency_ms", "error_rate", "throttle_rate", "job_failure_rate",
+                 "drop_before_rate", "drop_after_rate", "stall_seconds")  # fmt: skip
+
+
+def build_state(options: dict[str, Any]) -> SimState:
+    """The simulator state for the command's options (credentials from the environment)."""
+    config = SimConfig.from_env(
+        servers=options["servers"], seed=options["seed"], job_seconds=options["job_seconds"]
+    )
+    faults = Faults()
+    try:
+        faults.update({name: options[name] for name in FAULT_OPTIONS})
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    return SimState(config, faults=faults, manual_clock=options["manual_clock"])
+
+
+def serve_until_stopped(running: server.RunningServer, stop: threading.Event) -> None:
+    """Serve in a thread until `stop` is set, then shut down cleanly."""
+    thread = threading.Thread(target=running.httpd.serve_forever, kwargs={"poll_interval": 0.2})
+    thread.start()
+    running.thread = thread
+    try:
+        stop.wait()
+    finally:
+        running.stop()
+
+
+class Command(BaseCommand):
+    help = "Serve the simulated Huawei Cloud (WorkspaceApp, IMS, Workspace, IAM) on loopback."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8900)
+        parser.add_argument("--servers", type=int, default=120)
+        parser.add_argument("--seed", type=int, default=1)
+        parser.add_argument("--job-seconds", type=float, default=60.0)
+        parser.add_argument("--latency-ms", type=int, default=0)
+        parser.add_argument("--error-rate", type=float, default=0.0)
+        parser.add_argument("--throttle-rate", type=float, default=0.0)
+        parser.add_argument("--job-failure-rate", type=float, default=0.0)
+        parser.add_argument("--drop-before-rate", type=float, default=0.0)
+        parser.add_argument("--drop-after-rate", type=float, default=0.0)
+        parser.add_argument("--stall-seconds", type=float, default=0.0)
+        parser.add_argument(
+            "--manual-clock",
+            action="store_true",
+            help="Freeze time; move it with POST /_sim/clock {'advance': seconds}.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["host"] not in LOOPBACK:
+            raise CommandError("The simulator listens on loopback only (127.0.0.1 or ::1).")
+        if options["servers"] < 1:
+            raise CommandError("--servers must be at least 1.")
+        state = build_state(options)
+        try:
+            running = server.make_server(state, options["host"], options["port"])
+        except OSError as error:
+            raise CommandError(
+                f"Cannot listen on {options['host']}:{options['port']}: {error}"
+            ) from None
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        self.stdout.write(
+            f"Simulator on {running.url}: {len(state.servers)} servers in {len(state.groups)} "
+            f"groups, {len(state.images)} images, seed {state.config.seed}, jobs take "
+            f"{state.config.job_seconds:g}s. Ctrl-C stops."
+        )
+        serve_until_stopped(running, stop)
+        self.stdout.write("Simulator stopped.")

@@ -1,0 +1,234 @@
+"""The simulator as a WSGI app: routing, the gateway (faults, auth) and request recording.
+
+Every response carries X-Request-Id. Cloud paths pass through the fault knobs and the
+authentication check in that order, as a gateway would; /_sim/ paths skip both.
+A dropped connection is signalled to the server through the environ key `DROP_KEY`.
+"""
+
+import json
+import re
+import threading
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+from dashboard.simulator import codes, control, faults, iam, images, workspaceapp
+from dashboard.simulator.auth import authenticate
+from dashboard.simulator.http import ApiError, Request, Response
+from dashboard.simulator.state import SimState, iso
+
+DROP_KEY = "simulator.drop"
+P = r"/(?P<project_id>[^/]+)"
+ID = r"(?P<id>[^/]+)"
+Handler = Callable[[Request], Response]
+StartResponse = Callable[..., Any]
+
+REASONS = {
+    200: "OK",
+    201: "Created",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    415: "Unsupported Media Type",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    pattern: re.Pattern[str]
+    handler: Handler
+    authenticated: bool = True
+
+
+def _route(method: str, pattern: str, handler: Handler, authenticated: bool = True) -> Route:
+    return Route(method, re.compile(pattern), handler, authenticated)
+
+
+ROUTES = (
+    _route("GET", rf"/v1{P}/app-servers", workspaceapp.list_servers),
+    _route("POST", rf"/v1{P}/app-servers/actions/batch-change-image",
+           workspaceapp.batch_change_image),
+    _route("PATCH", rf"/v1{P}/app-servers/actions/batch-maint", workspaceapp.batch_maint),
+    _route("GET", rf"/v1{P}/app-servers/{ID}", workspaceapp.show_server),
+    _route("POST", rf"/v1{P}/app-servers/{ID}/actions/change-image", workspaceapp.change_image),
+    _route("GET", rf"/v1{P}/app-server-groups", workspaceapp.list_server_groups),
+    _route("GET", rf"/v1{P}/app-server-groups/{ID}", workspaceapp.show_server_group),
+    _route("GET", rf"/v2{P}/job/(?P<job_id>[^/]+)", workspaceapp.show_job_detail),
+    _route("GET", rf"/v1{P}/job/(?P<job_id>[^/]+)", workspaceapp.show_job),
+    _route("GET", rf"/v1{P}/app-server-sub-jobs/actions/count", workspaceapp.count_sub_jobs),
+    _route("GET", rf"/v1{P}/app-server-sub-jobs", workspaceapp.list_sub_jobs),
+    _route("GET", r"/v2/cloudimages", images.list_ims_images),
+    _route("GET", r"/v2/images/(?P<image_id>[^/]+)", images.glance_show_image),
+    _route("GET", rf"/v2{P}/images", images.list_workspace_images),
+    _route("GET", rf"/v2{P}/market-images", images.list_market_images),
+    _route("POST", r"/v3/auth/tokens", iam.create_token, authenticated=False),
+    _route("GET", r"/v3/auth/tokens", iam.validate_token),
+    _route("GET", r"/v3/auth/projects", iam.list_auth_projects),
+    _route("GET", r"/v3/projects", iam.list_projects),
+)  # fmt: skip
+
+
+def match(method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
+    """(route, path args, path known under another method)."""
+    known = False
+    for route in ROUTES:
+        found = route.pattern.fullmatch(path)
+        if found is None:
+            continue
+        if route.method == method:
+            return route, found.groupdict(), True
+        known = True
+    return None, {}, known
+
+
+class SimulatorApp:
+    """WSGI callable over one SimState. `stopping` cuts latency and stalls short on shutdown."""
+
+    def __init__(self, state: SimState, stopping: threading.Event | None = None) -> None:
+        self.state = state
+        self.stopping = stopping or threading.Event()
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        request_id = uuid.uuid4().hex
+        path = environ.get("PATH_INFO", "/")
+        method = environ["REQUEST_METHOD"]
+        if path.startswith(control.PREFIX):
+            response = control.handle(self.state, method, path, _read_body(environ))
+            return _send(start_response, response, request_id)
+        return self._cloud(environ, start_response, method, path, request_id)
+
+    def _cloud(
+        self,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        method: str,
+        path: str,
+        request_id: str,
+    ) -> Iterable[bytes]:
+        query = parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        state = self.state
+        with state.lock:
+            knobs = state.faults
+            latency, stall = knobs.latency_ms / 1000, knobs.stall_seconds
+            retry_after = knobs.retry_after_seconds
+            outcome = faults.decide(knobs, state.fault_rng)
+        entry: dict[str, Any] = {"method": method, "path": path, "query": query,
+                                 "request_id": request_id, "time": iso(datetime.now(UTC)),
+                                 "fault": outcome}  # fmt: skip
+        if outcome == faults.DROP_BEFORE:
+            # Closed before the body is read or anything is processed.
+            entry.update(body=None, status=None)
+            state.record(entry)
+            environ[DROP_KEY] = True
+            return []
+        body = _read_body(environ)
+        entry["body"] = _json_or_text(body)
+        if latency:
+            self.stopping.wait(latency)
+        if stall:
+            entry["stalled"] = stall
+            self.stopping.wait(stall)
+        response = self._gateway(outcome, retry_after, request_id) or self._dispatch(
+            environ, method, path, query, body, request_id
+        )
+        entry["status"] = response.status
+        state.record(entry)
+        if outcome == faults.DROP_AFTER:
+            environ[DROP_KEY] = True  # processed, but the answer never leaves
+            return []
+        return _send(start_response, response, request_id)
+
+    def _gateway(self, outcome: str | None, retry_after: int, request_id: str) -> Response | None:
+        if outcome == faults.THROTTLE:
+            body = codes.gateway(codes.GW_THROTTLED, "The throttling threshold has been reached: "
+                                 "policy user over ratelimit", request_id)  # fmt: skip
+            return Response(429, body, {"Retry-After": str(retry_after)})
+        if outcome == faults.ERROR:
+            status = 503 if self.state.fault_rng.random() < 0.5 else 500
+            code = codes.UNAVAILABLE if status == 503 else codes.INTERNAL
+            return Response(status, codes.wks(code))
+        return None
+
+    def _dispatch(
+        self,
+        environ: dict[str, Any],
+        method: str,
+        path: str,
+        query: list[tuple[str, str]],
+        body: bytes,
+        request_id: str,
+    ) -> Response:
+        route, args, known = match(method, path)
+        if route is None:
+            if known:
+                return Response(405, codes.wks(codes.METHOD_NOT_ALLOWED))
+            message = "The API does not exist or has not been published in the environment"
+            return Response(404, codes.gateway(codes.GW_NOT_FOUND, message, request_id))
+        headers = _headers(environ)
+        if route.authenticated:
+            denied = authenticate(self.state, method, path, query, headers, body)
+            if denied:
+                return Response(401, codes.gateway(denied.code, denied.message, request_id))
+        project = args.pop("project_id", None)
+        if project is not None and project != self.state.config.project_id:
+            return Response(403, codes.wks(codes.FORBIDDEN))
+        if body and not headers.get("content-type", "").startswith("application/json"):
+            return Response(415, codes.wks(codes.UNSUPPORTED_MEDIA))
+        req = Request(method, path, query, headers, body, self.state, request_id, args)
+        try:
+            return route.handler(req)
+        except ApiError as error:
+            return Response(error.status, error.body, error.headers)
+
+
+def _headers(environ: dict[str, Any]) -> dict[str, str]:
+    """Request headers with lower-cased, dashed names, as the signature check wants them."""
+    found = {
+        key[5:].replace("_", "-").lower(): value
+        for key, value in environ.items()
+        if key.startswith("HTTP_")
+    }
+    for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        if environ.get(key):
+            found[key.replace("_", "-").lower()] = environ[key]
+    return found
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    return environ["wsgi.input"].read(length) if length > 0 else b""
+
+
+def _json_or_text(body: bytes) -> Any:
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return body.decode("utf-8", "replace")
+
+
+def _send(start_response: StartResponse, response: Response, request_id: str) -> list[bytes]:
+    payload = b"" if response.body is None else json.dumps(response.body).encode()
+    headers = [
+        ("Content-Type", "application/json;charset=UTF-8"),
+        ("Content-Length", str(len(payload))),
+        ("X-Request-Id", request_id),
+        *response.headers.items(),
+    ]
+    reason = REASONS.get(response.status, "Unknown")
+    start_response(f"{response.status} {reason}", headers)
+    return [payload]

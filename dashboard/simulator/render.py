@@ -1,0 +1,327 @@
+"""The wire shapes: servers, groups, images (per API vocabulary) and jobs as JSON dicts."""
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from dashboard.simulator.fleet import MARKETPLACE, PRIVATE, PUBLIC, SHARED, Group, Image, Server
+from dashboard.simulator.jobs import ACTIVE, CHANGE_SERVER_IMAGE, V1_STATUS, Job
+from dashboard.simulator.state import ARCHITECTURE, SYSTEM_DISK_GB, SimState, iso
+
+# image kind → each API's image type word (they differ; see the reference's vocabulary table)
+WORKSPACEAPP_TYPE = {PRIVATE: "private", SHARED: "shared", PUBLIC: "public", MARKETPLACE: "gold"}
+IMS_TYPE = {PRIVATE: "private", SHARED: "shared", PUBLIC: "gold", MARKETPLACE: "market"}
+WORKSPACE_TYPE = {PRIVATE: "private", SHARED: "shared", PUBLIC: "gold", MARKETPLACE: "gold"}
+TASK_STATUS = {CHANGE_SERVER_IMAGE: "rebuilding", "UPGRADE_ACCESS_AGENT": "upgrading_access_agent"}
+FLAVOR_ID = "s6.xlarge.2"
+PRODUCT_ID = "workspace.appstream.general.xlarge.2"
+
+
+def product_info() -> dict[str, Any]:
+    return {
+        "product_id": PRODUCT_ID,
+        "flavor_id": FLAVOR_ID,
+        "type": "BASE",
+        "architecture": ARCHITECTURE,
+        "cpu": "4",
+        "memory": "8192",
+        "is_gpu": False,
+        "system_disk_type": "SAS",
+        "system_disk_size": str(SYSTEM_DISK_GB),
+        "gpu_desc": "",
+        "descriptions": "4 vCPUs | 8 GiB | general computing",
+        "charge_mode": "0",
+        "contain_data_disk": False,
+        "resource_type": "hws.resource.type.workspace.appstream",
+        "cloud_service_type": "hws.service.type.vdi",
+        "volume_product_type": "workspace",
+        "sessions": 20,
+        "status": "normal",
+        "cond_operation_az": "cn-north-4a(normal),cn-north-4b(normal),cn-north-4c(normal)",
+        "sub_product_list": [],
+        "domain_ids": [],
+        "package_type": "general",
+        "expire_time": "",
+        "support_gpu_type": "",
+    }
+
+
+def server(state: SimState, s: Server, now: datetime, detail: bool = False) -> dict[str, Any]:
+    group = state.group_of(s)
+    image = state.image(s.image_id)
+    job = state.job_of(s)
+    job_status = job.status(now) if job else None
+    busy = job is not None and job_status in ACTIVE
+    vm_status = "REBUILD" if busy and job.job_type == CHANGE_SERVER_IMAGE else s.vm_status
+    body: dict[str, Any] = {
+        "id": s.id,
+        "name": s.name,
+        "machine_name": s.machine_name,
+        "description": "",
+        "server_group_id": s.group_id,
+        "server_group_name": group.name if group else "",
+        "flavor": {"id": FLAVOR_ID, "links": []},
+        "status": s.status,
+        "create_time": iso(s.create_time),
+        "update_time": iso(job.created if job else s.create_time),
+        "image_id": s.image_id,
+        "availability_zone": s.availability_zone,
+        "domain": "corp.example.com",
+        "ou_name": "AppServers",
+        "sid": "",
+        "instance_id": s.id,
+        "os_version": s.os_version,
+        "os_type": s.os_type,
+        "order_id": "",
+        "maintain_status": s.maintain_status,
+        "scaling_auto_create": s.scaling_auto_create,
+        "job_id": job.id if job else "",
+        "job_type": job.job_type if job else None,
+        "job_status": job_status,
+        "job_time": iso(job.created) if job else None,
+        "resource_pool_id": "",
+        "resource_pool_type": "private",
+        "host_id": s.id,
+        "session_count": s.session_count,
+        "vm_status": vm_status,
+        # the published example writes an idle task_status as the string "null"
+        "task_status": TASK_STATUS.get(job.job_type, "null") if busy else "null",
+        "freeze": list(s.freeze),
+        "product_info": product_info(),
+        "metadata": _metadata(s, image),
+        "host_address": [_nic(state, s)],
+        "enterprise_project_id": "0",
+        "tags": [],
+    }
+    if detail:
+        body["addresses"] = {state.vpc_id: [_address(s)]}
+        body["security_groups"] = []
+        body["data_volumes"] = []
+    return body
+
+
+def _metadata(s: Server, image: Image | None) -> dict[str, str]:
+    return {
+        "charging_mode": "0",
+        "metering.image_id": s.image_id,
+        "metering.imagetype": IMS_TYPE[image.kind] if image else "private",
+        "metering.resourcespeccode": FLAVOR_ID,
+        "image_name": image.name if image else "",
+        "os_bit": "64",
+        "EcmResStatus": "freeze" if s.freeze else "normal",
+    }
+
+
+def _nic(state: SimState, s: Server) -> dict[str, Any]:
+    group = state.group_of(s)
+    return {
+        "addr": s.ip,
+        "version": 4,
+        "OS-EXT-IPS:type": "fixed",
+        "OS-EXT-IPS-MAC:mac_addr": s.mac,
+        "OS-EXT-IPS:port_id": s.port_id,
+        "vpc_id": state.vpc_id,
+        "subnet_id": group.subnet_id if group else "",
+        "tenant_type": "tenant",
+    }
+
+
+def _address(s: Server) -> dict[str, Any]:
+    return {
+        "addr": s.ip,
+        "version": "4",
+        "OS-EXT-IPS-MAC:mac_addr": s.mac,
+        "OS-EXT-IPS:port_id": s.port_id,
+        "OS-EXT-IPS:type": "fixed",
+    }
+
+
+def group(state: SimState, g: Group, detail: bool = False) -> dict[str, Any]:
+    image = state.image(g.image_id)
+    body: dict[str, Any] = {
+        "id": g.id,
+        "name": g.name,
+        "description": g.description,
+        "image_id": g.image_id,
+        "image_name": image.name if image else "",
+        "os_type": image.os_type if image else "Windows",
+        "product_id": PRODUCT_ID,
+        "product_info": product_info(),
+        "subnet_id": g.subnet_id,
+        "subnet_name": f"subnet-{g.name}",
+        "system_disk_type": "SAS",
+        "system_disk_size": SYSTEM_DISK_GB,
+        "is_vdi": False,
+        "extra_session_type": "CPU",
+        "extra_session_size": 0,
+        "app_type": g.app_type,
+        "create_time": iso(g.create_time),
+        "update_time": iso(g.create_time + timedelta(days=1)),
+        "storage_mount_policy": "ANY",
+        "enterprise_project_id": "0",
+        "primary_server_group_ids": [],
+        "secondary_server_group_ids": [],
+        "server_group_status": True,
+        "site_type": "CENTER",
+        "site_id": "cn-north-4",
+        "app_server_flavor_count": 1,
+        "app_server_count": state.servers_in(g.id),
+        "app_group_count": 1,
+        "ou_name": "AppServers",
+        "tags": [],
+    }
+    if detail:
+        body["flavors"] = [{"id": FLAVOR_ID, "links": []}]
+        body["project_name"] = state.config.region
+        body["image_min_disk"] = image.min_disk if image else 0
+        body["image_product_id"] = image.product_code if image else ""
+        # ShowServerGroup documents only gold (marketplace) and private here
+        body["image_type"] = "gold" if image and image.kind == MARKETPLACE else "private"
+    return body
+
+
+def ims_image_visibility(i: Image) -> str:
+    return {PRIVATE: "private", SHARED: "shared"}.get(i.kind, "public")
+
+
+def ims_image(state: SimState, i: Image) -> dict[str, Any]:
+    """An IMS image (ListImages /v2/cloudimages, GlanceShowImage): many booleans are strings."""
+    return {
+        "id": i.id,
+        "name": i.name,
+        "status": i.status,
+        "visibility": ims_image_visibility(i),
+        "owner": state.config.project_id if i.kind == PRIVATE else "public-images-owner",
+        "protected": i.kind in (PUBLIC, MARKETPLACE),
+        "__imagetype": IMS_TYPE[i.kind],
+        "__os_type": i.os_type,
+        "__os_version": i.os_version,
+        "__platform": i.platform,
+        "__os_bit": "64",
+        "__support_arm": "true" if i.architecture == "arm" else "false",
+        "__support_amd": "false" if i.architecture == "arm" else "true",
+        "__isregistered": "true",
+        "__account_code": f"acct-{i.product_code.lower()}" if i.paid else "",
+        "__productcode": i.product_code,
+        "__is_offshelved": "false",
+        "__data_origin": "instance,ecs-template" if i.kind == PRIVATE else "",
+        "__originalimagename": "",
+        "__image_source_type": "uds",
+        "__image_size": str(i.size),
+        "min_disk": i.min_disk,
+        "min_ram": i.min_ram,
+        "disk_format": "zvhd2",
+        "container_format": "bare",
+        "virtual_env_type": "FusionCompute",
+        "enterprise_project_id": "0",
+        "created_at": iso(i.created_at, millis=False),
+        "updated_at": iso(i.created_at + timedelta(hours=2), millis=False),
+        "self": f"/v2/images/{i.id}",
+        "file": f"/v2/images/{i.id}/file",
+        "schema": "/v2/schemas/image",
+        "tags": [],
+    }
+
+
+def workspace_image(i: Image) -> dict[str, Any]:
+    """Workspace ListImages' ImageInfo."""
+    return {
+        "id": i.id,
+        "name": i.name,
+        "image_type": WORKSPACE_TYPE[i.kind],
+        "os_type": i.os_type,
+        "os_version": i.os_version,
+        "architecture": i.architecture,
+        "disk_format": "zvhd2",
+        "min_ram": i.min_ram,
+        "min_disk": i.min_disk,
+        "product_code": i.product_code,
+        "created_at": iso(i.created_at),
+        "kms_id": "",
+    }
+
+
+def market_image(i: Image) -> dict[str, Any]:
+    """Workspace ListMarketImages' entry."""
+    return {
+        "image_id": i.id,
+        "name": i.name,
+        "image_type": "gold",
+        "os_type": i.os_type,
+        "os_version": i.os_version,
+        "os_bit": "64",
+        "platform": i.platform,
+        "min_disk": i.min_disk,
+        "min_ram": i.min_ram,
+        "max_ram": 0,
+        "image_size": str(i.size),
+        "created_at": iso(i.created_at),
+        "updated_at": iso(i.created_at + timedelta(hours=2)),
+        "product_code": i.product_code,
+        "market_resource_type_code": "hws.resource.type.marketplace.image",
+        "market_service_type_code": "hws.service.type.marketplace",
+        "status": i.status,
+        "tags": [],
+    }
+
+
+def sub_job(state: SimState, job: Job, now: datetime) -> dict[str, Any]:
+    code, message = job.sub_error(now)
+    return {
+        "id": job.sub_id,
+        "job_id": job.id,
+        "job_type": job.job_type,
+        "status": job.status(now),
+        "begin_time": iso(job.begin_time(now)),
+        "end_time": iso(job.end_time(now)),
+        "error_code": code,
+        "error_message": message,
+        "project_id": state.config.project_id,
+        "job_resource_info": {"resource_id": job.server_id, "resource_name": job.server_name},
+    }
+
+
+def job_detail(state: SimState, job: Job, now: datetime) -> dict[str, Any]:
+    """ShowJobDetail (v2): one sub-job per job, for the job's one server."""
+    return {
+        "id": job.id,
+        "job_type": job.job_type,
+        "status": job.status(now),
+        "begin_time": iso(job.begin_time(now) or job.created),
+        "end_time": iso(job.end_time(now)),
+        "sub_jobs_total": 1,
+        "sub_jobs": [sub_job(state, job, now)],
+    }
+
+
+def job_v1(job: Job, now: datetime) -> dict[str, Any]:
+    """ShowJob (v1), the older integer-status view."""
+    status = V1_STATUS[job.status(now)]
+    code, message = job.sub_error(now)
+    begin = iso(job.begin_time(now) or job.created, millis=False)
+    end = iso(job.end_time(now), millis=False)
+    expected = iso(job.created + timedelta(seconds=job.duration), millis=False)
+    entity = {"resource_id": job.server_id, "resource_name": job.server_name}
+    return {
+        "job": {
+            "job_id": job.id,
+            "job_type": 1,
+            "job_status": status,
+            "begin_time": begin,
+            "end_time": end,
+            "expected_end_time": expected,
+            "execute_code": code or ("0" if status == 1 else ""),
+            "execute_message": message or ("success" if status == 1 else ""),
+            "sub_jobs": [
+                {
+                    "job_id": job.sub_id,
+                    "job_type": 2,
+                    "job_status": status,
+                    "begin_time": begin,
+                    "end_time": end,
+                    "execute_code": code,
+                    "execute_message": message,
+                    "entities": [entity],
+                }
+            ],
+        }
+    }

@@ -1,0 +1,367 @@
+"""The simulator's in-memory cloud: fleet, jobs, tokens, faults, clock and request log.
+
+One lock guards everything; every public method takes it, so the threaded server can call in
+from many threads. Jobs are settled lazily from the clock at the start of each operation,
+which keeps the server list, ShowJobDetail and ListSubJobs in agreement at every moment.
+The control methods (`set_faults`, `advance`, `patch_server`, …) are the same ones the
+/_sim/ endpoints call, for in-process tests.
+"""
+
+import os
+import random
+import secrets
+import threading
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from dashboard import compat
+from dashboard.simulator import codes
+from dashboard.simulator.faults import Faults
+from dashboard.simulator.fleet import Group, Image, Server, build_fleet
+from dashboard.simulator.jobs import ACTIVE, CHANGE_SERVER_IMAGE, Job, JobIds
+
+DEMO_AK = "DEMOACCESSKEYID0000"
+DEMO_SK = "demo-secret-access-key"
+DEMO_PROJECT_ID = "0123456789abcdef0123456789abcdef"
+ARCHITECTURE = "x86"  # every simulated server runs on an x86 flavour
+SYSTEM_DISK_GB = 80
+TOKEN_TTL = timedelta(hours=24)
+REQUEST_LOG_LIMIT = 100_000
+PATCHABLE = frozenset(
+    {"session_count", "status", "vm_status", "maintain_status", "freeze", "image_id", "name"}
+)
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    ak: str = DEMO_AK
+    sk: str = DEMO_SK
+    project_id: str = DEMO_PROJECT_ID
+    security_token: str = ""
+    iam_user: str = "demo-user"
+    iam_password: str = "demo-password"  # noqa: S105 (demo default, loopback only)
+    iam_domain: str = "demo-account"
+    region: str = "cn-north-4"
+    servers: int = 120
+    seed: int = 1
+    job_seconds: float = 60.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "SimConfig":
+        """Credentials from the dashboard's variable names; demo defaults when unset."""
+        env = os.environ if environ is None else environ
+        names = {
+            "ak": "HUAWEICLOUD_SDK_AK",
+            "sk": "HUAWEICLOUD_SDK_SK",
+            "project_id": "HUAWEICLOUD_SDK_PROJECT_ID",
+            "security_token": "HUAWEICLOUD_SDK_SECURITY_TOKEN",
+            "iam_user": "HUAWEICLOUD_IAM_USER",
+            "iam_password": "HUAWEICLOUD_IAM_PASSWORD",
+            "iam_domain": "HUAWEICLOUD_IAM_DOMAIN",
+            "region": "HUAWEICLOUD_REGION",
+        }
+        found = {field: env[name] for field, name in names.items() if env.get(name)}
+        return replace(cls(), **found, **overrides)
+
+
+class Clock:
+    """Real time by default; manual mode freezes time until `advance()` moves it."""
+
+    def __init__(self, manual: bool = False) -> None:
+        self._fixed: datetime | None = None
+        if manual:
+            self.set_manual()
+
+    @property
+    def manual(self) -> bool:
+        return self._fixed is not None
+
+    def now(self) -> datetime:
+        return self._fixed or datetime.now(UTC)
+
+    def set_manual(self, at: datetime | None = None) -> None:
+        self._fixed = at or self._fixed or datetime.now(UTC)
+
+    def set_real(self) -> None:
+        self._fixed = None
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("the clock only moves forward")
+        self.set_manual()
+        assert self._fixed is not None
+        self._fixed += timedelta(seconds=seconds)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"mode": "manual" if self.manual else "real", "now": iso(self.now())}
+
+
+def iso(moment: datetime | None, millis: bool = True) -> str | None:
+    """The cloud's UTC timestamp format (with milliseconds unless `millis` is False)."""
+    if moment is None:
+        return None
+    if not millis:
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True)
+class ChangeRequest:
+    image_id: str
+    server_ids: tuple[str, ...]
+
+
+class SimState:
+    def __init__(
+        self, config: SimConfig | None = None, *, faults: Faults | None = None, manual_clock=False
+    ) -> None:
+        self.lock = threading.RLock()
+        self.config = config or SimConfig()
+        self.clock = Clock(manual=manual_clock)
+        self._initial_faults = faults or Faults()
+        self.reset()
+
+    # --- lifecycle and controls ---------------------------------------------------------
+
+    def reset(self) -> None:
+        """Back to the freshly built fleet, the initial faults and an empty request log."""
+        with self.lock:
+            fleet = build_fleet(self.config.servers, self.config.seed)
+            self.vpc_id = fleet.vpc_id
+            self.groups: dict[str, Group] = {g.id: g for g in fleet.groups}
+            self.servers: dict[str, Server] = {s.id: s for s in fleet.servers}
+            self.images: dict[str, Image] = {i.id: i for i in fleet.images}
+            self.faults = replace(
+                self._initial_faults, rejections=dict(self._initial_faults.rejections)
+            )
+            self.fault_rng = random.Random(self.config.seed * 7919 + 1)
+            self.job_rng = random.Random(self.config.seed * 7919 + 2)
+            self.job_ids = JobIds(575768277444198400 + self.config.seed * 10_000_000)
+            self.sub_job_ids = JobIds(575768277481947136 + self.config.seed * 10_000_000)
+            self.jobs: dict[str, Job] = {}
+            self.last_job: dict[str, str] = {}
+            self._pending: dict[str, Job] = {}
+            self.tokens: dict[str, datetime] = {}
+            self.request_log: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_LIMIT)
+            self._seed_jobs()
+
+    def _seed_jobs(self) -> None:
+        now = self.clock.now()
+        for server in self.servers.values():
+            seed = server.seed_job
+            if seed is None:
+                continue
+            start = seed.started or now - timedelta(seconds=seed.started_ago)
+            self._add_job(server, seed.job_type, start, seed.duration, seed.fails, "")
+
+    def set_faults(self, **changes: Any) -> dict[str, Any]:
+        """Change fault knobs (see Faults); returns them all. Raises ValueError on bad input."""
+        with self.lock:
+            self.faults.update(changes)
+            return self.faults.as_dict()
+
+    def reject(self, server_id: str, error_code: str = codes.ITEM_UNAVAILABLE) -> None:
+        """Make batch-change-image refuse `server_id` with `error_code` as a per-item error."""
+        with self.lock:
+            self.faults.rejections[server_id] = error_code
+
+    def set_manual_clock(self, at: datetime | None = None) -> None:
+        with self.lock:
+            self.clock.set_manual(at)
+
+    def set_real_clock(self) -> None:
+        with self.lock:
+            self.clock.set_real()
+
+    def advance(self, seconds: float) -> datetime:
+        """Move the (now manual) clock forward; returns the new time."""
+        with self.lock:
+            self.clock.advance(seconds)
+            return self.clock.now()
+
+    def patch_server(self, server_id: str, **changes: Any) -> Server:
+        """Change a server's fields (PATCHABLE). Raises KeyError / ValueError."""
+        with self.lock:
+            server = self.servers[server_id]
+            unknown = set(changes) - PATCHABLE
+            if unknown:
+                raise ValueError(f"not patchable: {', '.join(sorted(unknown))}")
+            for name, value in changes.items():
+                setattr(server, name, value)
+            return server
+
+    def delete_server(self, server_id: str) -> None:
+        """The server disappears from the cloud (as if deleted by someone else)."""
+        with self.lock:
+            del self.servers[server_id]
+
+    def record(self, entry: dict[str, Any]) -> None:
+        with self.lock:
+            self.request_log.append(entry)
+
+    def requests(self) -> list[dict[str, Any]]:
+        """Every cloud request served so far, oldest first."""
+        with self.lock:
+            return list(self.request_log)
+
+    # --- reading ------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The clock's time, after applying every job that has finished by then."""
+        with self.lock:
+            now = self.clock.now()
+            self._settle(now)
+            return now
+
+    def _settle(self, now: datetime) -> None:
+        for job_id, job in list(self._pending.items()):
+            if job.status(now) in ACTIVE:
+                continue
+            server = self.servers.get(job.server_id)
+            if server is not None and job.target_image_id and not job.fails:
+                server.image_id = job.target_image_id
+            job.settled = True
+            del self._pending[job_id]
+
+    def job_of(self, server: Server) -> Job | None:
+        job_id = self.last_job.get(server.id)
+        return self.jobs.get(job_id) if job_id else None
+
+    def group_of(self, server: Server) -> Group | None:
+        return self.groups.get(server.group_id)
+
+    def image(self, image_id: str) -> Image | None:
+        return self.images.get(image_id)
+
+    def servers_in(self, group_id: str) -> int:
+        return sum(1 for s in self.servers.values() if s.group_id == group_id)
+
+    # --- acting -------------------------------------------------------------------------
+
+    def change_images(self, image_id: str, server_ids: Iterable[str]) -> list[dict[str, str]]:
+        """BatchChangeServerImage's per-server outcome: a job id or an item error each."""
+        with self.lock:
+            now = self.now()
+            return [self._change_one(server_id, image_id, now) for server_id in server_ids]
+
+    def _change_one(self, server_id: str, image_id: str, now: datetime) -> dict[str, str]:
+        rejected = self.faults.rejections.get(server_id)
+        if rejected:
+            return _item(server_id, error=(rejected, codes.item_message(rejected)))
+        server = self.servers.get(server_id)
+        if server is None:
+            reason = compat.reason(compat.SERVER_GONE)
+            return _item(server_id, error=(codes.COMPAT_CODES[reason.code], reason.message))
+        decision = self.verdict(server, image_id, now)
+        if not decision.ok:
+            assert decision.reason is not None
+            code = codes.COMPAT_CODES[decision.reason.code]
+            return _item(server_id, error=(code, decision.reason.message))
+        fails = self.job_rng.random() < self.faults.job_failure_rate
+        job = self._add_job(
+            server, CHANGE_SERVER_IMAGE, now, self.config.job_seconds, fails, image_id
+        )
+        return _item(server_id, job_id=job.id)
+
+    def verdict(self, server: Server, image_id: str, now: datetime) -> compat.Verdict:
+        """The dashboard's own compatibility rules, applied to the simulator's state."""
+        job = self.job_of(server)
+        facts = compat.ServerFacts(
+            id=server.id,
+            image_id=server.image_id,
+            os_type=server.os_type,
+            architecture=ARCHITECTURE,
+            system_disk_size=SYSTEM_DISK_GB,
+            frozen=bool(server.freeze),
+            job_status=job.status(now) if job else "",
+            session_count=server.session_count,
+            maintain_status=server.maintain_status,
+        )
+        return compat.verdict(
+            facts, _facts(self.image(image_id)), _facts(self.image(server.image_id))
+        )
+
+    def _add_job(
+        self,
+        server: Server,
+        job_type: str,
+        start: datetime,
+        duration: float,
+        fails: bool,
+        target_image_id: str,
+    ) -> Job:
+        job = Job(
+            id=self.job_ids.take(),
+            sub_id=self.sub_job_ids.take(),
+            job_type=job_type,
+            server_id=server.id,
+            server_name=server.name,
+            created=start,
+            duration=duration,
+            fails=fails,
+            target_image_id=target_image_id,
+            error_code=codes.JOB_FAILED if fails else "",
+            error_message=codes.JOB_FAILED_MESSAGE if fails else "",
+        )
+        self.jobs[job.id] = job
+        self.last_job[server.id] = job.id
+        self._pending[job.id] = job
+        self._settle(self.clock.now())
+        return job
+
+    def set_maintenance(self, server_ids: Iterable[str], on: bool) -> list[str]:
+        """BatchChangeServerMaintainMode; returns the ids that do not exist (nothing changes)."""
+        with self.lock:
+            ids = list(server_ids)
+            missing = [i for i in ids if i not in self.servers]
+            if missing:
+                return missing
+            for server_id in ids:
+                server = self.servers[server_id]
+                server.maintain_status = on
+                if on and server.status == "REGISTERED":
+                    server.status = "MAINTAINING"
+                elif not on and server.status == "MAINTAINING":
+                    server.status = "REGISTERED"
+            return []
+
+    def issue_token(self) -> tuple[str, datetime, datetime]:
+        """A new IAM token with (token, issued_at, expires_at); expiry uses real time."""
+        with self.lock:
+            token = "MIIsim" + secrets.token_urlsafe(96)
+            issued = datetime.now(UTC)
+            self.tokens[token] = issued + TOKEN_TTL
+            return token, issued, issued + TOKEN_TTL
+
+    def token_valid(self, token: str) -> bool:
+        with self.lock:
+            expires = self.tokens.get(token)
+            return expires is not None and expires > datetime.now(UTC)
+
+    def expire_tokens(self) -> None:
+        """Every issued token expires now (to test re-authentication)."""
+        with self.lock:
+            self.tokens.clear()
+
+
+def _item(server_id: str, job_id: str = "", error: tuple[str, str] = ("", "")) -> dict[str, str]:
+    return {"server_id": server_id, "job_id": job_id, "error_code": error[0],
+            "error_message": error[1]}  # fmt: skip
+
+
+def _facts(image: Image | None) -> compat.ImageFacts | None:
+    if image is None:
+        return None
+    return compat.ImageFacts(
+        id=image.id,
+        os_type=image.os_type,
+        architecture=image.architecture,
+        image_type=image.kind,
+        status=image.status,
+        min_disk=image.min_disk,
+        paid=image.paid,
+        product_code=image.product_code,
+    )

@@ -1,0 +1,106 @@
+"""Pytest fixtures for a running simulator on a free loopback port.
+
+- `simulator_factory(servers=24, seed=7, job_seconds=60, manual_clock=True, **faults)` starts
+  one (stopped at teardown) and returns a `RunningSimulator`.
+- `simulator`: a fresh default one per test (manual clock: jobs move only with `advance`).
+- `sim_settings`: settings.HUAWEICLOUD points at `simulator` (endpoints, AK/SK, project).
+- `cloud_client`: the dashboard's CloudClient configured from those settings.
+"""
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from dashboard.simulator import server
+from dashboard.simulator.faults import Faults
+from dashboard.simulator.state import SimConfig, SimState
+
+TEST_SERVERS = 24
+TEST_SEED = 7
+TEST_JOB_SECONDS = 60.0
+
+
+@dataclass
+class RunningSimulator:
+    url: str
+    state: SimState
+    handle: server.RunningServer
+
+    @property
+    def config(self) -> SimConfig:
+        return self.state.config
+
+    def requests(self, method: str | None = None, path_suffix: str = "") -> list[dict[str, Any]]:
+        """Recorded cloud requests, optionally only those with `method` and a path ending."""
+        return [
+            r
+            for r in self.state.requests()
+            if (method is None or r["method"] == method) and r["path"].endswith(path_suffix)
+        ]
+
+    def advance(self, seconds: float) -> datetime:
+        return self.state.advance(seconds)
+
+
+SimulatorFactory = Callable[..., RunningSimulator]
+
+
+@pytest.fixture
+def simulator_factory() -> Iterator[SimulatorFactory]:
+    started: list[RunningSimulator] = []
+
+    def start(
+        *,
+        servers: int = TEST_SERVERS,
+        seed: int = TEST_SEED,
+        job_seconds: float = TEST_JOB_SECONDS,
+        manual_clock: bool = True,
+        **faults: Any,
+    ) -> RunningSimulator:
+        config = SimConfig(servers=servers, seed=seed, job_seconds=job_seconds)
+        knobs = Faults()
+        knobs.update(faults)
+        state = SimState(config, faults=knobs, manual_clock=manual_clock)
+        handle = server.start(state)
+        sim = RunningSimulator(handle.url, state, handle)
+        started.append(sim)
+        return sim
+
+    yield start
+    for sim in started:
+        sim.handle.stop()
+
+
+@pytest.fixture
+def simulator(simulator_factory: SimulatorFactory) -> RunningSimulator:
+    return simulator_factory()
+
+
+@pytest.fixture
+def sim_settings(simulator: RunningSimulator, settings: Any) -> RunningSimulator:
+    config = simulator.config
+    settings.HUAWEICLOUD = {
+        **settings.HUAWEICLOUD,
+        "WORKSPACEAPP_ENDPOINT": simulator.url,
+        "WORKSPACE_ENDPOINT": simulator.url,
+        "IMS_ENDPOINT": simulator.url,
+        "IAM_ENDPOINT": simulator.url,
+        "AK": config.ak,
+        "SK": config.sk,
+        "PROJECT_ID": config.project_id,
+        "SECURITY_TOKEN": "",
+        "VERIFY_TLS": False,
+    }
+    return simulator
+
+
+@pytest.fixture
+def cloud_client(sim_settings: RunningSimulator) -> Any:
+    # Imported here: the client module may be absent while the simulator is tested alone.
+    from dashboard.cloud.client import CloudClient
+    from dashboard.cloud.config import from_settings
+
+    return CloudClient(from_settings())
