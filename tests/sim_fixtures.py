@@ -5,15 +5,19 @@
 - `simulator`: a fresh default one per test (manual clock: jobs move only with `advance`).
 - `sim_settings`: settings.HUAWEICLOUD points at `simulator` (endpoints, AK/SK, project).
 - `cloud_client`: the dashboard's CloudClient configured from those settings.
+- `signed_call(sim, method, path, params, body)`: a raw request signed as the SDK signs it.
 """
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import pytest
+import requests
 
+from dashboard.cloud.signing import canonical_query, sign_request
 from dashboard.simulator import server
 from dashboard.simulator.faults import Faults
 from dashboard.simulator.state import SimConfig, SimState
@@ -21,6 +25,7 @@ from dashboard.simulator.state import SimConfig, SimState
 TEST_SERVERS = 24
 TEST_SEED = 7
 TEST_JOB_SECONDS = 60.0
+TIMEOUT = 10
 
 
 @dataclass
@@ -43,6 +48,30 @@ class RunningSimulator:
 
     def advance(self, seconds: float) -> datetime:
         return self.state.advance(seconds)
+
+
+def signed_call(
+    sim: RunningSimulator,
+    method: str,
+    path: str,
+    params: list[tuple[str, str]] | None = None,
+    body: Any = None,
+    *,
+    sign: bool = True,
+    sk: str | None = None,
+    sdk_date: str | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = TIMEOUT,
+) -> requests.Response:
+    """A request to the simulator signed as the SDK signs it (sorted query, JSON body)."""
+    query = canonical_query(params or [])
+    url = f"{sim.url}{path}" + (f"?{query}" if query else "")
+    data = b"" if body is None else json.dumps(body).encode()
+    sent = {"Content-Type": "application/json", **(headers or {})}
+    if sign:
+        config = sim.config
+        sent = sign_request(method, url, sent, data, config.ak, sk or config.sk, sdk_date=sdk_date)
+    return requests.request(method, url, data=data or None, headers=sent, timeout=timeout)
 
 
 SimulatorFactory = Callable[..., RunningSimulator]

@@ -1,6 +1,5 @@
 """The simulator over HTTP: limits, auth, paging, jobs, compat refusals, faults, recording."""
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -8,36 +7,13 @@ import pytest
 import requests
 
 from dashboard import compat
-from dashboard.cloud.signing import SDK_DATE_FORMAT, canonical_query, sign_request
+from dashboard.cloud.signing import SDK_DATE_FORMAT
 from dashboard.simulator import codes
 from dashboard.simulator.fleet import build_fleet
 from tests.sim_fixtures import RunningSimulator
+from tests.sim_fixtures import signed_call as call
 
 TIMEOUT = 10
-
-
-def call(
-    sim: RunningSimulator,
-    method: str,
-    path: str,
-    params: list[tuple[str, str]] | None = None,
-    body: Any = None,
-    *,
-    sign: bool = True,
-    sk: str | None = None,
-    sdk_date: str | None = None,
-    headers: dict[str, str] | None = None,
-    timeout: float = TIMEOUT,
-) -> requests.Response:
-    """A request signed as the SDK signs it (sorted query, JSON body)."""
-    query = canonical_query(params or [])
-    url = f"{sim.url}{path}" + (f"?{query}" if query else "")
-    data = b"" if body is None else json.dumps(body).encode()
-    sent = {"Content-Type": "application/json", **(headers or {})}
-    if sign:
-        config = sim.config
-        sent = sign_request(method, url, sent, data, config.ak, sk or config.sk, sdk_date=sdk_date)
-    return requests.request(method, url, data=data or None, headers=sent, timeout=timeout)
 
 
 def v1(sim: RunningSimulator, rest: str) -> str:
@@ -58,8 +34,12 @@ def group_image(sim: RunningSimulator, server) -> Any:
 
 def change_body(image, server_ids: list[str]) -> dict[str, Any]:
     wire = {"marketplace": "gold"}.get(image.kind, image.kind)
-    body = {"server_ids": server_ids, "image_id": image.id, "image_type": wire,
-            "os_type": image.os_type}  # fmt: skip
+    body = {
+        "server_ids": server_ids,
+        "image_id": image.id,
+        "image_type": wire,
+        "os_type": image.os_type,
+    }
     if image.product_code:
         body["image_product_id"] = image.product_code
     return body
@@ -82,8 +62,11 @@ def drifted_marketplace(sim: RunningSimulator):
         if group_image(sim, s).kind == "marketplace"
     )
     target = group_image(sim, server)
-    older = next(i for i in sim.state.images.values()
-                 if i.product_code == target.product_code and i.id != target.id)  # fmt: skip
+    older = next(
+        i
+        for i in sim.state.images.values()
+        if i.product_code == target.product_code and i.id != target.id
+    )
     sim.state.patch_server(server.id, image_id=older.id)
     return server
 
@@ -100,9 +83,15 @@ def test_the_fleet_is_the_same_for_the_same_seed() -> None:
 def test_a_small_fleet_has_every_scenario_and_image_kind() -> None:
     fleet = build_fleet(24, 7)
     assert {s.scenario for s in fleet.servers} >= {
-        "current", "drifted", "drifted_maintenance", "busy_sessions", "stopped",
-        "maintaining", "frozen", "job_running",
-    }  # fmt: skip
+        "current",
+        "drifted",
+        "drifted_maintenance",
+        "busy_sessions",
+        "stopped",
+        "maintaining",
+        "frozen",
+        "job_running",
+    }
     kinds = {i.kind for i in fleet.images}
     assert kinds == {"private", "shared", "public", "marketplace"}
     assert len({i.product_code for i in fleet.images if i.paid}) == 2
@@ -228,9 +217,12 @@ def test_an_iam_token_opens_the_api(simulator) -> None:
     assert issued.json()["token"]["project"]["id"] == simulator.config.project_id
     token = issued.headers["X-Subject-Token"]
     listed = call(
-        simulator, "GET", v1(simulator, "/app-servers"), sign=False,
+        simulator,
+        "GET",
+        v1(simulator, "/app-servers"),
+        sign=False,
         headers={"X-Auth-Token": token},
-    )  # fmt: skip
+    )
     assert listed.status_code == 200
 
 
@@ -355,8 +347,11 @@ def test_a_failed_job_keeps_the_old_image_and_reports_an_error(simulator) -> Non
 
 
 def test_each_accepted_server_gets_its_own_job(simulator) -> None:
-    candidates = [s for s in servers_in_scenario(simulator, "drifted")
-                  if group_image(simulator, s).kind == "private"][:2]  # fmt: skip
+    candidates = [
+        s
+        for s in servers_in_scenario(simulator, "drifted")
+        if group_image(simulator, s).kind == "private"
+    ][:2]
     target = group_image(simulator, candidates[0])
     same_family = [s for s in candidates if group_image(simulator, s).id == target.id]
     ids = [s.id for s in same_family] or [candidates[0].id]
@@ -413,9 +408,12 @@ def test_a_paid_image_of_the_same_product_is_accepted(simulator) -> None:
 
 @pytest.mark.parametrize(
     ("scenario", "reason"),
-    [("frozen", compat.SERVER_FROZEN), ("job_running", compat.SERVER_BUSY),
-     ("current", compat.SAME_IMAGE)],
-)  # fmt: skip
+    [
+        ("frozen", compat.SERVER_FROZEN),
+        ("job_running", compat.SERVER_BUSY),
+        ("current", compat.SAME_IMAGE),
+    ],
+)
 def test_a_server_that_cannot_change_now_is_refused(simulator, scenario, reason) -> None:
     server = servers_in_scenario(simulator, scenario)[0]
     image = group_image(simulator, server)
@@ -434,8 +432,14 @@ def test_an_unknown_server_in_a_batch_is_an_item_error(simulator) -> None:
     image = image_named(simulator, "win2019-office-2026.11")
     path = v1(simulator, "/app-servers/actions/batch-change-image")
     items = call(simulator, "POST", path, body=change_body(image, ["gone"])).json()["items"]
-    assert items == [{"server_id": "gone", "job_id": "", "error_code": codes.NOT_FOUND,
-                      "error_message": compat.MESSAGES[compat.SERVER_GONE]}]  # fmt: skip
+    assert items == [
+        {
+            "server_id": "gone",
+            "job_id": "",
+            "error_code": codes.NOT_FOUND,
+            "error_message": compat.MESSAGES[compat.SERVER_GONE],
+        }
+    ]
 
 
 # --- faults ---------------------------------------------------------------------------------------
