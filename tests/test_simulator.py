@@ -541,3 +541,40 @@ def test_every_cloud_request_is_recorded_once(simulator) -> None:
     ]
     recorded = requests.get(f"{simulator.url}/_sim/requests", timeout=TIMEOUT).json()
     assert len(recorded["requests"]) == 2
+
+
+# --- serving ------------------------------------------------------------------------------------
+
+
+def test_it_answers_many_requests_at_once(simulator) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def fetch(n: int) -> int:
+        params = [("limit", "5"), ("offset", str(n))]
+        return call(simulator, "GET", v1(simulator, "/app-servers"), params).status_code
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        assert set(pool.map(fetch, range(48))) == {200}
+    assert len(simulator.requests("GET")) == 48
+
+
+def test_runsim_options_build_the_state() -> None:
+    from dashboard.management.commands.runsim import build_state
+
+    options = {
+        "servers": 30,
+        "seed": 4,
+        "job_seconds": 5.0,
+        "manual_clock": True,
+        "latency_ms": 0,
+        "error_rate": 0.25,
+        "throttle_rate": 0.0,
+        "job_failure_rate": 0.5,
+        "drop_before_rate": 0.0,
+        "drop_after_rate": 0.0,
+        "stall_seconds": 0.0,
+    }
+    state = build_state(options)
+    assert len(state.servers) == 30 and state.config.job_seconds == 5.0
+    assert state.faults.error_rate == 0.25 and state.faults.job_failure_rate == 0.5
+    assert state.clock.manual
