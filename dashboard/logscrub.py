@@ -1,27 +1,116 @@
-"""Logging helpers that keep secrets and control characters out of log lines."""
+"""Logging helpers that keep secrets and control characters out of log lines.
+
+Two layers, because one pattern list can never foresee every way a secret is printed:
+
+1. Patterns: anything that looks like an Authorization / token / cookie / AK-SK / password
+   field, a bearer token or a JWT is replaced by "[redacted]", whatever surrounds it (a header
+   line, a dict repr of request.META, a query string, JSON).
+2. Values: the secrets this process actually holds (SECRET_KEY, the cloud AK/SK, security
+   token and IAM password, the database URL's password) are replaced wherever they appear.
+
+`OneLineFormatter` applies both to the fully formatted record, traceback included, and escapes
+control characters so a hostile server or user name cannot forge a second log line.
+"""
 
 import logging
 import re
 
-# Values that must never reach a log: AK/SK signatures, tokens, cookies, passwords.
-_SECRET_PATTERNS = [
-    re.compile(r"(?i)(authorization\s*[:=]\s*)([^\n,;]+(?:,\s*\w+=[^\n,;]+)*)"),
-    re.compile(r"(?i)(signature=)([0-9a-f]+)"),
-    re.compile(r"(?i)(x-auth-token\s*[:=]\s*)(\S+)"),
-    re.compile(r"(?i)(x-subject-token\s*[:=]\s*)(\S+)"),
-    re.compile(r"(?i)(x-security-token\s*[:=]\s*)(\S+)"),
-    re.compile(r"(?i)(cookie\s*[:=]\s*)([^\n]+)"),
-    re.compile(
-        r"(?i)((?:\"|')?(?:password|secret|sk|security_token|token)(?:\"|')?\s*[:=]\s*)(\"[^\"]*\"|'[^']*'|\S+)"
-    ),
-]
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+REDACTED = "[redacted]"
+
+# Field names whose values are secret. Matched as a key (HTTP header, META key, JSON/dict key,
+# query parameter), with optional quotes around key and value.
+_SECRET_KEYS = (
+    r"(?:http_)?(?:proxy_)?authorization",
+    r"(?:http_)?(?:set_)?cookie",
+    r"(?:http_)?set-cookie",
+    r"(?:http_)?x[-_](?:auth|subject|security)[-_]token",
+    r"(?:http_)?x[-_]csrftoken",
+    r"(?:http_)?cf[-_]access[-_]jwt[-_]assertion",
+    r"(?:http_)?x[-_]pomerium[-_]jwt[-_]assertion",
+    r"(?:http_)?x[-_]goog[-_]iap[-_]jwt[-_]assertion",
+    r"(?:http_)?x[-_]forwarded[-_]access[-_]token",
+    r"(?:http_)?x[-_]auth[-_]request[-_]access[-_]token",
+    r"(?:__host-)?sessionid",
+    r"(?:__host-)?csrftoken",
+    r"csrfmiddlewaretoken",
+    r"(?:huaweicloud_sdk_)?(?:ak|sk)",
+    r"(?:huaweicloud_sdk_)?security_token",
+    r"(?:huaweicloud_)?iam_password",
+    r"access[-_]?key(?:[-_]?id)?",
+    r"secret(?:[-_]?access)?(?:[-_]?key)?",
+    r"client[-_]?secret",
+    r"api[-_]?key",
+    r"private[-_]?key",
+    r"(?:access|refresh|id|auth|session)?[-_]?token",
+    r"passw(?:or)?d",
+    r"pwd",
+    r"signature",
+)
+_KEY = "(?:" + "|".join(_SECRET_KEYS) + ")"
+# key, optional closing quote, separator; then a quoted value or a run up to a delimiter.
+# Authorization-like values keep going over ", Key=value" pairs (SDK-HMAC-SHA256 Access=…,
+# SignedHeaders=…, Signature=…) and spaces ("Bearer xyz").
+_SECRET_NAME = re.compile(r"(?i)^[-_]?(?:" + _KEY + r")$")
+_KEY_VALUE = re.compile(
+    r"(?i)(?<![a-z0-9])(['\"]?" + _KEY + r"['\"]?\s*(?:[:=]|=>)\s*)"
+    r"(\[redacted\]|\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|[^\s,;&'\"}\]\)]+)"
+)
+_AUTH_LINE = re.compile(
+    r"(?i)((?:http_)?(?:proxy[-_])?authorization['\"]?\s*[:=]\s*['\"]?)([^'\"\r\n]+)"
+)
+_COOKIE_LINE = re.compile(r"(?i)((?:http_)?(?:set[-_])?cookie['\"]?\s*[:=]\s*['\"]?)([^'\"\r\n]+)")
+_BEARER = re.compile(
+    r"(?i)\b(bearer|basic|sdk-hmac-sha256)(\s+)([^\s'\",;]+(?:,\s*\w+=[^\s'\",;]+)*)"
+)
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
+# Huawei Cloud AK: 20 upper-case letters/digits; SK: 40 letters/digits. Only inside an
+# SDK-HMAC "Access=" field is an AK recognised by shape (elsewhere it would hit ordinary ids).
+_ACCESS_FIELD = re.compile(r"(?i)(\baccess=)([A-Z0-9]{16,64})")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]")
+
+_MIN_SECRET_LENGTH = 6
+
+
+def _known_secrets() -> list[str]:
+    """The secret values this process holds, longest first (so no secret is half-replaced)."""
+    try:
+        from django.conf import settings
+
+        if not settings.configured:
+            return []
+        cloud = getattr(settings, "HUAWEICLOUD", {}) or {}
+        values = [
+            getattr(settings, "SECRET_KEY", ""),
+            cloud.get("AK", ""),
+            cloud.get("SK", ""),
+            cloud.get("SECURITY_TOKEN", ""),
+            cloud.get("IAM_PASSWORD", ""),
+        ]
+        for database in getattr(settings, "DATABASES", {}).values():
+            values.append(str(database.get("PASSWORD", "") or ""))
+    except Exception:
+        return []
+    found = {str(value) for value in values if value and len(str(value)) >= _MIN_SECRET_LENGTH}
+    return sorted(found, key=len, reverse=True)
 
 
 def scrub(text: str) -> str:
-    for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(lambda m: m.group(1) + "[redacted]", text)
+    """`text` with every recognisable secret replaced by "[redacted]"."""
+    for secret in _known_secrets():
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    text = _AUTH_LINE.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _COOKIE_LINE.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _BEARER.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
+    text = _JWT.sub(REDACTED, text)
+    text = _ACCESS_FIELD.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _KEY_VALUE.sub(lambda m: m.group(1) + REDACTED, text)
     return text
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a field called `name` (header, setting, JSON key) holds a secret."""
+    return bool(_SECRET_NAME.match(name.strip()))
 
 
 def one_line(text: str) -> str:
@@ -30,13 +119,20 @@ def one_line(text: str) -> str:
 
 
 class ScrubSecretsFilter(logging.Filter):
+    """Scrubs the message (with its arguments merged in) before any handler sees it."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string must not lose the record, or leak its args
+            message = f"{record.msg!s} [unformattable arguments dropped]"
         record.msg = scrub(message)
         record.args = None
         return True
 
 
 class OneLineFormatter(logging.Formatter):
+    """Formats, then scrubs everything (traceback too) and keeps the record on one line."""
+
     def format(self, record: logging.LogRecord) -> str:
         return one_line(scrub(super().format(record)))
