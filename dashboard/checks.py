@@ -1,7 +1,13 @@
-"""Deploy checks (`manage.py check --deploy`) for settings Django cannot judge itself."""
+"""System checks for the SSO settings Django cannot judge itself.
+
+Deploy checks run with `manage.py check --deploy`; the others run at every start-up, because a
+malformed proxy range or JWT setting is a broken configuration in any environment.
+"""
+
+import ipaddress
 
 from django.conf import settings
-from django.core.checks import Error, Tags, register
+from django.core.checks import Error, Tags, Warning, register
 
 
 @register(Tags.security, deploy=True)
@@ -29,3 +35,68 @@ def dev_identity_off(app_configs, **kwargs) -> list[Error]:
             )
         ]
     return []
+
+
+@register(Tags.security)
+def trusted_proxies_valid(app_configs, **kwargs) -> list[Error]:
+    errors = []
+    for cidr in settings.TRUSTED_PROXY_CIDRS:
+        try:
+            network = ipaddress.ip_network(cidr.strip(), strict=False)
+        except ValueError:
+            errors.append(
+                Error(
+                    f"TRUSTED_PROXY_CIDRS entry {cidr!r} is not an address or CIDR range.",
+                    id="dashboard.E003",
+                )
+            )
+            continue
+        if network.prefixlen == 0:
+            errors.append(
+                Error(
+                    f"TRUSTED_PROXY_CIDRS entry {cidr!r} trusts every address on the Internet.",
+                    hint="List only the authenticating proxy's addresses.",
+                    id="dashboard.E004",
+                )
+            )
+    return errors
+
+
+@register(Tags.security)
+def jwt_mode_complete(app_configs, **kwargs) -> list[Error]:
+    if not settings.SSO_JWT_HEADER:
+        return []
+    missing = [
+        name for name in ("SSO_JWT_ISSUER", "SSO_JWT_AUDIENCE") if not getattr(settings, name, "")
+    ]
+    if not (settings.SSO_JWT_JWKS_FILE or settings.SSO_JWT_JWKS_URL):
+        missing.append("SSO_JWT_JWKS_FILE or SSO_JWT_JWKS_URL")
+    if not missing:
+        return []
+    return [
+        Error(
+            f"SSO_JWT_HEADER is set but {', '.join(missing)} is not: no assertion can verify.",
+            id="dashboard.E005",
+        )
+    ]
+
+
+@register(Tags.security)
+def header_names_reach_django(app_configs, **kwargs) -> list[Warning]:
+    # gunicorn (and nginx by default) silently drop header names containing "_", because
+    # X-Forwarded_User and X-Forwarded-User would otherwise both become HTTP_X_FORWARDED_USER.
+    names = {
+        "SSO_USER_HEADER": settings.SSO_USER_HEADER,
+        "SSO_EMAIL_HEADER": settings.SSO_EMAIL_HEADER,
+        "SSO_GROUPS_HEADER": settings.SSO_GROUPS_HEADER,
+        "SSO_JWT_HEADER": settings.SSO_JWT_HEADER,
+    }
+    return [
+        Warning(
+            f"{setting}={value!r} contains an underscore; gunicorn and nginx drop such headers.",
+            hint="Use dashes, as the proxy sends them (X-Forwarded-User).",
+            id="dashboard.W001",
+        )
+        for setting, value in names.items()
+        if value and "_" in value
+    ]

@@ -1,7 +1,10 @@
 """Roles and the checks every view and action goes through.
 
+Roles come from SSO groups (settings.ROLE_GROUPS) and are recomputed on every request by
+`dashboard.sso.SSOMiddleware`, which stores them on `request.roles`.
+
 Roles are ordered: each one includes the rights of those before it, except that approving
-is its own right (an admin may approve too).
+is its own right (an operator cannot approve; an admin may do everything).
 """
 
 from collections.abc import Callable, Iterable
@@ -34,17 +37,60 @@ def roles_for_groups(groups: Iterable[str]) -> frozenset[str]:
 
 
 def has_role(request: HttpRequest, role: str) -> bool:
+    """Whether this request's SSO identity holds `role` (directly or implied)."""
     return role in getattr(request, "roles", frozenset())
 
 
+def _username(request: HttpRequest) -> str:
+    user = getattr(request, "user", None)
+    return user.get_username() if user is not None and user.is_authenticated else ""
+
+
+def can_approve(request: HttpRequest, rollout_created_by: str) -> bool:
+    """Approver (or admin) and not the person who submitted the rollout: four eyes."""
+    username = _username(request)
+    if not username or not has_role(request, APPROVER):
+        return False
+    return username.casefold() != (rollout_created_by or "").casefold()
+
+
+def needs_second_approval(group_ids_or_names: Iterable[str]) -> bool:
+    """Whether a rollout touching these server groups (ids or names) needs an approver.
+
+    PROTECTED_SERVER_GROUPS lists ids or names (matched without regard to case); `*` protects
+    every group.
+    """
+    protected = {item.strip().casefold() for item in settings.PROTECTED_SERVER_GROUPS}
+    if not protected:
+        return False
+    if "*" in protected:
+        return True
+    return any((item or "").strip().casefold() in protected for item in group_ids_or_names)
+
+
+def refuse(request: HttpRequest, action: str, *, role: str = "", **details) -> None:
+    """Write a "refused" audit event and raise PermissionDenied (403).
+
+    For checks inside a view (e.g. `can_approve`) so every refusal is audited the same way.
+    """
+    from dashboard import audit
+
+    audit.record(
+        request, action, outcome="refused", target=request.path, required_role=role, **details
+    )
+    raise PermissionDenied(f"This needs the {role} role." if role else "Not allowed.")
+
+
 def require_role(role: str) -> Callable:
-    """View decorator: 403 unless the request's SSO identity holds `role`."""
+    """View decorator: 403 (and an audit event) unless the request's identity holds `role`."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}")
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @wraps(view)
         def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
             if not request.user.is_authenticated or not has_role(request, role):
-                raise PermissionDenied(f"This needs the {role} role.")
+                refuse(request, "access.denied", role=role, method=request.method)
             return view(request, *args, **kwargs)
 
         wrapped.required_role = role  # type: ignore[attr-defined]

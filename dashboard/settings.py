@@ -146,7 +146,7 @@ TASKS = {
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -154,6 +154,9 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
+# Pages hand the token to htmx through hx-headers; no script needs to read the cookie.
+CSRF_COOKIE_HTTPONLY = True
+CSRF_FAILURE_VIEW = "dashboard.sso.csrf_failure"
 # The __Host- prefix binds a cookie to this exact host over HTTPS (no Domain, Path=/).
 SESSION_COOKIE_NAME = "sessionid" if DEBUG else "__Host-sessionid"
 CSRF_COOKIE_NAME = "csrftoken" if DEBUG else "__Host-csrftoken"
@@ -168,6 +171,7 @@ SECURE_CSP = {
     "connect-src": [CSP.SELF],
     "form-action": [CSP.SELF],
     "frame-ancestors": [CSP.NONE],
+    "frame-src": [CSP.NONE],
     "base-uri": [CSP.NONE],
     "object-src": [CSP.NONE],
 }
@@ -186,6 +190,8 @@ SSO_JWT_JWKS_FILE = env_str("SSO_JWT_JWKS_FILE")
 SSO_JWT_ISSUER = env_str("SSO_JWT_ISSUER")
 SSO_JWT_AUDIENCE = env_str("SSO_JWT_AUDIENCE")
 SSO_JWT_GROUPS_CLAIM = env_str("SSO_JWT_GROUPS_CLAIM", "groups")
+# Cloudflare Access, Pomerium and IAP all put the person's address in "email".
+SSO_JWT_USER_CLAIM = env_str("SSO_JWT_USER_CLAIM", "email")
 # Role name -> SSO groups that grant it. A user's roles are recomputed on every request.
 ROLE_GROUPS = {
     "viewer": env_list("ROLE_VIEWER_GROUPS", ["dashboard-viewers"]),
@@ -240,6 +246,10 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {
+        # Django's defaults attach their own (unscrubbed) handlers to these two; an empty
+        # list removes them, so every line goes through the root's scrubbing handler.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": [], "level": "INFO", "propagate": True},
         "django.security": {"level": "INFO"},
         "urllib3": {"level": "WARNING"},
     },

@@ -1,45 +1,311 @@
 """Who is making this request.
 
-In production the company's authenticating proxy sends the identity; in local development
-(DEBUG on, loopback client) the demo identity from DASHBOARD_DEV_USER stands in for it.
-The result is `request.user` (a Django user, created on first sight) plus `request.roles`
-and `request.sso_groups`, recomputed on every request.
+The company's authenticating proxy (oauth2-proxy, Cloudflare Access, Pomerium, IAP, …) decides
+who someone is; this module decides whether to believe it. Two modes:
+
+* Header mode (default): the proxy sends the user, e-mail and groups in plain headers
+  (SSO_USER_HEADER, SSO_EMAIL_HEADER, SSO_GROUPS_HEADER). They are believed only when the TCP
+  peer (REMOTE_ADDR) is inside TRUSTED_PROXY_CIDRS. Anyone else sending them is refused.
+* Signed-assertion mode (SSO_JWT_HEADER set): the proxy sends a JWT that is verified against
+  the proxy's JWKS, issuer and audience. Plain identity headers are then refused outright.
+
+In local development (DEBUG on, loopback client, no identity headers) the demo identity from
+DASHBOARD_DEV_USER stands in for the proxy.
+
+The result is `request.user` (a Django user, created on first sight only for people holding a
+role), `request.sso_identity`, `request.sso_groups` and `request.roles` — recomputed from the
+headers on every request, so removing someone from a group takes effect on their next click.
 """
 
 import ipaddress
+import json
 import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 
+import jwt
 from django.conf import settings
 from django.contrib.auth import get_user_model, login, logout
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.http import HttpRequest, HttpResponse
+from django.views.defaults import permission_denied
 
 from dashboard.roles import roles_for_groups
 
 security_log = logging.getLogger("django.security.sso")
 
+# Asymmetric algorithms only: a shared-secret (HS*) or unsigned ("none") token is never valid.
+JWT_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]
+_JWKS_URL_CACHE_SECONDS = 300
+_JWKS_FETCH_TIMEOUT = 5
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The person the proxy vouches for. `source` is "header", "jwt" or "dev"."""
+
+    username: str
+    email: str = ""
+    groups: tuple[str, ...] = ()
+    source: str = "header"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An identity was claimed but must not be believed. `claimed` is for the audit only."""
+
+    reason: str
+    claimed: str = ""
+    details: dict = field(default_factory=dict)
+
+
+# --- Addresses ------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=8)
+def _networks(cidrs: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    try:
+        return tuple(ipaddress.ip_network(cidr.strip(), strict=False) for cidr in cidrs)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"TRUSTED_PROXY_CIDRS has an invalid entry: {exc}") from None
+
+
+def trusted_networks() -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """TRUSTED_PROXY_CIDRS parsed. An empty list trusts nobody."""
+    return _networks(tuple(settings.TRUSTED_PROXY_CIDRS))
+
+
+def _ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return None
+    # An IPv4 client seen through a dual-stack socket arrives as ::ffff:a.b.c.d.
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def is_trusted_proxy(address: str) -> bool:
+    ip = _ip(address)
+    return ip is not None and any(ip in network for network in trusted_networks())
+
 
 def _is_loopback(address: str) -> bool:
+    ip = _ip(address)
+    return ip is not None and ip.is_loopback
+
+
+def client_address(request: HttpRequest) -> str | None:
+    """The client's address as the trusted proxy reports it, else the TCP peer.
+
+    X-Forwarded-For is read only when the peer is a trusted proxy, and then from the right:
+    the right-most hop that is not itself a trusted proxy is the first address no attacker
+    could have written (everything to its left is client-supplied).
+    """
+    peer = request.META.get("REMOTE_ADDR", "")
+    if not is_trusted_proxy(peer):
+        ip = _ip(peer)
+        return str(ip) if ip else None
+    chosen = _ip(peer)
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    for hop in reversed([part for part in forwarded.split(",") if part.strip()]):
+        ip = _ip(hop)
+        if ip is None:
+            break  # garbage from here leftwards was written by the client
+        chosen = ip
+        if not is_trusted_proxy(str(ip)):
+            break
+    return str(chosen) if chosen else None
+
+
+# --- Headers --------------------------------------------------------------------------------
+
+
+def meta_key(header: str) -> str:
+    """X-Forwarded-User -> HTTP_X_FORWARDED_USER, the name Django's request.META uses."""
+    return "HTTP_" + header.strip().upper().replace("-", "_")
+
+
+def _identity_header_keys() -> list[str]:
+    names = [settings.SSO_USER_HEADER, settings.SSO_EMAIL_HEADER, settings.SSO_GROUPS_HEADER]
+    return [meta_key(name) for name in names if name]
+
+
+def _claims_identity(request: HttpRequest) -> bool:
+    return any(request.META.get(key) for key in _identity_header_keys())
+
+
+def _header(request: HttpRequest, name: str) -> str:
+    return request.META.get(meta_key(name), "").strip() if name else ""
+
+
+def _split_groups(value: str | Iterable[str] | None) -> tuple[str, ...]:
+    """oauth2-proxy joins groups with commas; JWT claims carry a list (or one string)."""
+    if not value:
+        return ()
+    items = value.split(",") if isinstance(value, str) else [str(item) for item in value]
+    return tuple(dict.fromkeys(item.strip() for item in items if item.strip()))
+
+
+def _identity_from_headers(request: HttpRequest) -> Identity | Refusal | None:
+    peer = request.META.get("REMOTE_ADDR", "")
+    claimed = _header(request, settings.SSO_USER_HEADER)
+    if not is_trusted_proxy(peer):
+        return Refusal("identity header from an untrusted address", claimed=claimed)
+    if not claimed:
+        return None  # the proxy sent no user: anonymous
+    return Identity(
+        username=claimed,
+        email=_header(request, settings.SSO_EMAIL_HEADER),
+        groups=_split_groups(_header(request, settings.SSO_GROUPS_HEADER)),
+        source="header",
+    )
+
+
+# --- Signed assertions (JWT) ----------------------------------------------------------------
+
+_jwks_lock = threading.Lock()
+_jwks_file_cache: dict[tuple[str, float], jwt.PyJWKSet] = {}
+_jwks_clients: dict[str, jwt.PyJWKClient] = {}
+
+
+def _jwks_from_file(path: str) -> jwt.PyJWKSet:
+    mtime = Path(path).stat().st_mtime
+    with _jwks_lock:
+        cached = _jwks_file_cache.get((path, mtime))
+        if cached is None:
+            cached = jwt.PyJWKSet.from_dict(json.loads(Path(path).read_text()))
+            _jwks_file_cache.clear()
+            _jwks_file_cache[(path, mtime)] = cached
+        return cached
+
+
+def _signing_key(token: str) -> jwt.PyJWK:
+    """The JWKS key the token names by `kid` (or the only key when it names none)."""
+    kid = jwt.get_unverified_header(token).get("kid")
+    if settings.SSO_JWT_JWKS_FILE:
+        keys = _jwks_from_file(settings.SSO_JWT_JWKS_FILE).keys
+        matching = [key for key in keys if kid is None or key.key_id == kid]
+        if len(matching) != 1:
+            raise jwt.InvalidTokenError("no unique JWKS key for this token")
+        return matching[0]
+    if settings.SSO_JWT_JWKS_URL:
+        with _jwks_lock:
+            client = _jwks_clients.get(settings.SSO_JWT_JWKS_URL)
+            if client is None:
+                # PyJWKClient caches the key set and refetches it when an unknown kid shows up
+                # (key rotation), so the proxy's JWKS is fetched rarely, not per request.
+                client = jwt.PyJWKClient(
+                    settings.SSO_JWT_JWKS_URL,
+                    cache_jwk_set=True,
+                    lifespan=_JWKS_URL_CACHE_SECONDS,
+                    timeout=_JWKS_FETCH_TIMEOUT,
+                )
+                _jwks_clients[settings.SSO_JWT_JWKS_URL] = client
+        return client.get_signing_key_from_jwt(token)
+    raise ImproperlyConfigured("SSO_JWT_HEADER needs SSO_JWT_JWKS_FILE or SSO_JWT_JWKS_URL.")
+
+
+def verify_assertion(token: str) -> dict:
+    """The verified claims of a proxy's JWT. Raises jwt.InvalidTokenError on any doubt."""
+    if not settings.SSO_JWT_ISSUER or not settings.SSO_JWT_AUDIENCE:
+        raise ImproperlyConfigured("SSO_JWT_HEADER needs SSO_JWT_ISSUER and SSO_JWT_AUDIENCE.")
+    key = _signing_key(token)
+    return jwt.decode(
+        token,
+        # The raw key, not the PyJWK: the allowed list below (asymmetric only) is what counts,
+        # and the key's own type rejects an algorithm of another family.
+        key=key.key,
+        algorithms=JWT_ALGORITHMS,
+        audience=settings.SSO_JWT_AUDIENCE,
+        issuer=settings.SSO_JWT_ISSUER,
+        leeway=30,
+        options={"require": ["exp", "iat", "iss", "aud"]},
+    )
+
+
+def _identity_from_jwt(request: HttpRequest) -> Identity | Refusal | None:
+    if _claims_identity(request):
+        # In this mode only the signed assertion counts; a plain header is a forgery attempt.
+        return Refusal(
+            "plain identity header in signed-assertion mode",
+            claimed=_header(request, settings.SSO_USER_HEADER),
+        )
+    token = _header(request, settings.SSO_JWT_HEADER)
+    if not token:
+        return None
+    peer = request.META.get("REMOTE_ADDR", "")
+    if settings.TRUSTED_PROXY_CIDRS and not is_trusted_proxy(peer):
+        return Refusal("signed assertion from an untrusted address")
     try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
+        claims = verify_assertion(token)
+    except (jwt.InvalidTokenError, jwt.PyJWKClientError, ValueError, OSError) as exc:
+        return Refusal("invalid signed assertion", details={"error": type(exc).__name__})
+    username = str(claims.get(settings.SSO_JWT_USER_CLAIM) or "").strip()
+    if not username:
+        return Refusal("signed assertion without a user claim")
+    return Identity(
+        username=username,
+        email=str(claims.get("email") or ""),
+        groups=_split_groups(claims.get(settings.SSO_JWT_GROUPS_CLAIM)),
+        source="jwt",
+    )
 
 
-class Identity:
-    __slots__ = ("email", "groups", "username")
+# --- The middleware -------------------------------------------------------------------------
 
-    def __init__(self, username: str, email: str = "", groups: tuple[str, ...] = ()) -> None:
-        self.username = username
-        self.email = email
-        self.groups = groups
+_MAX_USERNAME = 150  # django.contrib.auth's username column
 
 
-def identity_from_request(request: HttpRequest) -> Identity | None:
+def _acceptable_username(username: str) -> bool:
+    # Control characters have no place in a name and would forge log lines or CSV rows.
+    return len(username) <= _MAX_USERNAME and username.isprintable()
+
+
+def identity_from_request(request: HttpRequest) -> Identity | Refusal | None:
+    """Who the request is from: an Identity, a Refusal, or None for an anonymous request."""
+    if settings.SSO_JWT_HEADER:
+        found = _identity_from_jwt(request)
+    elif _claims_identity(request):
+        found = _identity_from_headers(request)
+    else:
+        found = None
+    if found is not None:
+        return found
     remote = request.META.get("REMOTE_ADDR", "")
     if settings.DEBUG and settings.DASHBOARD_DEV_USER and _is_loopback(remote):
-        return Identity(settings.DASHBOARD_DEV_USER, groups=tuple(settings.DASHBOARD_DEV_GROUPS))
+        return Identity(
+            settings.DASHBOARD_DEV_USER, groups=tuple(settings.DASHBOARD_DEV_GROUPS), source="dev"
+        )
     return None
+
+
+def _refuse(request: HttpRequest, refusal: Refusal) -> HttpResponse:
+    from dashboard import audit
+
+    security_log.warning(
+        "refused SSO identity: %s; peer=%s claimed=%r path=%s",
+        refusal.reason,
+        request.META.get("REMOTE_ADDR", ""),
+        refusal.claimed[:150],
+        request.path[:200],
+    )
+    if request.user.is_authenticated:
+        logout(request)
+    audit.record(
+        request,
+        "sso.refused",
+        outcome="refused",
+        target=request.path,
+        reason=refusal.reason,
+        claimed_user=refusal.claimed,
+        **refusal.details,
+    )
+    return permission_denied(request, PermissionDenied(refusal.reason))
 
 
 class SSOMiddleware:
@@ -47,19 +313,40 @@ class SSOMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        identity = identity_from_request(request)
-        request.sso_groups = identity.groups if identity else ()
-        request.roles = roles_for_groups(request.sso_groups) if identity else frozenset()
-        if identity is None or not request.roles:
+        request.sso_identity = None
+        request.sso_groups = ()
+        request.roles = frozenset()
+        found = identity_from_request(request)
+        if isinstance(found, Refusal):
+            return _refuse(request, found)
+        if found is None:
             if request.user.is_authenticated:
-                logout(request)
-        elif request.user.username != identity.username:
-            if request.user.is_authenticated:
+                logout(request)  # no header: the old session ends, the request is anonymous
+            return self.get_response(request)
+
+        if not _acceptable_username(found.username):
+            return _refuse(request, Refusal("malformed user name", found.username))
+        request.sso_identity = found
+        request.sso_groups = found.groups
+        roles = roles_for_groups(found.groups)
+        if not roles:
+            return _refuse(request, Refusal("no dashboard role in the SSO groups", found.username))
+        user = request.user
+        if not user.is_authenticated or user.get_username() != found.username:
+            if user.is_authenticated:
                 logout(request)  # a header naming another user ends the old session
             user, _ = get_user_model().objects.get_or_create(
-                username=identity.username, defaults={"email": identity.email}
+                username=found.username, defaults={"email": found.email}
             )
+            if not user.is_active:
+                return _refuse(request, Refusal("account disabled locally", found.username))
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        elif not user.is_active:
+            return _refuse(request, Refusal("account disabled locally", found.username))
+        if found.email and user.email != found.email:
+            user.email = found.email
+            user.save(update_fields=["email"])
+        request.roles = roles
         return self.get_response(request)
 
     def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs):
@@ -69,3 +356,18 @@ class SSOMiddleware:
         if not request.roles:
             raise PermissionDenied("Sign in through the company SSO to use the dashboard.")
         return None
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: a refused state change is audited like any other refusal."""
+    from django.shortcuts import render
+
+    from dashboard import audit
+
+    if getattr(request, "sso_identity", None) is not None:
+        # Anonymous requests are not audited anywhere: nobody to attribute them to, and an
+        # unauthenticated client must not be able to fill the audit table.
+        audit.record(
+            request, "csrf.refused", outcome="refused", target=request.path, reason=reason[:200]
+        )
+    return render(request, "403_csrf.html", status=403)

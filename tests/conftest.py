@@ -1,4 +1,11 @@
-"""The fixed cast of people, and shared fixtures."""
+"""The fixed cast of people, and shared fixtures.
+
+Every identity fixture signs in the way production does: through the authenticating proxy's
+headers, from an address inside TRUSTED_PROXY_CIDRS. Each client carries its own identity, so
+a test may use several at once.
+"""
+
+from collections.abc import Callable
 
 import pytest
 from django.test import Client
@@ -9,25 +16,64 @@ VIEWER_GROUPS = ["dashboard-viewers"]
 OPERATOR_GROUPS = ["dashboard-operators"]
 APPROVER_GROUPS = ["dashboard-approvers"]
 ADMIN_GROUPS = ["dashboard-admins"]
+OUTSIDER_GROUPS = ["finance"]
 
-
-def _client_as(settings, username: str, groups: list[str]) -> Client:
-    settings.DEBUG = True
-    settings.DASHBOARD_DEV_USER = username
-    settings.DASHBOARD_DEV_GROUPS = groups
-    return Client(REMOTE_ADDR="127.0.0.1")
-
-
-@pytest.fixture
-def viewer_client(settings, db) -> Client:
-    return _client_as(settings, "vera.viewer", VIEWER_GROUPS)
+PROXY_CIDR = "10.20.30.0/29"  # the authenticating proxy, as TRUSTED_PROXY_CIDRS names it
+PROXY_ADDR = "10.20.30.2"
+CLIENT_ADDR = "198.51.100.23"  # the person's browser, as the proxy reports it
 
 
 @pytest.fixture
-def operator_client(settings, db) -> Client:
-    return _client_as(settings, "otto.operator", OPERATOR_GROUPS)
+def sso_client(settings, db) -> Callable[..., Client]:
+    """A factory: `sso_client("alice", ["dashboard-operators"])` -> a signed-in test Client.
+
+    Keyword arguments: `email`, `client_ip` (sent as X-Forwarded-For) and
+    `enforce_csrf_checks` (default False, as Django's own test client).
+    """
+    settings.TRUSTED_PROXY_CIDRS = [PROXY_CIDR]
+
+    def make(
+        username: str,
+        groups: list[str] | tuple[str, ...],
+        *,
+        email: str | None = None,
+        client_ip: str = CLIENT_ADDR,
+        enforce_csrf_checks: bool = False,
+    ) -> Client:
+        headers = {
+            settings.SSO_USER_HEADER: username,
+            settings.SSO_EMAIL_HEADER: email if email is not None else f"{username}@example.org",
+            settings.SSO_GROUPS_HEADER: ",".join(groups),
+            "X-Forwarded-For": client_ip,
+        }
+        return Client(
+            REMOTE_ADDR=PROXY_ADDR, headers=headers, enforce_csrf_checks=enforce_csrf_checks
+        )
+
+    return make
 
 
 @pytest.fixture
-def admin_client_sso(settings, db) -> Client:
-    return _client_as(settings, "ada.admin", ADMIN_GROUPS)
+def viewer_client(sso_client) -> Client:
+    return sso_client("vera.viewer", VIEWER_GROUPS)
+
+
+@pytest.fixture
+def operator_client(sso_client) -> Client:
+    return sso_client("otto.operator", OPERATOR_GROUPS)
+
+
+@pytest.fixture
+def approver_client(sso_client) -> Client:
+    return sso_client("april.approver", APPROVER_GROUPS)
+
+
+@pytest.fixture
+def admin_client_sso(sso_client) -> Client:
+    return sso_client("ada.admin", ADMIN_GROUPS)
+
+
+@pytest.fixture
+def outsider_client(sso_client) -> Client:
+    """Signed in at the company, but in no dashboard group: refused everywhere."""
+    return sso_client("olga.outsider", OUTSIDER_GROUPS)
