@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard.views import health, pages
+from dashboard.views import audit, health, pages
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -9,5 +9,6 @@ urlpatterns = [
     path("servers/", pages.servers, name="servers"),
     path("images/", pages.images, name="images"),
     path("rollouts/", pages.rollouts, name="rollouts"),
-    path("audit/", pages.audit, name="audit"),
+    path("audit/", audit.audit_list, name="audit"),
+    path("audit/export.csv", audit.audit_export, name="audit-export"),
 ]

@@ -4,7 +4,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from dashboard.models import AuditEvent, Image, Rollout, Server, ServerGroup
+from dashboard.models import Image, Rollout, Server, ServerGroup
 from dashboard.roles import VIEWER, require_role
 
 
@@ -42,9 +42,3 @@ def images(request: HttpRequest) -> HttpResponse:
 @require_role(VIEWER)
 def rollouts(request: HttpRequest) -> HttpResponse:
     return render(request, "rollouts/list.html", {"rollouts": Rollout.objects.all()[:100]})
-
-
-@require_GET
-@require_role(VIEWER)
-def audit(request: HttpRequest) -> HttpResponse:
-    return render(request, "audit/list.html", {"events": AuditEvent.objects.all()[:100]})

@@ -1,0 +1,209 @@
+"""The audit trail: what record() stores, that nothing can rewrite it, and the /audit/ page."""
+
+import csv
+import datetime
+import io
+
+import pytest
+from django.core.exceptions import PermissionDenied
+from django.core.management import call_command
+from django.db import DatabaseError, connection, transaction
+from django.db.models import ProtectedError
+from django.test import RequestFactory
+from django.utils import timezone
+
+from dashboard import audit
+from dashboard.models import AuditEvent, Rollout
+from dashboard.roles import OPERATOR, require_role
+from tests.conftest import CLIENT_ADDR
+
+
+def _event(**overrides) -> AuditEvent:
+    fields = {"actor": "otto", "action": "rollout.plan", "target": "group-a"} | overrides
+    return audit.record(None, fields.pop("action"), **fields)
+
+
+# --- record() ------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_record_takes_actor_groups_and_address_from_the_sso_identity(operator_client):
+    response = operator_client.get("/")
+    event = audit.record(response.wsgi_request, "rollout.plan", target="group-a", servers=3)
+    event.refresh_from_db()
+    assert event.actor == "otto.operator"
+    assert event.groups == ["dashboard-operators"]
+    assert event.client_ip == CLIENT_ADDR
+    assert (event.action, event.outcome, event.target) == ("rollout.plan", "ok", "group-a")
+    assert event.details == {"servers": 3}
+
+
+@pytest.mark.django_db
+def test_record_without_a_request_names_the_actor_it_is_given():
+    rollout = Rollout.objects.create(created_by="otto")
+    event = audit.record(None, "rollout.submitted", actor="otto", rollout=rollout, chunk=1)
+    assert (event.actor, event.client_ip, event.rollout_id) == ("otto", None, rollout.pk)
+    assert audit.record(None, "rollout.sync", rollout=rollout.pk).rollout_id == rollout.pk
+
+
+@pytest.mark.django_db
+def test_record_scrubs_secrets_from_details():
+    event = _event(error="401 from IAM, X-Auth-Token: MIIabcdef123456", sk="Zk3mYw9Q")
+    assert "MIIabcdef123456" not in str(event.details)
+    assert event.details["sk"] == "[redacted]"
+
+
+@pytest.mark.django_db
+def test_record_refuses_an_unknown_outcome():
+    with pytest.raises(ValueError):
+        _event(outcome="maybe")
+
+
+@pytest.mark.django_db
+def test_a_failed_role_check_writes_a_refused_event():
+    @require_role(OPERATOR)
+    def act(request):
+        raise AssertionError("must not run")
+
+    request = RequestFactory().post("/rollouts/1/cancel/", REMOTE_ADDR="203.0.113.5")
+    from django.contrib.auth import get_user_model
+
+    request.user = get_user_model().objects.create(username="vera")
+    request.roles = frozenset({"viewer"})
+    with pytest.raises(PermissionDenied):
+        act(request)
+    event = AuditEvent.objects.get()
+    assert (event.actor, event.action, event.outcome) == ("vera", "access.denied", "refused")
+    assert event.details == {"required_role": "operator", "method": "POST"}
+
+
+# --- Append-only ---------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_model_refuses_to_change_or_delete_an_event():
+    event = _event()
+    event.outcome = "error"
+    with pytest.raises(PermissionError):
+        event.save()
+    with pytest.raises(PermissionError):
+        event.delete()
+
+
+@pytest.mark.django_db
+def test_the_database_refuses_a_queryset_update():
+    _event()
+    with pytest.raises(DatabaseError), transaction.atomic():
+        AuditEvent.objects.update(outcome="ok", actor="someone-else")
+    assert AuditEvent.objects.get().actor == "otto"
+
+
+@pytest.mark.django_db
+def test_the_database_refuses_a_queryset_delete():
+    _event()
+    with pytest.raises(DatabaseError), transaction.atomic():
+        AuditEvent.objects.all().delete()
+    assert AuditEvent.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_the_database_refuses_raw_sql_too():
+    _event()
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("UPDATE dashboard_auditevent SET actor = 'x'")
+    with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("DELETE FROM dashboard_auditevent")
+
+
+@pytest.mark.django_db
+def test_a_rollout_with_audit_events_cannot_be_deleted():
+    rollout = Rollout.objects.create(created_by="otto")
+    _event(rollout=rollout)
+    with pytest.raises(ProtectedError), transaction.atomic():
+        rollout.delete()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_flush_empties_the_trail_and_puts_the_guard_back():
+    _event()
+    call_command("flush", interactive=False, verbosity=0)
+    assert not AuditEvent.objects.exists()
+    _event()
+    with pytest.raises(DatabaseError), transaction.atomic():
+        AuditEvent.objects.update(actor="x")
+
+
+# --- The page and the export ---------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_audit_page_filters_by_actor_action_outcome_and_rollout(viewer_client):
+    rollout = Rollout.objects.create(created_by="otto")
+    _event(actor="otto", action="rollout.confirm", rollout=rollout)
+    _event(actor="otto", action="rollout.plan")
+    _event(actor="ada", action="rollout.approve", outcome="refused")
+    page = viewer_client.get("/audit/", {"actor": "otto", "action": "rollout.plan"})
+    assert [e.action for e in page.context["events"]] == ["rollout.plan"]
+    page = viewer_client.get("/audit/", {"outcome": "refused"})
+    assert [e.actor for e in page.context["events"]] == ["ada"]
+    page = viewer_client.get("/audit/", {"rollout": rollout.pk})
+    assert [e.action for e in page.context["events"]] == ["rollout.confirm"]
+
+
+@pytest.mark.django_db
+def test_the_audit_page_filters_by_date_range(viewer_client):
+    _event(action="today")
+    today = timezone.localdate()
+    tomorrow = today + datetime.timedelta(days=1)
+    assert len(viewer_client.get("/audit/", {"since": tomorrow}).context["events"]) == 0
+    page = viewer_client.get("/audit/", {"since": today, "until": today, "action": "today"})
+    assert [e.action for e in page.context["events"]] == ["today"]
+
+
+@pytest.mark.django_db
+def test_the_audit_page_ignores_a_malformed_filter(viewer_client):
+    _event()
+    page = viewer_client.get("/audit/", {"since": "yesterday-ish"})
+    assert page.status_code == 200
+    assert len(page.context["events"]) == 1
+
+
+@pytest.mark.django_db
+def test_the_audit_page_is_paginated(viewer_client):
+    for n in range(55):
+        _event(target=f"server-{n}")
+    first = viewer_client.get("/audit/")
+    assert len(first.context["events"]) == 50
+    second = viewer_client.get("/audit/", {"page": 2})
+    assert len(second.context["events"]) == 5
+    assert b"Page 2 of 2" in second.content
+
+
+@pytest.mark.django_db
+def test_the_audit_page_needs_an_identity(client):
+    assert client.get("/audit/").status_code == 403
+    assert client.get("/audit/export.csv").status_code == 403
+
+
+@pytest.mark.django_db
+def test_the_csv_export_carries_the_filtered_events_and_is_itself_audited(viewer_client):
+    _event(actor="otto", action="rollout.plan", target="grp")
+    _event(actor="ada", action="rollout.approve")
+    response = viewer_client.get("/audit/export.csv", {"actor": "otto"})
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    assert response["Content-Disposition"].startswith("attachment;")
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [(r["actor"], r["action"], r["target"]) for r in rows] == [
+        ("otto", "rollout.plan", "grp")
+    ]
+    export = AuditEvent.objects.get(action="audit.export")
+    assert export.actor == "vera.viewer"
+
+
+@pytest.mark.django_db
+def test_the_csv_export_defuses_spreadsheet_formulas(viewer_client):
+    _event(target='=HYPERLINK("http://evil.test","click")')
+    body = b"".join(viewer_client.get("/audit/export.csv").streaming_content).decode()
+    row = next(r for r in csv.DictReader(io.StringIO(body)) if r["action"] == "rollout.plan")
+    assert row["target"].startswith("'=")
