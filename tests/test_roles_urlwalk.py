@@ -1,0 +1,169 @@
+"""Every URL, every role, every method: the access policy as one table.
+
+HOW TO EXTEND: a new `path(..., name="x")` in dashboard/urls.py makes
+`test_every_url_is_in_the_table` fail until a row for "x" is added to URLS below. A row is
+
+    "url-name": Row(kwargs=..., get=(anon, viewer, operator, approver, admin), post=(...)),
+
+* `kwargs`: a function of the walk's sample data (see `walk_data`) returning the URL kwargs,
+  for patterns with parameters (e.g. `lambda d: {"rollout_id": d["rollout"].pk}`).
+* `get` / `post`: the expected status for an anonymous visitor, a viewer, an operator, an
+  approver and an admin, in that order. An int, or a set of ints where the answer honestly
+  depends on the environment (healthz). Leave a method out (None) when the view does not
+  accept it: the walk then expects 403 for the anonymous visitor and 405 for everyone
+  signed in — so a state-changing view declares `get=None` and is POST-only by construction.
+
+POSTs are sent with an empty body and no CSRF enforcement (CSRF has its own test); each
+(url, method, role) case runs on fresh sample data, so one POST cannot influence another.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, path, reverse
+from django.utils import timezone
+
+from dashboard.models import Image, Rollout, RolloutServer, Server, ServerGroup
+from tests.conftest import ADMIN_GROUPS, APPROVER_GROUPS, OPERATOR_GROUPS, VIEWER_GROUPS
+
+ROLES = ("anonymous", "viewer", "operator", "approver", "admin")
+GROUPS = {
+    "viewer": VIEWER_GROUPS,
+    "operator": OPERATOR_GROUPS,
+    "approver": APPROVER_GROUPS,
+    "admin": ADMIN_GROUPS,
+}
+Expected = tuple[int | set[int], int | set[int], int | set[int], int | set[int], int | set[int]]
+
+# Shorthands for the common shapes, in ROLES order.
+READ = (403, 200, 200, 200, 200)  # any role may read
+
+
+def acts(status: int | set[int], *, by: str) -> Expected:
+    """403 for anyone without role `by`; `status` for those holding it (admin holds all)."""
+    holders = {
+        "viewer": ROLES[1:],
+        "operator": ("operator", "admin"),
+        "approver": ("approver", "admin"),
+    }
+    return tuple(status if role in holders[by] else 403 for role in ROLES)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Row:
+    get: Expected | None = None
+    post: Expected | None = None
+    kwargs: Callable[[dict], dict] | None = None
+
+
+def _rollout(d: dict) -> dict:
+    return {"rollout_id": d["rollout"].pk}
+
+
+URLS: dict[str, Row] = {
+    #                      anonymous  viewer  operator  approver  admin
+    "healthz": Row(get=({200, 503},) * 5, post=(405,) * 5),  # public; 503 without a worker
+    "overview": Row(get=READ),
+    "groups": Row(get=READ),
+    "servers": Row(get=READ),
+    "server-detail": Row(get=READ, kwargs=lambda d: {"server_id": d["server"].pk}),
+    "images": Row(get=READ),
+    "sync": Row(post=acts(302, by="operator")),
+    "sync-status": Row(get=READ),
+    "rollouts": Row(get=READ),
+    "rollout-new": Row(get=acts(200, by="operator"), post=acts(200, by="operator")),
+    "rollout-plan-create": Row(post=acts(400, by="operator")),  # empty form
+    "rollout-plan": Row(get=READ, kwargs=_rollout),
+    "rollout-confirm": Row(post=acts(409, by="operator"), kwargs=_rollout),  # stale plan
+    "rollout-replan": Row(post=acts(400, by="operator"), kwargs=_rollout),
+    "rollout-detail": Row(get=(403, 302, 302, 302, 302), kwargs=_rollout),  # a plan: to its page
+    "rollout-poll": Row(get=READ, kwargs=_rollout),
+    "rollout-approve": Row(post=acts(302, by="approver"), kwargs=_rollout),
+    "rollout-cancel": Row(post=acts(302, by="operator"), kwargs=_rollout),
+    "rollout-retry": Row(post=acts(302, by="operator"), kwargs=_rollout),
+    "rollout-export": Row(get=READ, kwargs=lambda d: {**_rollout(d), "fmt": "csv"}),
+    "audit": Row(get=READ),
+    "audit-export": Row(get=READ),
+}
+
+
+def _names(patterns, prefix: str = "") -> list[str]:
+    """Every named URL in the resolver, namespaced like `reverse` wants them."""
+    names = []
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            namespace = f"{prefix}{pattern.namespace}:" if pattern.namespace else prefix
+            names += _names(pattern.url_patterns, namespace)
+        elif isinstance(pattern, URLPattern):
+            names.append(f"{prefix}{pattern.name}" if pattern.name else repr(pattern))
+    return names
+
+
+def _table_gaps(patterns) -> list[str]:
+    names = _names(patterns)
+    problems = [f"unnamed pattern {name}" for name in names if name.startswith("<")]
+    problems += [f"no row for {name!r}" for name in sorted(set(names) - set(URLS))]
+    problems += [f"row for missing URL {name!r}" for name in sorted(set(URLS) - set(names))]
+    return problems
+
+
+def test_every_url_is_in_the_table():
+    gaps = _table_gaps(get_resolver("dashboard.urls").url_patterns)
+    assert not gaps, f"update URLS in {__name__}: {gaps}"
+
+
+def test_a_url_missing_from_the_table_is_reported():
+    extra = [*get_resolver("dashboard.urls").url_patterns, path("new/", lambda r: None, name="x")]
+    assert _table_gaps(extra) == ["no row for 'x'"]
+
+
+@pytest.fixture
+def walk_data(db) -> dict:
+    now = timezone.now()
+    group = ServerGroup.objects.create(id="sg-1", name="Finance desktops", synced_at=now)
+    image = Image.objects.create(id="img-1", name="Win 2022 v7", synced_at=now)
+    server = Server.objects.create(
+        id="srv-1", name="fin-01", group=group, image_id=image.id, synced_at=now
+    )
+    rollout = Rollout.objects.create(created_by="someone.else", target_image_id=image.id)
+    RolloutServer.objects.create(
+        rollout=rollout,
+        server_id=server.id,
+        server_name=server.name,
+        to_image_id=image.id,
+        verdict=RolloutServer.Verdict.CHANGE,
+    )
+    return {"group": group, "image": image, "server": server, "rollout": rollout}
+
+
+def _client(role: str, sso_client) -> Client:
+    if role == "anonymous":
+        return Client()
+    return sso_client(f"walk.{role}", GROUPS[role])
+
+
+CASES = [
+    pytest.param(name, method, index, id=f"{name}-{method}-{role}")
+    for name, row in URLS.items()
+    for method in ("GET", "POST")
+    for index, role in enumerate(ROLES)
+]
+
+
+@pytest.mark.parametrize(("name", "method", "index"), CASES)
+def test_access_matches_the_table(name, method, index, walk_data, sso_client):
+    row = URLS[name]
+    declared = row.get if method == "GET" else row.post
+    if declared is None:
+        expected: int | set[int] = 403 if ROLES[index] == "anonymous" else 405
+    else:
+        expected = declared[index]
+    url = reverse(name, kwargs=row.kwargs(walk_data) if row.kwargs else None)
+    client = _client(ROLES[index], sso_client)
+    response = client.get(url) if method == "GET" else client.post(url, {})
+    allowed = expected if isinstance(expected, set) else {expected}
+    assert response.status_code in allowed, (
+        f"{method} {url} as {ROLES[index]}: got {response.status_code}, table says {expected}"
+    )
