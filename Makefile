@@ -40,8 +40,8 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 
 run: $(VENV)/.runtime
 	@mkdir -p var
-	$(DEMO_ENV) $(PY) manage.py migrate --no-input -v 0
-	$(DEMO_ENV) PORT=$(PORT) SIM_PORT=$(SIM_PORT) $(PY) manage.py serve
+	@$(DEMO_ENV) $(PY) manage.py migrate --no-input -v 0
+	@$(DEMO_ENV) PORT=$(PORT) SIM_PORT=$(SIM_PORT) $(PY) manage.py serve
 
 test: $(VENV)/.dev
 	@mkdir -p var

@@ -7,6 +7,19 @@ Rollout tables are the truth about what operators asked for and what the cloud a
 
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
+
+
+class TouchingQuerySet(models.QuerySet):
+    """`.update()` also bumps `updated_at`, as `save()` does through auto_now.
+
+    State changes are conditional UPDATEs; the live rollout page sends only rows whose
+    updated_at moved since the last poll, so every update must move it.
+    """
+
+    def update(self, **kwargs):
+        kwargs.setdefault("updated_at", timezone.now())
+        return super().update(**kwargs)
 
 
 class SyncRun(models.Model):
@@ -190,7 +203,12 @@ class Rollout(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)
+    # The refresh chain re-enqueues itself; only the task holding the current token may, so a
+    # recovered chain replaces a lost one instead of running beside it.
+    refresh_token = models.CharField(max_length=32, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TouchingQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -253,7 +271,12 @@ class RolloutServer(models.Model):
     verified = models.BooleanField(null=True, blank=True)  # None: not checked yet
     slow = models.BooleanField(default=False)
     maintenance_set = models.BooleanField(default=False)
+    # Which worker claimed the row for sending (see rollouts.submit): rows are claimed with a
+    # conditional UPDATE that also writes this token, so a worker acts only on its own claims.
+    claim = models.CharField(max_length=64, blank=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
+
+    objects = TouchingQuerySet.as_manager()
 
     class Meta:
         ordering = ["chunk", "server_name"]

@@ -70,6 +70,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "dashboard.context_processors.dashboard",
             ],
+            "builtins": ["dashboard.templatetags.dashboard_tags"],
         },
     },
 ]

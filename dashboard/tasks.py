@@ -15,3 +15,24 @@ def record_heartbeat(worker_id: str) -> str:
 
     heartbeat.beat(worker_id, timezone.now())
     return worker_id
+
+
+@task()
+def sync_inventory(run_id: int) -> str:
+    from dashboard import inventory
+
+    return inventory.run_sync(run_id).state
+
+
+@task()
+def submit_rollout(rollout_id: int) -> str:
+    from dashboard.rollouts import submit
+
+    return submit.submit(rollout_id)
+
+
+@task()
+def refresh_rollout(rollout_id: int, token: str = "") -> str:
+    from dashboard.rollouts import refresh
+
+    return refresh.refresh(rollout_id, token=token)

@@ -1,14 +1,35 @@
 from django.urls import path
 
-from dashboard.views import audit, health, pages
+from dashboard.views import audit, health, inventory, rollouts
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
-    path("", pages.overview, name="overview"),
-    path("groups/", pages.groups, name="groups"),
-    path("servers/", pages.servers, name="servers"),
-    path("images/", pages.images, name="images"),
-    path("rollouts/", pages.rollouts, name="rollouts"),
+    # inventory
+    path("", inventory.overview, name="overview"),
+    path("groups/", inventory.groups, name="groups"),
+    path("servers/", inventory.servers, name="servers"),
+    path("servers/<str:server_id>/", inventory.server_detail, name="server-detail"),
+    path("images/", inventory.images, name="images"),
+    path("inventory/sync/", inventory.sync, name="sync"),
+    path("inventory/sync/status/", inventory.sync_status, name="sync-status"),
+    # rollouts
+    path("rollouts/", rollouts.history, name="rollouts"),
+    path("rollouts/new/", rollouts.new, name="rollout-new"),
+    path("rollouts/new/plan/", rollouts.plan, name="rollout-plan-create"),
+    path("rollouts/new/<int:rollout_id>/", rollouts.plan_detail, name="rollout-plan"),
+    path("rollouts/new/<int:rollout_id>/confirm/", rollouts.confirm, name="rollout-confirm"),
+    path("rollouts/new/<int:rollout_id>/replan/", rollouts.replan, name="rollout-replan"),
+    path("rollouts/<int:rollout_id>/", rollouts.detail, name="rollout-detail"),
+    path("rollouts/<int:rollout_id>/poll/", rollouts.poll, name="rollout-poll"),
+    path("rollouts/<int:rollout_id>/approve/", rollouts.approve, name="rollout-approve"),
+    path("rollouts/<int:rollout_id>/cancel/", rollouts.cancel, name="rollout-cancel"),
+    path("rollouts/<int:rollout_id>/retry/", rollouts.retry, name="rollout-retry"),
+    path(
+        "rollouts/<int:rollout_id>/export.<str:fmt>",
+        rollouts.export,
+        name="rollout-export",
+    ),
+    # audit
     path("audit/", audit.audit_list, name="audit"),
     path("audit/export.csv", audit.audit_export, name="audit-export"),
 ]

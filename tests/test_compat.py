@@ -9,8 +9,14 @@ from dashboard.compat import ImageFacts, ServerFacts, verdict
 
 CURRENT = ImageFacts(id="img-old", os_type="Windows", architecture="x86", min_disk=40)
 TARGET = ImageFacts(id="img-new", os_type="Windows", architecture="x86", min_disk=40)
-SERVER = ServerFacts(id="s1", image_id="img-old", os_type="Windows", architecture="x86",
-                     system_disk_size=80, maintain_status=True)
+SERVER = ServerFacts(
+    id="s1",
+    image_id="img-old",
+    os_type="Windows",
+    architecture="x86",
+    system_disk_size=80,
+    maintain_status=True,
+)
 PAID = dict(paid=True, image_type="marketplace", product_code="prod-A")
 
 
@@ -23,43 +29,151 @@ def replace(obj, **changes):
 CASES = [
     # (description, server, target, current, in_other_rollout, action, code)
     ("equivalent free images", SERVER, TARGET, CURRENT, False, "change", None),
-    ("already on the target", replace(SERVER, image_id="img-new"), TARGET, TARGET, False,
-     "skip", compat.SAME_IMAGE),
-    ("target of another OS", SERVER, replace(TARGET, os_type="Linux"), CURRENT, False,
-     "blocked", compat.OS_MISMATCH),
-    ("Linux servers are not supported", replace(SERVER, os_type="Linux"),
-     replace(TARGET, os_type="Linux"), replace(CURRENT, os_type="Linux"), False,
-     "blocked", compat.OS_UNSUPPORTED),
-    ("another architecture", SERVER, replace(TARGET, architecture="arm"), CURRENT, False,
-     "blocked", compat.ARCH_MISMATCH),
-    ("free to paid", SERVER, replace(TARGET, **PAID), CURRENT, False,
-     "blocked", compat.FREE_PAID_MISMATCH),
-    ("paid to free", SERVER, TARGET, replace(CURRENT, **PAID), False,
-     "blocked", compat.FREE_PAID_MISMATCH),
-    ("paid to paid, same product", SERVER, replace(TARGET, **PAID), replace(CURRENT, **PAID),
-     False, "change", None),
-    ("paid to paid, another product or price", SERVER,
-     replace(TARGET, **{**PAID, "product_code": "prod-B"}), replace(CURRENT, **PAID), False,
-     "blocked", compat.PAID_PRODUCT_MISMATCH),
-    ("marketplace target without product id", SERVER,
-     replace(TARGET, image_type="marketplace", product_code=""), CURRENT, False,
-     "blocked", compat.MARKET_PRODUCT_MISSING),
-    ("image not active", SERVER, replace(TARGET, status="queued"), CURRENT, False,
-     "blocked", compat.IMAGE_NOT_ACTIVE),
-    ("min disk above the server's disk", SERVER, replace(TARGET, min_disk=100), CURRENT, False,
-     "blocked", compat.DISK_TOO_SMALL),
-    ("frozen server", replace(SERVER, frozen=True), TARGET, CURRENT, False,
-     "blocked", compat.SERVER_FROZEN),
-    ("gone server", replace(SERVER, gone=True), TARGET, CURRENT, False,
-     "blocked", compat.SERVER_GONE),
-    ("job waiting", replace(SERVER, job_status="WAITING"), TARGET, CURRENT, False,
-     "blocked", compat.SERVER_BUSY),
-    ("job running", replace(SERVER, job_status="RUNNING"), TARGET, CURRENT, False,
-     "blocked", compat.SERVER_BUSY),
-    ("in another active rollout", SERVER, TARGET, CURRENT, True,
-     "blocked", compat.IN_OTHER_ROLLOUT),
-    ("current image unknown", SERVER, TARGET, None, False,
-     "blocked", compat.CURRENT_IMAGE_UNKNOWN),
+    (
+        "already on the target",
+        replace(SERVER, image_id="img-new"),
+        TARGET,
+        TARGET,
+        False,
+        "skip",
+        compat.SAME_IMAGE,
+    ),
+    (
+        "target of another OS",
+        SERVER,
+        replace(TARGET, os_type="Linux"),
+        CURRENT,
+        False,
+        "blocked",
+        compat.OS_MISMATCH,
+    ),
+    (
+        "Linux servers are not supported",
+        replace(SERVER, os_type="Linux"),
+        replace(TARGET, os_type="Linux"),
+        replace(CURRENT, os_type="Linux"),
+        False,
+        "blocked",
+        compat.OS_UNSUPPORTED,
+    ),
+    (
+        "another architecture",
+        SERVER,
+        replace(TARGET, architecture="arm"),
+        CURRENT,
+        False,
+        "blocked",
+        compat.ARCH_MISMATCH,
+    ),
+    (
+        "free to paid",
+        SERVER,
+        replace(TARGET, **PAID),
+        CURRENT,
+        False,
+        "blocked",
+        compat.FREE_PAID_MISMATCH,
+    ),
+    (
+        "paid to free",
+        SERVER,
+        TARGET,
+        replace(CURRENT, **PAID),
+        False,
+        "blocked",
+        compat.FREE_PAID_MISMATCH,
+    ),
+    (
+        "paid to paid, same product",
+        SERVER,
+        replace(TARGET, **PAID),
+        replace(CURRENT, **PAID),
+        False,
+        "change",
+        None,
+    ),
+    (
+        "paid to paid, another product or price",
+        SERVER,
+        replace(TARGET, **{**PAID, "product_code": "prod-B"}),
+        replace(CURRENT, **PAID),
+        False,
+        "blocked",
+        compat.PAID_PRODUCT_MISMATCH,
+    ),
+    (
+        "marketplace target without product id",
+        SERVER,
+        replace(TARGET, image_type="marketplace", product_code=""),
+        CURRENT,
+        False,
+        "blocked",
+        compat.MARKET_PRODUCT_MISSING,
+    ),
+    (
+        "image not active",
+        SERVER,
+        replace(TARGET, status="queued"),
+        CURRENT,
+        False,
+        "blocked",
+        compat.IMAGE_NOT_ACTIVE,
+    ),
+    (
+        "min disk above the server's disk",
+        SERVER,
+        replace(TARGET, min_disk=100),
+        CURRENT,
+        False,
+        "blocked",
+        compat.DISK_TOO_SMALL,
+    ),
+    (
+        "frozen server",
+        replace(SERVER, frozen=True),
+        TARGET,
+        CURRENT,
+        False,
+        "blocked",
+        compat.SERVER_FROZEN,
+    ),
+    (
+        "gone server",
+        replace(SERVER, gone=True),
+        TARGET,
+        CURRENT,
+        False,
+        "blocked",
+        compat.SERVER_GONE,
+    ),
+    (
+        "job waiting",
+        replace(SERVER, job_status="WAITING"),
+        TARGET,
+        CURRENT,
+        False,
+        "blocked",
+        compat.SERVER_BUSY,
+    ),
+    (
+        "job running",
+        replace(SERVER, job_status="RUNNING"),
+        TARGET,
+        CURRENT,
+        False,
+        "blocked",
+        compat.SERVER_BUSY,
+    ),
+    (
+        "in another active rollout",
+        SERVER,
+        TARGET,
+        CURRENT,
+        True,
+        "blocked",
+        compat.IN_OTHER_ROLLOUT,
+    ),
+    ("current image unknown", SERVER, TARGET, None, False, "blocked", compat.CURRENT_IMAGE_UNKNOWN),
     ("target unknown", SERVER, None, CURRENT, False, "blocked", compat.IMAGE_UNKNOWN),
 ]
 
@@ -99,12 +213,16 @@ def test_sessions_and_missing_maintenance_warn_but_do_not_block():
 
 
 def test_an_unknown_disk_size_does_not_block():
-    assert verdict(replace(SERVER, system_disk_size=None), replace(TARGET, min_disk=500), CURRENT).ok
+    server = replace(SERVER, system_disk_size=None)
+    assert verdict(server, replace(TARGET, min_disk=500), CURRENT).ok
 
 
 def test_every_reason_code_has_a_message():
-    codes = [v for k, v in vars(compat).items() if k.isupper() and isinstance(v, str)
-             and v in compat.MESSAGES]
+    codes = [
+        v
+        for k, v in vars(compat).items()
+        if k.isupper() and isinstance(v, str) and v in compat.MESSAGES
+    ]
     assert len(codes) == len(compat.MESSAGES)
 
 

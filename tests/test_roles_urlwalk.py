@@ -167,3 +167,47 @@ def test_access_matches_the_table(name, method, index, walk_data, sso_client):
     assert response.status_code in allowed, (
         f"{method} {url} as {ROLES[index]}: got {response.status_code}, table says {expected}"
     )
+
+
+# --- The role helpers views use ------------------------------------------------------------
+
+
+def test_roles_imply_the_rights_below_them_but_approving_is_separate():
+    from dashboard.roles import roles_for_groups
+
+    assert roles_for_groups(OPERATOR_GROUPS) == {"viewer", "operator"}
+    assert roles_for_groups(APPROVER_GROUPS) == {"viewer", "approver"}
+    assert roles_for_groups(ADMIN_GROUPS) == {"viewer", "operator", "approver", "admin"}
+    assert roles_for_groups(["finance"]) == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("role", "own_rollout", "allowed"),
+    [
+        ("approver", False, True),
+        ("admin", False, True),
+        ("approver", True, False),  # nobody approves their own rollout
+        ("admin", True, False),
+        ("operator", False, False),
+        ("viewer", False, False),
+    ],
+)
+def test_can_approve_needs_the_role_and_a_second_person(role, own_rollout, allowed, sso_client):
+    from dashboard.roles import can_approve
+
+    request = _client(role, sso_client).get("/").wsgi_request
+    submitter = f"WALK.{role.upper()}" if own_rollout else "someone.else"  # case does not matter
+    assert can_approve(request, submitter) is allowed
+
+
+def test_needs_second_approval_follows_protected_server_groups(settings):
+    from dashboard.roles import needs_second_approval
+
+    settings.PROTECTED_SERVER_GROUPS = ["sg-finance", "Trading Desks"]
+    assert needs_second_approval(["sg-other", "sg-finance"])
+    assert needs_second_approval(["trading desks"])
+    assert not needs_second_approval(["sg-other"])
+    settings.PROTECTED_SERVER_GROUPS = []
+    assert not needs_second_approval(["sg-finance"])
+    settings.PROTECTED_SERVER_GROUPS = ["*"]
+    assert needs_second_approval(["anything"])

@@ -10,7 +10,10 @@ from dashboard.heartbeat import Heart
 
 
 def scheduled_duties() -> list:
-    return []
+    from dashboard import inventory
+    from dashboard.rollouts import recovery
+
+    return [inventory.schedule_sync, recovery.resume_stalled]
 
 
 class Command(BaseCommand):

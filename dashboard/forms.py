@@ -1,0 +1,174 @@
+"""Forms: the single source of truth for what may be submitted."""
+
+from collections import Counter
+
+from django import forms
+from django.db.models import Q, QuerySet
+
+from dashboard.models import Image, Server, ServerGroup
+
+YES_NO = [("", "any"), ("yes", "yes"), ("no", "no")]
+JOB_STATUSES = [
+    ("", "any"),
+    ("WAITING", "waiting"),
+    ("RUNNING", "running"),
+    ("SUCCESS", "success"),
+    ("FAILED", "failed"),
+    ("none", "no job"),
+]
+STATUSES = [
+    ("", "any"),
+    ("REGISTERED", "registered"),
+    ("MAINTAINING", "maintaining"),
+    ("STOPPED", "stopped"),
+    ("FREEZE", "frozen"),
+    ("UNREGISTER", "unregistered"),
+    ("NONE", "abnormal"),
+]
+SORTS = {
+    "name": "name",
+    "-name": "-name",
+    "group": "group__name",
+    "-group": "-group__name",
+    "image": "image_id",
+    "-image": "-image_id",
+    "status": "status",
+    "-status": "-status",
+    "sessions": "session_count",
+    "-sessions": "-session_count",
+    "job": "job_time",
+    "-job": "-job_time",
+}
+
+
+class ServerFilterForm(forms.Form):
+    """Search, filters and sort for the servers page. Unknown values are simply ignored."""
+
+    q = forms.CharField(required=False, max_length=200, label="Search")
+    group = forms.ChoiceField(required=False)
+    image = forms.ChoiceField(required=False, label="Current image")
+    status = forms.ChoiceField(required=False, choices=STATUSES)
+    maintenance = forms.ChoiceField(required=False, choices=YES_NO)
+    sessions = forms.ChoiceField(required=False, choices=YES_NO, label="Has sessions")
+    drift = forms.ChoiceField(required=False, choices=YES_NO, label="Not on group image")
+    job_status = forms.ChoiceField(required=False, choices=JOB_STATUSES, label="Last job")
+    sort = forms.ChoiceField(required=False, choices=[(k, k) for k in SORTS])
+
+    def __init__(self, *args, groups: list[ServerGroup], images: list[Image], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["group"].choices = [("", "all groups")] + [(g.id, g.name) for g in groups]
+        self.fields["image"].choices = [("", "any image")] + [(i.id, i.name) for i in images]
+
+    def filter(self, servers: QuerySet[Server]) -> QuerySet[Server]:
+        """Apply the valid filters; an invalid form filters nothing but keeps `gone` out."""
+        servers = servers.filter(gone=False)
+        if not self.is_valid():
+            return servers.order_by("name")
+        data = self.cleaned_data
+        if q := data["q"].strip():
+            servers = servers.filter(
+                Q(name__icontains=q)
+                | Q(machine_name__icontains=q)
+                | Q(ip_addresses__icontains=q)
+                | Q(id=q)
+            )
+        if data["group"]:
+            servers = servers.filter(group_id=data["group"])
+        if data["image"]:
+            servers = servers.filter(image_id=data["image"])
+        if data["status"]:
+            servers = servers.filter(status=data["status"])
+        servers = _yes_no(servers, data["maintenance"], Q(maintain_status=True))
+        servers = _yes_no(servers, data["sessions"], Q(session_count__gt=0))
+        servers = _yes_no(servers, data["drift"], Q(drift=True))
+        if data["job_status"] == "none":
+            servers = servers.filter(job_status="")
+        elif data["job_status"]:
+            servers = servers.filter(job_status=data["job_status"])
+        return servers.order_by(SORTS.get(data["sort"] or "name", "name"), "id")
+
+    def active_filters(self) -> dict[str, str]:
+        if not self.is_valid():
+            return {}
+        return {k: v for k, v in self.cleaned_data.items() if v and k != "sort"}
+
+
+def _yes_no(servers: QuerySet[Server], answer: str, condition: Q) -> QuerySet[Server]:
+    if answer == "yes":
+        return servers.filter(condition)
+    if answer == "no":
+        return servers.exclude(condition)
+    return servers
+
+
+class RolloutForm(forms.Form):
+    """Which servers, which image, and why. Choices come from the current inventory.
+
+    The view passes the raw POST; the form resolves the selection to live servers, offers
+    only images compatible with at least one of them, and refuses tampered, duplicate,
+    unknown, empty or oversized selections with a message (nothing is stored then).
+    """
+
+    server = forms.MultipleChoiceField(required=False, widget=forms.MultipleHiddenInput)
+    target_image = forms.ChoiceField(label="Target image")
+    reason = forms.CharField(
+        max_length=500,
+        label="Reason or ticket",
+        widget=forms.TextInput(attrs={"placeholder": "e.g. CHG-1234 November patches"}),
+    )
+    update_access_agent = forms.BooleanField(required=False, label="Also upgrade the access agent")
+    use_maintenance = forms.BooleanField(
+        required=False, label="Put servers into maintenance mode first (cleared after success)"
+    )
+
+    def __init__(self, *args, server_ids: list[str], max_servers: int, **kwargs):
+        from dashboard.rollouts import planning
+
+        super().__init__(*args, **kwargs)
+        self.max_servers = max_servers
+        self.raw_ids = [i.strip() for i in server_ids if i.strip()]
+        self.servers = list(
+            Server.objects.select_related("group").filter(
+                id__in=self.raw_ids[: max_servers + 1], gone=False
+            )
+        )
+        self.images = planning.image_map()
+        self.options = planning.target_options(self.servers, self.images)
+        self.fields["server"].choices = [(s.id, s.name) for s in self.servers]
+        self.fields["target_image"].choices = [(o.image.id, o.label) for o in self.options]
+        if not self.is_bound:
+            self.initial.setdefault("server", [s.id for s in self.servers])
+            default = planning.default_target(self.servers)
+            if any(o.image.id == default for o in self.options):
+                self.initial.setdefault("target_image", default)
+
+    def selection_errors(self) -> list[str]:
+        """Problems with the selection itself, checked before anything else."""
+        errors = []
+        if not self.raw_ids:
+            errors.append("Select at least one server.")
+        if len(self.raw_ids) > self.max_servers:
+            errors.append(
+                f"{len(self.raw_ids)} servers selected; a rollout holds at most {self.max_servers}."
+            )
+        duplicates = sorted(i for i, n in Counter(self.raw_ids).items() if n > 1)
+        if duplicates:
+            errors.append(f"Servers selected twice: {', '.join(duplicates[:5])}.")
+        known = {s.id for s in self.servers}
+        unknown = [i for i in self.raw_ids[: self.max_servers] if i not in known]
+        if unknown and len(self.raw_ids) <= self.max_servers:
+            errors.append(
+                f"{len(unknown)} selected servers are unknown or gone: {', '.join(unknown[:5])}."
+            )
+        return errors
+
+    def clean(self):
+        cleaned = super().clean()
+        for message in self.selection_errors():
+            self.add_error(None, message)
+        if not self.options and not self.selection_errors():
+            self.add_error(None, "No image is compatible with any of the selected servers.")
+        return cleaned
+
+    def target(self) -> Image:
+        return self.images[self.cleaned_data["target_image"]]

@@ -1,0 +1,259 @@
+"""Inventory sync: the database's cache of groups, servers and images.
+
+A sync reads everything first (every page at the API's largest page size), then writes it in
+one transaction, so a sync that fails half-way leaves the previous snapshot intact. Servers
+and images that disappeared upstream are marked gone, not silently kept. At most one sync
+runs at a time (a partial unique index on SyncRun); a second request joins the running one.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from dashboard.cloud import records
+from dashboard.cloud.errors import CloudError
+from dashboard.models import Image, Server, ServerGroup, ServerImageSeen, SyncRun
+
+log = logging.getLogger(__name__)
+
+# A "running" sync older than this is a crashed worker's leftover, not a sync to join.
+STALE_SYNC = timedelta(minutes=15)
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    groups: list[records.ServerGroup]
+    servers: list[records.Server]
+    images: list[records.Image]
+
+
+def request_sync(trigger: str, requested_by: str = "") -> tuple[SyncRun, bool]:
+    """Start a sync in the background, or join the one running. Returns (run, started)."""
+    _expire_stale_runs()
+    try:
+        with transaction.atomic():
+            run = SyncRun.objects.create(trigger=trigger, requested_by=requested_by)
+            transaction.on_commit(partial(_enqueue, run.pk))
+        return run, True
+    except IntegrityError:
+        running = SyncRun.objects.filter(state=SyncRun.State.RUNNING).first()
+        if running is None:  # it finished between our insert and this read
+            return request_sync(trigger, requested_by)
+        return running, False
+
+
+def _enqueue(run_id: int) -> None:
+    from dashboard import tasks
+
+    tasks.sync_inventory.enqueue(run_id)
+
+
+def schedule_sync() -> None:
+    """Heartbeat duty: start a sync when the last one is older than the interval."""
+    interval = settings.SYNC_INTERVAL_SECONDS
+    last = SyncRun.objects.order_by("-started_at").first()
+    if last is None or (
+        interval
+        and last.state != SyncRun.State.RUNNING
+        and timezone.now() - last.started_at >= timedelta(seconds=interval)
+    ):
+        request_sync("startup" if last is None else "schedule")
+
+
+def _expire_stale_runs() -> None:
+    SyncRun.objects.filter(
+        state=SyncRun.State.RUNNING, started_at__lt=timezone.now() - STALE_SYNC
+    ).update(state=SyncRun.State.FAILED, finished_at=timezone.now(), error="abandoned")
+
+
+def run_sync(run_id: int, client=None) -> SyncRun:
+    """Execute a requested sync: read the whole inventory, then write it at once."""
+    from dashboard.cloud.client import get_client
+
+    client = client or get_client()
+    run = SyncRun.objects.get(pk=run_id)
+    if run.state != SyncRun.State.RUNNING:
+        return run
+    calls_before = client.calls
+    try:
+        snapshot = fetch(client)
+        with transaction.atomic():
+            seen, gone = store(snapshot, timezone.now())
+    except CloudError as exc:
+        log.warning("inventory sync %s failed: %s", run_id, exc)
+        return _finish(run, SyncRun.State.FAILED, client.calls - calls_before, error=str(exc))
+    except Exception as exc:
+        log.exception("inventory sync %s failed", run_id)
+        _finish(run, SyncRun.State.FAILED, client.calls - calls_before, error=type(exc).__name__)
+        raise
+    return _finish(run, SyncRun.State.SUCCEEDED, client.calls - calls_before, seen, gone)
+
+
+def sync_now(trigger: str = "manual", client=None) -> SyncRun:
+    """Run a sync in this process (management command, tests). Joins none: fails if busy."""
+    run, started = request_sync(trigger)
+    if not started:
+        return run
+    return run_sync(run.pk, client)
+
+
+def _finish(run: SyncRun, state: str, calls: int, seen=0, gone=0, error="") -> SyncRun:
+    SyncRun.objects.filter(pk=run.pk, state=SyncRun.State.RUNNING).update(
+        state=state,
+        finished_at=timezone.now(),
+        api_calls=calls,
+        servers_seen=seen,
+        servers_gone=gone,
+        error=error[:2000],
+    )
+    run.refresh_from_db()
+    return run
+
+
+def fetch(client) -> Snapshot:
+    # Everything is read before anything is written: a failing page aborts the whole sync.
+    return Snapshot(
+        groups=client.list_server_groups(),
+        servers=client.list_servers(),
+        images=client.list_images(),
+    )
+
+
+def store(snapshot: Snapshot, now) -> tuple[int, int]:
+    """Upsert the snapshot in bulk and mark what vanished as gone. Returns (seen, gone)."""
+    _store_images(snapshot.images, now)
+    group_images = _store_groups(snapshot.groups, now)
+    servers = _store_servers(snapshot.servers, group_images, now)
+    gone = Server.objects.filter(gone=False).exclude(synced_at=now).update(gone=True, drift=False)
+    _record_images_seen(servers, now)
+    return len(servers), gone
+
+
+def _store_images(images: list[records.Image], now) -> None:
+    rows = [
+        Image(
+            id=i.id,
+            name=i.name,
+            image_type=i.image_type,
+            os_type=i.os_type,
+            os_version=i.os_version,
+            architecture=i.architecture,
+            status=i.status,
+            min_disk=i.min_disk,
+            paid=i.paid,
+            product_code=i.product_code,
+            created_at=i.created_at,
+            gone=False,
+            synced_at=now,
+        )
+        for i in images
+    ]
+    _upsert(Image, rows, [f.name for f in Image._meta.fields if f.name != "id"])
+    Image.objects.filter(gone=False).exclude(synced_at=now).update(gone=True)
+
+
+def _store_groups(groups: list[records.ServerGroup], now) -> dict[str, str]:
+    rows = [
+        ServerGroup(
+            id=g.id,
+            name=g.name,
+            description=g.description,
+            os_type=g.os_type,
+            image_id=g.image_id,
+            image_name=g.image_name,
+            image_type=g.image_type,
+            image_product_id=g.image_product_id,
+            app_type=g.app_type,
+            architecture=g.architecture,
+            system_disk_size=g.system_disk_size,
+            server_count=g.server_count,
+            gone=False,
+            synced_at=now,
+        )
+        for g in groups
+    ]
+    _upsert(ServerGroup, rows, [f.name for f in ServerGroup._meta.fields if f.name != "id"])
+    ServerGroup.objects.filter(gone=False).exclude(synced_at=now).update(gone=True)
+    return {g.id: g.image_id for g in groups}
+
+
+def _store_servers(servers: list[records.Server], group_images: dict[str, str], now) -> list:
+    rows = []
+    for s in servers:
+        group_id = s.group_id if s.group_id in group_images else None
+        group_image = group_images.get(s.group_id, "")
+        rows.append(
+            Server(
+                id=s.id,
+                name=s.name,
+                machine_name=s.machine_name,
+                group_id=group_id,
+                image_id=s.image_id,
+                os_type=s.os_type,
+                os_version=s.os_version,
+                architecture=s.architecture,
+                system_disk_size=s.system_disk_size,
+                status=s.status,
+                vm_status=s.vm_status,
+                task_status=s.task_status,
+                maintain_status=s.maintain_status,
+                session_count=s.session_count,
+                frozen=s.frozen,
+                ip_addresses=" ".join(s.ip_addresses)[:1024],
+                availability_zone=s.availability_zone,
+                job_id=s.job_id,
+                job_type=s.job_type,
+                job_status=s.job_status,
+                job_time=s.job_time,
+                created_at=s.create_time,
+                drift=bool(group_image) and s.image_id != group_image,
+                gone=False,
+                synced_at=now,
+            )
+        )
+    _upsert(Server, rows, [f.name for f in Server._meta.fields if f.name != "id"])
+    return rows
+
+
+def _record_images_seen(servers: list[Server], now) -> None:
+    rows = [
+        ServerImageSeen(server_id=s.id, image_id=s.image_id, first_seen=now, last_seen=now)
+        for s in servers
+        if s.image_id
+    ]
+    ServerImageSeen.objects.bulk_create(
+        rows,
+        batch_size=BATCH,
+        update_conflicts=True,
+        unique_fields=["server", "image_id"],
+        update_fields=["last_seen"],
+    )
+
+
+def _upsert(model, rows: list, update_fields: list[str]) -> None:
+    model.objects.bulk_create(
+        rows,
+        batch_size=BATCH,
+        update_conflicts=True,
+        unique_fields=["id"],
+        update_fields=update_fields,
+    )
+
+
+def last_sync() -> SyncRun | None:
+    return SyncRun.objects.exclude(state=SyncRun.State.RUNNING).order_by("-started_at").first()
+
+
+def freshness() -> dict:
+    """What every page shows about how fresh its data is (two queries)."""
+    finished = SyncRun.objects.filter(state=SyncRun.State.SUCCEEDED).order_by("-finished_at")
+    return {
+        "last_synced": finished.values_list("finished_at", flat=True).first(),
+        "sync_running": SyncRun.objects.filter(state=SyncRun.State.RUNNING).exists(),
+    }

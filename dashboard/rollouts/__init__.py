@@ -1,0 +1,6 @@
+"""Rollouts: plan (planning.py), send (submit.py), track (refresh.py).
+
+A rollout is data, not a process: the Rollout and its RolloutServer rows are written before
+any API call, and every state change is a conditional UPDATE on the row's state, so any
+worker can pick up where another stopped.
+"""

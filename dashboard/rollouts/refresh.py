@@ -1,0 +1,231 @@
+"""Track a running rollout's jobs until every server is final.
+
+One refresh reads the active servers in the fewest calls the API allows (the server list
+carries each server's last job, 100 a page) and calls ShowJobDetail only where that is not
+enough: a failed job's error, a server whose last job is now another one, or a server that
+vanished. The number of calls depends on the active jobs, never on who is watching: browsers
+read the database only.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from dashboard import audit, inventory
+from dashboard.cloud import records
+from dashboard.cloud.errors import CloudError
+from dashboard.models import Rollout, RolloutServer
+from dashboard.rollouts.submit import enqueue_refresh, reread_servers
+
+log = logging.getLogger(__name__)
+
+CHANGE_IMAGE = "CHANGE_SERVER_IMAGE"
+# How long an `unknown` row may show no trace of its job before we call it not accepted.
+RECONCILE_GRACE = timedelta(minutes=2)
+# Clock skew allowed between our submission time and the cloud's job_time.
+SKEW = timedelta(minutes=2)
+ORPHAN_MARGIN = timedelta(seconds=30)
+TRACKED = (RolloutServer.State.WAITING, RolloutServer.State.RUNNING, RolloutServer.State.UNKNOWN)
+
+
+def refresh(rollout_id: int, client=None, *, token: str = "", reschedule: bool = True) -> str:
+    """Bring the rollout's active rows up to date; finish the rollout when all are final."""
+    from dashboard.cloud.client import get_client
+
+    client = client or get_client()
+    rollout = Rollout.objects.get(pk=rollout_id)
+    if rollout.is_final or (token and rollout.refresh_token != token):
+        return rollout.state  # finished, or this chain was replaced by a newer one
+    _orphaned_claims_to_unknown(rollout)
+    rows = list(rollout.servers.filter(state__in=TRACKED))
+    if rows:
+        try:
+            _track(rows, client)
+        except CloudError as exc:
+            log.warning("rollout %s refresh failed, will try again: %s", rollout_id, exc)
+        _leave_maintenance(rollout, client)
+    state = _finish_if_done(rollout)
+    if state not in Rollout.FINAL_STATES and reschedule:
+        enqueue_refresh(rollout_id, token=token)
+    return state
+
+
+def _orphaned_claims_to_unknown(rollout: Rollout) -> None:
+    """Rows claimed by a worker that died mid-call: it may have sent them, so reconcile."""
+    timeout = settings.HUAWEICLOUD["CONNECT_TIMEOUT"] + settings.HUAWEICLOUD["READ_TIMEOUT"]
+    cutoff = timezone.now() - timedelta(seconds=timeout) - ORPHAN_MARGIN
+    for row in rollout.servers.filter(state=RolloutServer.State.SUBMITTING, updated_at__lt=cutoff):
+        RolloutServer.objects.filter(pk=row.pk, state=RolloutServer.State.SUBMITTING).update(
+            state=RolloutServer.State.UNKNOWN,
+            submitted_at=row.submitted_at or row.updated_at,
+            error_message="The worker stopped while sending; reconciling.",
+        )
+
+
+def _track(rows: list[RolloutServer], client) -> None:
+    now = timezone.now()
+    fresh = reread_servers(client, rows)
+    for row in rows:
+        server = fresh.get(row.server_id)
+        update = _judge(row, server, client, now)
+        update["last_checked_at"] = now
+        RolloutServer.objects.filter(pk=row.pk, state=row.state).update(**update)
+
+
+def _judge(row: RolloutServer, server: records.Server | None, client, now) -> dict:
+    if row.state == RolloutServer.State.UNKNOWN:
+        return _reconcile(row, server, now)
+    if server is not None and server.job_id == row.job_id:
+        return _from_status(row, server.job_status, server, client, now)
+    # The server is gone, or its last job is another one: ask the job itself.
+    job = _show_job(client, row.job_id)
+    if job is None:
+        return (
+            _failed(
+                "JOB_VANISHED", "The job vanished upstream and the server no longer shows it.", now
+            )
+            if server is None
+            else _by_image(row, server, now)
+        )
+    return _from_status(row, job.status, server, client, now, job=job)
+
+
+def _reconcile(row: RolloutServer, server: records.Server | None, now) -> dict:
+    """Decide an `unknown` row from the server's last-job fields, never by resending."""
+    if (
+        server is not None
+        and server.job_type == CHANGE_IMAGE
+        and server.job_time
+        and (row.submitted_at is None or server.job_time >= row.submitted_at - SKEW)
+    ):
+        return {
+            "state": _STATE[server.job_status],
+            "job_id": server.job_id,
+            "error_code": "",
+            "error_message": "",
+        }
+    if row.submitted_at and now - row.submitted_at < RECONCILE_GRACE:
+        return {}
+    return _failed(
+        "NOT_ACCEPTED",
+        "The cloud shows no job for this server after an "
+        "ambiguous answer; it was not changed. Retry it.",
+        now,
+    )
+
+
+_STATE = {
+    "WAITING": RolloutServer.State.WAITING,
+    "RUNNING": RolloutServer.State.RUNNING,
+    "SUCCESS": RolloutServer.State.SUCCEEDED,
+    "FAILED": RolloutServer.State.FAILED,
+}
+
+
+def _from_status(row, status: str, server, client, now, job: records.Job | None = None) -> dict:
+    state = _STATE.get(status)
+    if state is None:
+        return {}
+    update: dict = {"state": state}
+    if state == RolloutServer.State.RUNNING and row.started_at is None:
+        update["started_at"] = now
+    if state in (RolloutServer.State.WAITING, RolloutServer.State.RUNNING):
+        started = row.submitted_at or now
+        update["slow"] = (now - started).total_seconds() > settings.ROLLOUT_JOB_SLOW_SECONDS
+    if state == RolloutServer.State.SUCCEEDED:
+        update |= {
+            "finished_at": now,
+            "verified": server is not None and server.image_id == row.to_image_id,
+        }
+    if state == RolloutServer.State.FAILED:
+        job = job or _show_job(client, row.job_id)
+        code, message = _job_error(job)
+        update |= {"finished_at": now, "error_code": code, "error_message": message}
+    return update
+
+
+def _by_image(row: RolloutServer, server: records.Server, now) -> dict:
+    if server.image_id == row.to_image_id:
+        return {"state": RolloutServer.State.SUCCEEDED, "finished_at": now, "verified": True}
+    return _failed(
+        "JOB_VANISHED", "The job vanished upstream and the server still runs its old image.", now
+    )
+
+
+def _failed(code: str, message: str, now) -> dict:
+    return {
+        "state": RolloutServer.State.FAILED,
+        "error_code": code,
+        "error_message": message,
+        "finished_at": now,
+    }
+
+
+def _show_job(client, job_id: str) -> records.Job | None:
+    if not job_id:
+        return None
+    try:
+        return client.show_job(job_id)
+    except CloudError as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def _job_error(job: records.Job | None) -> tuple[str, str]:
+    for sub in job.sub_jobs if job else ():
+        if sub.error_code or sub.error_message:
+            return sub.error_code[:64], sub.error_message[:1000]
+    return "JOB_FAILED", "The image change job failed."
+
+
+def _leave_maintenance(rollout: Rollout, client) -> None:
+    """Clear maintenance mode on servers whose change succeeded and was verified."""
+    done = rollout.servers.filter(
+        state=RolloutServer.State.SUCCEEDED, verified=True, maintenance_set=True
+    )
+    ids = list(done.values_list("server_id", flat=True))
+    if not ids:
+        return
+    try:
+        client.batch_change_maintain(ids, False)
+    except CloudError as exc:
+        log.warning("rollout %s: could not clear maintenance: %s", rollout.pk, exc)
+        return
+    done.update(maintenance_set=False)
+    audit.record(
+        None,
+        "api.batch_maint",
+        actor=rollout.created_by,
+        via="worker",
+        rollout=rollout,
+        target=f"rollout #{rollout.pk}",
+        servers=len(ids),
+        maintain=False,
+    )
+
+
+def _finish_if_done(rollout: Rollout) -> str:
+    if rollout.servers.filter(state__in=RolloutServer.ACTIVE_STATES).exists():
+        return Rollout.objects.get(pk=rollout.pk).state
+    failed = rollout.servers.filter(state=RolloutServer.State.FAILED).exists()
+    final = Rollout.State.FAILED if failed else Rollout.State.SUCCEEDED
+    with transaction.atomic():
+        finished = Rollout.objects.filter(
+            pk=rollout.pk, state__in=[Rollout.State.RUNNING, Rollout.State.PAUSED]
+        ).update(state=final, finished_at=timezone.now())
+    if finished:
+        audit.record(
+            None,
+            "rollout.finish",
+            actor=rollout.created_by,
+            via="worker",
+            rollout=rollout,
+            target=f"rollout #{rollout.pk}",
+            state=final,
+        )
+        inventory.request_sync("rollout")
+    return Rollout.objects.get(pk=rollout.pk).state

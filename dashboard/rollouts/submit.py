@@ -1,0 +1,337 @@
+"""Send a confirmed rollout to the cloud, chunk by chunk.
+
+Guarantees:
+- A server is sent at most once per rollout. Rows are claimed with a conditional UPDATE
+  (pending → submitting, stamped with this worker's token); only claimed rows are sent.
+  Two workers, or a worker restarted mid-rollout, can never send the same row twice.
+- Just before each call the chunk's servers are re-read from the API and re-judged by
+  compat.verdict(); servers that no longer qualify are not sent.
+- 429 (or a call that never left): the rows go back to pending and the chunk is sent again
+  after the wait. A timeout, 5xx or dropped connection after sending: the rows become
+  `unknown` and are reconciled from the servers' last-job fields by refresh.py — never a
+  blind resend.
+"""
+
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from dashboard import audit, compat
+from dashboard.cloud import records
+from dashboard.cloud.errors import CloudError, Outcome
+from dashboard.models import Image, Rollout, RolloutServer, Server
+from dashboard.rollouts.facts import image_facts, server_facts
+
+log = logging.getLogger(__name__)
+
+MAX_SEND_ATTEMPTS = 8  # throttled or not-sent retries of one chunk before giving up for now
+PAGE = 100
+
+
+def submit(rollout_id: int, client=None, *, sleep: Callable[[float], None] = time.sleep) -> str:
+    """Send every pending chunk of the rollout. Returns the rollout's state afterwards."""
+    from dashboard.cloud.client import get_client
+
+    client = client or get_client()
+    if not _start(rollout_id):
+        return Rollout.objects.get(pk=rollout_id).state
+    rollout = Rollout.objects.get(pk=rollout_id)
+    if rollout.use_maintenance:
+        _enter_maintenance(rollout, client)
+    chunks = sorted(
+        set(
+            rollout.servers.filter(state=RolloutServer.State.PENDING).values_list(
+                "chunk", flat=True
+            )
+        )
+    )
+    in_flight = max(1, settings.ROLLOUT_CALLS_IN_FLIGHT)
+    send = partial(_send_chunk_in_thread, rollout_id, client=client, sleep=sleep)
+    if in_flight == 1 or len(chunks) <= 1:
+        for chunk in chunks:
+            _send_chunk(rollout_id, chunk, client=client, sleep=sleep)
+    else:
+        with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="submit") as pool:
+            list(pool.map(send, chunks))
+    enqueue_refresh(rollout_id, delay=0)
+    return Rollout.objects.get(pk=rollout_id).state
+
+
+def _start(rollout_id: int) -> bool:
+    """queued → running; a rollout already running (a restarted worker) is resumed."""
+    Rollout.objects.filter(pk=rollout_id, state=Rollout.State.QUEUED).update(
+        state=Rollout.State.RUNNING, started_at=timezone.now()
+    )
+    return Rollout.objects.filter(pk=rollout_id, state=Rollout.State.RUNNING).exists()
+
+
+def _send_chunk_in_thread(rollout_id: int, chunk: int, **kwargs) -> None:
+    try:
+        _send_chunk(rollout_id, chunk, **kwargs)
+    finally:
+        connection.close()  # each thread has its own connection; do not leak it
+
+
+def _send_chunk(rollout_id: int, chunk: int, *, client, sleep) -> None:
+    for attempt in range(MAX_SEND_ATTEMPTS):
+        if _should_stop(rollout_id):
+            return
+        token = _claim(rollout_id, chunk)
+        rows = list(RolloutServer.objects.filter(rollout_id=rollout_id, claim=token))
+        if not rows:
+            return  # another worker has it, or nothing is pending
+        rows = _recheck(rows, client)
+        if not rows:
+            return
+        wait = _send(rollout_id, rows, client)
+        if wait is None:
+            return
+        log.info("rollout %s chunk %s: waiting %.1fs before sending again", rollout_id, chunk, wait)
+        sleep(min(wait * (attempt + 1), 60.0))
+
+
+def _should_stop(rollout_id: int) -> bool:
+    state, cancel = Rollout.objects.filter(pk=rollout_id).values_list("state", "cancel_requested")[
+        0
+    ]
+    return cancel or state != Rollout.State.RUNNING
+
+
+def _claim(rollout_id: int, chunk: int) -> str:
+    token = uuid.uuid4().hex
+    RolloutServer.objects.filter(
+        rollout_id=rollout_id, chunk=chunk, state=RolloutServer.State.PENDING
+    ).update(state=RolloutServer.State.SUBMITTING, claim=token, submitted_at=timezone.now())
+    return token
+
+
+def _recheck(rows: list[RolloutServer], client) -> list[RolloutServer]:
+    """Re-read the servers from the API and re-judge them. Returns the rows still to send."""
+    fresh = reread_servers(client, rows)
+    images = {
+        i.id: i
+        for i in Image.objects.filter(
+            id__in={r.to_image_id for r in rows} | {s.image_id for s in fresh.values()}
+        )
+    }
+    keep = []
+    for row in rows:
+        server = fresh.get(row.server_id)
+        facts = (
+            server_facts(server, gone=False)
+            if server
+            else compat.ServerFacts(id=row.server_id, image_id="", os_type="", gone=True)
+        )
+        current = image_facts(images.get(server.image_id)) if server else None
+        verdict = compat.verdict(facts, image_facts(images.get(row.to_image_id)), current)
+        if verdict.ok:
+            keep.append(row)
+        elif verdict.action == compat.SKIP:
+            _finish_row(
+                row,
+                RolloutServer.State.SKIPPED,
+                code=compat.SAME_IMAGE,
+                message="Already on the target image when it was about to be sent.",
+            )
+        else:
+            headline = verdict.reason
+            _finish_row(
+                row,
+                RolloutServer.State.FAILED,
+                code=headline.code,
+                message=f"Not sent: {headline.message}",
+            )
+    return keep
+
+
+def reread_servers(client, rows: list[RolloutServer]) -> dict[str, records.Server]:
+    """Read the rows' servers from the API in the fewest calls: whole groups or one by one."""
+    wanted = {r.server_id for r in rows}
+    by_group: dict[str, set[str]] = defaultdict(set)
+    for row in rows:
+        by_group[row.group_id].add(row.server_id)
+    sizes = dict(
+        Server.objects.filter(group_id__in=[g for g in by_group if g], gone=False)
+        .values_list("group_id")
+        .annotate(n=Count("id"))
+        .values_list("group_id", "n")
+    )
+    found: dict[str, records.Server] = {}
+    for group_id, ids in by_group.items():
+        pages = -(-sizes.get(group_id, 10**9) // PAGE)
+        if group_id and pages < len(ids):
+            for server in client.list_servers(server_group_id=group_id):
+                if server.id in wanted:
+                    found[server.id] = server
+        for server_id in ids - found.keys():
+            try:
+                found[server_id] = client.show_server(server_id)
+            except CloudError as exc:
+                if exc.status != 404:
+                    raise
+    return found
+
+
+def _send(rollout_id: int, rows: list[RolloutServer], client) -> float | None:
+    """One batch-change-image call. Returns seconds to wait before resending, or None."""
+    rollout = Rollout.objects.get(pk=rollout_id)
+    target = records.ChangeTarget(
+        image_id=rollout.target_image_id,
+        image_type=rollout.target_image_type,
+        os_type=rollout.target_os_type,
+        image_product_id=rollout.target_product_id,
+        update_access_agent=rollout.update_access_agent,
+    )
+    ids = [r.server_id for r in rows]
+    sent_at = timezone.now()
+    try:
+        result = client.batch_change_image(ids, target)
+    except CloudError as exc:
+        return _on_error(rollout, rows, exc, sent_at)
+    _record_items(rows, result, sent_at)
+    audit.record(
+        None,
+        "api.batch_change_image",
+        actor=rollout.created_by,
+        via="worker",
+        rollout=rollout,
+        target=f"rollout #{rollout.pk}",
+        request_id=result.request_id,
+        servers=len(ids),
+        jobs=[i.job_id for i in result.items if i.job_id],
+    )
+    return None
+
+
+def _on_error(rollout, rows, exc: CloudError, sent_at) -> float | None:
+    details = {"request_id": exc.request_id, "status": exc.status, "error_code": exc.error_code}
+    if exc.outcome in (Outcome.THROTTLED, Outcome.NOT_SENT):
+        _release(rows)  # nothing was accepted: safe to send again after the wait
+        return exc.retry_after or 2.0
+    if exc.outcome == Outcome.REJECTED:
+        for row in rows:
+            _finish_row(
+                row,
+                RolloutServer.State.FAILED,
+                code=exc.error_code or str(exc.status),
+                message=exc.message,
+                request_id=exc.request_id,
+            )
+        outcome = "error"
+    else:
+        # The cloud may or may not have accepted it: reconcile, never resend blindly.
+        RolloutServer.objects.filter(
+            pk__in=[r.pk for r in rows], state=RolloutServer.State.SUBMITTING
+        ).update(
+            state=RolloutServer.State.UNKNOWN,
+            submitted_at=sent_at,
+            request_id=exc.request_id,
+            error_code=exc.error_code,
+            error_message=f"Outcome unknown: {exc.message}"[:1000],
+        )
+        outcome = "error"
+        details["result"] = "unknown"
+    audit.record(
+        None,
+        "api.batch_change_image",
+        actor=rollout.created_by,
+        via="worker",
+        outcome=outcome,
+        rollout=rollout,
+        target=f"rollout #{rollout.pk}",
+        servers=len(rows),
+        **details,
+    )
+    return None
+
+
+def _release(rows: list[RolloutServer]) -> None:
+    RolloutServer.objects.filter(
+        pk__in=[r.pk for r in rows], state=RolloutServer.State.SUBMITTING
+    ).update(state=RolloutServer.State.PENDING, claim="")
+
+
+def _record_items(rows: list[RolloutServer], result: records.ChangeResult, sent_at) -> None:
+    items = {item.server_id: item for item in result.items}
+    with transaction.atomic():
+        for row in rows:
+            item = items.get(row.server_id)
+            update = {"submitted_at": sent_at, "request_id": result.request_id}
+            if item is None:
+                update |= {
+                    "state": RolloutServer.State.UNKNOWN,
+                    "error_message": "The answer did not mention this server.",
+                }
+            elif item.accepted:
+                update |= {"state": RolloutServer.State.WAITING, "job_id": item.job_id}
+            else:
+                update |= {
+                    "state": RolloutServer.State.FAILED,
+                    "error_code": item.error_code,
+                    "error_message": item.error_message[:1000],
+                    "finished_at": sent_at,
+                }
+            RolloutServer.objects.filter(pk=row.pk, state=RolloutServer.State.SUBMITTING).update(
+                **update
+            )
+
+
+def _finish_row(row: RolloutServer, state: str, *, code: str, message: str, request_id="") -> None:
+    RolloutServer.objects.filter(pk=row.pk, state=RolloutServer.State.SUBMITTING).update(
+        state=state,
+        error_code=code[:64],
+        error_message=message[:1000],
+        request_id=request_id,
+        finished_at=timezone.now(),
+    )
+
+
+def _enter_maintenance(rollout: Rollout, client) -> None:
+    rows = rollout.servers.filter(state=RolloutServer.State.PENDING, maintenance_set=False)
+    ids = list(rows.values_list("server_id", flat=True))
+    if not ids:
+        return
+    client.batch_change_maintain(ids, True)
+    rows.update(maintenance_set=True)
+    audit.record(
+        None,
+        "api.batch_maint",
+        actor=rollout.created_by,
+        via="worker",
+        rollout=rollout,
+        target=f"rollout #{rollout.pk}",
+        servers=len(ids),
+        maintain=True,
+    )
+
+
+def enqueue_refresh(rollout_id: int, delay: float | None = None, token: str = "") -> bool:
+    """Schedule the next refresh. With `token`, only if that chain is still the current one.
+
+    Without a token this starts a new chain, which retires any older one.
+    """
+    from datetime import timedelta
+
+    from dashboard import tasks
+
+    new_token = uuid.uuid4().hex
+    chains = Rollout.objects.filter(pk=rollout_id)
+    if token:
+        chains = chains.filter(refresh_token=token)
+    if not chains.update(refresh_token=new_token):
+        return False
+    wait = settings.ROLLOUT_REFRESH_SECONDS if delay is None else delay
+    task = tasks.refresh_rollout
+    if wait > 0:
+        task = task.using(run_after=timezone.now() + timedelta(seconds=wait))
+    task.enqueue(rollout_id, new_token)
+    return True

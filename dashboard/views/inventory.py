@@ -1,0 +1,163 @@
+"""Inventory pages: overview, groups, servers, server detail, images, and the sync button.
+
+Every page reads the database only, in a fixed number of queries, and says how fresh
+its data is.
+"""
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db.models import Count, Q, Sum
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from dashboard import audit, inventory
+from dashboard.forms import ServerFilterForm
+from dashboard.models import Image, Rollout, RolloutServer, Server, ServerGroup, SyncRun
+from dashboard.roles import OPERATOR, VIEWER, require_role
+
+PAGE_SIZE = 50
+
+
+def _image_names() -> dict[str, Image]:
+    return {i.id: i for i in Image.objects.all()}
+
+
+@require_GET
+@require_role(VIEWER)
+def overview(request: HttpRequest) -> HttpResponse:
+    servers = Server.objects.filter(gone=False)
+    totals = servers.aggregate(
+        servers=Count("id"),
+        drift=Count("id", filter=Q(drift=True)),
+        maintenance=Count("id", filter=Q(maintain_status=True)),
+        sessions=Sum("session_count"),
+        busy=Count("id", filter=Q(job_status__in=["WAITING", "RUNNING"])),
+    )
+    drifted_groups = (
+        ServerGroup.objects.filter(gone=False)
+        .annotate(drift=Count("servers", filter=Q(servers__drift=True, servers__gone=False)))
+        .filter(drift__gt=0)
+        .order_by("-drift")
+    )
+    context = {
+        "totals": totals,
+        "group_count": ServerGroup.objects.filter(gone=False).count(),
+        "drifted_groups": drifted_groups,
+        "active_rollouts": Rollout.objects.filter(state__in=Rollout.ACTIVE_STATES)[:20],
+        "last_run": SyncRun.objects.order_by("-started_at").first(),
+        **inventory.freshness(),
+    }
+    return render(request, "overview.html", context)
+
+
+@require_GET
+@require_role(VIEWER)
+def groups(request: HttpRequest) -> HttpResponse:
+    rows = ServerGroup.objects.filter(gone=False).annotate(
+        live=Count("servers", filter=Q(servers__gone=False)),
+        drift=Count("servers", filter=Q(servers__drift=True, servers__gone=False)),
+        maintenance=Count("servers", filter=Q(servers__maintain_status=True, servers__gone=False)),
+        sessions=Sum("servers__session_count", filter=Q(servers__gone=False)),
+    )
+    context = {"groups": rows, "images": _image_names(), **inventory.freshness()}
+    return render(request, "groups/list.html", context)
+
+
+@require_GET
+@require_role(VIEWER)
+def servers(request: HttpRequest) -> HttpResponse:
+    group_list = list(ServerGroup.objects.filter(gone=False))
+    images = _image_names()
+    form = ServerFilterForm(
+        request.GET or None, groups=group_list, images=sorted(images.values(), key=_by_name)
+    )
+    matching = form.filter(Server.objects.select_related("group"))
+    page = Paginator(matching, PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "form": form,
+        "page": page,
+        "images": images,
+        "query": _query_without(request, "page"),
+        "sort_query": _query_without(request, "page", "sort"),
+        "current_sort": request.GET.get("sort", "name"),
+        **inventory.freshness(),
+    }
+    template = "servers/list.html"
+    if request.htmx and not request.htmx.boosted:
+        template += "#server-results"
+    return render(request, template, context)
+
+
+def _by_name(image: Image) -> str:
+    return image.name.lower()
+
+
+def _query_without(request: HttpRequest, *names: str) -> str:
+    query = request.GET.copy()
+    for name in names:
+        query.pop(name, None)
+    return query.urlencode()
+
+
+@require_GET
+@require_role(VIEWER)
+def server_detail(request: HttpRequest, server_id: str) -> HttpResponse:
+    server = get_object_or_404(Server.objects.select_related("group"), pk=server_id)
+    images = _image_names()
+    context = {
+        "server": server,
+        "image": images.get(server.image_id),
+        "group_image": images.get(server.group.image_id) if server.group else None,
+        "images": images,
+        "seen": server.images_seen.all(),
+        "rollout_rows": RolloutServer.objects.filter(server_id=server.id)
+        .select_related("rollout")
+        .order_by("-rollout__created_at")[:50],
+        **inventory.freshness(),
+    }
+    return render(request, "servers/detail.html", context)
+
+
+@require_GET
+@require_role(VIEWER)
+def images(request: HttpRequest) -> HttpResponse:
+    running = dict(
+        Server.objects.filter(gone=False)
+        .values_list("image_id")
+        .annotate(n=Count("id"))
+        .values_list("image_id", "n")
+    )
+    used_by: dict[str, list[ServerGroup]] = {}
+    for group in ServerGroup.objects.filter(gone=False):
+        used_by.setdefault(group.image_id, []).append(group)
+    rows = [
+        (image, running.get(image.id, 0), used_by.get(image.id, []))
+        for image in Image.objects.filter(gone=False)
+    ]
+    return render(request, "images/list.html", {"rows": rows, **inventory.freshness()})
+
+
+@require_POST
+@require_role(OPERATOR)
+def sync(request: HttpRequest) -> HttpResponse:
+    run, started = inventory.request_sync("manual", request.user.username)
+    audit.record(request, "sync.request", target=f"sync #{run.pk}", joined=not started)
+    if started:
+        messages.info(request, "Inventory refresh started.")
+    else:
+        messages.info(request, "A refresh is already running; you joined it.")
+    if request.htmx:
+        return sync_status(request)
+    return redirect(request.POST.get("next") or "overview")
+
+
+@require_GET
+@require_role(VIEWER)
+def sync_status(request: HttpRequest) -> HttpResponse:
+    """The freshness badge; polls while a sync runs and stops (286) when it is done."""
+    context = inventory.freshness()
+    response = render(request, "inventory/freshness.html", context)
+    if request.htmx and not context["sync_running"] and request.method == "GET":
+        response.status_code = 286
+    return response

@@ -1,0 +1,412 @@
+"""Rollout pages: choose, plan, confirm, watch, retry, export.
+
+Views read top to bottom: load, check access, validate, act, respond. The plan is stored
+before it is shown; confirming submits exactly that stored plan.
+"""
+
+import csv
+import json
+from datetime import datetime
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseStopPolling
+
+from dashboard import audit
+from dashboard.forms import RolloutForm, ServerFilterForm
+from dashboard.models import Image, Rollout, RolloutServer, Server, ServerGroup
+from dashboard.roles import APPROVER, OPERATOR, VIEWER, can_approve, require_role
+from dashboard.rollouts import planning
+from dashboard.rollouts.progress import summary
+
+# ---- choose and plan ------------------------------------------------------------------
+
+
+def _selected_ids(data: QueryDict) -> list[str]:
+    """The servers an operator picked: explicit checkboxes, or every server of a filter."""
+    if data.get("scope") == "filter":
+        filter_data = QueryDict(data.get("filter", ""))
+        form = ServerFilterForm(
+            filter_data, groups=list(ServerGroup.objects.all()), images=list(Image.objects.all())
+        )
+        ids = form.filter(Server.objects.all()).values_list("id", flat=True)
+        return list(ids[: settings.ROLLOUT_MAX_SERVERS + 1])
+    return data.getlist("server")
+
+
+@require_http_methods(["GET", "POST"])
+@require_role(OPERATOR)
+def new(request: HttpRequest) -> HttpResponse:
+    """Step 1: the selection arrives (POST from the servers page, or GET with filters)."""
+    data = request.POST if request.method == "POST" else request.GET
+    if request.method == "GET":
+        data = QueryDict(mutable=True)
+        data.update({"scope": "filter", "filter": request.GET.urlencode()})
+    form = RolloutForm(server_ids=_selected_ids(data), max_servers=settings.ROLLOUT_MAX_SERVERS)
+    return render(request, "rollouts/new.html", {"form": form, "errors": form.selection_errors()})
+
+
+@require_POST
+@require_role(OPERATOR)
+def plan(request: HttpRequest) -> HttpResponse:
+    """Step 2: validate the choice and store the plan, then show it."""
+    form = RolloutForm(
+        request.POST,
+        server_ids=request.POST.getlist("server"),
+        max_servers=settings.ROLLOUT_MAX_SERVERS,
+    )
+    if not form.is_valid():
+        audit.record(request, "rollout.plan", outcome="refused", errors=form.errors.get_json_data())
+        return render(request, "rollouts/new.html", {"form": form, "errors": []}, status=400)
+    rollout = planning.create_plan(
+        created_by=request.user.username,
+        servers=form.servers,
+        target=form.target(),
+        images=form.images,
+        reason=form.cleaned_data["reason"],
+        update_access_agent=form.cleaned_data["update_access_agent"],
+        use_maintenance=form.cleaned_data["use_maintenance"],
+        retry_of=_retry_source(request),
+    )
+    audit.record(
+        request,
+        "rollout.plan",
+        rollout=rollout,
+        target=f"rollout #{rollout.pk}",
+        servers=len(form.servers),
+        image=rollout.target_image_id,
+    )
+    return redirect("rollout-plan", rollout.pk)
+
+
+def _retry_source(request: HttpRequest) -> Rollout | None:
+    source = request.POST.get("retry_of", "")
+    return Rollout.objects.filter(pk=source).first() if source.isdigit() else None
+
+
+def _get_rollout_for_user(request: HttpRequest, rollout_id: int) -> Rollout:
+    # Every viewer may see every rollout; the role decorators guard the actions.
+    return get_object_or_404(Rollout, pk=rollout_id)
+
+
+@require_GET
+@require_role(VIEWER)
+def plan_detail(request: HttpRequest, rollout_id: int) -> HttpResponse:
+    rollout = _get_rollout_for_user(request, rollout_id)
+    if rollout.state not in (Rollout.State.PLANNED, Rollout.State.DISCARDED):
+        return redirect("rollout-detail", rollout.pk)
+    rows = list(rollout.servers.all())
+    counts = {v: sum(1 for r in rows if r.verdict == v) for v in RolloutServer.Verdict.values}
+    chunks = sorted({r.chunk for r in rows if r.chunk})
+    context = {
+        "rollout": rollout,
+        "rows": rows,
+        "counts": counts,
+        "chunks": [(c, sum(1 for r in rows if r.chunk == c)) for c in chunks],
+        "sessions": sum(r.session_count for r in rows if r.verdict == RolloutServer.Verdict.CHANGE),
+    }
+    return render(request, "rollouts/plan.html", context)
+
+
+@require_POST
+@require_role(OPERATOR)
+def confirm(request: HttpRequest, rollout_id: int) -> HttpResponse:
+    rollout = _get_rollout_for_user(request, rollout_id)
+    if not rollout.servers.filter(verdict=RolloutServer.Verdict.CHANGE).exists():
+        messages.error(request, "Nothing in this plan would change; there is nothing to confirm.")
+        return redirect("rollout-plan", rollout.pk)
+    result = planning.confirm(rollout.pk, request.user.username)
+    if result.stale:
+        audit.record(
+            request,
+            "rollout.confirm",
+            outcome="refused",
+            rollout=rollout,
+            target=f"rollout #{rollout.pk}",
+            stale=result.stale[:20],
+        )
+        return render(
+            request,
+            "rollouts/stale.html",
+            {"rollout": result.rollout, "reasons": result.stale},
+            status=409,
+        )
+    if result.confirmed:
+        audit.record(
+            request,
+            "rollout.confirm",
+            rollout=rollout,
+            target=f"rollout #{rollout.pk}",
+            state=result.rollout.state,
+        )
+        messages.success(request, f"Rollout #{rollout.pk} confirmed.")
+    return redirect("rollout-detail", rollout.pk)
+
+
+@require_POST
+@require_role(OPERATOR)
+def replan(request: HttpRequest, rollout_id: int) -> HttpResponse:
+    """A fresh plan for the same servers, image and options (after a stale plan)."""
+    old = _get_rollout_for_user(request, rollout_id)
+    form = RolloutForm(
+        {
+            "server": list(old.servers.values_list("server_id", flat=True)),
+            "target_image": old.target_image_id,
+            "reason": old.reason,
+            "update_access_agent": old.update_access_agent,
+            "use_maintenance": old.use_maintenance,
+        },
+        server_ids=list(old.servers.values_list("server_id", flat=True)),
+        max_servers=settings.ROLLOUT_MAX_SERVERS,
+    )
+    if not form.is_valid():
+        return render(request, "rollouts/new.html", {"form": form, "errors": []}, status=400)
+    rollout = planning.create_plan(
+        created_by=request.user.username,
+        servers=form.servers,
+        target=form.target(),
+        images=form.images,
+        reason=old.reason,
+        update_access_agent=old.update_access_agent,
+        use_maintenance=old.use_maintenance,
+        retry_of=old.retry_of,
+    )
+    audit.record(
+        request, "rollout.plan", rollout=rollout, target=f"rollout #{rollout.pk}", replaces=old.pk
+    )
+    return redirect("rollout-plan", rollout.pk)
+
+
+# ---- watch ------------------------------------------------------------------------------
+
+
+@require_GET
+@require_role(VIEWER)
+def detail(request: HttpRequest, rollout_id: int) -> HttpResponse:
+    rollout = _get_rollout_for_user(request, rollout_id)
+    if rollout.state in (Rollout.State.PLANNED,):
+        return redirect("rollout-plan", rollout.pk)
+    rows = rollout.servers.all()
+    context = {
+        "rollout": rollout,
+        "rows": rows,
+        "summary": summary(rollout),
+        "since": timezone.now().isoformat(),
+        "can_approve_this": can_approve(request, rollout.created_by)
+        and rollout.state == Rollout.State.AWAITING_APPROVAL,
+        "retries": rollout.retries.all(),
+    }
+    return render(request, "rollouts/detail.html", context)
+
+
+@require_GET
+@require_role(VIEWER)
+def poll(request: HttpRequest, rollout_id: int) -> HttpResponse:
+    """The live part of the rollout page: only rows changed since the last poll.
+
+    Reads the database only, in a fixed number of queries. Answers 204 when nothing changed
+    and 286 (stop polling) once the rollout is final.
+    """
+    rollout = _get_rollout_for_user(request, rollout_id)
+    since = _parse_since(request.GET.get("since"))
+    now = timezone.now()
+    changed = list(rollout.servers.filter(updated_at__gte=since)) if since else []
+    final = rollout.is_final
+    if not changed and since and rollout.updated_at < since and not final:
+        return HttpResponse(status=204)
+    context = {
+        "rollout": rollout,
+        "changed": changed,
+        "summary": summary(rollout),
+        "since": now.isoformat(),
+        "polling": True,
+    }
+    response = render(request, "rollouts/detail.html#rollout-live", context)
+    if final:
+        response.status_code = HttpResponseStopPolling.status_code
+    return response
+
+
+def _parse_since(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if timezone.is_aware(parsed) else None
+
+
+# ---- act --------------------------------------------------------------------------------
+
+
+@require_POST
+@require_role(APPROVER)
+def approve(request: HttpRequest, rollout_id: int) -> HttpResponse:
+    rollout = _get_rollout_for_user(request, rollout_id)
+    if not can_approve(request, rollout.created_by):
+        audit.record(
+            request,
+            "rollout.approve",
+            outcome="refused",
+            rollout=rollout,
+            target=f"rollout #{rollout.pk}",
+            why="submitter cannot approve",
+        )
+        raise PermissionDenied("A second person must approve this rollout.")
+    if planning.approve(rollout.pk, request.user.username):
+        audit.record(request, "rollout.approve", rollout=rollout, target=f"rollout #{rollout.pk}")
+        messages.success(request, "Approved; the rollout starts now.")
+    return redirect("rollout-detail", rollout.pk)
+
+
+@require_POST
+@require_role(OPERATOR)
+def cancel(request: HttpRequest, rollout_id: int) -> HttpResponse:
+    from dashboard.rollouts import control
+
+    rollout = _get_rollout_for_user(request, rollout_id)
+    cancelled = control.cancel(rollout.pk)
+    audit.record(
+        request,
+        "rollout.cancel",
+        rollout=rollout,
+        target=f"rollout #{rollout.pk}",
+        servers_cancelled=cancelled,
+    )
+    messages.info(request, f"Cancelled; {cancelled} servers not yet sent will not be sent.")
+    return redirect("rollout-detail", rollout.pk)
+
+
+@require_POST
+@require_role(OPERATOR)
+def retry(request: HttpRequest, rollout_id: int) -> HttpResponse:
+    """A new plan of only the failed and unknown servers, linked to this rollout."""
+    rollout = _get_rollout_for_user(request, rollout_id)
+    ids = list(
+        rollout.servers.filter(
+            state__in=[RolloutServer.State.FAILED, RolloutServer.State.UNKNOWN]
+        ).values_list("server_id", flat=True)
+    )
+    form = RolloutForm(
+        {
+            "server": ids,
+            "target_image": rollout.target_image_id,
+            "reason": f"Retry of #{rollout.pk}: {rollout.reason}"[:500],
+            "update_access_agent": rollout.update_access_agent,
+            "use_maintenance": rollout.use_maintenance,
+        },
+        server_ids=ids,
+        max_servers=settings.ROLLOUT_MAX_SERVERS,
+    )
+    if not form.is_valid():
+        for message in form.non_field_errors() or ["Nothing to retry."]:
+            messages.error(request, message)
+        return redirect("rollout-detail", rollout.pk)
+    new_plan = planning.create_plan(
+        created_by=request.user.username,
+        servers=form.servers,
+        target=form.target(),
+        images=form.images,
+        reason=form.cleaned_data["reason"],
+        update_access_agent=rollout.update_access_agent,
+        use_maintenance=rollout.use_maintenance,
+        retry_of=rollout,
+    )
+    audit.record(
+        request,
+        "rollout.retry",
+        rollout=new_plan,
+        target=f"rollout #{new_plan.pk}",
+        retry_of=rollout.pk,
+        servers=len(ids),
+    )
+    return redirect("rollout-plan", new_plan.pk)
+
+
+# ---- history and export -------------------------------------------------------------------
+
+
+@require_GET
+@require_role(VIEWER)
+def history(request: HttpRequest) -> HttpResponse:
+    rollouts = Rollout.objects.annotate(
+        total=Count("servers"),
+        succeeded=Count("servers", filter=Q(servers__state=RolloutServer.State.SUCCEEDED)),
+        failed=Count("servers", filter=Q(servers__state=RolloutServer.State.FAILED)),
+    ).exclude(state=Rollout.State.DISCARDED)
+    filters = {k: request.GET.get(k, "").strip() for k in ("state", "user", "group", "date")}
+    if filters["state"]:
+        rollouts = rollouts.filter(state=filters["state"])
+    if filters["user"]:
+        rollouts = rollouts.filter(created_by__icontains=filters["user"])
+    if filters["group"]:
+        rollouts = rollouts.filter(servers__group_name__icontains=filters["group"]).distinct()
+    if filters["date"]:
+        try:
+            day = datetime.strptime(filters["date"], "%Y-%m-%d").date()
+            rollouts = rollouts.filter(created_at__date=day)
+        except ValueError:
+            messages.error(request, "The date must look like 2026-11-26.")
+    page = Paginator(rollouts.order_by("-created_at"), 50).get_page(request.GET.get("page"))
+    context = {"page": page, "filters": filters, "states": Rollout.State.choices}
+    return render(request, "rollouts/list.html", context)
+
+
+EXPORT_FIELDS = [
+    "server_id",
+    "server_name",
+    "group_name",
+    "from_image_id",
+    "to_image_id",
+    "verdict",
+    "reason_code",
+    "state",
+    "job_id",
+    "error_code",
+    "error_message",
+    "submitted_at",
+    "finished_at",
+    "verified",
+]
+
+
+@require_GET
+@require_role(VIEWER)
+def export(request: HttpRequest, rollout_id: int, fmt: str) -> HttpResponse:
+    rollout = _get_rollout_for_user(request, rollout_id)
+    rows = rollout.servers.values_list(*EXPORT_FIELDS)
+    filename = f"rollout-{rollout.pk}.{fmt}"
+    if fmt == "json":
+        body = {
+            "rollout": rollout.pk,
+            "state": rollout.state,
+            "created_by": rollout.created_by,
+            "reason": rollout.reason,
+            "target_image_id": rollout.target_image_id,
+            "servers": [dict(zip(EXPORT_FIELDS, r, strict=True)) for r in rows],
+        }
+        response = HttpResponse(
+            json.dumps(body, default=str, indent=1), content_type="application/json"
+        )
+    else:
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        writer = csv.writer(response)
+        writer.writerow(EXPORT_FIELDS)
+        for row in rows:
+            writer.writerow([_csv_safe(v) for v in row])
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def _csv_safe(value) -> str:
+    """Neutralise spreadsheet formulas in exported text (CSV injection)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text

@@ -1,0 +1,130 @@
+"""Inventory sync against the simulator over real HTTP."""
+
+import pytest
+import requests
+from django_tasks_db.models import DBTaskResult
+
+from dashboard import inventory
+from dashboard.cloud.client import CloudClient
+from dashboard.cloud.config import from_settings
+from dashboard.models import Image, Server, ServerGroup, SyncRun
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_sync_stores_every_group_server_and_image(sim_settings, cloud_client):
+    run = inventory.sync_now(client=cloud_client)
+
+    state = sim_settings.state
+    assert run.state == SyncRun.State.SUCCEEDED
+    assert Server.objects.filter(gone=False).count() == len(state.servers)
+    assert ServerGroup.objects.count() == len(state.groups)
+    assert Image.objects.count() == len(state.images)
+    assert run.servers_seen == len(state.servers)
+    assert run.api_calls == cloud_client.calls
+
+
+def test_drift_marks_servers_not_on_their_group_image(sim_settings, cloud_client):
+    inventory.sync_now(client=cloud_client)
+
+    groups = {g.id: g.image_id for g in sim_settings.state.groups.values()}
+    expected = {
+        s.id for s in sim_settings.state.servers.values() if s.image_id != groups[s.group_id]
+    }
+    assert expected  # the seeded fleet has drifted servers
+    assert set(Server.objects.filter(drift=True).values_list("id", flat=True)) == expected
+
+
+def test_a_server_removed_upstream_is_marked_gone_not_kept(sim_settings, cloud_client):
+    inventory.sync_now(client=cloud_client)
+    victim = next(iter(sim_settings.state.servers))
+    sim_settings.state.delete_server(victim)
+
+    run = inventory.sync_now(client=cloud_client)
+
+    assert run.servers_gone == 1
+    assert Server.objects.get(pk=victim).gone is True
+    assert Server.objects.filter(gone=False).count() == len(sim_settings.state.servers)
+
+
+class FailOnSecondServerPage(requests.adapters.HTTPAdapter):
+    """Drops the connection on the second page of ListServers, as a flaky network would."""
+
+    def send(self, request, *args, **kwargs):
+        if "/app-servers?" in request.url and "offset=100" in request.url:
+            raise requests.ConnectionError("connection reset by peer")
+        return super().send(request, *args, **kwargs)
+
+
+def test_a_page_failing_mid_sync_leaves_the_previous_snapshot_intact(simulator_factory, settings):
+    sim = simulator_factory(servers=250)
+    settings.HUAWEICLOUD = {
+        **settings.HUAWEICLOUD,
+        "WORKSPACEAPP_ENDPOINT": sim.url,
+        "WORKSPACE_ENDPOINT": sim.url,
+        "IMS_ENDPOINT": sim.url,
+        "IAM_ENDPOINT": sim.url,
+        "AK": sim.config.ak,
+        "SK": sim.config.sk,
+        "PROJECT_ID": sim.config.project_id,
+        "RETRY_DEADLINE": 0.0,
+    }
+    inventory.sync_now(client=CloudClient(from_settings()))
+    before = dict(Server.objects.values_list("id", "synced_at"))
+    sim.state.delete_server(next(iter(sim.state.servers)))
+
+    session = requests.Session()
+    session.mount("http://", FailOnSecondServerPage())
+    run = inventory.sync_now(client=CloudClient(from_settings(), session=session))
+
+    assert run.state == SyncRun.State.FAILED
+    assert run.error
+    assert dict(Server.objects.values_list("id", "synced_at")) == before
+    assert not Server.objects.filter(gone=True).exists()
+
+
+def test_a_second_refresh_request_joins_the_running_one():
+    first, started = inventory.request_sync("manual", "otto")
+    second, started_again = inventory.request_sync("manual", "vera")
+
+    assert started is True and started_again is False
+    assert second.pk == first.pk
+    assert SyncRun.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_joined_refresh_requests_enqueue_one_sync_task():
+    inventory.request_sync("manual")
+    inventory.request_sync("manual")
+    inventory.request_sync("schedule")
+    assert DBTaskResult.objects.filter(task_path__endswith="sync_inventory").count() == 1
+
+
+def test_a_crashed_sync_does_not_block_new_ones_forever():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    stuck, _ = inventory.request_sync("manual")
+    SyncRun.objects.filter(pk=stuck.pk).update(started_at=timezone.now() - timedelta(hours=1))
+
+    fresh, started = inventory.request_sync("manual")
+
+    assert started and fresh.pk != stuck.pk
+    assert SyncRun.objects.get(pk=stuck.pk).state == SyncRun.State.FAILED
+
+
+def test_the_schedule_starts_a_sync_only_when_the_last_one_is_old(settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.SYNC_INTERVAL_SECONDS = 300
+    inventory.schedule_sync()
+    assert SyncRun.objects.count() == 1  # start-up: never synced
+    SyncRun.objects.update(state=SyncRun.State.SUCCEEDED)
+    inventory.schedule_sync()
+    assert SyncRun.objects.count() == 1  # fresh enough
+    SyncRun.objects.update(started_at=timezone.now() - timedelta(seconds=301))
+    inventory.schedule_sync()
+    assert SyncRun.objects.count() == 2
