@@ -13,7 +13,7 @@ from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, Q
-from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -381,6 +381,8 @@ EXPORT_FIELDS = [
 @require_GET
 @require_role(VIEWER)
 def export(request: HttpRequest, rollout_id: int, fmt: str) -> HttpResponse:
+    if fmt not in ("csv", "json"):
+        raise Http404("Export as csv or json.")
     rollout = _get_rollout_for_user(request, rollout_id)
     rows = rollout.servers.values_list(*EXPORT_FIELDS)
     filename = f"rollout-{rollout.pk}.{fmt}"
