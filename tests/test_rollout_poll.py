@@ -16,14 +16,24 @@ pytestmark = pytest.mark.django_db
 def make_rollout(n: int, state: str = "running", row_state: str = "waiting") -> Rollout:
     now = timezone.now()
     rollout = Rollout.objects.create(
-        created_by="otto.operator", reason="CHG-1", target_image_id="img-new",
-        target_image_name="win-new", state=state, started_at=now,
+        created_by="otto.operator",
+        reason="CHG-1",
+        target_image_id="img-new",
+        target_image_name="win-new",
+        state=state,
+        started_at=now,
     )
     RolloutServer.objects.bulk_create(
         RolloutServer(
-            rollout=rollout, server_id=f"srv-{i}", server_name=f"srv-{i:04d}",
-            to_image_id="img-new", from_image_id="img-old", verdict="change",
-            state=row_state, job_id=str(1000 + i), chunk=i // 50 + 1,
+            rollout=rollout,
+            server_id=f"srv-{i}",
+            server_name=f"srv-{i:04d}",
+            to_image_id="img-new",
+            from_image_id="img-old",
+            verdict="change",
+            state=row_state,
+            job_id=str(1000 + i),
+            chunk=i // 50 + 1,
         )
         for i in range(n)
     )
@@ -127,9 +137,15 @@ def test_rows_still_running_long_after_submission_are_flagged_slow(
     server = start_job(sim_settings, cloud_client)
     rollout = make_rollout(0)
     RolloutServer.objects.create(
-        rollout=rollout, server_id=server.id, server_name=server.name, group_id=server.group_id,
-        to_image_id=server.group.image_id, verdict="change", state="waiting",
-        job_id=server.job_id, submitted_at=timezone.now() - timedelta(minutes=5),
+        rollout=rollout,
+        server_id=server.id,
+        server_name=server.name,
+        group_id=server.group_id,
+        to_image_id=server.group.image_id,
+        verdict="change",
+        state="waiting",
+        job_id=server.job_id,
+        submitted_at=timezone.now() - timedelta(minutes=5),
     )
     refresh.refresh(rollout.pk, cloud_client, reschedule=False)
     row = rollout.servers.get()
@@ -142,8 +158,14 @@ def test_a_succeeded_job_on_the_wrong_image_is_flagged_not_verified(
     server = start_job(sim_settings, cloud_client)
     rollout = make_rollout(0)
     row = RolloutServer.objects.create(
-        rollout=rollout, server_id=server.id, server_name=server.name, group_id=server.group_id,
-        to_image_id="some-other-image", verdict="change", state="running", job_id=server.job_id,
+        rollout=rollout,
+        server_id=server.id,
+        server_name=server.name,
+        group_id=server.group_id,
+        to_image_id="some-other-image",
+        verdict="change",
+        state="running",
+        job_id=server.job_id,
         submitted_at=timezone.now(),
     )
     sim_settings.advance(sim_settings.config.job_seconds)
@@ -153,8 +175,9 @@ def test_a_succeeded_job_on_the_wrong_image_is_flagged_not_verified(
     assert "not verified" in viewer_client.get(f"/rollouts/{rollout.pk}/").content.decode()
 
 
-def test_refresh_calls_depend_on_active_jobs_not_on_watchers(sim_settings, cloud_client,
-                                                              viewer_client):
+def test_refresh_calls_depend_on_active_jobs_not_on_watchers(
+    sim_settings, cloud_client, viewer_client
+):
     from dashboard import inventory
 
     inventory.sync_now(client=cloud_client)
@@ -163,9 +186,15 @@ def test_refresh_calls_depend_on_active_jobs_not_on_watchers(sim_settings, cloud
     rollout = make_rollout(0)
     for server in busy:
         RolloutServer.objects.create(
-            rollout=rollout, server_id=server.id, server_name=server.name,
-            group_id=server.group_id, to_image_id="x", verdict="change", state="running",
-            job_id=server.job_id, submitted_at=timezone.now(),
+            rollout=rollout,
+            server_id=server.id,
+            server_name=server.name,
+            group_id=server.group_id,
+            to_image_id="x",
+            verdict="change",
+            state="running",
+            job_id=server.job_id,
+            submitted_at=timezone.now(),
         )
     before = cloud_client.calls
     refresh.refresh(rollout.pk, cloud_client, reschedule=False)
@@ -199,8 +228,14 @@ def test_the_servers_page_runs_a_fixed_number_of_queries(viewer_client, count):
     group = ServerGroup.objects.create(id="g1", name="finance", image_id="img-new", synced_at=now)
     Image.objects.create(id="img-new", name="win-new", synced_at=now)
     Server.objects.bulk_create(
-        Server(id=f"s{i}", name=f"srv-{i:05d}", group=group, image_id="img-old", drift=True,
-               synced_at=now)
+        Server(
+            id=f"s{i}",
+            name=f"srv-{i:05d}",
+            group=group,
+            image_id="img-old",
+            drift=True,
+            synced_at=now,
+        )
         for i in range(count)
     )
     viewer_client.get("/")
