@@ -67,6 +67,8 @@ ROUTES = (
     _route("GET", rf"/v1{P}/job/(?P<job_id>[^/]+)", workspaceapp.show_job),
     _route("GET", rf"/v1{P}/app-server-sub-jobs/actions/count", workspaceapp.count_sub_jobs),
     _route("GET", rf"/v1{P}/app-server-sub-jobs", workspaceapp.list_sub_jobs),
+    _route("GET", rf"/v1{P}/session/list-sessions", workspaceapp.list_sessions),
+    _route("POST", rf"/v1{P}/session/logoff", workspaceapp.logoff_user_session),
     _route("GET", r"/v2/cloudimages", images.list_ims_images),
     _route("GET", r"/v2/images/(?P<image_id>[^/]+)", images.glance_show_image),
     _route("GET", rf"/v2{P}/images", images.list_workspace_images),

@@ -1,10 +1,12 @@
 """The wire shapes: servers, groups, images (per API vocabulary) and jobs as JSON dicts."""
 
+import zlib
 from datetime import datetime, timedelta
 from typing import Any
 
 from dashboard.simulator.fleet import MARKETPLACE, PRIVATE, PUBLIC, SHARED, Group, Image, Server
 from dashboard.simulator.jobs import ACTIVE, CHANGE_SERVER_IMAGE, V1_STATUS, Job
+from dashboard.simulator.sessions import UserSession
 from dashboard.simulator.state import ARCHITECTURE, SYSTEM_DISK_GB, SimState, iso
 
 # image kind → each API's image type word (they differ; see the reference's vocabulary table)
@@ -14,6 +16,7 @@ WORKSPACE_TYPE = {PRIVATE: "private", SHARED: "shared", PUBLIC: "gold", MARKETPL
 TASK_STATUS = {CHANGE_SERVER_IMAGE: "rebuilding", "UPGRADE_ACCESS_AGENT": "upgrading_access_agent"}
 FLAVOR_ID = "s6.xlarge.2"
 PRODUCT_ID = "workspace.appstream.general.xlarge.2"
+SESSION_PUBLIC_IP = "203.0.113.10"  # every simulated client leaves through one NAT address
 
 
 def product_info() -> dict[str, Any]:
@@ -324,4 +327,44 @@ def job_v1(job: Job, now: datetime) -> dict[str, Any]:
                 }
             ],
         }
+    }
+
+
+def session_info(state: SimState, u: UserSession, now: datetime) -> dict[str, Any]:
+    """A ListSessions SessionInfo (times with milliseconds, `null` while not ended)."""
+    s = state.servers.get(u.server_id)
+    g = state.group_of(s) if s else None
+    changed = u.ended or u.started
+    return {
+        "id": u.id,
+        "session_stamp": u.id.replace("-", "")[:16],
+        "os_session_id": u.os_session_id,
+        "protocol_type": "HDP",
+        "login_user": u.user_name,
+        # 1 shared desktop, 2 application
+        "session_type": "1" if g and g.app_type == "SESSION_DESKTOP_APP" else "2",
+        "app_server_group_id": s.group_id if s else "",
+        "app_server_group_name": g.name if g else "",
+        "pre_conn_time": iso(u.started - timedelta(seconds=2)),
+        "start_time": iso(u.started),
+        "end_time": iso(u.ended),
+        "status_continue_time": str(int(((u.ended or now) - changed).total_seconds())),
+        "machine_sid": f"S-1-5-21-{zlib.crc32(u.server_id.encode())}" if s else "",
+        "machine_name": s.machine_name if s else "",
+        "session_state": u.state,
+        "app_name": u.app_name,
+        "client_mac": "",
+        "client_name": u.client_name,
+        "client_ip": u.client_ip,
+        "public_ip": SESSION_PUBLIC_IP,
+        "client_version": "25.3.0",
+        "client_type": "Windows",
+        "agent_version": "25.3.0",
+        "vm_ip": s.ip if s else "",
+        "failed_reason": "",
+        "failed_code": "",
+        "last_update_status_time": iso(changed),
+        "tenant_id": state.config.project_id,
+        "primary_server_group_id": s.group_id if s else "",
+        "secondary_server_group_id": "",
     }

@@ -22,6 +22,7 @@ from dashboard.simulator import codes
 from dashboard.simulator.faults import Faults
 from dashboard.simulator.fleet import Group, Image, Server, build_fleet
 from dashboard.simulator.jobs import ACTIVE, CHANGE_SERVER_IMAGE, Job, JobIds
+from dashboard.simulator.sessions import SIGNED_OUT, SessionFactory, UserSession
 
 DEMO_AK = "DEMOACCESSKEYID0000"
 DEMO_SK = "demo-secret-access-key"
@@ -146,7 +147,11 @@ class SimState:
             self._pending: dict[str, Job] = {}
             self.tokens: dict[str, datetime] = {}
             self.request_log: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_LIMIT)
+            self.session_factory = SessionFactory(self.config.seed)
+            self.sessions: dict[str, UserSession] = {}
+            self.message_log: list[dict[str, Any]] = []
             self._seed_jobs()
+            self._sync_sessions()
 
     def _seed_jobs(self) -> None:
         now = self.clock.now()
@@ -177,10 +182,10 @@ class SimState:
             self.clock.set_real()
 
     def advance(self, seconds: float) -> datetime:
-        """Move the (now manual) clock forward; returns the new time."""
+        """Move the (now manual) clock forward, applying what fell due; returns the new time."""
         with self.lock:
             self.clock.advance(seconds)
-            return self.clock.now()
+            return self.now()
 
     def patch_server(self, server_id: str, **changes: Any) -> Server:
         """Change a server's fields (PATCHABLE). Raises KeyError / ValueError."""
@@ -191,12 +196,16 @@ class SimState:
                 raise ValueError(f"not patchable: {', '.join(sorted(unknown))}")
             for name, value in changes.items():
                 setattr(server, name, value)
+            if "session_count" in changes:
+                self._sync_sessions([server])
             return server
 
     def delete_server(self, server_id: str) -> None:
         """The server disappears from the cloud (as if deleted by someone else)."""
         with self.lock:
             del self.servers[server_id]
+            for session_id in [k for k, v in self.sessions.items() if v.server_id == server_id]:
+                del self.sessions[session_id]
 
     def record(self, entry: dict[str, Any]) -> None:
         with self.lock:
@@ -217,6 +226,9 @@ class SimState:
             return now
 
     def _settle(self, now: datetime) -> None:
+        for session in self.sessions.values():
+            if session.live and session.logoff_at is not None and session.logoff_at <= now:
+                self._end_session(session, session.logoff_at)
         for job_id, job in list(self._pending.items()):
             if job.status(now) in ACTIVE:
                 continue
@@ -327,6 +339,116 @@ class SimState:
                 elif not on and server.status == "MAINTAINING":
                     server.status = "REGISTERED"
             return []
+
+    # --- user sessions --------------------------------------------------------------------
+
+    def _sync_sessions(self, servers: Iterable[Server] | None = None) -> None:
+        """Make each server's live sessions match its `session_count` (seed or end some)."""
+        now = self.clock.now()
+        live: dict[str, list[UserSession]] = {}
+        for session in self.sessions.values():
+            if session.live:
+                live.setdefault(session.server_id, []).append(session)
+        for server in self.servers.values() if servers is None else servers:
+            mine = live.get(server.id, [])
+            wanted = max(0, int(server.session_count))
+            users = {s.user_name for s in mine}
+            while len(mine) < wanted:
+                session = self.session_factory.make(server.id, now, seeded=True)
+                for _ in range(20):  # one user logs on to a server once
+                    if session.user_name not in users:
+                        break
+                    session.user_name = self.session_factory.user_name()
+                users.add(session.user_name)
+                self.sessions[session.id] = session
+                mine.append(session)
+            # Too many: the most recent sessions end first.
+            for session in sorted(mine, key=lambda s: s.started)[wanted:]:
+                session.state, session.ended, session.logoff_at = SIGNED_OUT, now, None
+
+    def _end_session(self, session: UserSession, when: datetime) -> None:
+        session.state, session.ended, session.logoff_at = SIGNED_OUT, when, None
+        server = self.servers.get(session.server_id)
+        if server is not None:
+            server.session_count = max(0, server.session_count - 1)
+
+    def user_sessions(self) -> list[UserSession]:
+        """Every session (live and signed out, oldest first), settled to the clock."""
+        with self.lock:
+            self.now()
+            self._sync_sessions()
+            return sorted(self.sessions.values(), key=lambda s: (s.started, s.id))
+
+    def sessions_of(self, server_id: str) -> list[UserSession]:
+        """The live sessions on one server (what its `session_count` counts)."""
+        with self.lock:
+            return [s for s in self.user_sessions() if s.server_id == server_id and s.live]
+
+    def add_session(self, server_id: str, user: str | None = None) -> UserSession:
+        """A user logs on to `server_id` now (`session_count` + 1). Raises KeyError."""
+        with self.lock:
+            server = self.servers[server_id]
+            self._sync_sessions([server])
+            session = self.session_factory.make(server_id, self.now(), user)
+            self.sessions[session.id] = session
+            server.session_count += 1
+            return session
+
+    def end_session(self, session_id: str) -> UserSession:
+        """The user logs off by themselves now (`session_count` - 1). Raises KeyError."""
+        with self.lock:
+            now = self.now()
+            session = self.sessions[session_id]
+            if session.live:
+                self._end_session(session, now)
+            return session
+
+    def logoff(
+        self,
+        session_ids: Iterable[str],
+        *,
+        delay_time: int,
+        message_type: int,
+        message: str = "",
+        title: str = "",
+        transaction_id: str = "",
+    ) -> list[str]:
+        """LogoffUserSession: each live session shows the message and ends `delay_time`
+        seconds from now (an earlier pending logoff stands). Returns the ids ignored
+        because they are unknown or already ended."""
+        with self.lock:
+            now = self.now()
+            self._sync_sessions()
+            ignored: list[str] = []
+            for session_id in dict.fromkeys(session_ids):
+                session = self.sessions.get(session_id)
+                if session is None or not session.live:
+                    ignored.append(session_id)
+                    continue
+                due = now + timedelta(seconds=delay_time)
+                if session.logoff_at is None or due < session.logoff_at:
+                    session.logoff_at = due
+                self.message_log.append(
+                    {
+                        "session_id": session.id,
+                        "server_id": session.server_id,
+                        "user_name": session.user_name,
+                        "message_type": message_type,
+                        "title": title,
+                        "message": message,
+                        "delay_time": delay_time,
+                        "transaction_id": transaction_id,
+                        "time": now,
+                        "logoff_at": session.logoff_at,
+                    }
+                )
+            self._settle(now)  # a delay of 0 logs off at once
+            return ignored
+
+    def messages(self) -> list[dict[str, Any]]:
+        """Every message shown to a user by LogoffUserSession, oldest first."""
+        with self.lock:
+            return [dict(entry) for entry in self.message_log]
 
     def issue_token(self) -> tuple[str, datetime, datetime]:
         """A new IAM token with (token, issued_at, expires_at); expiry uses real time."""

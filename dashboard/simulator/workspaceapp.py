@@ -1,12 +1,14 @@
-"""WorkspaceApp handlers: servers, groups, image changes, maintenance and jobs."""
+"""WorkspaceApp handlers: servers, groups, image changes, maintenance, jobs and sessions."""
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from dashboard.simulator import codes, render
 from dashboard.simulator.fleet import MARKETPLACE, Server
 from dashboard.simulator.http import ApiError, Request, Response, int_param, page, str_param
 from dashboard.simulator.http import wks_bad as bad
+from dashboard.simulator.sessions import INIT_FAIL, STATES
 
 MAX_OFFSET = 2_147_483_647
 MAX_CHANGE_IDS = 50
@@ -15,6 +17,9 @@ BOOL_WORDS = ("true", "false")
 OS_TYPES = ("Linux", "Windows", "Other")
 IMAGE_TYPES = ("gold", "public", "private", "shared", "other")
 WIRE_KIND = {"gold": MARKETPLACE, "public": "public", "private": "private", "shared": "shared"}
+MAX_LOGOFF_IDS = 999
+MAX_LOGOFF_DELAY = 999_999
+MESSAGE_TYPES = (0, 1, 2)  # info, warn, serious
 JOB_STATUSES = ("WAITING", "RUNNING", "SUCCESS", "FAILED", "ABNORMAL", "ROLLBACK", "ABORTING")
 SUB_JOB_TYPES = (
     "CREATE_SERVER",
@@ -255,3 +260,98 @@ def count_sub_jobs(req: Request) -> Response:
         raise bad(f"Invalid parameter job_type: must be among {', '.join(SUB_JOB_TYPES)}.")
     with req.state.lock:
         return Response(200, {"count": len(_sub_jobs(req, types))})
+
+
+def _time_param(req: Request, name: str) -> datetime:
+    """A required ListSessions time (`2024-02-27T03:47:51.182Z`)."""
+    raw = str_param(req, name, 64)
+    if not raw:
+        raise bad(f"Invalid parameter {name}: required.")
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise bad(f"Invalid parameter {name}: not a time like 2024-02-27T03:47:51.182Z.") from None
+    if moment.tzinfo is None:
+        raise bad(f"Invalid parameter {name}: the time needs a zone (Z).")
+    return moment
+
+
+def list_sessions(req: Request) -> Response:
+    """ListSessions: a window on the start time is required; filters match exactly."""
+    offset, limit = _offset_limit(req)
+    begin, end = _time_param(req, "query_begin_time"), _time_param(req, "query_end_time")
+    if begin > end:
+        raise bad("Invalid parameter query_begin_time: after query_end_time.")
+    user = str_param(req, "user_name", 256)
+    group_id = str_param(req, "app_server_group_id", 128)
+    vm_ip = str_param(req, "vm_ip", 64)
+    public_ip = str_param(req, "public_ip", 64)
+    machine = str_param(req, "machine_name", 1024)
+    raw_states = str_param(req, "session_state", 256)
+    states = {part.strip() for part in (raw_states or "").split(",") if part.strip()}
+    if any(state not in STATES for state in states):
+        raise bad(f"Invalid parameter session_state: must be among {', '.join(STATES)}.")
+    success = str_param(req, "is_success", 5, BOOL_WORDS)
+    state = req.state
+    with state.lock:
+        now = state.now()
+        found = []
+        for u in state.user_sessions():
+            s = state.servers.get(u.server_id)
+            if not (
+                begin <= u.started <= end
+                and (not user or u.user_name == user)
+                and (not group_id or (s is not None and s.group_id == group_id))
+                and (not vm_ip or (s is not None and s.ip == vm_ip))
+                and (not public_ip or public_ip == render.SESSION_PUBLIC_IP)
+                and (not machine or (s is not None and s.machine_name.lower() == machine.lower()))
+                and (not states or u.state in states)
+                and (success is None or (u.state != INIT_FAIL) == (success == "true"))
+            ):
+                continue
+            found.append(u)
+        items = [render.session_info(state, u, now) for u in page(found, offset, limit)]
+    return Response(200, {"count": len(found), "items": items})
+
+
+def _optional_text(body: dict[str, Any], name: str, max_length: int) -> str:
+    value = body.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > max_length:
+        raise bad(f"Invalid parameter {name}: at most {max_length} characters.")
+    return value
+
+
+def _bounded_int(body: dict[str, Any], name: str, low: int, high: int) -> int:
+    value = body.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise bad(f"Invalid parameter {name}: required integer from {low} to {high}.")
+    return value
+
+
+def logoff_user_session(req: Request) -> Response:
+    """LogoffUserSession: message each session, log it off after `delay_time` seconds.
+
+    Unknown or already ended session ids are ignored (200), so a retry, or a session that
+    ended between listing and logoff, never fails the call.
+    """
+    body = req.json(bad)
+    if not isinstance(body, dict):
+        raise bad("The request body must be a JSON object.")
+    ids = body.get("session_ids")
+    if not isinstance(ids, list) or not 1 <= len(ids) <= MAX_LOGOFF_IDS:
+        raise bad(f"Invalid parameter session_ids: 1 to {MAX_LOGOFF_IDS} session ids.")
+    if not all(isinstance(i, str) and 1 <= len(i) <= 128 for i in ids):
+        raise bad("Invalid parameter session_ids: ids of 1 to 128 characters.")
+    message_type = _bounded_int(body, "message_type", min(MESSAGE_TYPES), max(MESSAGE_TYPES))
+    delay = _bounded_int(body, "delay_time", 0, MAX_LOGOFF_DELAY)
+    req.state.logoff(
+        ids,
+        delay_time=delay,
+        message_type=message_type,
+        message=_optional_text(body, "message", 1024),
+        title=_optional_text(body, "title", 256),
+        transaction_id=_optional_text(body, "transaction_id", 128),
+    )
+    return Response(200, None)

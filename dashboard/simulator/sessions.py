@@ -1,0 +1,82 @@
+"""User sessions on the simulated servers: the seeded users, one record per session.
+
+A server's `session_count` stays the authority the server list shows; `SimState` keeps one
+live `UserSession` per counted session (seeding or ending sessions whenever the count is set
+another way) and turns a session `SignedOut` when it ends, keeping it as history as the
+cloud's ListSessions does.
+"""
+
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+# Session states as ListSessions names them.
+ACTIVE = "Active"
+DISCONNECTED = "Disconnected"
+APPC_INIT = "AppcInit"
+SIGNED_OUT = "SignedOut"
+INIT_FAIL = "InitFail"
+STATES = (ACTIVE, DISCONNECTED, APPC_INIT, SIGNED_OUT, INIT_FAIL)
+LIVE = frozenset({ACTIVE, DISCONNECTED, APPC_INIT})
+
+FIRST_NAMES = (
+    "alice", "bob", "chen", "diego", "emma", "farah", "george", "hana", "ivan", "julia",
+    "kenji", "lena", "mohamed", "nora", "oscar", "priya", "quentin", "rosa", "sam", "tara",
+    "umar", "vera", "wei", "yusuf", "zoe",
+)  # fmt: skip
+LAST_NAMES = (
+    "wong", "smith", "li", "garcia", "muller", "khan", "novak", "tanaka", "silva", "okafor",
+    "rossi", "kim", "dubois", "jensen", "patel",
+)  # fmt: skip
+APPS = ("Excel", "Word", "AutoCAD", "Photoshop", "SAP GUI", "Outlook", "HR Portal")
+
+
+@dataclass
+class UserSession:
+    id: str
+    server_id: str
+    user_name: str
+    started: datetime
+    state: str = ACTIVE
+    ended: datetime | None = None
+    logoff_at: datetime | None = None  # set by LogoffUserSession: ends then
+    app_name: str = ""
+    client_ip: str = ""
+    client_name: str = ""
+    os_session_id: str = ""
+
+    @property
+    def live(self) -> bool:
+        return self.state in LIVE
+
+
+class SessionFactory:
+    """Deterministic sessions from their own seeded RNG (fleet and job draws stay put)."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed * 7919 + 3)
+        self.serial = 0
+
+    def user_name(self) -> str:
+        return f"{self.rng.choice(FIRST_NAMES)}.{self.rng.choice(LAST_NAMES)}"
+
+    def make(
+        self, server_id: str, now: datetime, user: str | None = None, *, seeded: bool = False
+    ) -> UserSession:
+        """A new session; a seeded one started up to ten hours ago, maybe disconnected."""
+        rng = self.rng
+        self.serial += 1
+        started = now - timedelta(seconds=rng.randint(300, 36_000)) if seeded else now
+        state = DISCONNECTED if seeded and rng.random() < 0.2 else ACTIVE
+        return UserSession(
+            id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            server_id=server_id,
+            user_name=user or self.user_name(),
+            started=started,
+            state=state,
+            app_name=rng.choice(APPS),
+            client_ip=f"192.168.{rng.randrange(1, 255)}.{rng.randrange(2, 255)}",
+            client_name=f"PC-{rng.randrange(10_000, 99_999)}",
+            os_session_id=str(1 + self.serial % 64),
+        )
