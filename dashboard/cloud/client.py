@@ -1,8 +1,9 @@
 """The cloud client: one Session, signed or token-authenticated calls, paging, retries, errors.
 
-Reads (and the idempotent maintenance PATCH) retry on 429, 5xx and transport failures with
-capped exponential backoff and full jitter inside `config.retry_deadline`. The image-change
-POST is never re-sent: its failures are classified by `Outcome` for the caller to reconcile.
+Reads (and the idempotent maintenance PATCH and session logoff) retry on 429, 5xx and
+transport failures with capped exponential backoff and full jitter inside
+`config.retry_deadline`. The image-change POST is never re-sent: its failures are classified
+by `Outcome` for the caller to reconcile.
 """
 
 import collections
@@ -14,8 +15,8 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -34,6 +35,8 @@ from dashboard.cloud.records import (
     Job,
     Server,
     ServerGroup,
+    Session,
+    SessionState,
     SubJob,
 )
 from dashboard.cloud.signing import canonical_query
@@ -49,6 +52,14 @@ BACKOFF_BASE = 0.5  # seconds
 BACKOFF_CAP = 20.0
 RETRY_AFTER_CAP = 60.0  # a larger Retry-After is treated as "give up now"
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+LOGOFF_MAX_SESSIONS = 999
+LOGOFF_MAX_DELAY = 999_999  # seconds
+MESSAGE_TYPES = (0, 1, 2)  # info, warn, serious
+# ListSessions requires a window on the session start time: a live session older than the
+# lookback is not listed; the lookahead absorbs clock skew between us and the cloud.
+SESSION_LOOKBACK = timedelta(days=30)
+SESSION_LOOKAHEAD = timedelta(days=1)
+SESSIONS_BY_SERVER_MAX = 10  # up to this many servers: one lookup per server, else the fleet
 
 SERVER_FILTERS = frozenset(
     {
@@ -275,6 +286,118 @@ class CloudClient:
             return _int(body.get("count")), [wire.sub_job(item) for item in _items(body, "items")]
 
         return list(self._offset_pages(page))
+
+    # --- user sessions ------------------------------------------------------------------
+
+    # ListSessions (GET /v1/{project_id}/session/list-sessions), every page at limit=100
+    def list_sessions(
+        self,
+        server_ids: Sequence[str] | None = None,
+        *,
+        states: Sequence[str] = SessionState.LIVE,
+    ) -> list[Session]:
+        """Sessions in `states` (default: live) on `server_ids`, or on every server.
+
+        ListSessions filters by `machine_name`, not by server id, and its items carry no
+        server id: the client resolves servers to machine names (ShowServer each, or the
+        whole server list for more than SESSIONS_BY_SERVER_MAX servers), asks per machine or
+        pages through everything, and keeps exact matches only. A server that no longer
+        exists has no sessions.
+        """
+        now = _utcnow()
+        base: Query = [
+            ("query_begin_time", wire.wire_time(now - SESSION_LOOKBACK)),
+            ("query_end_time", wire.wire_time(now + SESSION_LOOKAHEAD)),
+        ]
+        if states:
+            base.append(("session_state", ",".join(states)))
+        if server_ids is not None:
+            ids = list(dict.fromkeys(server_ids))
+            if not ids:
+                return []
+            if len(ids) <= SESSIONS_BY_SERVER_MAX:
+                sessions: list[Session] = []
+                for server_id in ids:
+                    sessions.extend(self._sessions_on(server_id, base))
+                return sessions
+        servers = list(self.iter_servers())
+        if server_ids is not None:
+            wanted = set(server_ids)
+            servers = [s for s in servers if s.id in wanted]
+        by_machine = {s.machine_name.lower(): s.id for s in servers if s.machine_name}
+        by_ip = {ip: s.id for s in servers if not s.machine_name for ip in s.ip_addresses}
+        found: list[Session] = []
+        for item in self._session_pages(base):
+            server_id = by_machine.get(item.machine_name.lower()) or by_ip.get(item.vm_ip, "")
+            if server_id or server_ids is None:
+                found.append(replace(item, server_id=server_id))
+        return found
+
+    def _sessions_on(self, server_id: str, base: Query) -> list[Session]:
+        try:
+            server = self.show_server(server_id)
+        except CloudError as error:
+            if error.status == 404:
+                return []
+            raise
+        if server.machine_name:
+            query = [*base, ("machine_name", server.machine_name)]
+            name = server.machine_name.lower()
+            pages = self._session_pages(query)
+            return [
+                replace(s, server_id=server.id) for s in pages if s.machine_name.lower() == name
+            ]
+        found: list[Session] = []
+        for ip in server.ip_addresses:  # no machine name (yet): match the server's address
+            found.extend(
+                replace(s, server_id=server.id)
+                for s in self._session_pages([*base, ("vm_ip", ip)])
+                if s.vm_ip == ip
+            )
+        return found
+
+    def _session_pages(self, base: Query) -> Iterator[Session]:
+        url = self._workspaceapp("session/list-sessions")
+
+        def page(offset: int) -> tuple[int, list[Session]]:
+            query = [*base, ("offset", str(offset)), ("limit", str(PAGE_SIZE))]
+            body = self._get("ListSessions", url, query)
+            return _int(body.get("count")), [wire.session(item) for item in _items(body, "items")]
+
+        return self._offset_pages(page)
+
+    # LogoffUserSession (POST /v1/{project_id}/session/logoff) — idempotent, retried
+    def logoff_sessions(
+        self,
+        session_ids: Sequence[str],
+        *,
+        delay_seconds: int,
+        message: str = "",
+        title: str = "",
+        message_type: int = 1,
+        transaction_id: str = "",
+    ) -> None:
+        """Show `title`/`message` in each session, then log it off after `delay_seconds`.
+
+        This is also how users are warned: the API has no message-only call. Logging a
+        session off twice is harmless, so an ambiguous failure is retried like a read (the
+        user may see the message twice). Up to 999 sessions per call.
+        """
+        if isinstance(delay_seconds, bool) or not 0 <= delay_seconds <= LOGOFF_MAX_DELAY:
+            raise ValueError(f"delay_seconds must be 0 to {LOGOFF_MAX_DELAY}")
+        if message_type not in MESSAGE_TYPES or isinstance(message_type, bool):
+            raise ValueError("message_type must be 0 (info), 1 (warn) or 2 (serious)")
+        url = self._workspaceapp("session/logoff")
+        for chunk in _chunks(list(dict.fromkeys(session_ids)), LOGOFF_MAX_SESSIONS):
+            body = wire.logoff_body(
+                chunk,
+                delay_time=delay_seconds,
+                message_type=message_type,
+                message=message,
+                title=title,
+                transaction_id=transaction_id,
+            )
+            self._call("LogoffUserSession", "POST", url, [], body, idempotent=True)
 
     # --- IAM ----------------------------------------------------------------------------
 
@@ -511,6 +634,10 @@ def _retry_after(value: str | None) -> float | None:
     if math.isnan(seconds) or math.isinf(seconds):
         return None
     return max(0.0, seconds)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def _json(response: requests.Response) -> Any:

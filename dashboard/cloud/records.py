@@ -129,3 +129,31 @@ class Job:
     begin_time: datetime | None = None
     end_time: datetime | None = None
     sub_jobs: tuple[SubJob, ...] = field(default_factory=tuple)
+
+
+class SessionState:
+    """ListSessions `session_state` values."""
+
+    ACTIVE = "Active"
+    DISCONNECTED = "Disconnected"
+    APPC_INIT = "AppcInit"  # initialising
+    SIGNED_OUT = "SignedOut"
+    INIT_FAIL = "InitFail"
+    LIVE = (ACTIVE, DISCONNECTED, APPC_INIT)  # a user is (or is about to be) on the server
+
+
+@dataclass(frozen=True)
+class Session:
+    """A user session (ListSessions SessionInfo) on an application server."""
+
+    id: str  # what LogoffUserSession takes in `session_ids`
+    server_id: str = ""  # resolved by the client from machine_name (or vm_ip); "" if unknown
+    user_name: str = ""  # login_user
+    state: str = ""  # SessionState
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    machine_name: str = ""
+    vm_ip: str = ""
+    group_id: str = ""  # app_server_group_id
+    app_name: str = ""
+    session_type: str = ""  # "1" shared desktop, "2" application

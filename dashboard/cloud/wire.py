@@ -16,6 +16,7 @@ from dashboard.cloud.records import (
     Job,
     Server,
     ServerGroup,
+    Session,
     SubJob,
 )
 
@@ -273,6 +274,50 @@ def job(data: JSON) -> Job:
         end_time=parse_time(data.get("end_time")),
         sub_jobs=tuple(sub_job(_dict(item)) for item in _list(data.get("sub_jobs"))),
     )
+
+
+def session(data: JSON, server_id: str = "") -> Session:
+    """A ListSessions SessionInfo. The API names no server id; the caller supplies it."""
+    return Session(
+        id=_text(data.get("id")),
+        server_id=server_id,
+        user_name=_text(data.get("login_user")),
+        state=_text(data.get("session_state")),
+        start_time=parse_time(data.get("start_time")),
+        end_time=parse_time(data.get("end_time")),
+        machine_name=_text(data.get("machine_name")),
+        vm_ip=_text(data.get("vm_ip")),
+        group_id=_text(data.get("app_server_group_id")),
+        app_name=_text(data.get("app_name")),
+        session_type=_text(data.get("session_type")),
+    )
+
+
+def logoff_body(
+    session_ids: list[str],
+    *,
+    delay_time: int,
+    message_type: int,
+    message: str = "",
+    title: str = "",
+    transaction_id: str = "",
+) -> dict[str, Any]:
+    """The LogoffUserSession request body (optional fields only when set)."""
+    body: dict[str, Any] = {
+        "session_ids": session_ids,
+        "delay_time": delay_time,
+        "message_type": message_type,
+    }
+    for name, value in (("message", message), ("title", title), ("transaction_id", transaction_id)):
+        if value:
+            body[name] = value
+    return body
+
+
+def wire_time(moment: datetime) -> str:
+    """A UTC time as the session APIs write it: `2024-02-27T03:47:51.182Z`."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def token_info(body: object) -> tuple[datetime | None, str]:
