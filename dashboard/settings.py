@@ -255,3 +255,38 @@ LOGGING = {
         "urllib3": {"level": "WARNING"},
     },
 }
+
+# --- Notifications ------------------------------------------------------------------------
+# Rollout events sent by the worker (dashboard/notify.py) to a JSON webhook and by e-mail.
+NOTIFY_ALL_EVENTS = ("started", "halted", "failed", "completed", "awaiting_approval", "cancelled")
+DASHBOARD_BASE_URL = env_str("DASHBOARD_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+# The URL may carry a token (chat webhooks do): read like a secret, logs show its host only.
+NOTIFY_WEBHOOK_URL = env_secret("NOTIFY_WEBHOOK_URL")
+if NOTIFY_WEBHOOK_URL and urlparse(NOTIFY_WEBHOOK_URL).scheme not in {"http", "https"}:
+    raise ImproperlyConfigured("NOTIFY_WEBHOOK_URL must be an http:// or https:// URL.")
+NOTIFY_WEBHOOK_SECRET = env_secret("NOTIFY_WEBHOOK_SECRET")
+NOTIFY_WEBHOOK_TIMEOUT = env_float("NOTIFY_WEBHOOK_TIMEOUT", 5.0, minimum=0.1)
+NOTIFY_EMAILS = env_list("NOTIFY_EMAILS")
+NOTIFY_EVENTS = env_list("NOTIFY_EVENTS", list(NOTIFY_ALL_EVENTS))
+if unknown_events := sorted(set(NOTIFY_EVENTS) - set(NOTIFY_ALL_EVENTS)):
+    raise ImproperlyConfigured(
+        f"NOTIFY_EVENTS names unknown events {unknown_events}; known: {list(NOTIFY_ALL_EVENTS)}"
+    )
+# E-mail goes through Django 6.1's MAILERS (the EMAIL_* settings are deprecated there); the
+# environment variables keep their familiar EMAIL_* names.
+email_backend = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+email_options: dict = {}
+if email_backend == "django.core.mail.backends.smtp.EmailBackend":
+    email_options = {
+        "host": env_str("EMAIL_HOST", "localhost"),
+        "port": env_int("EMAIL_PORT", 25, minimum=1),
+        "username": env_str("EMAIL_HOST_USER"),
+        "password": env_secret("EMAIL_HOST_PASSWORD"),
+        "use_tls": env_bool("EMAIL_USE_TLS", False),
+        "use_ssl": env_bool("EMAIL_USE_SSL", False),
+        "timeout": env_float("EMAIL_TIMEOUT", 10.0, minimum=0.1),
+    }
+    if email_options["use_tls"] and email_options["use_ssl"]:
+        raise ImproperlyConfigured("Set EMAIL_USE_TLS or EMAIL_USE_SSL, not both.")
+MAILERS = {"default": {"BACKEND": email_backend, "OPTIONS": email_options}}
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "dashboard@localhost")

@@ -36,3 +36,10 @@ def refresh_rollout(rollout_id: int, token: str = "") -> str:
     from dashboard.rollouts import refresh
 
     return refresh.refresh(rollout_id, token=token)
+
+
+@task()
+def deliver_notification(event: str, rollout_id: int) -> dict:
+    from dashboard import notify
+
+    return notify.deliver(event, rollout_id)
