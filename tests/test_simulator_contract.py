@@ -239,3 +239,56 @@ def test_iam_responses_match_the_schemas(simulator) -> None:
     user["password"] = "wrong"
     refused = call(simulator, "POST", "/v3/auth/tokens", body=body, sign=False)
     validate("iam", "KeystoneError", refused.json())
+
+
+# --- user sessions (imports kept here: this section is appended to the contract) ------------
+
+
+def _session_window() -> dict[str, str]:
+    return {
+        "query_begin_time": "2020-01-01T00:00:00.000Z",
+        "query_end_time": "2099-01-01T00:00:00.000Z",
+    }
+
+
+def test_the_sdk_lists_sessions_by_machine_name(simulator, sdk) -> None:
+    from huaweicloudsdkworkspaceapp.v1 import ListSessionsRequest
+
+    server = max(simulator.state.servers.values(), key=lambda s: s.session_count)
+    request = ListSessionsRequest(
+        limit=100, machine_name=server.machine_name, session_state="Active,Disconnected",
+        **_session_window(),
+    )  # fmt: skip
+    response = sdk.list_sessions(request)
+    assert response.count == server.session_count > 0
+    assert {s.id for s in response.items} == {u.id for u in simulator.state.sessions_of(server.id)}
+    first = response.items[0]
+    assert first.machine_name == server.machine_name
+    assert first.app_server_group_id == server.group_id
+    assert first.start_time is not None and first.end_time is None
+    assert "." in first.login_user
+
+
+def test_the_sdk_logs_sessions_off_after_a_delay(simulator, sdk) -> None:
+    from huaweicloudsdkworkspaceapp.v1 import LogoffUserSessionReq, LogoffUserSessionRequest
+
+    server = max(simulator.state.servers.values(), key=lambda s: s.session_count)
+    ids = [u.id for u in simulator.state.sessions_of(server.id)]
+    body = LogoffUserSessionReq(
+        session_ids=ids, message_type=1, message="Saving time", title="Update", delay_time=120,
+        transaction_id="contract-1",
+    )  # fmt: skip
+    sdk.logoff_user_session(LogoffUserSessionRequest(body=body))
+    assert [m["transaction_id"] for m in simulator.state.messages()] == ["contract-1"] * len(ids)
+    simulator.advance(120)
+    assert simulator.state.servers[server.id].session_count == 0
+
+
+def test_the_sdk_reads_a_refused_logoff(sdk) -> None:
+    from huaweicloudsdkworkspaceapp.v1 import LogoffUserSessionReq, LogoffUserSessionRequest
+
+    body = LogoffUserSessionReq(session_ids=["s-1"], message_type=7, delay_time=10)
+    with pytest.raises(ClientRequestException) as caught:
+        sdk.logoff_user_session(LogoffUserSessionRequest(body=body))
+    assert caught.value.status_code == 400
+    assert caught.value.error_code == "WKS.00211102"
