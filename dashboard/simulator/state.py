@@ -1,4 +1,4 @@
-"""The simulator's in-memory cloud: fleet, jobs, tokens, faults, clock and request log.
+"""The simulator's in-memory cloud: fleet, sessions, jobs, tokens, faults, clock and log.
 
 One lock guards everything; every public method takes it, so the threaded server can call in
 from many threads. Jobs are settled lazily from the clock at the start of each operation,
