@@ -5,7 +5,7 @@ from collections import Counter
 from django import forms
 from django.db.models import Q, QuerySet
 
-from dashboard.models import Image, Server, ServerGroup
+from dashboard.models import Image, Rollout, Server, ServerGroup
 
 YES_NO = [("", "any"), ("yes", "yes"), ("no", "no")]
 JOB_STATUSES = [
@@ -120,6 +120,58 @@ class RolloutForm(forms.Form):
     use_maintenance = forms.BooleanField(
         required=False, label="Put servers into maintenance mode first (cleared after success)"
     )
+    # Safety: waves, error budget, users first, schedule.
+    canary = forms.CharField(
+        required=False,
+        max_length=8,
+        label="Canary wave",
+        help_text="servers (e.g. 2) or a share (e.g. 5%); empty: no canary",
+    )
+    wave_size = forms.CharField(
+        required=False,
+        max_length=8,
+        label="Then waves of",
+        help_text="servers or a share; empty: all the rest at once",
+    )
+    soak_minutes = forms.IntegerField(
+        required=False, min_value=0, max_value=24 * 60, label="Soak after each wave (min)"
+    )
+    failure_budget = forms.CharField(
+        required=False,
+        max_length=8,
+        label="Error budget",
+        help_text="failures (e.g. 3) or a share (e.g. 10%) that halt the rollout; empty: none",
+    )
+    session_policy = forms.ChoiceField(
+        required=False,
+        choices=Rollout.SessionPolicy.choices,
+        initial=Rollout.SessionPolicy.NONE,
+        label="Users on the servers",
+    )
+    session_wait_minutes = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=24 * 60,
+        initial=15,
+        label="Wait for sessions up to (min)",
+    )
+    logoff_delay_minutes = forms.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=24 * 60,
+        initial=5,
+        label="Then log off after a warning of (min)",
+    )
+    logoff_message = forms.CharField(required=False, max_length=255, label="Warning message")
+    scheduled_at = forms.DateTimeField(
+        required=False,
+        label="Start at",
+        help_text="empty: as soon as confirmed",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+    start_below_sessions = forms.IntegerField(
+        required=False, min_value=1, label="Only start while active sessions are below"
+    )
 
     def __init__(self, *args, server_ids: list[str], max_servers: int, **kwargs):
         from dashboard.rollouts import planning
@@ -170,5 +222,55 @@ class RolloutForm(forms.Form):
             self.add_error(None, "No image is compatible with any of the selected servers.")
         return cleaned
 
+    def clean_canary(self) -> str:
+        return _amount(self.cleaned_data["canary"])
+
+    def clean_wave_size(self) -> str:
+        return _amount(self.cleaned_data["wave_size"])
+
+    def clean_failure_budget(self) -> str:
+        return _amount(self.cleaned_data["failure_budget"])
+
+    def clean_scheduled_at(self):
+        from django.utils import timezone
+
+        when = self.cleaned_data["scheduled_at"]
+        if when and when < timezone.now():
+            raise forms.ValidationError("The start time is in the past.")
+        return when
+
     def target(self) -> Image:
         return self.images[self.cleaned_data["target_image"]]
+
+    def safety(self):
+        from dashboard.rollouts.planning import Safety
+
+        data = self.cleaned_data
+        return Safety(
+            canary=data["canary"],
+            wave_size=data["wave_size"],
+            soak_seconds=(data["soak_minutes"] or 0) * 60,
+            failure_budget=data["failure_budget"],
+            session_policy=data["session_policy"] or Rollout.SessionPolicy.NONE,
+            session_wait_seconds=_minutes(data["session_wait_minutes"], 15),
+            logoff_delay_seconds=_minutes(data["logoff_delay_minutes"], 5),
+            logoff_message=data["logoff_message"],
+            scheduled_at=data["scheduled_at"],
+            start_below_sessions=data["start_below_sessions"],
+        )
+
+
+def _minutes(value: int | None, default: int) -> int:
+    return (default if value is None else value) * 60
+
+
+def _amount(value: str) -> str:
+    """A count ("5") or a share ("10%"); refuse anything else with a clear message."""
+    from dashboard.rollouts.planning import resolve_amount
+
+    value = value.strip()
+    try:
+        resolve_amount(value, 100)
+    except ValueError:
+        raise forms.ValidationError("Give a number of servers (5) or a percentage (10%).") from None
+    return value

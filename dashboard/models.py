@@ -203,6 +203,28 @@ class Rollout(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)
+
+    # --- safety: waves, error budget, users first, schedule ---------------------------------
+    class SessionPolicy(models.TextChoices):
+        NONE = "none", "change at once (users are disconnected)"
+        WAIT = "wait", "wait for sessions to end, up to a deadline"
+        WAIT_LOGOFF = "wait_logoff", "wait, then warn and log users off"
+
+    kind = models.CharField(max_length=8, default="change")  # change / revert
+    canary_size = models.PositiveIntegerField(default=0)  # servers in the first wave; 0: none
+    wave_size = models.PositiveIntegerField(default=0)  # servers per later wave; 0: one wave
+    soak_seconds = models.PositiveIntegerField(default=0)  # pause after each wave
+    failure_budget = models.PositiveIntegerField(null=True, blank=True)  # None: no budget
+    budget_base = models.PositiveIntegerField(default=0)  # failures accepted on "continue"
+    session_policy = models.CharField(
+        max_length=16, choices=SessionPolicy.choices, default=SessionPolicy.NONE
+    )
+    session_wait_seconds = models.PositiveIntegerField(default=900)
+    logoff_delay_seconds = models.PositiveIntegerField(default=300)
+    logoff_message = models.CharField(max_length=255, blank=True)
+    scheduled_at = models.DateTimeField(null=True, blank=True)
+    start_below_sessions = models.PositiveIntegerField(null=True, blank=True)
+    halted_reason = models.CharField(max_length=255, blank=True)
     # The refresh chain re-enqueues itself; only the task holding the current token may, so a
     # recovered chain replaces a lost one instead of running beside it.
     refresh_token = models.CharField(max_length=32, blank=True)
@@ -259,6 +281,8 @@ class RolloutServer(models.Model):
     warnings = models.JSONField(default=list, blank=True)
     session_count = models.PositiveIntegerField(default=0)
     chunk = models.PositiveIntegerField(default=0)  # which ≤50-server API call
+    wave = models.PositiveIntegerField(default=0)  # 1 = canary (or the only wave)
+    previous_image_id = models.CharField(max_length=128, blank=True)  # as read when sent
     state = models.CharField(max_length=16, choices=State.choices, default=State.PLANNED)
     job_id = models.CharField(max_length=255, blank=True)
     request_id = models.CharField(max_length=128, blank=True)
@@ -292,6 +316,40 @@ class RolloutServer(models.Model):
             ),
         ]
         indexes = [models.Index(fields=["rollout", "state"])]
+
+
+class RolloutWave(models.Model):
+    """One wave of a rollout. The next wave starts only when this one is done (and soaked)."""
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        DRAINING = "draining"  # maintenance mode on; waiting for sessions to end
+        LOGGING_OFF = "logging_off"  # users warned; logoff after the delay
+        SENDING = "sending"
+        RUNNING = "running"
+        SOAKING = "soaking"
+        DONE = "done"
+        CANCELLED = "cancelled"
+
+    rollout = models.ForeignKey(Rollout, on_delete=models.CASCADE, related_name="waves")
+    number = models.PositiveIntegerField()
+    size = models.PositiveIntegerField()
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    started_at = models.DateTimeField(null=True, blank=True)
+    sessions_deadline = models.DateTimeField(null=True, blank=True)
+    logoff_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    sessions_left = models.PositiveIntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = TouchingQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["number"]
+        constraints = [
+            models.UniqueConstraint(fields=["rollout", "number"], name="one_wave_number")
+        ]
 
 
 class AuditEvent(models.Model):

@@ -33,9 +33,9 @@ def submit_rollout(rollout_id: int) -> str:
 
 @task()
 def refresh_rollout(rollout_id: int, token: str = "") -> str:
-    from dashboard.rollouts import refresh
+    from dashboard.rollouts import engine
 
-    return refresh.refresh(rollout_id, token=token)
+    return engine.tick(rollout_id, token=token)
 
 
 @task()

@@ -23,6 +23,9 @@ urlpatterns = [
     path("rollouts/<int:rollout_id>/poll/", rollouts.poll, name="rollout-poll"),
     path("rollouts/<int:rollout_id>/approve/", rollouts.approve, name="rollout-approve"),
     path("rollouts/<int:rollout_id>/cancel/", rollouts.cancel, name="rollout-cancel"),
+    path("rollouts/<int:rollout_id>/pause/", rollouts.pause, name="rollout-pause"),
+    path("rollouts/<int:rollout_id>/resume/", rollouts.resume, name="rollout-resume"),
+    path("rollouts/<int:rollout_id>/revert/", rollouts.revert, name="rollout-revert"),
     path("rollouts/<int:rollout_id>/retry/", rollouts.retry, name="rollout-retry"),
     path(
         "rollouts/<int:rollout_id>/export.<str:fmt>",

@@ -21,3 +21,8 @@ WHITENOISE_USE_FINDERS = True
 # Each test run gets its own SQLite file, so parallel runs on one machine cannot collide.
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
     DATABASES["default"]["TEST"] = {"NAME": VAR_DIR / f"test-{os.getpid()}.sqlite3"}  # noqa: F405
+
+# Calls in flight use threads, and threads cannot see a test's uncommitted transaction:
+# tests send one call at a time unless they use transactional databases (see
+# test_rollout_concurrency.py, which runs several in flight).
+ROLLOUT_CALLS_IN_FLIGHT = 1

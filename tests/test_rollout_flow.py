@@ -10,7 +10,7 @@ from dashboard import inventory
 from dashboard.cloud.client import CloudClient
 from dashboard.cloud.config import from_settings
 from dashboard.models import Rollout, RolloutServer, Server
-from dashboard.rollouts import refresh, submit
+from dashboard.rollouts import engine, submit
 
 pytestmark = pytest.mark.django_db
 
@@ -69,7 +69,7 @@ def test_the_drifted_servers_of_a_group_go_to_the_group_image(
     assert all(r.job_id and r.state == "waiting" for r in changing)
 
     synced.advance(3600)  # every job has finished by now
-    assert refresh.refresh(rollout.pk, cloud_client, reschedule=False) in ("succeeded", "failed")
+    assert engine.tick(rollout.pk, cloud_client, reschedule=False) in ("succeeded", "failed")
     for row in changing.all():
         assert row.state in ("succeeded", "failed")
         if row.state == "succeeded":
@@ -276,7 +276,7 @@ def test_an_unknown_outcome_is_reconciled_from_the_server_not_resent(
 
     rows = rollout.servers.filter(verdict="change")
     assert set(rows.values_list("state", flat=True)) == {"unknown"}
-    refresh.refresh(rollout.pk, cloud_client, reschedule=False)
+    engine.tick(rollout.pk, cloud_client, reschedule=False)
     for row in rows.all():
         assert row.state in ("waiting", "running")
         assert row.job_id == synced.state.last_job[row.server_id]
@@ -293,11 +293,11 @@ def test_a_5xx_outcome_without_a_job_becomes_not_accepted_after_the_grace(
     rows = rollout.servers.filter(verdict="change")
     assert set(rows.values_list("state", flat=True)) == {"unknown"}
 
-    refresh.refresh(rollout.pk, cloud_client, reschedule=False)
+    engine.tick(rollout.pk, cloud_client, reschedule=False)
     assert set(rows.values_list("state", flat=True)) == {"unknown"}  # still within the grace
 
     rows.update(submitted_at=timezone.now() - timedelta(minutes=10))
-    refresh.refresh(rollout.pk, cloud_client, reschedule=False)
+    engine.tick(rollout.pk, cloud_client, reschedule=False)
     assert set(rows.values_list("error_code", flat=True)) == {"NOT_ACCEPTED"}
     assert synced.requests("POST", CHANGE_PATH) == []  # never resent
 
@@ -366,6 +366,6 @@ def test_a_worker_killed_after_claiming_leaves_rows_to_reconcile(
     submit.submit(rollout.pk, cloud_client, sleep=lambda s: None)  # the restarted worker
     assert synced.requests("POST", CHANGE_PATH) == []  # it does not resend claimed rows
 
-    refresh.refresh(rollout.pk, cloud_client, reschedule=False)
+    engine.tick(rollout.pk, cloud_client, reschedule=False)
     rows = rollout.servers.filter(verdict="change")
     assert set(rows.values_list("error_code", flat=True)) == {"NOT_ACCEPTED"}

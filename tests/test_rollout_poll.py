@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from dashboard.models import Image, Rollout, RolloutServer, Server, ServerGroup
-from dashboard.rollouts import refresh
+from dashboard.rollouts import engine
 
 pytestmark = pytest.mark.django_db
 
@@ -147,7 +147,7 @@ def test_rows_still_running_long_after_submission_are_flagged_slow(
         job_id=server.job_id,
         submitted_at=timezone.now() - timedelta(minutes=5),
     )
-    refresh.refresh(rollout.pk, cloud_client, reschedule=False)
+    engine.tick(rollout.pk, cloud_client, reschedule=False)
     row = rollout.servers.get()
     assert row.state == "running" and row.slow is True
 
@@ -169,7 +169,7 @@ def test_a_succeeded_job_on_the_wrong_image_is_flagged_not_verified(
         submitted_at=timezone.now(),
     )
     sim_settings.advance(sim_settings.config.job_seconds)
-    refresh.refresh(rollout.pk, cloud_client, reschedule=False)
+    engine.tick(rollout.pk, cloud_client, reschedule=False)
     row.refresh_from_db()
     assert row.state == "succeeded" and row.verified is False
     assert "not verified" in viewer_client.get(f"/rollouts/{rollout.pk}/").content.decode()
@@ -197,13 +197,13 @@ def test_refresh_calls_depend_on_active_jobs_not_on_watchers(
             submitted_at=timezone.now(),
         )
     before = cloud_client.calls
-    refresh.refresh(rollout.pk, cloud_client, reschedule=False)
+    engine.tick(rollout.pk, cloud_client, reschedule=False)
     quiet = cloud_client.calls - before
 
     for _ in range(20):
         poll(viewer_client, rollout, timezone.now())
     before = cloud_client.calls
-    refresh.refresh(rollout.pk, cloud_client, reschedule=False)
+    engine.tick(rollout.pk, cloud_client, reschedule=False)
     watched = cloud_client.calls - before
 
     assert quiet == watched

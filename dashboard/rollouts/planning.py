@@ -7,16 +7,17 @@ discarded, and the operator is offered a fresh one. Confirming twice (double-cli
 replay) finds the rollout no longer `planned` and changes nothing.
 """
 
+import math
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from dashboard import compat
-from dashboard.models import Image, Rollout, RolloutServer, Server, ServerGroup
+from dashboard.models import Image, Rollout, RolloutServer, RolloutWave, Server
 from dashboard.rollouts.facts import servers_in_active_rollouts, verdicts
 
 CHUNK_SIZE = 50  # batch-change-image accepts at most 50 servers a call
@@ -60,50 +61,122 @@ def default_target(servers: list[Server]) -> str:
     return counts.most_common(1)[0][0] if counts else ""
 
 
+@dataclass(frozen=True)
+class Safety:
+    """How carefully a rollout proceeds. Amounts are a count ("5") or a share ("10%")."""
+
+    canary: str = ""
+    wave_size: str = ""
+    soak_seconds: int = 0
+    failure_budget: str = ""
+    session_policy: str = Rollout.SessionPolicy.NONE
+    session_wait_seconds: int = 900
+    logoff_delay_seconds: int = 300
+    logoff_message: str = ""
+    scheduled_at: datetime | None = None
+    start_below_sessions: int | None = None
+
+    @classmethod
+    def of(cls, rollout: Rollout) -> "Safety":
+        """The safety settings of an existing rollout, for a fresh plan of the same change."""
+        return cls(
+            canary=str(rollout.canary_size or ""),
+            wave_size=str(rollout.wave_size or ""),
+            soak_seconds=rollout.soak_seconds,
+            failure_budget="" if rollout.failure_budget is None else str(rollout.failure_budget),
+            session_policy=rollout.session_policy,
+            session_wait_seconds=rollout.session_wait_seconds,
+            logoff_delay_seconds=rollout.logoff_delay_seconds,
+            logoff_message=rollout.logoff_message,
+            scheduled_at=rollout.scheduled_at,
+            start_below_sessions=rollout.start_below_sessions,
+        )
+
+
+def resolve_amount(spec: str, total: int) -> int | None:
+    """ "10%" of 40 → 4 (at least 1), "7" → 7, "" → None. Raises ValueError when malformed."""
+    spec = (spec or "").strip()
+    if not spec:
+        return None
+    if spec.endswith("%"):
+        share = float(spec[:-1])
+        if not 0 <= share <= 100:
+            raise ValueError("a percentage must be between 0 and 100")
+        return max(1, math.ceil(total * share / 100)) if share and total else 0
+    count = int(spec)
+    if count < 0:
+        raise ValueError("a count must not be negative")
+    return count
+
+
 def create_plan(
     *,
     created_by: str,
     servers: list[Server],
-    target: Image,
+    target: Image | None,
     images: dict[str, Image],
     reason: str,
     update_access_agent: bool = False,
     use_maintenance: bool = False,
     retry_of: Rollout | None = None,
+    safety: Safety | None = None,
+    targets: dict[str, Image] | None = None,
+    kind: str = "change",
 ) -> Rollout:
-    """Store a plan: the rollout and one row per server, in one transaction."""
+    """Store a plan: the rollout and one row per server, in one transaction.
+
+    `target` is the image for every server; a revert passes `targets` (server id → image)
+    instead, and its API calls are then grouped per image.
+    """
+    safety = safety or Safety()
     busy = servers_in_active_rollouts(s.id for s in servers)
-    judged = verdicts(servers, target, images, busy)
+    targets = targets or {s.id: target for s in servers}
+    judged = (
+        {s.id: verdicts([s], targets.get(s.id), images, busy)[s.id] for s in servers}
+        if kind == "revert"
+        else verdicts(servers, target, images, busy)
+    )
     ordered = sorted(servers, key=lambda s: (s.group.name if s.group else "", s.name, s.id))
+    changing = sum(1 for v in judged.values() if v.ok)
+    shown = target or next(iter(targets.values()), None)
     with transaction.atomic():
         rollout = Rollout.objects.create(
             created_by=created_by,
             reason=reason,
-            target_image_id=target.id,
-            target_image_name=target.name,
-            target_image_type=target.image_type,
-            target_os_type=target.os_type,
-            target_product_id=target.product_code,
+            kind=kind,
+            target_image_id=target.id if target else "",
+            target_image_name=target.name if target else "previous images",
+            target_image_type=shown.image_type if shown else "",
+            target_os_type=shown.os_type if shown else "",
+            target_product_id=target.product_code if target else "",
             update_access_agent=update_access_agent,
             use_maintenance=use_maintenance,
             retry_of=retry_of,
+            canary_size=resolve_amount(safety.canary, changing) or 0,
+            wave_size=resolve_amount(safety.wave_size, changing) or 0,
+            soak_seconds=safety.soak_seconds,
+            failure_budget=resolve_amount(safety.failure_budget, changing),
+            session_policy=safety.session_policy,
+            session_wait_seconds=safety.session_wait_seconds,
+            logoff_delay_seconds=safety.logoff_delay_seconds,
+            logoff_message=safety.logoff_message,
+            scheduled_at=safety.scheduled_at,
+            start_below_sessions=safety.start_below_sessions,
         )
-        RolloutServer.objects.bulk_create(
-            _plan_rows(rollout, ordered, judged, images), batch_size=500
-        )
+        rows = _plan_rows(rollout, ordered, judged, images, targets)
+        waves = assign_waves(rollout, [r for r in rows if r.verdict == "change"])
+        RolloutServer.objects.bulk_create(rows, batch_size=500)
+        RolloutWave.objects.bulk_create(waves)
     return rollout
 
 
-def _plan_rows(rollout, servers, judged, images) -> list[RolloutServer]:
-    rows, changing = [], 0
+def _plan_rows(rollout, servers, judged, images, targets) -> list[RolloutServer]:
+    rows = []
     for server in servers:
         verdict = judged[server.id]
         headline = verdict.reason
-        chunk = 0
-        if verdict.ok:
-            chunk = changing // CHUNK_SIZE + 1
-            changing += 1
         current = images.get(server.image_id)
+        target = targets.get(server.id)
         rows.append(
             RolloutServer(
                 rollout=rollout,
@@ -113,16 +186,45 @@ def _plan_rows(rollout, servers, judged, images) -> list[RolloutServer]:
                 group_name=server.group.name if server.group else "",
                 from_image_id=server.image_id,
                 from_image_name=current.name if current else "",
-                to_image_id=rollout.target_image_id,
+                to_image_id=target.id if target else "",
                 verdict=verdict.action,
                 reason_code=headline.code if headline else "",
                 reason_message="; ".join(r.message for r in verdict.reasons)[:500],
                 warnings=[{"code": w.code, "message": w.message} for w in verdict.warnings],
                 session_count=server.session_count,
-                chunk=chunk,
             )
         )
     return rows
+
+
+def assign_waves(rollout: Rollout, changing: list[RolloutServer]) -> list[RolloutWave]:
+    """Number the waves (canary first) and the ≤50-server API calls inside each wave.
+
+    A call carries one target image, so a revert's calls are grouped per image.
+    """
+    sizes = []
+    left = len(changing)
+    if rollout.canary_size and left:
+        sizes.append(min(rollout.canary_size, left))
+        left -= sizes[-1]
+    while left > 0:
+        sizes.append(min(rollout.wave_size or left, left))
+        left -= sizes[-1]
+    waves, chunk, start = [], 0, 0
+    for number, size in enumerate(sizes, start=1):
+        members = changing[start : start + size]
+        start += size
+        by_image: dict[str, list[RolloutServer]] = {}
+        for row in members:
+            row.wave = number
+            by_image.setdefault(row.to_image_id, []).append(row)
+        for group in by_image.values():
+            for offset in range(0, len(group), CHUNK_SIZE):
+                chunk += 1
+                for row in group[offset : offset + CHUNK_SIZE]:
+                    row.chunk = chunk
+        waves.append(RolloutWave(rollout=rollout, number=number, size=size))
+    return waves
 
 
 @dataclass(frozen=True)
@@ -179,10 +281,14 @@ def _stale_reasons(rollout: Rollout) -> list[str]:
     rows = list(rollout.servers.all())
     servers = Server.objects.select_related("group").in_bulk([r.server_id for r in rows])
     images = image_map()
-    target = images.get(rollout.target_image_id)
-    present = [servers[r.server_id] for r in rows if r.server_id in servers]
     busy = servers_in_active_rollouts(servers, exclude_rollout=rollout.pk)
-    now = verdicts(present, target, images, busy)
+    now = {
+        r.server_id: verdicts([servers[r.server_id]], images.get(r.to_image_id), images, busy)[
+            r.server_id
+        ]
+        for r in rows
+        if r.server_id in servers
+    }
     reasons = []
     for row in rows:
         server = servers.get(row.server_id)
@@ -214,15 +320,3 @@ def approve(rollout_id: int, approved_by: str) -> bool:
         if updated:
             transaction.on_commit(partial(enqueue_submit, rollout_id))
     return bool(updated)
-
-
-def max_servers() -> int:
-    return settings.ROLLOUT_MAX_SERVERS
-
-
-def group_names(servers: list[Server]) -> list[str]:
-    return sorted({s.group.name for s in servers if s.group})
-
-
-def groups_of(servers: list[Server]) -> list[ServerGroup]:
-    return list({s.group_id: s.group for s in servers if s.group}.values())

@@ -18,7 +18,7 @@ from dashboard import audit, inventory
 from dashboard.cloud import records
 from dashboard.cloud.errors import CloudError
 from dashboard.models import Rollout, RolloutServer
-from dashboard.rollouts.submit import enqueue_refresh, reread_servers
+from dashboard.rollouts.submit import reread_servers
 
 log = logging.getLogger(__name__)
 
@@ -31,26 +31,16 @@ ORPHAN_MARGIN = timedelta(seconds=30)
 TRACKED = (RolloutServer.State.WAITING, RolloutServer.State.RUNNING, RolloutServer.State.UNKNOWN)
 
 
-def refresh(rollout_id: int, client=None, *, token: str = "", reschedule: bool = True) -> str:
-    """Bring the rollout's active rows up to date; finish the rollout when all are final."""
-    from dashboard.cloud.client import get_client
-
-    client = client or get_client()
-    rollout = Rollout.objects.get(pk=rollout_id)
-    if rollout.is_final or (token and rollout.refresh_token != token):
-        return rollout.state  # finished, or this chain was replaced by a newer one
+def track(rollout: Rollout, client) -> None:
+    """Bring the rollout's active rows up to date from the cloud (engine.tick calls this)."""
     _orphaned_claims_to_unknown(rollout)
     rows = list(rollout.servers.filter(state__in=TRACKED))
     if rows:
         try:
             _track(rows, client)
         except CloudError as exc:
-            log.warning("rollout %s refresh failed, will try again: %s", rollout_id, exc)
-        _leave_maintenance(rollout, client)
-    state = _finish_if_done(rollout)
-    if state not in Rollout.FINAL_STATES and reschedule:
-        enqueue_refresh(rollout_id, token=token)
-    return state
+            log.warning("rollout %s refresh failed, will try again: %s", rollout.pk, exc)
+    _leave_maintenance(rollout, client)
 
 
 def _orphaned_claims_to_unknown(rollout: Rollout) -> None:
@@ -208,24 +198,41 @@ def _leave_maintenance(rollout: Rollout, client) -> None:
     )
 
 
-def _finish_if_done(rollout: Rollout) -> str:
+def finish_if_done(rollout: Rollout) -> str:
+    """Close the rollout once no server is pending or in flight. Returns its state."""
     if rollout.servers.filter(state__in=RolloutServer.ACTIVE_STATES).exists():
         return Rollout.objects.get(pk=rollout.pk).state
-    failed = rollout.servers.filter(state=RolloutServer.State.FAILED).exists()
-    final = Rollout.State.FAILED if failed else Rollout.State.SUCCEEDED
+    if rollout.cancel_requested:
+        final = Rollout.State.CANCELLED
+    elif rollout.servers.filter(state=RolloutServer.State.FAILED).exists():
+        final = Rollout.State.FAILED
+    else:
+        final = Rollout.State.SUCCEEDED
     with transaction.atomic():
         finished = Rollout.objects.filter(
-            pk=rollout.pk, state__in=[Rollout.State.RUNNING, Rollout.State.PAUSED]
+            pk=rollout.pk,
+            state__in=[Rollout.State.RUNNING, Rollout.State.PAUSED, Rollout.State.HALTED],
         ).update(state=final, finished_at=timezone.now())
+        if finished:
+            audit.record(
+                None,
+                "rollout.finish",
+                actor=rollout.created_by,
+                via="worker",
+                rollout=rollout,
+                target=f"rollout #{rollout.pk}",
+                state=final,
+            )
+            notify(NOTIFY_EVENT[final], rollout.pk)
     if finished:
-        audit.record(
-            None,
-            "rollout.finish",
-            actor=rollout.created_by,
-            via="worker",
-            rollout=rollout,
-            target=f"rollout #{rollout.pk}",
-            state=final,
-        )
         inventory.request_sync("rollout")
     return Rollout.objects.get(pk=rollout.pk).state
+
+
+def notify(event: str, rollout_id: int) -> None:
+    from dashboard import notify as notifications
+
+    notifications.notify(event, rollout_id)
+
+
+NOTIFY_EVENT = {"succeeded": "completed", "failed": "failed", "cancelled": "cancelled"}

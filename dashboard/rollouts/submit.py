@@ -38,40 +38,29 @@ PAGE = 100
 
 
 def submit(rollout_id: int, client=None, *, sleep: Callable[[float], None] = time.sleep) -> str:
-    """Send every pending chunk of the rollout. Returns the rollout's state afterwards."""
-    from dashboard.cloud.client import get_client
+    """The confirmed rollout's first step: start it (when its time has come) and advance it."""
+    from dashboard.rollouts import engine
 
-    client = client or get_client()
-    if not _start(rollout_id):
-        return Rollout.objects.get(pk=rollout_id).state
-    rollout = Rollout.objects.get(pk=rollout_id)
-    if rollout.use_maintenance:
-        _enter_maintenance(rollout, client)
+    return engine.start(rollout_id, client, sleep=sleep)
+
+
+def send_wave(rollout_id: int, wave: int, client, *, sleep: Callable[[float], None]) -> None:
+    """Send the wave's pending chunks, a configurable number of calls in flight."""
     chunks = sorted(
         set(
-            rollout.servers.filter(state=RolloutServer.State.PENDING).values_list(
-                "chunk", flat=True
-            )
+            RolloutServer.objects.filter(
+                rollout_id=rollout_id, wave=wave, state=RolloutServer.State.PENDING
+            ).values_list("chunk", flat=True)
         )
     )
     in_flight = max(1, settings.ROLLOUT_CALLS_IN_FLIGHT)
-    send = partial(_send_chunk_in_thread, rollout_id, client=client, sleep=sleep)
     if in_flight == 1 or len(chunks) <= 1:
         for chunk in chunks:
             _send_chunk(rollout_id, chunk, client=client, sleep=sleep)
-    else:
-        with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="submit") as pool:
-            list(pool.map(send, chunks))
-    enqueue_refresh(rollout_id, delay=0)
-    return Rollout.objects.get(pk=rollout_id).state
-
-
-def _start(rollout_id: int) -> bool:
-    """queued → running; a rollout already running (a restarted worker) is resumed."""
-    Rollout.objects.filter(pk=rollout_id, state=Rollout.State.QUEUED).update(
-        state=Rollout.State.RUNNING, started_at=timezone.now()
-    )
-    return Rollout.objects.filter(pk=rollout_id, state=Rollout.State.RUNNING).exists()
+        return
+    send = partial(_send_chunk_in_thread, rollout_id, client=client, sleep=sleep)
+    with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="submit") as pool:
+        list(pool.map(send, chunks))
 
 
 def _send_chunk_in_thread(rollout_id: int, chunk: int, **kwargs) -> None:
@@ -134,6 +123,7 @@ def _recheck(rows: list[RolloutServer], client) -> list[RolloutServer]:
         current = image_facts(images.get(server.image_id)) if server else None
         verdict = compat.verdict(facts, image_facts(images.get(row.to_image_id)), current)
         if verdict.ok:
+            RolloutServer.objects.filter(pk=row.pk).update(previous_image_id=server.image_id)
             keep.append(row)
         elif verdict.action == compat.SKIP:
             _finish_row(
@@ -184,13 +174,7 @@ def reread_servers(client, rows: list[RolloutServer]) -> dict[str, records.Serve
 def _send(rollout_id: int, rows: list[RolloutServer], client) -> float | None:
     """One batch-change-image call. Returns seconds to wait before resending, or None."""
     rollout = Rollout.objects.get(pk=rollout_id)
-    target = records.ChangeTarget(
-        image_id=rollout.target_image_id,
-        image_type=rollout.target_image_type,
-        os_type=rollout.target_os_type,
-        image_product_id=rollout.target_product_id,
-        update_access_agent=rollout.update_access_agent,
-    )
+    target = _change_target(rollout, rows[0].to_image_id)
     ids = [r.server_id for r in rows]
     sent_at = timezone.now()
     try:
@@ -210,6 +194,26 @@ def _send(rollout_id: int, rows: list[RolloutServer], client) -> float | None:
         jobs=[i.job_id for i in result.items if i.job_id],
     )
     return None
+
+
+def _change_target(rollout: Rollout, image_id: str) -> records.ChangeTarget:
+    """What to send for a chunk: one image per call (a revert's chunks differ per image)."""
+    image = Image.objects.filter(pk=image_id).first()
+    if image is None or image_id == rollout.target_image_id:
+        return records.ChangeTarget(
+            image_id=image_id,
+            image_type=rollout.target_image_type,
+            os_type=rollout.target_os_type,
+            image_product_id=rollout.target_product_id,
+            update_access_agent=rollout.update_access_agent,
+        )
+    return records.ChangeTarget(
+        image_id=image.id,
+        image_type=image.image_type,
+        os_type=image.os_type,
+        image_product_id=image.product_code,
+        update_access_agent=rollout.update_access_agent,
+    )
 
 
 def _on_error(rollout, rows, exc: CloudError, sent_at) -> float | None:
@@ -295,8 +299,11 @@ def _finish_row(row: RolloutServer, state: str, *, code: str, message: str, requ
     )
 
 
-def _enter_maintenance(rollout: Rollout, client) -> None:
-    rows = rollout.servers.filter(state=RolloutServer.State.PENDING, maintenance_set=False)
+def enter_maintenance(rollout: Rollout, client, wave: int) -> None:
+    """Drain the wave's servers: maintenance mode gives them no new sessions."""
+    rows = rollout.servers.filter(
+        wave=wave, state=RolloutServer.State.PENDING, maintenance_set=False
+    )
     ids = list(rows.values_list("server_id", flat=True))
     if not ids:
         return

@@ -74,6 +74,7 @@ def plan(request: HttpRequest) -> HttpResponse:
         update_access_agent=form.cleaned_data["update_access_agent"],
         use_maintenance=form.cleaned_data["use_maintenance"],
         retry_of=_retry_source(request),
+        safety=form.safety(),
     )
     audit.record(
         request,
@@ -202,8 +203,24 @@ def detail(request: HttpRequest, rollout_id: int) -> HttpResponse:
         "can_approve_this": can_approve(request, rollout.created_by)
         and rollout.state == Rollout.State.AWAITING_APPROVAL,
         "retries": rollout.retries.all(),
+        "waves": rollout.waves.all(),
+        "budget_used": _budget_used(rollout),
+        "resume_choices": RESUME_LABELS,
+        "revertable": rollout.servers.filter(state="succeeded").exclude(previous_image_id=""),
     }
     return render(request, "rollouts/detail.html", context)
+
+
+RESUME_LABELS = [
+    ("continue", "Continue with the next waves"),
+    ("skip_failed", "Skip the failed servers, then continue"),
+    ("retry_failed", "Plan a retry of the failed servers, and continue"),
+]
+
+
+def _budget_used(rollout: Rollout) -> int:
+    failed = rollout.servers.filter(state=RolloutServer.State.FAILED).count()
+    return max(0, failed - rollout.budget_base)
 
 
 @require_GET
@@ -283,6 +300,92 @@ def cancel(request: HttpRequest, rollout_id: int) -> HttpResponse:
     )
     messages.info(request, f"Cancelled; {cancelled} servers not yet sent will not be sent.")
     return redirect("rollout-detail", rollout.pk)
+
+
+@require_POST
+@require_role(OPERATOR)
+def pause(request: HttpRequest, rollout_id: int) -> HttpResponse:
+    from dashboard.rollouts import control
+
+    rollout = _get_rollout_for_user(request, rollout_id)
+    paused = control.pause(rollout.pk)
+    audit.record(
+        request,
+        "rollout.pause",
+        outcome="ok" if paused else "refused",
+        rollout=rollout,
+        target=f"rollout #{rollout.pk}",
+    )
+    if paused:
+        messages.info(request, "Paused: nothing more is sent; jobs in flight are still tracked.")
+    else:
+        messages.error(request, "Only a running rollout can be paused.")
+    return redirect("rollout-detail", rollout.pk)
+
+
+@require_POST
+@require_role(OPERATOR)
+def resume(request: HttpRequest, rollout_id: int) -> HttpResponse:
+    from dashboard.rollouts import control
+
+    rollout = _get_rollout_for_user(request, rollout_id)
+    how = request.POST.get("how", control.CONTINUE)
+    if how not in control.RESUME_CHOICES or rollout.state not in ("paused", "halted"):
+        audit.record(
+            request,
+            "rollout.resume",
+            outcome="refused",
+            rollout=rollout,
+            target=f"rollout #{rollout.pk}",
+            how=how[:20],
+        )
+        messages.error(request, "This rollout cannot be resumed that way.")
+        return redirect("rollout-detail", rollout.pk)
+    retry_plan = control.resume(rollout.pk, how, by=request.user.username)
+    audit.record(
+        request,
+        "rollout.resume",
+        rollout=rollout,
+        target=f"rollout #{rollout.pk}",
+        how=how,
+        retry_plan=retry_plan.pk if retry_plan else None,
+    )
+    messages.success(request, "Resumed.")
+    if retry_plan:
+        messages.info(request, f"Plan #{retry_plan.pk} retries the failed servers; confirm it.")
+        return redirect("rollout-plan", retry_plan.pk)
+    return redirect("rollout-detail", rollout.pk)
+
+
+@require_POST
+@require_role(OPERATOR)
+def revert(request: HttpRequest, rollout_id: int) -> HttpResponse:
+    """Plan a change of the chosen servers back to the images they ran before."""
+    from dashboard.rollouts import control
+
+    rollout = _get_rollout_for_user(request, rollout_id)
+    chosen = request.POST.getlist("server") or list(
+        rollout.servers.filter(state="succeeded").values_list("server_id", flat=True)
+    )
+    plan = control.revert(
+        rollout.pk,
+        chosen,
+        by=request.user.username,
+        reason=f"Revert of #{rollout.pk}: {rollout.reason}"[:500],
+    )
+    if not plan.servers.exists():
+        plan.delete()
+        messages.error(request, "None of these servers has a recorded previous image.")
+        return redirect("rollout-detail", rollout.pk)
+    audit.record(
+        request,
+        "rollout.revert",
+        rollout=plan,
+        target=f"rollout #{plan.pk}",
+        reverts=rollout.pk,
+        servers=plan.servers.count(),
+    )
+    return redirect("rollout-plan", plan.pk)
 
 
 @require_POST

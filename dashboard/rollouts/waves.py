@@ -1,0 +1,151 @@
+"""One wave at a time: drain, wait for users, warn and log them off, send, track, soak.
+
+Each call to `advance()` moves the current wave through as many stages as it can right now,
+so the default rollout (one wave, no user handling) is sent on its first tick.
+"""
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+
+from django.utils import timezone
+
+from dashboard import audit
+from dashboard.cloud.errors import CloudError
+from dashboard.models import Rollout, RolloutServer, RolloutWave
+from dashboard.rollouts.submit import enter_maintenance, reread_servers, send_wave
+
+log = logging.getLogger(__name__)
+
+W = RolloutWave.State
+Policy = Rollout.SessionPolicy
+MAX_STEPS = 12
+
+
+def current_wave(rollout: Rollout) -> RolloutWave | None:
+    return rollout.waves.exclude(state__in=[W.DONE, W.CANCELLED]).order_by("number").first()
+
+
+def advance(rollout: Rollout, client, *, sleep: Callable[[float], None]) -> None:
+    for _ in range(MAX_STEPS):
+        wave = current_wave(rollout)
+        if wave is None:
+            return
+        before = wave.state
+        _step(rollout, wave, client, sleep)
+        if wave.state == before:
+            return  # waiting for time, users or jobs
+
+
+def _step(rollout: Rollout, wave: RolloutWave, client, sleep) -> None:
+    now = timezone.now()
+    stage = _STAGES[wave.state]
+    new_state, changes = stage(rollout, wave, client, sleep, now)
+    if new_state != wave.state or changes:
+        changes["state"] = new_state
+        RolloutWave.objects.filter(pk=wave.pk, state=wave.state).update(**changes)
+        for name, value in changes.items():
+            setattr(wave, name, value)
+
+
+def _pending(rollout: Rollout, wave: RolloutWave):
+    return rollout.servers.filter(wave=wave.number, state=RolloutServer.State.PENDING)
+
+
+def _start(rollout, wave, client, sleep, now):
+    if rollout.use_maintenance:
+        enter_maintenance(rollout, client, wave.number)
+    changes = {"started_at": now}
+    if rollout.session_policy == Policy.NONE:
+        return W.SENDING, changes
+    deadline = now + timedelta(seconds=rollout.session_wait_seconds)
+    return W.DRAINING, changes | {"sessions_deadline": deadline}
+
+
+def _drain(rollout, wave, client, sleep, now):
+    """Wait for users to leave, up to the deadline; then log them off, or go ahead."""
+    rows = list(_pending(rollout, wave))
+    servers = reread_servers(client, rows)
+    left = sum(s.session_count for s in servers.values())
+    if left == 0:
+        return W.SENDING, {"sessions_left": 0}
+    if now < wave.sessions_deadline:
+        return W.DRAINING, {"sessions_left": left} if left != wave.sessions_left else {}
+    if rollout.session_policy == Policy.WAIT:
+        return W.SENDING, {"sessions_left": left}  # "wait only": the deadline has passed
+    _log_off(rollout, wave, client, list(servers))
+    logoff_at = now + timedelta(seconds=rollout.logoff_delay_seconds)
+    return W.LOGGING_OFF, {"sessions_left": left, "logoff_at": logoff_at}
+
+
+def _log_off(rollout: Rollout, wave: RolloutWave, client, server_ids: list[str]) -> None:
+    """Warn the remaining users with the message; the cloud logs them off after the delay."""
+    try:
+        sessions = client.list_sessions(server_ids)
+        ids = [s.id for s in sessions]
+        if ids:
+            client.logoff_sessions(
+                ids,
+                delay_seconds=rollout.logoff_delay_seconds,
+                message=rollout.logoff_message or _default_message(rollout),
+                title="Maintenance",
+            )
+        outcome = "ok"
+    except CloudError as exc:
+        log.warning("rollout %s wave %s: logoff failed: %s", rollout.pk, wave.number, exc)
+        ids, outcome = [], "error"
+    audit.record(
+        None,
+        "api.logoff_sessions",
+        outcome=outcome,
+        actor=rollout.created_by,
+        via="worker",
+        rollout=rollout,
+        target=f"rollout #{rollout.pk} wave {wave.number}",
+        sessions=len(ids),
+    )
+
+
+def _default_message(rollout: Rollout) -> str:
+    minutes = max(1, rollout.logoff_delay_seconds // 60)
+    return (
+        "This server is being updated. Please save your work: "
+        f"you will be signed out in {minutes} min."
+    )
+
+
+def _logging_off(rollout, wave, client, sleep, now):
+    return (W.SENDING, {}) if now >= wave.logoff_at else (W.LOGGING_OFF, {})
+
+
+def _send(rollout, wave, client, sleep, now):
+    send_wave(rollout.pk, wave.number, client, sleep=sleep)
+    if _pending(rollout, wave).exists():
+        return W.SENDING, {}  # paused, cancelled or throttled part-way: the next tick goes on
+    return W.RUNNING, {"sent_at": timezone.now()}
+
+
+def _running(rollout, wave, client, sleep, now):
+    active = rollout.servers.filter(wave=wave.number, state__in=RolloutServer.ACTIVE_STATES)
+    if active.exists():
+        return W.RUNNING, {}
+    later = rollout.waves.filter(number__gt=wave.number).exists()
+    if rollout.soak_seconds and later:
+        return W.SOAKING, {"finished_at": now}
+    return W.DONE, {"finished_at": now}
+
+
+def _soak(rollout, wave, client, sleep, now):
+    if now >= wave.finished_at + timedelta(seconds=rollout.soak_seconds):
+        return W.DONE, {}
+    return W.SOAKING, {}
+
+
+_STAGES = {
+    W.PENDING: _start,
+    W.DRAINING: _drain,
+    W.LOGGING_OFF: _logging_off,
+    W.SENDING: _send,
+    W.RUNNING: _running,
+    W.SOAKING: _soak,
+}
