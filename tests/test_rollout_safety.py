@@ -292,3 +292,32 @@ def test_the_halt_and_the_start_are_notified(synced, django_capture_on_commit_ca
         for r in DBTaskResult.objects.filter(task_path__endswith="deliver_notification")
     ]
     assert "started" in events and "halted" in events
+
+
+def test_wait_then_log_off_warns_the_users_and_sends_after_the_delay(synced):
+    sim, client = synced
+    rollout = confirmed_rollout(
+        Safety(
+            session_policy="wait_logoff",
+            session_wait_seconds=0,
+            logoff_delay_seconds=120,
+            logoff_message="Patching now, please save your work.",
+        ),
+        n=3,
+    )
+    row = rollout.servers.filter(verdict="change").first()
+    session = sim.state.add_session(row.server_id, "alice.wong")
+    engine.start(rollout.pk, client, sleep=no_sleep)
+
+    wave = rollout.waves.get()
+    assert wave.state == RolloutWave.State.LOGGING_OFF
+    assert sent_ids(sim) == []  # nobody is disconnected before the warning's delay
+    warned = [m for m in sim.state.messages() if "Patching now" in str(m)]
+    assert warned, sim.state.messages()
+    assert session.id in str(warned)
+
+    sim.advance(120)  # the cloud logs the user off after the delay
+    RolloutWave.objects.filter(pk=wave.pk).update(logoff_at=timezone.now())
+    run(rollout, client)
+    assert len(sent_ids(sim)) == 3
+    assert sim.state.sessions_of(row.server_id) == []
