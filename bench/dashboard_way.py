@@ -84,15 +84,26 @@ def confirm(rollout_id: int) -> None:
         raise SystemExit(f"rollout {rollout_id} is {result.rollout.state}: {result.stale[:3]}")
 
 
+def refresh_once(rollout_id: int, client) -> str:
+    """One refresh cycle: `refresh.refresh`, or `engine.tick` where the engine replaced it."""
+    from dashboard.rollouts import refresh
+
+    step = getattr(refresh, "refresh", None)
+    if step is None:
+        from dashboard.rollouts import engine
+
+        step = engine.tick
+    return step(rollout_id, client, reschedule=False)
+
+
 def refresh_until_final(sim: env.Sim, rollout_id: int, client, job_seconds: float) -> int:
     """Refresh cycles, moving the simulator's clock one job duration after each. Returns cycles."""
     from dashboard.models import Rollout
-    from dashboard.rollouts import refresh
 
     cycles = 0
     while True:
         cycles += 1
-        state = refresh.refresh(rollout_id, client, reschedule=False)
+        state = refresh_once(rollout_id, client)
         if state in Rollout.FINAL_STATES or cycles > 20:
             return cycles
         sim.state.advance(job_seconds)
@@ -236,8 +247,6 @@ def submit_rollout(
 def refresh_cycle(
     report: Report, sim: env.Sim, rollout_id: int, server_ids: list[str], browsers: int
 ) -> None:
-    from dashboard.rollouts import refresh
-
     size = len(server_ids)
     groups, group_reads = group_pages(server_ids)
     bound = (
@@ -247,7 +256,7 @@ def refresh_cycle(
 
     client = env.new_client()
     with CaptureQueriesContext(connection) as captured:
-        refresh.refresh(rollout_id, client, reschedule=False)
+        refresh_once(rollout_id, client)
     alone = client.calls
     report.figure(f"refresh.{size}_active.db_queries", len(captured), "none (the cycle's own SQL)")
     report.figure(f"refresh.{size}_active.api_calls", f"{alone} {dict(client.calls_by_api)}", bound)
@@ -277,7 +286,7 @@ def refresh_cycle(
             thread.start()
         time.sleep(0.5)  # let every browser be polling before the cycle starts
         start = time.perf_counter()
-        refresh.refresh(rollout_id, client, reschedule=False)
+        refresh_once(rollout_id, client)
         wall = time.perf_counter() - start
         stop.set()
         for thread in threads:
