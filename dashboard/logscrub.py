@@ -85,7 +85,11 @@ def _known_secrets() -> list[str]:
             cloud.get("SK", ""),
             cloud.get("SECURITY_TOKEN", ""),
             cloud.get("IAM_PASSWORD", ""),
+            getattr(settings, "NOTIFY_WEBHOOK_SECRET", ""),
+            getattr(settings, "NOTIFY_WEBHOOK_URL", ""),  # chat webhooks carry a token
         ]
+        for mailer in (getattr(settings, "MAILERS", {}) or {}).values():
+            values.append(str((mailer.get("OPTIONS") or {}).get("password", "") or ""))
         for database in getattr(settings, "DATABASES", {}).values():
             values.append(str(database.get("PASSWORD", "") or ""))
     except Exception:

@@ -5,10 +5,14 @@ headers, from an address inside TRUSTED_PROXY_CIDRS. Each client carries its own
 a test may use several at once.
 """
 
+import io
+import logging
 from collections.abc import Callable
 
 import pytest
 from django.test import Client
+
+from dashboard.logscrub import OneLineFormatter
 
 pytest_plugins = ["tests.sim_fixtures"]
 
@@ -77,3 +81,17 @@ def admin_client_sso(sso_client) -> Client:
 def outsider_client(sso_client) -> Client:
     """Signed in at the company, but in no dashboard group: refused everywhere."""
     return sso_client("olga.outsider", OUTSIDER_GROUPS)
+
+
+@pytest.fixture
+def log_output():
+    """Everything the configured console handler writes, as the operator would see it."""
+    handlers = [
+        h for h in logging.getLogger().handlers if isinstance(h.formatter, OneLineFormatter)
+    ]
+    assert handlers, "the LOGGING console handler is missing"
+    buffer = io.StringIO()
+    previous = [handler.setStream(buffer) for handler in handlers]
+    yield buffer
+    for handler, stream in zip(handlers, previous, strict=True):
+        handler.setStream(stream)

@@ -1,6 +1,5 @@
 """Hardening: CSRF, CSP, security headers and cookies, error pages, logs, hostile names."""
 
-import io
 import logging
 import os
 import re
@@ -177,20 +176,6 @@ def test_error_pages_are_generic(settings, sso_client):
 
 
 # --- Logs ----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def log_output():
-    """Everything the configured console handler writes, as the operator would see it."""
-    handlers = [
-        h for h in logging.getLogger().handlers if isinstance(h.formatter, OneLineFormatter)
-    ]
-    assert handlers, "the LOGGING console handler is missing"
-    buffer = io.StringIO()
-    previous = [handler.setStream(buffer) for handler in handlers]
-    yield buffer
-    for handler, stream in zip(handlers, previous, strict=True):
-        handler.setStream(stream)
 
 
 @pytest.mark.django_db
