@@ -225,6 +225,7 @@ class Rollout(models.Model):
     scheduled_at = models.DateTimeField(null=True, blank=True)
     start_below_sessions = models.PositiveIntegerField(null=True, blank=True)
     halted_reason = models.CharField(max_length=255, blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)  # last refresh of its jobs
     # The refresh chain re-enqueues itself; only the task holding the current token may, so a
     # recovered chain replaces a lost one instead of running beside it.
     refresh_token = models.CharField(max_length=32, blank=True)

@@ -247,3 +247,29 @@ def test_the_servers_page_runs_a_fixed_number_of_queries(viewer_client, count):
 
 
 FIXED_SERVER_PAGE_QUERIES = 8
+
+
+def test_a_refresh_in_which_no_job_moved_sends_no_rows_to_pollers(
+    sim_settings, cloud_client, viewer_client
+):
+    server = start_job(sim_settings, cloud_client)
+    rollout = make_rollout(0)
+    RolloutServer.objects.create(
+        rollout=rollout,
+        server_id=server.id,
+        server_name=server.name,
+        group_id=server.group_id,
+        to_image_id=server.group.image_id,
+        verdict="change",
+        state="running",
+        job_id=server.job_id,
+        submitted_at=timezone.now(),
+    )
+    engine.tick(rollout.pk, cloud_client, reschedule=False)
+    since = timezone.now()
+    engine.tick(rollout.pk, cloud_client, reschedule=False)  # the job is still running
+
+    html = poll(viewer_client, rollout, since).content.decode()
+    assert "<tr " not in html  # the summary may move ("checked N s ago"), the rows did not
+    row = rollout.servers.get()
+    assert row.last_checked_at >= since

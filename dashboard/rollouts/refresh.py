@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from dashboard import audit, inventory
@@ -56,13 +57,23 @@ def _orphaned_claims_to_unknown(rollout: Rollout) -> None:
 
 
 def _track(rows: list[RolloutServer], client) -> None:
+    """Write only the rows whose state moved, so the live page sends only those."""
     now = timezone.now()
     fresh = reread_servers(client, rows)
+    unchanged = []
     for row in rows:
-        server = fresh.get(row.server_id)
-        update = _judge(row, server, client, now)
-        update["last_checked_at"] = now
-        RolloutServer.objects.filter(pk=row.pk, state=row.state).update(**update)
+        update = _judge(row, fresh.get(row.server_id), client, now)
+        if any(getattr(row, field) != value for field, value in update.items()):
+            update["last_checked_at"] = now
+            RolloutServer.objects.filter(pk=row.pk, state=row.state).update(**update)
+        else:
+            unchanged.append(row.pk)
+    # One statement for the rest; updated_at stays put, so pollers are not sent them again.
+    RolloutServer.objects.filter(pk__in=unchanged).update(
+        last_checked_at=now, updated_at=F("updated_at")
+    )
+    if rows:
+        Rollout.objects.filter(pk=rows[0].rollout_id).update(last_checked_at=now)
 
 
 def _judge(row: RolloutServer, server: records.Server | None, client, now) -> dict:

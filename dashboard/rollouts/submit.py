@@ -21,8 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import Count
+from django.db import connection
+from django.db.models import Case, Count, Value, When
 from django.utils import timezone
 
 from dashboard import audit, compat
@@ -265,28 +265,47 @@ def _release(rows: list[RolloutServer]) -> None:
 
 
 def _record_items(rows: list[RolloutServer], result: records.ChangeResult, sent_at) -> None:
+    """One UPDATE for the whole chunk, still guarded by state = submitting."""
     items = {item.server_id: item for item in result.items}
-    with transaction.atomic():
-        for row in rows:
-            item = items.get(row.server_id)
-            update = {"submitted_at": sent_at, "request_id": result.request_id}
-            if item is None:
-                update |= {
-                    "state": RolloutServer.State.UNKNOWN,
-                    "error_message": "The answer did not mention this server.",
-                }
-            elif item.accepted:
-                update |= {"state": RolloutServer.State.WAITING, "job_id": item.job_id}
-            else:
-                update |= {
-                    "state": RolloutServer.State.FAILED,
-                    "error_code": item.error_code,
-                    "error_message": item.error_message[:1000],
-                    "finished_at": sent_at,
-                }
-            RolloutServer.objects.filter(pk=row.pk, state=RolloutServer.State.SUBMITTING).update(
-                **update
+    outcome: dict[str, dict] = {}
+    for row in rows:
+        item = items.get(row.server_id)
+        if item is None:
+            outcome[row.pk] = {
+                "state": RolloutServer.State.UNKNOWN,
+                "job_id": "",
+                "error_code": "",
+                "error_message": "The answer did not mention this server.",
+                "finished_at": None,
+            }
+        elif item.accepted:
+            outcome[row.pk] = {
+                "state": RolloutServer.State.WAITING,
+                "job_id": item.job_id,
+                "error_code": "",
+                "error_message": "",
+                "finished_at": None,
+            }
+        else:
+            outcome[row.pk] = {
+                "state": RolloutServer.State.FAILED,
+                "job_id": "",
+                "error_code": item.error_code[:64],
+                "error_message": item.error_message[:1000],
+                "finished_at": sent_at,
+            }
+    columns = ("state", "job_id", "error_code", "error_message", "finished_at")
+    RolloutServer.objects.filter(pk__in=list(outcome), state=RolloutServer.State.SUBMITTING).update(
+        submitted_at=sent_at,
+        request_id=result.request_id,
+        **{
+            column: Case(
+                *[When(pk=pk, then=Value(values[column])) for pk, values in outcome.items()],
+                output_field=RolloutServer._meta.get_field(column),
             )
+            for column in columns
+        },
+    )
 
 
 def _finish_row(row: RolloutServer, state: str, *, code: str, message: str, request_id="") -> None:
