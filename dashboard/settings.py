@@ -111,6 +111,8 @@ def _sqlite(path: Path) -> dict:
 
 
 DATABASE_URL = env_secret("DATABASE_URL")
+if not DATABASE_URL:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)  # a fresh checkout has no var/ yet
 DATABASES = {
     "default": _database_from_url(DATABASE_URL)
     if DATABASE_URL
