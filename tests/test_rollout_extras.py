@@ -1,0 +1,155 @@
+"""Maintenance mode around a change, a vanished job, the history filters and the controls."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from dashboard import inventory
+from dashboard.models import Rollout, RolloutServer, Server
+from dashboard.rollouts import engine, planning
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def synced(sim_settings, cloud_client):
+    inventory.sync_now(client=cloud_client)
+    return sim_settings
+
+
+def confirmed(n=3, **options) -> Rollout:
+    servers = list(
+        Server.objects.filter(drift=True, frozen=False, maintain_status=False)
+        .exclude(job_status__in=["WAITING", "RUNNING"])
+        .select_related("group")
+    )
+    image_id = servers[0].group.image_id
+    servers = [s for s in servers if s.group.image_id == image_id][:n]
+    images = planning.image_map()
+    rollout = planning.create_plan(
+        created_by="otto.operator",
+        servers=servers,
+        target=images[image_id],
+        images=images,
+        reason="CHG-3",
+        **options,
+    )
+    assert planning.confirm(rollout.pk, "otto.operator").confirmed
+    return rollout
+
+
+def test_maintenance_mode_is_set_before_the_change_and_cleared_after_a_verified_success(
+    synced, cloud_client
+):
+    rollout = confirmed(use_maintenance=True)
+    ids = list(rollout.servers.filter(verdict="change").values_list("server_id", flat=True))
+    engine.start(rollout.pk, cloud_client, sleep=lambda s: None)
+    assert all(synced.state.servers[i].maintain_status for i in ids)
+    maint = synced.requests("PATCH", "/app-servers/actions/batch-maint")
+    change = synced.requests("POST", "/app-servers/actions/batch-change-image")
+    assert maint[0]["time"] <= change[0]["time"]
+
+    synced.advance(3600)
+    assert engine.tick(rollout.pk, cloud_client, reschedule=False) == "succeeded"
+    assert not any(synced.state.servers[i].maintain_status for i in ids)
+    assert not rollout.servers.filter(maintenance_set=True).exists()
+
+
+def test_a_job_that_vanished_upstream_is_resolved_from_the_server(synced, cloud_client):
+    rollout = confirmed(n=1)
+    engine.start(rollout.pk, cloud_client, sleep=lambda s: None)
+    row = rollout.servers.get(verdict="change")
+    # The cloud forgot the job and the server shows another one: judge by the server's image.
+    RolloutServer.objects.filter(pk=row.pk).update(job_id="999999999999999999")
+    synced.advance(3600)
+    engine.tick(rollout.pk, cloud_client, reschedule=False)
+    row.refresh_from_db()
+    assert row.state == "succeeded" and row.verified is True
+
+
+def test_a_vanished_job_on_a_server_still_on_its_old_image_fails_clearly(synced, cloud_client):
+    rollout = confirmed(n=1)
+    row = rollout.servers.get(verdict="change")
+    Rollout.objects.filter(pk=rollout.pk).update(state="running", started_at=timezone.now())
+    RolloutServer.objects.filter(pk=row.pk).update(
+        state="running", job_id="999999999999999999", submitted_at=timezone.now()
+    )
+    engine.tick(rollout.pk, cloud_client, reschedule=False)
+    row.refresh_from_db()
+    assert row.state == "failed" and row.error_code == "JOB_VANISHED"
+
+
+def test_the_history_filters_by_state_user_group_and_date(viewer_client):
+    old = Rollout.objects.create(created_by="otto", reason="a", state="succeeded")
+    Rollout.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=3))
+    new = Rollout.objects.create(created_by="vera", reason="b", state="failed")
+    RolloutServer.objects.create(
+        rollout=new,
+        server_id="s",
+        server_name="s",
+        group_name="cad",
+        to_image_id="i",
+        verdict="change",
+        state="failed",
+    )
+    Rollout.objects.create(created_by="otto", reason="c", state="discarded")
+
+    def shown(**params):
+        page = viewer_client.get("/rollouts/", params).context["page"]
+        return [r.pk for r in page]
+
+    assert shown() == [new.pk, old.pk]  # discarded plans are not history
+    assert shown(state="failed") == [new.pk]
+    assert shown(user="ott") == [old.pk]
+    assert shown(group="cad") == [new.pk]
+    assert shown(date=timezone.now().date().isoformat()) == [new.pk]
+    response = viewer_client.get("/rollouts/", {"date": "yesterday"})
+    assert response.status_code == 200 and b"must look like" in response.content
+
+
+def test_pause_and_resume_through_the_page(synced, operator_client, cloud_client):
+    rollout = confirmed(n=2)
+    engine.start(rollout.pk, cloud_client, sleep=lambda s: None)
+    operator_client.post(f"/rollouts/{rollout.pk}/pause/")
+    assert Rollout.objects.get(pk=rollout.pk).state == "paused"
+    page = operator_client.get(f"/rollouts/{rollout.pk}/").content.decode()
+    assert "Resume" in page and "Pause</button>" not in page
+    operator_client.post(f"/rollouts/{rollout.pk}/resume/", {"how": "continue"})
+    assert Rollout.objects.get(pk=rollout.pk).state == "running"
+
+
+def test_an_unknown_way_to_resume_is_refused_and_changes_nothing(
+    synced, operator_client, cloud_client
+):
+    rollout = confirmed(n=2)
+    engine.start(rollout.pk, cloud_client, sleep=lambda s: None)
+    operator_client.post(f"/rollouts/{rollout.pk}/pause/")
+    response = operator_client.post(f"/rollouts/{rollout.pk}/resume/", {"how": "yolo"}, follow=True)
+    assert b"cannot be resumed that way" in response.content
+    assert Rollout.objects.get(pk=rollout.pk).state == "paused"
+
+
+def test_viewers_see_no_controls(synced, viewer_client, cloud_client):
+    rollout = confirmed(n=2)
+    engine.start(rollout.pk, cloud_client, sleep=lambda s: None)
+    page = viewer_client.get(f"/rollouts/{rollout.pk}/").content.decode()
+    for control in ("Pause", "Cancel what has not been sent", "Retry failed", "Revert"):
+        assert control not in page
+
+
+def test_revert_through_the_page_plans_back_to_previous_images(
+    synced, operator_client, cloud_client
+):
+    rollout = confirmed(n=2)
+    before = dict(
+        rollout.servers.filter(verdict="change").values_list("server_id", "from_image_id")
+    )
+    engine.start(rollout.pk, cloud_client, sleep=lambda s: None)
+    synced.advance(3600)
+    engine.tick(rollout.pk, cloud_client, reschedule=False)
+    response = operator_client.post(f"/rollouts/{rollout.pk}/revert/")
+    assert response.status_code == 302
+    plan = Rollout.objects.latest("pk")
+    assert plan.kind == "revert"
+    assert dict(plan.servers.values_list("server_id", "to_image_id")) == before
