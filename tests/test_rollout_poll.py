@@ -104,8 +104,8 @@ def test_the_poll_runs_a_fixed_number_of_queries_whatever_the_size(viewer_client
     assert len(queries) == FIXED_POLL_QUERIES
 
 
-# session, user, rollout, changed rows, two summary aggregates
-FIXED_POLL_QUERIES = 6
+# session, user, rollout, changed rows, two summary aggregates, waves, budget, revertable
+FIXED_POLL_QUERIES = 9
 
 
 def test_anonymous_pollers_get_403_and_unknown_rollouts_404(client, viewer_client):

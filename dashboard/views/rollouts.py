@@ -200,15 +200,24 @@ def detail(request: HttpRequest, rollout_id: int) -> HttpResponse:
         "rows": rows,
         "summary": summary(rollout),
         "since": timezone.now().isoformat(),
-        "can_approve_this": can_approve(request, rollout.created_by)
-        and rollout.state == Rollout.State.AWAITING_APPROVAL,
         "retries": rollout.retries.all(),
-        "waves": rollout.waves.all(),
-        "budget_used": _budget_used(rollout),
-        "resume_choices": RESUME_LABELS,
-        "revertable": rollout.servers.filter(state="succeeded").exclude(previous_image_id=""),
+        **_live_context(request, rollout),
     }
     return render(request, "rollouts/detail.html", context)
+
+
+def _live_context(request: HttpRequest, rollout: Rollout) -> dict:
+    """What the live part of the page needs besides the rows: controls, waves, budget."""
+    return {
+        "can_approve_this": can_approve(request, rollout.created_by)
+        and rollout.state == Rollout.State.AWAITING_APPROVAL,
+        "waves": list(rollout.waves.all()),
+        "budget_used": _budget_used(rollout),
+        "resume_choices": RESUME_LABELS,
+        "revertable": rollout.servers.filter(state="succeeded")
+        .exclude(previous_image_id="")
+        .exists(),
+    }
 
 
 RESUME_LABELS = [
@@ -244,6 +253,7 @@ def poll(request: HttpRequest, rollout_id: int) -> HttpResponse:
         "summary": summary(rollout),
         "since": now.isoformat(),
         "polling": True,
+        **_live_context(request, rollout),
     }
     response = render(request, "rollouts/detail.html#rollout-live", context)
     if final:
