@@ -22,7 +22,7 @@ from functools import partial
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Case, Count, Value, When
+from django.db.models import Case, CharField, Count, Value, When
 from django.utils import timezone
 
 from dashboard import audit, compat
@@ -265,46 +265,48 @@ def _release(rows: list[RolloutServer]) -> None:
 
 
 def _record_items(rows: list[RolloutServer], result: records.ChangeResult, sent_at) -> None:
-    """One UPDATE for the whole chunk, still guarded by state = submitting."""
+    """At most three UPDATEs for the whole chunk (accepted, refused, unmentioned), each still
+    guarded by state = submitting."""
     items = {item.server_id: item for item in result.items}
-    outcome: dict[str, dict] = {}
-    for row in rows:
-        item = items.get(row.server_id)
-        if item is None:
-            outcome[row.pk] = {
-                "state": RolloutServer.State.UNKNOWN,
-                "job_id": "",
-                "error_code": "",
-                "error_message": "The answer did not mention this server.",
-                "finished_at": None,
-            }
-        elif item.accepted:
-            outcome[row.pk] = {
-                "state": RolloutServer.State.WAITING,
-                "job_id": item.job_id,
-                "error_code": "",
-                "error_message": "",
-                "finished_at": None,
-            }
-        else:
-            outcome[row.pk] = {
-                "state": RolloutServer.State.FAILED,
-                "job_id": "",
-                "error_code": item.error_code[:64],
-                "error_message": item.error_message[:1000],
-                "finished_at": sent_at,
-            }
-    columns = ("state", "job_id", "error_code", "error_message", "finished_at")
-    RolloutServer.objects.filter(pk__in=list(outcome), state=RolloutServer.State.SUBMITTING).update(
-        submitted_at=sent_at,
-        request_id=result.request_id,
-        **{
-            column: Case(
-                *[When(pk=pk, then=Value(values[column])) for pk, values in outcome.items()],
-                output_field=RolloutServer._meta.get_field(column),
-            )
-            for column in columns
-        },
+    accepted = {
+        r.pk: items[r.server_id]
+        for r in rows
+        if items.get(r.server_id) and items[r.server_id].accepted
+    }
+    refused = {
+        r.pk: items[r.server_id] for r in rows if r.server_id in items and r.pk not in accepted
+    }
+    missing = [r.pk for r in rows if r.server_id not in items]
+    claimed = RolloutServer.objects.filter(state=RolloutServer.State.SUBMITTING)
+    common = {"submitted_at": sent_at, "request_id": result.request_id}
+    if accepted:
+        claimed.filter(pk__in=list(accepted)).update(
+            state=RolloutServer.State.WAITING,
+            job_id=_per_row({pk: item.job_id for pk, item in accepted.items()}),
+            **common,
+        )
+    if refused:
+        claimed.filter(pk__in=list(refused)).update(
+            state=RolloutServer.State.FAILED,
+            error_code=_per_row({pk: item.error_code[:64] for pk, item in refused.items()}),
+            error_message=_per_row({pk: item.error_message[:1000] for pk, item in refused.items()}),
+            finished_at=sent_at,
+            **common,
+        )
+    if missing:
+        claimed.filter(pk__in=missing).update(
+            state=RolloutServer.State.UNKNOWN,
+            error_message="The answer did not mention this server.",
+            **common,
+        )
+
+
+def _per_row(values: dict[int, str]) -> Case:
+    """CASE pk WHEN … THEN '<text>' … END: one text column, a value per row."""
+    return Case(
+        *[When(pk=pk, then=Value(value)) for pk, value in values.items()],
+        default=Value(""),
+        output_field=CharField(),
     )
 
 
