@@ -153,3 +153,40 @@ def test_revert_through_the_page_plans_back_to_previous_images(
     plan = Rollout.objects.latest("pk")
     assert plan.kind == "revert"
     assert dict(plan.servers.values_list("server_id", "to_image_id")) == before
+
+
+def test_a_protected_group_needs_a_second_person_to_approve(
+    synced,
+    operator_client,
+    approver_client,
+    sso_client,
+    settings,
+    django_capture_on_commit_callbacks,
+):
+    server = (
+        Server.objects.filter(drift=True, frozen=False)
+        .exclude(job_status__in=["WAITING", "RUNNING"])
+        .select_related("group")
+        .first()
+    )
+    settings.PROTECTED_SERVER_GROUPS = [server.group.name]
+    operator_client.post(
+        "/rollouts/new/plan/",
+        {"server": [server.id], "target_image": server.group.image_id, "reason": "CHG-5"},
+    )
+    rollout = Rollout.objects.latest("pk")
+    operator_client.post(f"/rollouts/new/{rollout.pk}/confirm/")
+    assert Rollout.objects.get(pk=rollout.pk).state == "awaiting_approval"
+
+    # The submitter, even holding the approver role too, cannot approve their own rollout.
+    both = sso_client("otto.operator", ["dashboard-operators", "dashboard-approvers"])
+    assert both.post(f"/rollouts/{rollout.pk}/approve/").status_code == 403
+    assert Rollout.objects.get(pk=rollout.pk).state == "awaiting_approval"
+
+    from django_tasks_db.models import DBTaskResult
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert approver_client.post(f"/rollouts/{rollout.pk}/approve/").status_code == 302
+    rollout.refresh_from_db()
+    assert rollout.state == "queued" and rollout.approved_by == "april.approver"
+    assert DBTaskResult.objects.filter(task_path__endswith="submit_rollout").exists()
