@@ -93,3 +93,17 @@ def record(
         event.rollout_id or "-",
     )
     return event
+
+
+def record_for_rollout(rollout: Rollout, action: str, *, outcome: str = OK, **details: Any):
+    """An event the worker records on behalf of whoever started the rollout."""
+    return record(
+        None,
+        action,
+        outcome=outcome,
+        actor=rollout.created_by,
+        rollout=rollout,
+        target=f"rollout #{rollout.pk}",
+        via="worker",
+        **details,
+    )

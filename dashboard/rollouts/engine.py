@@ -116,13 +116,9 @@ def halt(rollout: Rollout) -> None:
             state=Rollout.State.HALTED, halted_reason=reason
         )
         if halted:
-            audit.record(
-                None,
+            audit.record_for_rollout(
+                rollout,
                 "rollout.halt",
-                actor=rollout.created_by,
-                via="worker",
-                rollout=rollout,
-                target=f"rollout #{rollout.pk}",
                 reason=reason,
             )
             refresh.notify("halted", rollout.pk)

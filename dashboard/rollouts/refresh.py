@@ -197,13 +197,9 @@ def _leave_maintenance(rollout: Rollout, client) -> None:
         log.warning("rollout %s: could not clear maintenance: %s", rollout.pk, exc)
         return
     done.update(maintenance_set=False)
-    audit.record(
-        None,
+    audit.record_for_rollout(
+        rollout,
         "api.batch_maint",
-        actor=rollout.created_by,
-        via="worker",
-        rollout=rollout,
-        target=f"rollout #{rollout.pk}",
         servers=len(ids),
         maintain=False,
     )
@@ -225,13 +221,9 @@ def finish_if_done(rollout: Rollout) -> str:
             state__in=[Rollout.State.RUNNING, Rollout.State.PAUSED, Rollout.State.HALTED],
         ).update(state=final, finished_at=timezone.now())
         if finished:
-            audit.record(
-                None,
+            audit.record_for_rollout(
+                rollout,
                 "rollout.finish",
-                actor=rollout.created_by,
-                via="worker",
-                rollout=rollout,
-                target=f"rollout #{rollout.pk}",
                 state=final,
             )
             notify(NOTIFY_EVENT[final], rollout.pk)

@@ -182,13 +182,9 @@ def _send(rollout_id: int, rows: list[RolloutServer], client) -> float | None:
     except CloudError as exc:
         return _on_error(rollout, rows, exc, sent_at)
     _record_items(rows, result, sent_at)
-    audit.record(
-        None,
+    audit.record_for_rollout(
+        rollout,
         "api.batch_change_image",
-        actor=rollout.created_by,
-        via="worker",
-        rollout=rollout,
-        target=f"rollout #{rollout.pk}",
         request_id=result.request_id,
         servers=len(ids),
         jobs=[i.job_id for i in result.items if i.job_id],
@@ -244,14 +240,10 @@ def _on_error(rollout, rows, exc: CloudError, sent_at) -> float | None:
         )
         outcome = "error"
         details["result"] = "unknown"
-    audit.record(
-        None,
+    audit.record_for_rollout(
+        rollout,
         "api.batch_change_image",
-        actor=rollout.created_by,
-        via="worker",
         outcome=outcome,
-        rollout=rollout,
-        target=f"rollout #{rollout.pk}",
         servers=len(rows),
         **details,
     )
@@ -330,13 +322,9 @@ def enter_maintenance(rollout: Rollout, client, wave: int) -> None:
         return
     client.batch_change_maintain(ids, True)
     rows.update(maintenance_set=True)
-    audit.record(
-        None,
+    audit.record_for_rollout(
+        rollout,
         "api.batch_maint",
-        actor=rollout.created_by,
-        via="worker",
-        rollout=rollout,
-        target=f"rollout #{rollout.pk}",
         servers=len(ids),
         maintain=True,
     )

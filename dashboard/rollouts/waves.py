@@ -94,15 +94,8 @@ def _log_off(rollout: Rollout, wave: RolloutWave, client, server_ids: list[str])
     except CloudError as exc:
         log.warning("rollout %s wave %s: logoff failed: %s", rollout.pk, wave.number, exc)
         ids, outcome = [], "error"
-    audit.record(
-        None,
-        "api.logoff_sessions",
-        outcome=outcome,
-        actor=rollout.created_by,
-        via="worker",
-        rollout=rollout,
-        target=f"rollout #{rollout.pk} wave {wave.number}",
-        sessions=len(ids),
+    audit.record_for_rollout(
+        rollout, "api.logoff_sessions", outcome=outcome, wave=wave.number, sessions=len(ids)
     )
 
 

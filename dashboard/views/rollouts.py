@@ -76,15 +76,18 @@ def plan(request: HttpRequest) -> HttpResponse:
         retry_of=_retry_source(request),
         safety=form.safety(),
     )
-    audit.record(
+    _audit(
         request,
         "rollout.plan",
-        rollout=rollout,
-        target=f"rollout #{rollout.pk}",
+        rollout,
         servers=len(form.servers),
         image=rollout.target_image_id,
     )
     return redirect("rollout-plan", rollout.pk)
+
+
+def _audit(request: HttpRequest, action: str, rollout: Rollout, **details) -> None:
+    audit.record(request, action, rollout=rollout, target=f"rollout #{rollout.pk}", **details)
 
 
 def _retry_source(request: HttpRequest) -> Rollout | None:
@@ -125,12 +128,11 @@ def confirm(request: HttpRequest, rollout_id: int) -> HttpResponse:
         return redirect("rollout-plan", rollout.pk)
     result = planning.confirm(rollout.pk, request.user.username)
     if result.stale:
-        audit.record(
+        _audit(
             request,
             "rollout.confirm",
+            rollout,
             outcome="refused",
-            rollout=rollout,
-            target=f"rollout #{rollout.pk}",
             stale=result.stale[:20],
         )
         return render(
@@ -140,11 +142,10 @@ def confirm(request: HttpRequest, rollout_id: int) -> HttpResponse:
             status=409,
         )
     if result.confirmed:
-        audit.record(
+        _audit(
             request,
             "rollout.confirm",
-            rollout=rollout,
-            target=f"rollout #{rollout.pk}",
+            rollout,
             state=result.rollout.state,
         )
         messages.success(request, f"Rollout #{rollout.pk} confirmed.")
@@ -179,9 +180,7 @@ def replan(request: HttpRequest, rollout_id: int) -> HttpResponse:
         use_maintenance=old.use_maintenance,
         retry_of=old.retry_of,
     )
-    audit.record(
-        request, "rollout.plan", rollout=rollout, target=f"rollout #{rollout.pk}", replaces=old.pk
-    )
+    _audit(request, "rollout.plan", rollout, replaces=old.pk)
     return redirect("rollout-plan", rollout.pk)
 
 
@@ -279,17 +278,20 @@ def _parse_since(value: str | None) -> datetime | None:
 def approve(request: HttpRequest, rollout_id: int) -> HttpResponse:
     rollout = _get_rollout_for_user(request, rollout_id)
     if not can_approve(request, rollout.created_by):
-        audit.record(
+        _audit(
             request,
             "rollout.approve",
+            rollout,
             outcome="refused",
-            rollout=rollout,
-            target=f"rollout #{rollout.pk}",
             why="submitter cannot approve",
         )
         raise PermissionDenied("A second person must approve this rollout.")
     if planning.approve(rollout.pk, request.user.username):
-        audit.record(request, "rollout.approve", rollout=rollout, target=f"rollout #{rollout.pk}")
+        _audit(
+            request,
+            "rollout.approve",
+            rollout,
+        )
         messages.success(request, "Approved; the rollout starts now.")
     return redirect("rollout-detail", rollout.pk)
 
@@ -301,11 +303,10 @@ def cancel(request: HttpRequest, rollout_id: int) -> HttpResponse:
 
     rollout = _get_rollout_for_user(request, rollout_id)
     cancelled = control.cancel(rollout.pk)
-    audit.record(
+    _audit(
         request,
         "rollout.cancel",
-        rollout=rollout,
-        target=f"rollout #{rollout.pk}",
+        rollout,
         servers_cancelled=cancelled,
     )
     messages.info(request, f"Cancelled; {cancelled} servers not yet sent will not be sent.")
@@ -319,12 +320,11 @@ def pause(request: HttpRequest, rollout_id: int) -> HttpResponse:
 
     rollout = _get_rollout_for_user(request, rollout_id)
     paused = control.pause(rollout.pk)
-    audit.record(
+    _audit(
         request,
         "rollout.pause",
+        rollout,
         outcome="ok" if paused else "refused",
-        rollout=rollout,
-        target=f"rollout #{rollout.pk}",
     )
     if paused:
         messages.info(request, "Paused: nothing more is sent; jobs in flight are still tracked.")
@@ -341,22 +341,20 @@ def resume(request: HttpRequest, rollout_id: int) -> HttpResponse:
     rollout = _get_rollout_for_user(request, rollout_id)
     how = request.POST.get("how", control.CONTINUE)
     if how not in control.RESUME_CHOICES or rollout.state not in ("paused", "halted"):
-        audit.record(
+        _audit(
             request,
             "rollout.resume",
+            rollout,
             outcome="refused",
-            rollout=rollout,
-            target=f"rollout #{rollout.pk}",
             how=how[:20],
         )
         messages.error(request, "This rollout cannot be resumed that way.")
         return redirect("rollout-detail", rollout.pk)
     retry_plan = control.resume(rollout.pk, how, by=request.user.username)
-    audit.record(
+    _audit(
         request,
         "rollout.resume",
-        rollout=rollout,
-        target=f"rollout #{rollout.pk}",
+        rollout,
         how=how,
         retry_plan=retry_plan.pk if retry_plan else None,
     )
@@ -387,11 +385,10 @@ def revert(request: HttpRequest, rollout_id: int) -> HttpResponse:
         plan.delete()
         messages.error(request, "None of these servers has a recorded previous image.")
         return redirect("rollout-detail", rollout.pk)
-    audit.record(
+    _audit(
         request,
         "rollout.revert",
-        rollout=plan,
-        target=f"rollout #{plan.pk}",
+        plan,
         reverts=rollout.pk,
         servers=plan.servers.count(),
     )
@@ -433,11 +430,10 @@ def retry(request: HttpRequest, rollout_id: int) -> HttpResponse:
         use_maintenance=rollout.use_maintenance,
         retry_of=rollout,
     )
-    audit.record(
+    _audit(
         request,
         "rollout.retry",
-        rollout=new_plan,
-        target=f"rollout #{new_plan.pk}",
+        new_plan,
         retry_of=rollout.pk,
         servers=len(ids),
     )
