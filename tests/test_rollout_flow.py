@@ -369,3 +369,38 @@ def test_a_worker_killed_after_claiming_leaves_rows_to_reconcile(
     engine.tick(rollout.pk, cloud_client, reschedule=False)
     rows = rollout.servers.filter(verdict="change")
     assert set(rows.values_list("error_code", flat=True)) == {"NOT_ACCEPTED"}
+
+
+def test_submission_reads_each_group_once_however_the_chunks_straddle_it(
+    simulator_factory, settings
+):
+    sim = simulator_factory(servers=400)
+    settings.HUAWEICLOUD = {
+        **settings.HUAWEICLOUD, "WORKSPACEAPP_ENDPOINT": sim.url, "WORKSPACE_ENDPOINT": sim.url,
+        "IMS_ENDPOINT": sim.url, "IAM_ENDPOINT": sim.url, "AK": sim.config.ak,
+        "SK": sim.config.sk, "PROJECT_ID": sim.config.project_id,
+    }
+    client = CloudClient(from_settings())
+    inventory.sync_now(client=client)
+    from dashboard.rollouts import planning
+
+    images = planning.image_map()
+    servers = list(Server.objects.select_related("group").filter(gone=False))
+    best = max(planning.target_options(servers, images), key=lambda o: o.compatible)
+    rollout = planning.create_plan(created_by="otto", servers=servers, target=best.image,
+                                   images=images, reason="r")
+    changing = rollout.servers.filter(verdict="change")
+    groups = set(changing.values_list("group_id", flat=True))
+    assert changing.count() > 100 and len(groups) > 1
+    assert planning.confirm(rollout.pk, "otto").confirmed
+    before = len(sim.requests("GET", "/app-servers"))
+
+    submit.submit(rollout.pk, client, sleep=lambda s: None)
+
+    reads = sim.requests("GET", "/app-servers")[before:]
+    group_pages = {dict(r["query"]).get("server_group_id") for r in reads}
+    assert group_pages <= groups
+    chunks = changing.values_list("chunk", flat=True).distinct().count()
+    calls = len(sim.requests("POST", CHANGE_PATH))
+    assert calls == chunks
+    assert len(reads) <= sum(-(-Server.objects.filter(group_id=g).count() // 100) for g in groups)

@@ -13,6 +13,7 @@ Guarantees:
 """
 
 import logging
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -54,11 +55,12 @@ def send_wave(rollout_id: int, wave: int, client, *, sleep: Callable[[float], No
         )
     )
     in_flight = max(1, settings.ROLLOUT_CALLS_IN_FLIGHT)
+    reads = GroupReads(client)
     if in_flight == 1 or len(chunks) <= 1:
         for chunk in chunks:
-            _send_chunk(rollout_id, chunk, client=client, sleep=sleep)
+            _send_chunk(rollout_id, chunk, client=client, sleep=sleep, reads=reads)
         return
-    send = partial(_send_chunk_in_thread, rollout_id, client=client, sleep=sleep)
+    send = partial(_send_chunk_in_thread, rollout_id, client=client, sleep=sleep, reads=reads)
     with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="submit") as pool:
         list(pool.map(send, chunks))
 
@@ -70,7 +72,7 @@ def _send_chunk_in_thread(rollout_id: int, chunk: int, **kwargs) -> None:
         connection.close()  # each thread has its own connection; do not leak it
 
 
-def _send_chunk(rollout_id: int, chunk: int, *, client, sleep) -> None:
+def _send_chunk(rollout_id: int, chunk: int, *, client, sleep, reads=None) -> None:
     for attempt in range(MAX_SEND_ATTEMPTS):
         if _should_stop(rollout_id):
             return
@@ -78,7 +80,7 @@ def _send_chunk(rollout_id: int, chunk: int, *, client, sleep) -> None:
         rows = list(RolloutServer.objects.filter(rollout_id=rollout_id, claim=token))
         if not rows:
             return  # another worker has it, or nothing is pending
-        rows = _recheck(rows, client)
+        rows = _recheck(rows, client, reads)
         if not rows:
             return
         wait = _send(rollout_id, rows, client)
@@ -103,16 +105,16 @@ def _claim(rollout_id: int, chunk: int) -> str:
     return token
 
 
-def _recheck(rows: list[RolloutServer], client) -> list[RolloutServer]:
+def _recheck(rows: list[RolloutServer], client, reads=None) -> list[RolloutServer]:
     """Re-read the servers from the API and re-judge them. Returns the rows still to send."""
-    fresh = reread_servers(client, rows)
+    fresh = reread_servers(client, rows, reads)
     images = {
         i.id: i
         for i in Image.objects.filter(
             id__in={r.to_image_id for r in rows} | {s.image_id for s in fresh.values()}
         )
     }
-    keep = []
+    keep, previous = [], {}
     for row in rows:
         server = fresh.get(row.server_id)
         facts = (
@@ -123,7 +125,7 @@ def _recheck(rows: list[RolloutServer], client) -> list[RolloutServer]:
         current = image_facts(images.get(server.image_id)) if server else None
         verdict = compat.verdict(facts, image_facts(images.get(row.to_image_id)), current)
         if verdict.ok:
-            RolloutServer.objects.filter(pk=row.pk).update(previous_image_id=server.image_id)
+            previous[row.pk] = server.image_id
             keep.append(row)
         elif verdict.action == compat.SKIP:
             _finish_row(
@@ -140,12 +142,42 @@ def _recheck(rows: list[RolloutServer], client) -> list[RolloutServer]:
                 code=headline.code,
                 message=f"Not sent: {headline.message}",
             )
+    if previous:  # what each server runs now, for a later revert: one statement
+        RolloutServer.objects.filter(pk__in=list(previous)).update(
+            previous_image_id=_per_row(previous)
+        )
     return keep
 
 
-def reread_servers(client, rows: list[RolloutServer]) -> dict[str, records.Server]:
+class GroupReads:
+    """Whole-group listings shared by the chunks of one wave for a few seconds.
+
+    Chunks of 50 straddle group boundaries; without this, neighbouring chunks would list the
+    same group again moments apart. A listing older than `ttl` is read again.
+    """
+
+    def __init__(self, client, ttl: float = 15.0) -> None:
+        self.client = client
+        self.ttl = ttl
+        self.lock = threading.Lock()
+        self.locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
+        self.groups: dict[str, tuple[float, dict[str, records.Server]]] = {}
+
+    def group(self, group_id: str) -> dict[str, records.Server]:
+        with self.lock:
+            group_lock = self.locks[group_id]
+        with group_lock:  # one listing per group at a time, even with calls in flight
+            read_at, servers = self.groups.get(group_id, (0.0, {}))
+            if time.monotonic() - read_at > self.ttl:
+                servers = {s.id: s for s in self.client.list_servers(server_group_id=group_id)}
+                self.groups[group_id] = (time.monotonic(), servers)
+            return servers
+
+
+def reread_servers(
+    client, rows: list[RolloutServer], reads: GroupReads | None = None
+) -> dict[str, records.Server]:
     """Read the rows' servers from the API in the fewest calls: whole groups or one by one."""
-    wanted = {r.server_id for r in rows}
     by_group: dict[str, set[str]] = defaultdict(set)
     for row in rows:
         by_group[row.group_id].add(row.server_id)
@@ -159,9 +191,8 @@ def reread_servers(client, rows: list[RolloutServer]) -> dict[str, records.Serve
     for group_id, ids in by_group.items():
         pages = -(-sizes.get(group_id, 10**9) // PAGE)
         if group_id and pages < len(ids):
-            for server in client.list_servers(server_group_id=group_id):
-                if server.id in wanted:
-                    found[server.id] = server
+            listing = (reads or GroupReads(client)).group(group_id)
+            found.update({i: listing[i] for i in ids if i in listing})
         for server_id in ids - found.keys():
             try:
                 found[server_id] = client.show_server(server_id)
