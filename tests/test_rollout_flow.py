@@ -376,9 +376,14 @@ def test_submission_reads_each_group_once_however_the_chunks_straddle_it(
 ):
     sim = simulator_factory(servers=400)
     settings.HUAWEICLOUD = {
-        **settings.HUAWEICLOUD, "WORKSPACEAPP_ENDPOINT": sim.url, "WORKSPACE_ENDPOINT": sim.url,
-        "IMS_ENDPOINT": sim.url, "IAM_ENDPOINT": sim.url, "AK": sim.config.ak,
-        "SK": sim.config.sk, "PROJECT_ID": sim.config.project_id,
+        **settings.HUAWEICLOUD,
+        "WORKSPACEAPP_ENDPOINT": sim.url,
+        "WORKSPACE_ENDPOINT": sim.url,
+        "IMS_ENDPOINT": sim.url,
+        "IAM_ENDPOINT": sim.url,
+        "AK": sim.config.ak,
+        "SK": sim.config.sk,
+        "PROJECT_ID": sim.config.project_id,
     }
     client = CloudClient(from_settings())
     inventory.sync_now(client=client)
@@ -387,8 +392,9 @@ def test_submission_reads_each_group_once_however_the_chunks_straddle_it(
     images = planning.image_map()
     servers = list(Server.objects.select_related("group").filter(gone=False))
     best = max(planning.target_options(servers, images), key=lambda o: o.compatible)
-    rollout = planning.create_plan(created_by="otto", servers=servers, target=best.image,
-                                   images=images, reason="r")
+    rollout = planning.create_plan(
+        created_by="otto", servers=servers, target=best.image, images=images, reason="r"
+    )
     changing = rollout.servers.filter(verdict="change")
     groups = set(changing.values_list("group_id", flat=True))
     assert changing.count() > 100 and len(groups) > 1
