@@ -13,6 +13,7 @@ from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from dashboard.cloud import records
@@ -126,13 +127,25 @@ def fetch(client) -> Snapshot:
 
 
 def store(snapshot: Snapshot, now) -> tuple[int, int]:
-    """Upsert the snapshot in bulk and mark what vanished as gone. Returns (seen, gone)."""
+    """Upsert the snapshot in bulk and mark what vanished as gone. Returns (seen, gone).
+
+    Only servers whose facts changed are written; the rest are stamped in one statement.
+    A repeat sync of a quiet fleet therefore writes almost nothing.
+    """
     _store_images(snapshot.images, now)
     group_images = _store_groups(snapshot.groups, now)
-    servers = _store_servers(snapshot.servers, group_images, now)
-    gone = Server.objects.filter(gone=False).exclude(synced_at=now).update(gone=True, drift=False)
-    _record_images_seen(servers, now)
-    return len(servers), gone
+    rows = _server_rows(snapshot.servers, group_images, now)
+    changed = _changed_servers(rows)
+    _upsert(Server, changed, SERVER_FIELDS)
+    seen = {row.id for row in rows}
+    vanished = Server.objects.filter(gone=False).exclude(id__in=seen)
+    gone = vanished.update(gone=True, drift=False)
+    Server.objects.filter(gone=False).update(synced_at=now)  # exactly the snapshot's servers
+    _record_images_seen(changed, now)
+    ServerImageSeen.objects.filter(server__gone=False, image_id=F("server__image_id")).update(
+        last_seen=now
+    )
+    return len(rows), gone
 
 
 def _store_images(images: list[records.Image], now) -> None:
@@ -183,7 +196,23 @@ def _store_groups(groups: list[records.ServerGroup], now) -> dict[str, str]:
     return {g.id: g.image_id for g in groups}
 
 
-def _store_servers(servers: list[records.Server], group_images: dict[str, str], now) -> list:
+# Every column the sync writes, and the ones that say whether a server changed.
+SERVER_FIELDS = [f.name for f in Server._meta.fields if f.name != "id"]
+_COMPARED = [f.attname for f in Server._meta.fields if f.name not in ("id", "synced_at")]
+
+
+def _changed_servers(rows: list[Server]) -> list[Server]:
+    """The rows that differ from what the database holds (new servers included)."""
+    stored = {
+        values[0]: values[1:]
+        for values in Server.objects.values_list("id", *_COMPARED).iterator(chunk_size=2000)
+    }
+    return [
+        row for row in rows if stored.get(row.id) != tuple(getattr(row, name) for name in _COMPARED)
+    ]
+
+
+def _server_rows(servers: list[records.Server], group_images: dict[str, str], now) -> list:
     rows = []
     for s in servers:
         group_id = s.group_id if s.group_id in group_images else None
@@ -217,7 +246,6 @@ def _store_servers(servers: list[records.Server], group_images: dict[str, str], 
                 synced_at=now,
             )
         )
-    _upsert(Server, rows, [f.name for f in Server._meta.fields if f.name != "id"])
     return rows
 
 

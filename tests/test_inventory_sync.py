@@ -128,3 +128,18 @@ def test_the_schedule_starts_a_sync_only_when_the_last_one_is_old(settings):
     SyncRun.objects.update(started_at=timezone.now() - timedelta(seconds=301))
     inventory.schedule_sync()
     assert SyncRun.objects.count() == 2
+
+
+def test_a_repeat_sync_updates_what_changed_and_stamps_the_rest(sim_settings, cloud_client):
+    first = inventory.sync_now(client=cloud_client)
+    changed, quiet = list(sim_settings.state.servers)[:2]
+    sim_settings.state.patch_server(changed, session_count=9, maintain_status=True)
+
+    second = inventory.sync_now(client=cloud_client)
+
+    row = Server.objects.get(pk=changed)
+    assert (row.session_count, row.maintain_status) == (9, True)
+    finished = SyncRun.objects.get(pk=second.pk).finished_at
+    assert Server.objects.get(pk=quiet).synced_at > SyncRun.objects.get(pk=first.pk).started_at
+    assert Server.objects.get(pk=quiet).synced_at <= finished
+    assert not Server.objects.filter(gone=True).exists()
