@@ -321,3 +321,22 @@ def test_wait_then_log_off_warns_the_users_and_sends_after_the_delay(synced):
     run(rollout, client)
     assert len(sent_ids(sim)) == 3
     assert sim.state.sessions_of(row.server_id) == []
+
+
+def test_the_session_threshold_also_holds_back_later_waves(synced):
+    sim, client = synced
+    rollout = confirmed_rollout(Safety(canary="1", start_below_sessions=3), n=3)
+    for row in rollout.servers.all():
+        sim.state.patch_server(row.server_id, session_count=0)
+    engine.start(rollout.pk, client, sleep=no_sleep)
+    assert set(sent_ids(sim)) == wave_ids(rollout, 1)
+    later = rollout.servers.filter(wave=2).first()
+    sim.state.patch_server(later.server_id, session_count=5)
+
+    run(rollout, client, sim, advance=3600)  # the canary is done, but users are busy
+    assert set(sent_ids(sim)) == wave_ids(rollout, 1)
+    assert rollout.waves.get(number=2).sessions_left == 5
+
+    sim.state.patch_server(later.server_id, session_count=0)
+    run(rollout, client)
+    assert wave_ids(rollout, 2) <= set(sent_ids(sim))

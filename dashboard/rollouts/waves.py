@@ -53,6 +53,12 @@ def _pending(rollout: Rollout, wave: RolloutWave):
 
 
 def _start(rollout, wave, client, sleep, now):
+    if rollout.start_below_sessions is not None and wave.number > 1:
+        # "Only while active sessions are below N" holds for every wave, not just the first.
+        rows = list(rollout.servers.filter(state=RolloutServer.State.PENDING))
+        active = sum(s.session_count for s in reread_servers(client, rows).values())
+        if active >= rollout.start_below_sessions:
+            return W.PENDING, {"sessions_left": active} if active != wave.sessions_left else {}
     if rollout.use_maintenance:
         enter_maintenance(rollout, client, wave.number)
     changes = {"started_at": now}
