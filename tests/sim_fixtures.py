@@ -108,18 +108,25 @@ def simulator(simulator_factory: SimulatorFactory) -> RunningSimulator:
     return simulator_factory()
 
 
-@pytest.fixture
-def sim_settings(simulator: RunningSimulator, settings: Any) -> RunningSimulator:
-    config = simulator.config
-    settings.HUAWEICLOUD = {
-        **settings.HUAWEICLOUD,
-        "WORKSPACEAPP_ENDPOINT": simulator.url,
-        "WORKSPACE_ENDPOINT": simulator.url,
-        "IMS_ENDPOINT": simulator.url,
-        "IAM_ENDPOINT": simulator.url,
+def cloud_settings(sim: RunningSimulator) -> dict[str, Any]:
+    """The settings.HUAWEICLOUD entries that point the dashboard at `sim` with its keys."""
+    config = sim.config
+    return {
+        "WORKSPACEAPP_ENDPOINT": sim.url,
+        "WORKSPACE_ENDPOINT": sim.url,
+        "IMS_ENDPOINT": sim.url,
+        "IAM_ENDPOINT": sim.url,
         "AK": config.ak,
         "SK": config.sk,
         "PROJECT_ID": config.project_id,
+    }
+
+
+@pytest.fixture
+def sim_settings(simulator: RunningSimulator, settings: Any) -> RunningSimulator:
+    settings.HUAWEICLOUD = {
+        **settings.HUAWEICLOUD,
+        **cloud_settings(simulator),
         "SECURITY_TOKEN": "",
         "VERIFY_TLS": False,
     }

@@ -8,6 +8,7 @@ from dashboard import inventory
 from dashboard.cloud.client import CloudClient
 from dashboard.cloud.config import from_settings
 from dashboard.models import Image, Server, ServerGroup, SyncRun
+from tests.sim_fixtures import cloud_settings
 
 pytestmark = pytest.mark.django_db
 
@@ -58,17 +59,7 @@ class FailOnSecondServerPage(requests.adapters.HTTPAdapter):
 
 def test_a_page_failing_mid_sync_leaves_the_previous_snapshot_intact(simulator_factory, settings):
     sim = simulator_factory(servers=250)
-    settings.HUAWEICLOUD = {
-        **settings.HUAWEICLOUD,
-        "WORKSPACEAPP_ENDPOINT": sim.url,
-        "WORKSPACE_ENDPOINT": sim.url,
-        "IMS_ENDPOINT": sim.url,
-        "IAM_ENDPOINT": sim.url,
-        "AK": sim.config.ak,
-        "SK": sim.config.sk,
-        "PROJECT_ID": sim.config.project_id,
-        "RETRY_DEADLINE": 0.0,
-    }
+    settings.HUAWEICLOUD = {**settings.HUAWEICLOUD, **cloud_settings(sim), "RETRY_DEADLINE": 0.0}
     inventory.sync_now(client=CloudClient(from_settings()))
     before = dict(Server.objects.values_list("id", "synced_at"))
     sim.state.delete_server(next(iter(sim.state.servers)))

@@ -10,6 +10,7 @@ from dashboard.cloud.client import CloudClient
 from dashboard.cloud.config import from_settings
 from dashboard.models import Rollout, Server
 from dashboard.rollouts import planning, submit
+from tests.sim_fixtures import cloud_settings
 
 CHANGE_PATH = "/app-servers/actions/batch-change-image"
 
@@ -28,16 +29,7 @@ def test_two_workers_on_one_rollout_send_each_server_exactly_once(
     needs_postgres, simulator_factory, settings
 ):
     sim = simulator_factory(servers=300, latency_ms=20)
-    settings.HUAWEICLOUD = {
-        **settings.HUAWEICLOUD,
-        "WORKSPACEAPP_ENDPOINT": sim.url,
-        "WORKSPACE_ENDPOINT": sim.url,
-        "IMS_ENDPOINT": sim.url,
-        "IAM_ENDPOINT": sim.url,
-        "AK": sim.config.ak,
-        "SK": sim.config.sk,
-        "PROJECT_ID": sim.config.project_id,
-    }
+    settings.HUAWEICLOUD = {**settings.HUAWEICLOUD, **cloud_settings(sim)}
     settings.ROLLOUT_CALLS_IN_FLIGHT = 2
     inventory.sync_now(client=CloudClient(from_settings()))
     servers = list(Server.objects.filter(drift=True).select_related("group"))

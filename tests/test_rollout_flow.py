@@ -11,6 +11,7 @@ from dashboard.cloud.client import CloudClient
 from dashboard.cloud.config import from_settings
 from dashboard.models import Rollout, RolloutServer, Server
 from dashboard.rollouts import engine, submit
+from tests.sim_fixtures import cloud_settings
 
 pytestmark = pytest.mark.django_db
 
@@ -375,16 +376,7 @@ def test_submission_reads_each_group_once_however_the_chunks_straddle_it(
     simulator_factory, settings
 ):
     sim = simulator_factory(servers=400)
-    settings.HUAWEICLOUD = {
-        **settings.HUAWEICLOUD,
-        "WORKSPACEAPP_ENDPOINT": sim.url,
-        "WORKSPACE_ENDPOINT": sim.url,
-        "IMS_ENDPOINT": sim.url,
-        "IAM_ENDPOINT": sim.url,
-        "AK": sim.config.ak,
-        "SK": sim.config.sk,
-        "PROJECT_ID": sim.config.project_id,
-    }
+    settings.HUAWEICLOUD = {**settings.HUAWEICLOUD, **cloud_settings(sim)}
     client = CloudClient(from_settings())
     inventory.sync_now(client=client)
     from dashboard.rollouts import planning

@@ -11,6 +11,7 @@ from dashboard import inventory
 from dashboard.models import Rollout, RolloutWave, Server
 from dashboard.rollouts import control, engine, planning
 from dashboard.rollouts.planning import Safety
+from tests.sim_fixtures import cloud_settings
 
 pytestmark = pytest.mark.django_db
 
@@ -31,16 +32,7 @@ def cloud_client_factory(settings):
     from dashboard.cloud.config import from_settings
 
     def make(sim):
-        settings.HUAWEICLOUD = {
-            **settings.HUAWEICLOUD,
-            "WORKSPACEAPP_ENDPOINT": sim.url,
-            "WORKSPACE_ENDPOINT": sim.url,
-            "IMS_ENDPOINT": sim.url,
-            "IAM_ENDPOINT": sim.url,
-            "AK": sim.config.ak,
-            "SK": sim.config.sk,
-            "PROJECT_ID": sim.config.project_id,
-        }
+        settings.HUAWEICLOUD = {**settings.HUAWEICLOUD, **cloud_settings(sim)}
         return CloudClient(from_settings())
 
     return make

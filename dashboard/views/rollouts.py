@@ -23,7 +23,7 @@ from dashboard import audit
 from dashboard.forms import RolloutForm, ServerFilterForm
 from dashboard.models import Image, Rollout, RolloutServer, Server, ServerGroup
 from dashboard.roles import APPROVER, OPERATOR, VIEWER, can_approve, require_role
-from dashboard.rollouts import planning
+from dashboard.rollouts import control, planning
 from dashboard.rollouts.progress import summary
 
 # ---- choose and plan ------------------------------------------------------------------
@@ -77,11 +77,7 @@ def plan(request: HttpRequest) -> HttpResponse:
         safety=form.safety(),
     )
     _audit(
-        request,
-        "rollout.plan",
-        rollout,
-        servers=len(form.servers),
-        image=rollout.target_image_id,
+        request, "rollout.plan", rollout, servers=len(form.servers), image=rollout.target_image_id
     )
     return redirect("rollout-plan", rollout.pk)
 
@@ -128,13 +124,7 @@ def confirm(request: HttpRequest, rollout_id: int) -> HttpResponse:
         return redirect("rollout-plan", rollout.pk)
     result = planning.confirm(rollout.pk, request.user.username)
     if result.stale:
-        _audit(
-            request,
-            "rollout.confirm",
-            rollout,
-            outcome="refused",
-            stale=result.stale[:20],
-        )
+        _audit(request, "rollout.confirm", rollout, outcome="refused", stale=result.stale[:20])
         return render(
             request,
             "rollouts/stale.html",
@@ -142,12 +132,7 @@ def confirm(request: HttpRequest, rollout_id: int) -> HttpResponse:
             status=409,
         )
     if result.confirmed:
-        _audit(
-            request,
-            "rollout.confirm",
-            rollout,
-            state=result.rollout.state,
-        )
+        _audit(request, "rollout.confirm", rollout, state=result.rollout.state)
         messages.success(request, f"Rollout #{rollout.pk} confirmed.")
     return redirect("rollout-detail", rollout.pk)
 
@@ -279,19 +264,11 @@ def approve(request: HttpRequest, rollout_id: int) -> HttpResponse:
     rollout = _get_rollout_for_user(request, rollout_id)
     if not can_approve(request, rollout.created_by):
         _audit(
-            request,
-            "rollout.approve",
-            rollout,
-            outcome="refused",
-            why="submitter cannot approve",
+            request, "rollout.approve", rollout, outcome="refused", why="submitter cannot approve"
         )
         raise PermissionDenied("A second person must approve this rollout.")
     if planning.approve(rollout.pk, request.user.username):
-        _audit(
-            request,
-            "rollout.approve",
-            rollout,
-        )
+        _audit(request, "rollout.approve", rollout)
         messages.success(request, "Approved; the rollout starts now.")
     return redirect("rollout-detail", rollout.pk)
 
@@ -299,16 +276,9 @@ def approve(request: HttpRequest, rollout_id: int) -> HttpResponse:
 @require_POST
 @require_role(OPERATOR)
 def cancel(request: HttpRequest, rollout_id: int) -> HttpResponse:
-    from dashboard.rollouts import control
-
     rollout = _get_rollout_for_user(request, rollout_id)
     cancelled = control.cancel(rollout.pk)
-    _audit(
-        request,
-        "rollout.cancel",
-        rollout,
-        servers_cancelled=cancelled,
-    )
+    _audit(request, "rollout.cancel", rollout, servers_cancelled=cancelled)
     messages.info(request, f"Cancelled; {cancelled} servers not yet sent will not be sent.")
     return redirect("rollout-detail", rollout.pk)
 
@@ -316,16 +286,9 @@ def cancel(request: HttpRequest, rollout_id: int) -> HttpResponse:
 @require_POST
 @require_role(OPERATOR)
 def pause(request: HttpRequest, rollout_id: int) -> HttpResponse:
-    from dashboard.rollouts import control
-
     rollout = _get_rollout_for_user(request, rollout_id)
     paused = control.pause(rollout.pk)
-    _audit(
-        request,
-        "rollout.pause",
-        rollout,
-        outcome="ok" if paused else "refused",
-    )
+    _audit(request, "rollout.pause", rollout, outcome="ok" if paused else "refused")
     if paused:
         messages.info(request, "Paused: nothing more is sent; jobs in flight are still tracked.")
     else:
@@ -336,18 +299,10 @@ def pause(request: HttpRequest, rollout_id: int) -> HttpResponse:
 @require_POST
 @require_role(OPERATOR)
 def resume(request: HttpRequest, rollout_id: int) -> HttpResponse:
-    from dashboard.rollouts import control
-
     rollout = _get_rollout_for_user(request, rollout_id)
     how = request.POST.get("how", control.CONTINUE)
     if how not in control.RESUME_CHOICES or rollout.state not in ("paused", "halted"):
-        _audit(
-            request,
-            "rollout.resume",
-            rollout,
-            outcome="refused",
-            how=how[:20],
-        )
+        _audit(request, "rollout.resume", rollout, outcome="refused", how=how[:20])
         messages.error(request, "This rollout cannot be resumed that way.")
         return redirect("rollout-detail", rollout.pk)
     retry_plan = control.resume(rollout.pk, how, by=request.user.username)
@@ -369,8 +324,6 @@ def resume(request: HttpRequest, rollout_id: int) -> HttpResponse:
 @require_role(OPERATOR)
 def revert(request: HttpRequest, rollout_id: int) -> HttpResponse:
     """Plan a change of the chosen servers back to the images they ran before."""
-    from dashboard.rollouts import control
-
     rollout = _get_rollout_for_user(request, rollout_id)
     chosen = request.POST.getlist("server") or list(
         rollout.servers.filter(state="succeeded").values_list("server_id", flat=True)
@@ -385,13 +338,7 @@ def revert(request: HttpRequest, rollout_id: int) -> HttpResponse:
         plan.delete()
         messages.error(request, "None of these servers has a recorded previous image.")
         return redirect("rollout-detail", rollout.pk)
-    _audit(
-        request,
-        "rollout.revert",
-        plan,
-        reverts=rollout.pk,
-        servers=plan.servers.count(),
-    )
+    _audit(request, "rollout.revert", plan, reverts=rollout.pk, servers=plan.servers.count())
     return redirect("rollout-plan", plan.pk)
 
 
@@ -430,13 +377,7 @@ def retry(request: HttpRequest, rollout_id: int) -> HttpResponse:
         use_maintenance=rollout.use_maintenance,
         retry_of=rollout,
     )
-    _audit(
-        request,
-        "rollout.retry",
-        new_plan,
-        retry_of=rollout.pk,
-        servers=len(ids),
-    )
+    _audit(request, "rollout.retry", new_plan, retry_of=rollout.pk, servers=len(ids))
     return redirect("rollout-plan", new_plan.pk)
 
 

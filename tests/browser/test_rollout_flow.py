@@ -14,6 +14,7 @@ from dashboard.cloud.client import CloudClient
 from dashboard.cloud.config import from_settings
 from dashboard.models import Rollout, Server
 from tests.browser.conftest import ARTIFACTS, BackgroundWorker
+from tests.sim_fixtures import cloud_settings
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -21,16 +22,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def dashboard(live_server, simulator_factory, settings):
     sim = simulator_factory(servers=60, job_seconds=4, manual_clock=False)
-    settings.HUAWEICLOUD = {
-        **settings.HUAWEICLOUD,
-        "WORKSPACEAPP_ENDPOINT": sim.url,
-        "WORKSPACE_ENDPOINT": sim.url,
-        "IMS_ENDPOINT": sim.url,
-        "IAM_ENDPOINT": sim.url,
-        "AK": sim.config.ak,
-        "SK": sim.config.sk,
-        "PROJECT_ID": sim.config.project_id,
-    }
+    settings.HUAWEICLOUD = {**settings.HUAWEICLOUD, **cloud_settings(sim)}
     settings.DEBUG = True  # the local demo identity stands in for the SSO proxy
     settings.DASHBOARD_DEV_USER = "otto.operator"
     settings.DASHBOARD_DEV_GROUPS = ["dashboard-operators"]
