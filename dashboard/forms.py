@@ -148,6 +148,11 @@ class RolloutForm(forms.Form):
         initial=Rollout.SessionPolicy.NONE,
         label="Users on the servers",
     )
+    canary_session_policy = forms.ChoiceField(
+        required=False,
+        choices=[("", "as the other waves"), *Rollout.SessionPolicy.choices],
+        label="Users on the canary wave",
+    )
     session_wait_minutes = forms.IntegerField(
         required=False,
         min_value=0,
@@ -252,6 +257,7 @@ class RolloutForm(forms.Form):
             soak_seconds=(data["soak_minutes"] or 0) * 60,
             failure_budget=data["failure_budget"],
             session_policy=data["session_policy"] or Rollout.SessionPolicy.NONE,
+            canary_session_policy=data["canary_session_policy"],
             session_wait_seconds=_minutes(data["session_wait_minutes"], 15),
             logoff_delay_seconds=_minutes(data["logoff_delay_minutes"], 5),
             logoff_message=data["logoff_message"],

@@ -335,6 +335,8 @@ class RolloutWave(models.Model):
     rollout = models.ForeignKey(Rollout, on_delete=models.CASCADE, related_name="waves")
     number = models.PositiveIntegerField()
     size = models.PositiveIntegerField()
+    # How this wave treats its users (Rollout.SessionPolicy); each wave may differ.
+    session_policy = models.CharField(max_length=16, default="none")
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
     started_at = models.DateTimeField(null=True, blank=True)
     sessions_deadline = models.DateTimeField(null=True, blank=True)

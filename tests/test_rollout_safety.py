@@ -332,3 +332,29 @@ def test_the_session_threshold_also_holds_back_later_waves(synced):
     sim.state.patch_server(later.server_id, session_count=0)
     run(rollout, client)
     assert wave_ids(rollout, 2) <= set(sent_ids(sim))
+
+
+def test_the_canary_may_treat_its_users_differently_from_the_other_waves(synced):
+    sim, client = synced
+    rollout = confirmed_rollout(
+        Safety(
+            canary="1",
+            session_policy="wait_logoff",
+            canary_session_policy="none",
+            session_wait_seconds=0,
+            logoff_delay_seconds=60,
+        ),
+        n=3,
+    )
+    assert list(rollout.waves.values_list("session_policy", flat=True)) == ["none", "wait_logoff"]
+    canary = rollout.servers.get(wave=1)
+    sim.state.add_session(canary.server_id, "bob.lee")
+    engine.start(rollout.pk, client, sleep=no_sleep)
+    assert set(sent_ids(sim)) == {canary.server_id}  # no waiting, no logoff for the canary
+    assert sim.state.messages() == []
+
+    later = rollout.servers.filter(wave=2).first()
+    sim.state.add_session(later.server_id, "carol.ng")
+    run(rollout, client, sim, advance=3600)
+    assert rollout.waves.get(number=2).state == RolloutWave.State.LOGGING_OFF
+    assert sim.state.messages()  # the later wave warned its users first

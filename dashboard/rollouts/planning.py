@@ -70,6 +70,7 @@ class Safety:
     soak_seconds: int = 0
     failure_budget: str = ""
     session_policy: str = Rollout.SessionPolicy.NONE
+    canary_session_policy: str = ""  # "": as the other waves
     session_wait_seconds: int = 900
     logoff_delay_seconds: int = 300
     logoff_message: str = ""
@@ -85,6 +86,7 @@ class Safety:
             soak_seconds=rollout.soak_seconds,
             failure_budget="" if rollout.failure_budget is None else str(rollout.failure_budget),
             session_policy=rollout.session_policy,
+            canary_session_policy=_canary_policy(rollout),
             session_wait_seconds=rollout.session_wait_seconds,
             logoff_delay_seconds=rollout.logoff_delay_seconds,
             logoff_message=rollout.logoff_message,
@@ -164,7 +166,9 @@ def create_plan(
             start_below_sessions=safety.start_below_sessions,
         )
         rows = _plan_rows(rollout, ordered, judged, images, targets)
-        waves = assign_waves(rollout, [r for r in rows if r.verdict == "change"])
+        waves = assign_waves(
+            rollout, [r for r in rows if r.verdict == "change"], safety.canary_session_policy
+        )
         RolloutServer.objects.bulk_create(rows, batch_size=500)
         RolloutWave.objects.bulk_create(waves)
     return rollout
@@ -197,10 +201,13 @@ def _plan_rows(rollout, servers, judged, images, targets) -> list[RolloutServer]
     return rows
 
 
-def assign_waves(rollout: Rollout, changing: list[RolloutServer]) -> list[RolloutWave]:
+def assign_waves(
+    rollout: Rollout, changing: list[RolloutServer], canary_policy: str = ""
+) -> list[RolloutWave]:
     """Number the waves (canary first) and the ≤50-server API calls inside each wave.
 
-    A call carries one target image, so a revert's calls are grouped per image.
+    A call carries one target image, so a revert's calls are grouped per image. Each wave
+    treats its users by the rollout's policy, except a canary given a policy of its own.
     """
     sizes = []
     left = len(changing)
@@ -223,8 +230,18 @@ def assign_waves(rollout: Rollout, changing: list[RolloutServer]) -> list[Rollou
                 chunk += 1
                 for row in group[offset : offset + CHUNK_SIZE]:
                     row.chunk = chunk
-        waves.append(RolloutWave(rollout=rollout, number=number, size=size))
+        policy = rollout.session_policy
+        if number == 1 and rollout.canary_size and canary_policy:
+            policy = canary_policy
+        waves.append(RolloutWave(rollout=rollout, number=number, size=size, session_policy=policy))
     return waves
+
+
+def _canary_policy(rollout: Rollout) -> str:
+    if not rollout.canary_size:
+        return ""
+    first = rollout.waves.filter(number=1).values_list("session_policy", flat=True).first()
+    return "" if first in (None, rollout.session_policy) else first
 
 
 @dataclass(frozen=True)

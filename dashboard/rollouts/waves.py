@@ -62,7 +62,7 @@ def _start(rollout, wave, client, sleep, now):
     if rollout.use_maintenance:
         enter_maintenance(rollout, client, wave.number)
     changes = {"started_at": now}
-    if rollout.session_policy == Policy.NONE:
+    if wave.session_policy == Policy.NONE:
         return W.SENDING, changes
     deadline = now + timedelta(seconds=rollout.session_wait_seconds)
     return W.DRAINING, changes | {"sessions_deadline": deadline}
@@ -77,7 +77,7 @@ def _drain(rollout, wave, client, sleep, now):
         return W.SENDING, {"sessions_left": 0}
     if now < wave.sessions_deadline:
         return W.DRAINING, {"sessions_left": left} if left != wave.sessions_left else {}
-    if rollout.session_policy == Policy.WAIT:
+    if wave.session_policy == Policy.WAIT:
         return W.SENDING, {"sessions_left": left}  # "wait only": the deadline has passed
     _log_off(rollout, wave, client, list(servers))
     logoff_at = now + timedelta(seconds=rollout.logoff_delay_seconds)
