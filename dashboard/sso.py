@@ -17,6 +17,7 @@ role), `request.sso_identity`, `request.sso_groups` and `request.roles` — reco
 headers on every request, so removing someone from a group takes effect on their next click.
 """
 
+import hashlib
 import ipaddress
 import json
 import logging
@@ -29,6 +30,7 @@ from pathlib import Path
 import jwt
 from django.conf import settings
 from django.contrib.auth import get_user_model, login, logout
+from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.views.defaults import permission_denied
@@ -284,6 +286,23 @@ def identity_from_request(request: HttpRequest) -> Identity | Refusal | None:
     return None
 
 
+REFUSAL_AUDIT_WINDOW = 60  # seconds: one audit row per peer, claim and reason per window
+
+
+def _refusal_recently_audited(request: HttpRequest, refusal: Refusal) -> bool:
+    """Whether this refusal was audited moments ago (a flood of spoofed headers must not
+    flood the append-only table; every refusal is still logged and still refused)."""
+    key = (
+        "sso-refused:"
+        + hashlib.sha256(
+            "|".join(
+                (request.META.get("REMOTE_ADDR", ""), refusal.claimed[:150], refusal.reason)
+            ).encode()
+        ).hexdigest()
+    )
+    return not cache.add(key, 1, timeout=REFUSAL_AUDIT_WINDOW)
+
+
 def _refuse(request: HttpRequest, refusal: Refusal) -> HttpResponse:
     from dashboard import audit
 
@@ -296,6 +315,8 @@ def _refuse(request: HttpRequest, refusal: Refusal) -> HttpResponse:
     )
     if request.user.is_authenticated:
         logout(request)
+    if _refusal_recently_audited(request, refusal):
+        return permission_denied(request, PermissionDenied(refusal.reason))
     audit.record(
         request,
         "sso.refused",

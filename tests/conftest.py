@@ -95,3 +95,13 @@ def log_output():
     yield buffer
     for handler, stream in zip(handlers, previous, strict=True):
         handler.setStream(stream)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """The cache (de-duplication of refusal audits, JWKS) never leaks from one test to the next."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()

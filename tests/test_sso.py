@@ -356,3 +356,17 @@ def test_the_client_address_is_the_right_most_untrusted_hop(sso_client):
     client = sso_client("vera", ["dashboard-viewers"], client_ip=f"6.6.6.6, {CLIENT_ADDR}")
     client.get("/audit/export.csv")
     assert AuditEvent.objects.get(action="audit.export").client_ip == CLIENT_ADDR
+
+
+@pytest.mark.django_db
+def test_a_flood_of_spoofed_headers_is_refused_every_time_but_audited_once(client, settings):
+    from dashboard.models import AuditEvent
+
+    settings.TRUSTED_PROXY_CIDRS = ["10.0.0.0/8"]
+    for _ in range(50):
+        response = client.get("/", HTTP_X_FORWARDED_USER="mallory", REMOTE_ADDR="203.0.113.7")
+        assert response.status_code == 403
+    assert AuditEvent.objects.filter(action="sso.refused").count() == 1
+    other = client.get("/", HTTP_X_FORWARDED_USER="eve", REMOTE_ADDR="203.0.113.7")
+    assert other.status_code == 403
+    assert AuditEvent.objects.filter(action="sso.refused").count() == 2
