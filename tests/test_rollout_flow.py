@@ -402,3 +402,15 @@ def test_submission_reads_each_group_once_however_the_chunks_straddle_it(
     calls = len(sim.requests("POST", CHANGE_PATH))
     assert calls == chunks
     assert len(reads) <= sum(-(-Server.objects.filter(group_id=g).count() // 100) for g in groups)
+
+
+def test_a_fresh_plan_keeps_the_waves_and_budget_of_the_stale_one(synced, operator_client):
+    group_id, _ = drifted_group()
+    rollout = plan_drifted(operator_client, group_id)
+    Rollout.objects.filter(pk=rollout.pk).update(
+        state=Rollout.State.DISCARDED, canary_size=1, failure_budget=2, soak_seconds=60
+    )
+    operator_client.post(f"/rollouts/new/{rollout.pk}/replan/")
+    fresh = Rollout.objects.latest("pk")
+    assert (fresh.canary_size, fresh.failure_budget, fresh.soak_seconds) == (1, 2, 60)
+    assert fresh.waves.first().size == 1

@@ -53,21 +53,14 @@ def resume(rollout_id: int, how: str = CONTINUE, *, by: str = "") -> Rollout | N
 
 
 def _plan_retry(rollout: Rollout, server_ids: list[str], by: str) -> Rollout | None:
-    servers = list(Server.objects.select_related("group").filter(id__in=server_ids, gone=False))
-    images = planning.image_map()
-    target = images.get(rollout.target_image_id)
-    if not servers or target is None:
-        return None
-    return planning.create_plan(
+    plan, _form = planning.plan_again(
+        rollout,
+        server_ids,
         created_by=by or rollout.created_by,
-        servers=servers,
-        target=target,
-        images=images,
         reason=f"Retry of #{rollout.pk}: {rollout.reason}"[:500],
-        update_access_agent=rollout.update_access_agent,
-        use_maintenance=rollout.use_maintenance,
         retry_of=rollout,
     )
+    return plan
 
 
 def cancel(rollout_id: int) -> int:

@@ -12,13 +12,18 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
+from typing import TYPE_CHECKING
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from dashboard import compat
 from dashboard.models import Image, Rollout, RolloutServer, RolloutWave, Server
 from dashboard.rollouts.facts import servers_in_active_rollouts, verdicts
+
+if TYPE_CHECKING:
+    from dashboard.forms import RolloutForm
 
 CHUNK_SIZE = 50  # batch-change-image accepts at most 50 servers a call
 
@@ -320,6 +325,47 @@ def _stale_reasons(rollout: Rollout) -> list[str]:
                 f"{row.server_name}: was “{row.verdict}”, now “{verdict.action}” ({why})"
             )
     return reasons
+
+
+def plan_again(
+    source: Rollout,
+    server_ids: list[str],
+    *,
+    created_by: str,
+    reason: str,
+    retry_of: Rollout | None,
+    safety: Safety | None = None,
+) -> tuple[Rollout | None, "RolloutForm"]:
+    """A fresh plan of `server_ids` with `source`'s image and options, through the same form
+    an operator fills in (so the same selection checks apply). Returns (plan, form): the plan
+    is None, and the form carries the reasons, when the selection is refused."""
+    from dashboard.forms import RolloutForm
+
+    form = RolloutForm(
+        {
+            "server": server_ids,
+            "target_image": source.target_image_id,
+            "reason": reason,
+            "update_access_agent": source.update_access_agent,
+            "use_maintenance": source.use_maintenance,
+        },
+        server_ids=server_ids,
+        max_servers=settings.ROLLOUT_MAX_SERVERS,
+    )
+    if not form.is_valid():
+        return None, form
+    plan = create_plan(
+        created_by=created_by,
+        servers=form.servers,
+        target=form.target(),
+        images=form.images,
+        reason=form.cleaned_data["reason"],
+        update_access_agent=source.update_access_agent,
+        use_maintenance=source.use_maintenance,
+        retry_of=retry_of,
+        safety=safety,
+    )
+    return plan, form
 
 
 def enqueue_submit(rollout_id: int) -> None:

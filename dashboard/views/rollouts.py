@@ -142,29 +142,16 @@ def confirm(request: HttpRequest, rollout_id: int) -> HttpResponse:
 def replan(request: HttpRequest, rollout_id: int) -> HttpResponse:
     """A fresh plan for the same servers, image and options (after a stale plan)."""
     old = _get_rollout_for_user(request, rollout_id)
-    form = RolloutForm(
-        {
-            "server": list(old.servers.values_list("server_id", flat=True)),
-            "target_image": old.target_image_id,
-            "reason": old.reason,
-            "update_access_agent": old.update_access_agent,
-            "use_maintenance": old.use_maintenance,
-        },
-        server_ids=list(old.servers.values_list("server_id", flat=True)),
-        max_servers=settings.ROLLOUT_MAX_SERVERS,
-    )
-    if not form.is_valid():
-        return render(request, "rollouts/new.html", {"form": form, "errors": []}, status=400)
-    rollout = planning.create_plan(
+    rollout, form = planning.plan_again(
+        old,
+        list(old.servers.values_list("server_id", flat=True)),
         created_by=request.user.username,
-        servers=form.servers,
-        target=form.target(),
-        images=form.images,
         reason=old.reason,
-        update_access_agent=old.update_access_agent,
-        use_maintenance=old.use_maintenance,
         retry_of=old.retry_of,
+        safety=planning.Safety.of(old),
     )
+    if rollout is None:
+        return render(request, "rollouts/new.html", {"form": form, "errors": []}, status=400)
     _audit(request, "rollout.plan", rollout, replaces=old.pk)
     return redirect("rollout-plan", rollout.pk)
 
@@ -352,31 +339,17 @@ def retry(request: HttpRequest, rollout_id: int) -> HttpResponse:
             state__in=[RolloutServer.State.FAILED, RolloutServer.State.UNKNOWN]
         ).values_list("server_id", flat=True)
     )
-    form = RolloutForm(
-        {
-            "server": ids,
-            "target_image": rollout.target_image_id,
-            "reason": f"Retry of #{rollout.pk}: {rollout.reason}"[:500],
-            "update_access_agent": rollout.update_access_agent,
-            "use_maintenance": rollout.use_maintenance,
-        },
-        server_ids=ids,
-        max_servers=settings.ROLLOUT_MAX_SERVERS,
+    new_plan, form = planning.plan_again(
+        rollout,
+        ids,
+        created_by=request.user.username,
+        reason=f"Retry of #{rollout.pk}: {rollout.reason}"[:500],
+        retry_of=rollout,
     )
-    if not form.is_valid():
+    if new_plan is None:
         for message in form.non_field_errors() or ["Nothing to retry."]:
             messages.error(request, message)
         return redirect("rollout-detail", rollout.pk)
-    new_plan = planning.create_plan(
-        created_by=request.user.username,
-        servers=form.servers,
-        target=form.target(),
-        images=form.images,
-        reason=form.cleaned_data["reason"],
-        update_access_agent=rollout.update_access_agent,
-        use_maintenance=rollout.use_maintenance,
-        retry_of=rollout,
-    )
     _audit(request, "rollout.retry", new_plan, retry_of=rollout.pk, servers=len(ids))
     return redirect("rollout-plan", new_plan.pk)
 
