@@ -114,6 +114,21 @@ def test_anonymous_pollers_get_403_and_unknown_rollouts_404(client, viewer_clien
     assert viewer_client.get("/rollouts/999999/poll/").status_code == 404
 
 
+def tracked_row(rollout, server, to_image_id, state, submitted_at=None) -> RolloutServer:
+    """A row of `rollout` tracking the job the simulator runs on `server`."""
+    return RolloutServer.objects.create(
+        rollout=rollout,
+        server_id=server.id,
+        server_name=server.name,
+        group_id=server.group_id,
+        to_image_id=to_image_id,
+        verdict="change",
+        state=state,
+        job_id=server.job_id,
+        submitted_at=submitted_at or timezone.now(),
+    )
+
+
 def start_job(sim, cloud_client) -> Server:
     """Start a real change job on one drifted server in the simulator, then resync."""
     from dashboard import inventory
@@ -136,15 +151,11 @@ def test_rows_still_running_long_after_submission_are_flagged_slow(
     settings.ROLLOUT_JOB_SLOW_SECONDS = 60
     server = start_job(sim_settings, cloud_client)
     rollout = make_rollout(0)
-    RolloutServer.objects.create(
-        rollout=rollout,
-        server_id=server.id,
-        server_name=server.name,
-        group_id=server.group_id,
-        to_image_id=server.group.image_id,
-        verdict="change",
-        state="waiting",
-        job_id=server.job_id,
+    tracked_row(
+        rollout,
+        server,
+        server.group.image_id,
+        "waiting",
         submitted_at=timezone.now() - timedelta(minutes=5),
     )
     engine.tick(rollout.pk, cloud_client, reschedule=False)
@@ -157,17 +168,7 @@ def test_a_succeeded_job_on_the_wrong_image_is_flagged_not_verified(
 ):
     server = start_job(sim_settings, cloud_client)
     rollout = make_rollout(0)
-    row = RolloutServer.objects.create(
-        rollout=rollout,
-        server_id=server.id,
-        server_name=server.name,
-        group_id=server.group_id,
-        to_image_id="some-other-image",
-        verdict="change",
-        state="running",
-        job_id=server.job_id,
-        submitted_at=timezone.now(),
-    )
+    row = tracked_row(rollout, server, "some-other-image", "running")
     sim_settings.advance(sim_settings.config.job_seconds)
     engine.tick(rollout.pk, cloud_client, reschedule=False)
     row.refresh_from_db()
@@ -185,17 +186,7 @@ def test_refresh_calls_depend_on_active_jobs_not_on_watchers(
     busy = list(Server.objects.filter(job_status__in=["RUNNING", "WAITING"]))
     rollout = make_rollout(0)
     for server in busy:
-        RolloutServer.objects.create(
-            rollout=rollout,
-            server_id=server.id,
-            server_name=server.name,
-            group_id=server.group_id,
-            to_image_id="x",
-            verdict="change",
-            state="running",
-            job_id=server.job_id,
-            submitted_at=timezone.now(),
-        )
+        tracked_row(rollout, server, "x", "running")
     before = cloud_client.calls
     engine.tick(rollout.pk, cloud_client, reschedule=False)
     quiet = cloud_client.calls - before
@@ -254,17 +245,7 @@ def test_a_refresh_in_which_no_job_moved_sends_no_rows_to_pollers(
 ):
     server = start_job(sim_settings, cloud_client)
     rollout = make_rollout(0)
-    RolloutServer.objects.create(
-        rollout=rollout,
-        server_id=server.id,
-        server_name=server.name,
-        group_id=server.group_id,
-        to_image_id=server.group.image_id,
-        verdict="change",
-        state="running",
-        job_id=server.job_id,
-        submitted_at=timezone.now(),
-    )
+    tracked_row(rollout, server, server.group.image_id, "running")
     engine.tick(rollout.pk, cloud_client, reschedule=False)
     since = timezone.now()
     engine.tick(rollout.pk, cloud_client, reschedule=False)  # the job is still running
