@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 
 from dashboard.cloud import client as client_module
+from dashboard.cloud import wire
 from dashboard.cloud.client import CloudClient, get_client, reachable
 from dashboard.cloud.config import CloudConfig
 from dashboard.cloud.errors import CloudError, Outcome
@@ -746,9 +747,18 @@ def test_an_unreachable_cloud_is_retried_then_reported_unsent(clock: FakeTime) -
             "wrong password",
             "",
         ),
-        (502, b"<html>bad gateway</html>", "", "Bad Gateway", ""),
+        (400, {"errorCode": "CBC.0150", "errorMsg": "camel"}, "CBC.0150", "camel", ""),
+        (
+            403,
+            {"result": {"detail": {"error_code": "WKS.00081102", "error_msg": "nested deep"}}},
+            "WKS.00081102",
+            "nested deep",
+            "",
+        ),
+        (404, {"unrelated": "shape"}, "404", "Not Found", ""),
+        (502, b"<html>bad gateway</html>", "502", "Bad Gateway", ""),
     ],
-    ids=["workspaceapp", "apigw", "ims", "keystone", "not-json"],
+    ids=["workspaceapp", "apigw", "ims", "keystone", "camel", "nested", "no-code", "not-json"],
 )
 def test_every_error_shape_is_understood(
     fake: FakeCloud,
@@ -770,6 +780,30 @@ def test_every_error_shape_is_understood(
         message,
         request_id,
     )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"error_code": "WKS.00211102", "error_msg": "invalid"},
+        {"errorCode": "CBC.0150", "errorMsg": "camel"},
+        {"error": {"code": "IMG.0027", "message": "no image"}},
+        {"outer": {"inner": {"error_code": "WKS.1", "error_msg": "deep"}}},
+        {"error": {"code": 401, "message": "wrong password", "title": "Unauthorized"}},
+    ],
+)
+def test_error_codes_are_read_as_the_official_sdk_reads_them(body: dict[str, Any]) -> None:
+    handler_module = pytest.importorskip("huaweicloudsdkcore.exceptions.exception_handler")
+    import requests
+    from huaweicloudsdkcore.exceptions import exceptions
+
+    response = requests.Response()
+    response.status_code = 400
+    response._content = json.dumps(body).encode()
+    with pytest.raises(exceptions.ClientRequestException) as sdk:
+        handler_module.DefaultExceptionHandler().handle_exception(None, response)
+    code, message, _ = wire.error_fields(body)
+    assert (code, message) == (str(sdk.value.error_code), sdk.value.error_msg)
 
 
 def test_the_request_id_header_wins(fake: FakeCloud, cloud: CloudClient) -> None:

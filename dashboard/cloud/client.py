@@ -560,7 +560,7 @@ class CloudClient:
             outcome = Outcome.REJECTED
         return CloudError(
             status,
-            error_code=code,
+            error_code=code or str(status),  # as the SDK: the status stands in for a code
             message=self._scrub(message or response.reason or "error"),
             request_id=request_id or body_request_id,
             retryable=status in RETRYABLE_STATUSES,

@@ -326,21 +326,32 @@ def token_info(body: object) -> tuple[datetime | None, str]:
     return parse_time(token.get("expires_at")), _text(_dict(token.get("project")).get("id"))
 
 
+# The pairs the official SDK's exception handler reads, in its order of preference.
+_ERROR_KEYS = (("error_code", "error_msg"), ("errorCode", "errorMsg"), ("code", "message"))
+
+
 def error_fields(body: object) -> tuple[str, str, str]:
     """(error_code, message, request_id) from any of the cloud's error body shapes.
 
-    WorkspaceApp/APIGW: {"error_code", "error_msg"[, "request_id"]};
-    IMS: {"error": {"code", "message"}}; Keystone: {"error": {"code": 401, "message", "title"}}.
+    As the SDK's exception handler: `error_code`/`error_msg`, then `errorCode`/`errorMsg`,
+    then `code`/`message` at the top level, else the same looked for in every nested object
+    (IMS `{"error": {"code", "message"}}`, Keystone `{"error": {"code": 401, "message",
+    "title"}}`). The caller falls back to the HTTP status when no code is found.
     """
     data = _dict(body)
-    request_id = _text(data.get("request_id"))
-    if "error_code" in data or "error_msg" in data:
-        return _text(data.get("error_code")), _text(data.get("error_msg")), request_id
-    nested = _dict(data.get("error"))
-    if nested:
-        code = _text(nested.get("code"))
-        message = _text(nested.get("message") or nested.get("title"))
-        return code, message, request_id
-    if "code" in data or "message" in data:
-        return _text(data.get("code")), _text(data.get("message")), request_id
-    return "", "", request_id
+    code, message = _error_pair(data)
+    return code, message, _text(data.get("request_id"))
+
+
+def _error_pair(data: JSON, depth: int = 0) -> tuple[str, str]:
+    for code_key, message_key in _ERROR_KEYS:
+        if code_key in data or message_key in data:
+            message = data.get(message_key) or data.get("title")
+            return _text(data.get(code_key)), _text(message)
+    if depth < 4:  # bodies are shallow; a bound keeps a hostile one cheap
+        for value in data.values():
+            if isinstance(value, Mapping):
+                code, message = _error_pair(value, depth + 1)
+                if code or message:
+                    return code, message
+    return "", ""
