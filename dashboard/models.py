@@ -387,3 +387,23 @@ class WorkerHeartbeat(models.Model):
     beat_at = models.DateTimeField()
     started_at = models.DateTimeField()
     hostname = models.CharField(max_length=255, blank=True)
+
+
+class RefusalWindow(models.Model):
+    """How many refusals one source had audited in one minute (dashboard.audit.refusal).
+
+    Shared by every web process through the database, so the cap on refusal rows holds however
+    many processes answer. Rows are throwaway counters, deleted once their minute is summarized.
+    """
+
+    source = models.CharField(max_length=64)  # an address, or an IPv6 /64
+    window_start = models.DateTimeField()
+    recorded = models.PositiveIntegerField(default=0)
+    suppressed = models.PositiveIntegerField(default=0)
+    summarized = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "window_start"], name="one_refusal_window")
+        ]
+        indexes = [models.Index(fields=["window_start"], name="refusal_window_start")]
