@@ -7,6 +7,7 @@ runs at a time (a partial unique index on SyncRun); a second request joins the r
 """
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -17,6 +18,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from dashboard.cloud import records
+from dashboard.cloud.client import PAGE_SIZE
 from dashboard.cloud.errors import CloudError
 from dashboard.models import Image, Server, ServerGroup, ServerImageSeen, SyncRun
 
@@ -117,13 +119,66 @@ def _finish(run: SyncRun, state: str, calls: int, seen=0, gone=0, error="") -> S
     return run
 
 
-def fetch(client) -> Snapshot:
-    # Everything is read before anything is written: a failing page aborts the whole sync.
-    return Snapshot(
-        groups=client.list_server_groups(),
-        servers=client.list_servers(),
-        images=client.list_images(),
-    )
+def fetch(client, in_flight: int | None = None) -> Snapshot:
+    """Read the whole inventory. Everything is read before anything is written.
+
+    Up to `in_flight` (SYNC_CALLS_IN_FLIGHT) calls are out at once: the group and image
+    listings run beside the server pages, and once the first ListServers page has told the
+    total, the remaining pages go out together. The calls are exactly those of reading page
+    after page; a failing page aborts the sync and cancels the pages not yet sent.
+    """
+    in_flight = max(1, in_flight or settings.SYNC_CALLS_IN_FLIGHT)
+    if in_flight == 1:
+        return Snapshot(
+            groups=client.list_server_groups(),
+            servers=client.list_servers(),
+            images=client.list_images(),
+        )
+    with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="sync") as pool:
+        groups = pool.submit(client.list_server_groups)
+        images = pool.submit(client.list_images)
+        try:
+            servers = _servers_in_flight(client, pool)
+            return Snapshot(groups=groups.result(), servers=servers, images=images.result())
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
+def _servers_in_flight(client, pool: ThreadPoolExecutor) -> list[records.Server]:
+    """Every server, the pages after the first read concurrently.
+
+    Pages are kept in offset order and a server already seen is skipped, as the serial
+    reader does when servers shift between pages. If the last page reports a larger total
+    (servers added while reading), the pages after it are read too.
+    """
+    total, page = pool.submit(client.list_servers_page, offset=0).result()
+    pages = [page]
+    offset = len(page)
+    while page and offset < total:
+        if len(page) < PAGE_SIZE:  # a short page before the end: go on one page at a time
+            total, page = client.list_servers_page(offset=offset)
+            pages.append(page)
+            offset += len(page)
+            continue
+        offsets = range(offset, total, PAGE_SIZE)
+        futures = [pool.submit(client.list_servers_page, offset=o) for o in offsets]
+        try:
+            answers = [future.result() for future in futures]
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+        pages.extend(p for _, p in answers)
+        total, page = answers[-1]
+        offset = offsets[-1] + len(page)
+    seen: set[str] = set()
+    servers = []
+    for server in (s for p in pages for s in p):
+        if server.id not in seen:
+            seen.add(server.id)
+            servers.append(server)
+    return servers
 
 
 def store(snapshot: Snapshot, now) -> tuple[int, int]:

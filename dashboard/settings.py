@@ -227,6 +227,7 @@ HUAWEICLOUD = {
 
 # --- Inventory and rollouts ---------------------------------------------------------------
 SYNC_INTERVAL_SECONDS = env_int("SYNC_INTERVAL_SECONDS", 300, minimum=0)
+SYNC_CALLS_IN_FLIGHT = env_int("SYNC_CALLS_IN_FLIGHT", 4, minimum=1)
 ROLLOUT_MAX_SERVERS = env_int("ROLLOUT_MAX_SERVERS", 2000, minimum=1)
 ROLLOUT_CALLS_IN_FLIGHT = env_int("ROLLOUT_CALLS_IN_FLIGHT", 4, minimum=1)
 ROLLOUT_REFRESH_SECONDS = env_float("ROLLOUT_REFRESH_SECONDS", 5.0, minimum=0.0)
