@@ -16,3 +16,23 @@ function sizeBars(root) {
 }
 document.addEventListener("DOMContentLoaded", () => sizeBars(document));
 document.addEventListener("htmx:afterSettle", () => sizeBars(document));
+
+// On narrow screens the navigation folds behind a menu button (CSS shows the button only
+// once this has run, so without JavaScript the links simply wrap and stay reachable).
+document.addEventListener("DOMContentLoaded", () => {
+  const toggle = document.querySelector(".menu-toggle");
+  if (!toggle) return;
+  const bar = toggle.closest(".topbar");
+  const setOpen = (open) => {
+    toggle.setAttribute("aria-expanded", String(open));
+    bar.classList.toggle("menu-open", open);
+  };
+  bar.classList.add("has-menu");
+  toggle.addEventListener("click", () => setOpen(toggle.getAttribute("aria-expanded") !== "true"));
+  bar.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && bar.classList.contains("menu-open")) {
+      setOpen(false);
+      toggle.focus();
+    }
+  });
+});
