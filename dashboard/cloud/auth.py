@@ -45,6 +45,10 @@ class AkSkAuth:
     def project_id(self) -> str:
         return self._project_id
 
+    def use_project(self, project_id: str) -> None:
+        """The project found by the client's IAM lookup; signed into every later request."""
+        self._project_id = project_id
+
     def headers(
         self, method: str, url: str, headers: dict[str, str], body: bytes
     ) -> dict[str, str]:

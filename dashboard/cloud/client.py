@@ -24,7 +24,7 @@ from urllib.parse import quote, urlsplit
 import requests
 import urllib3.exceptions
 
-from dashboard.cloud import wire
+from dashboard.cloud import limits, wire
 from dashboard.cloud.auth import USER_AGENT, AkSkAuth, Auth, IssuedToken, TokenAuth
 from dashboard.cloud.config import CloudConfig, from_settings
 from dashboard.cloud.errors import CloudError, Outcome
@@ -48,9 +48,10 @@ IMS_PAGE_SIZE = 500
 MARKET_IDS_PER_CALL = 100
 CHANGE_IMAGE_MAX_SERVERS = 50
 MAINTAIN_MAX_SERVERS = 20
-BACKOFF_BASE = 0.5  # seconds
-BACKOFF_CAP = 20.0
-RETRY_AFTER_CAP = 60.0  # a larger Retry-After is treated as "give up now"
+# Retry pacing (backoff, floor, attempts) lives in limits.py beside the limiter and breaker.
+BACKOFF_BASE = limits.BACKOFF_BASE
+BACKOFF_CAP = limits.BACKOFF_CAP
+RETRY_AFTER_CAP = limits.RETRY_AFTER_CAP
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 LOGOFF_MAX_SESSIONS = 999
 LOGOFF_MAX_DELAY = 999_999  # seconds
@@ -121,8 +122,10 @@ class CloudClient:
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
         random: Callable[[], float] = _random.random,
+        guard: limits.Guard | None = None,
     ) -> None:
         self.config = config
+        self._guard = guard or limits.NO_GUARD  # pacing and circuit breaker (limits.py)
         self._session = session or requests.Session()
         self._sleep = sleep
         self._monotonic = monotonic
@@ -441,10 +444,47 @@ class CloudClient:
             )
         return IssuedToken(token, expires_at, project_id)
 
+    # KeystoneListProjects — how the SDK finds the project of a region for AK/SK credentials
+    def _find_project(self) -> str:
+        """The id of the project named after the region, as the SDK finds it (signed
+        `GET {iam}/v3/projects?name=<region>`). Refuses when there is none or several."""
+        cfg = self.config
+        key = (cfg.iam_endpoint, cfg.ak, cfg.region)
+        with _projects_lock:
+            if key in _projects:
+                return _projects[key]
+        variable = "HUAWEICLOUD_SDK_PROJECT_ID"
+        try:
+            body = self._get("KeystoneListProjects", f"{cfg.iam_endpoint}/v3/projects",
+                             [("name", cfg.region)])  # fmt: skip
+        except CloudError as error:
+            error.message = (
+                f"finding the project of region {cfg.region!r} at IAM failed ({error.message}); "
+                f"set {variable} to skip the lookup"
+            )
+            raise
+        ids = [str(p.get("id", "")) for p in _items(body, "projects") if p.get("id")]
+        if len(ids) != 1:
+            found = "no project" if not ids else f"{len(ids)} projects ({', '.join(ids)})"
+            raise CloudError(
+                None,
+                error_code="PROJECT_LOOKUP",
+                message=f"IAM has {found} named {cfg.region!r} for these keys; set {variable}",
+                outcome=Outcome.REJECTED,
+            )
+        with _projects_lock:
+            _projects[key] = ids[0]
+        log.info("cloud project of region %s found at IAM", cfg.region)
+        return ids[0]
+
     # --- plumbing -----------------------------------------------------------------------
 
     def _project_id(self) -> str:
-        return self.config.project_id or self._auth.project_id
+        project = self.config.project_id or self._auth.project_id
+        if not project and isinstance(self._auth, AkSkAuth):
+            project = self._find_project()
+            self._auth.use_project(project)
+        return project
 
     def _workspaceapp(self, rest: str) -> str:
         project = quote(self._project_id(), safe="")
@@ -485,7 +525,7 @@ class CloudClient:
         reauthenticated = False
         while True:
             try:
-                return self._attempt(api, method, url, query, body, authenticate)
+                return self._guarded(api, method, url, query, body, authenticate)
             except _Unauthorized as refused:
                 # A 401 proves the gateway refused the request, so re-sending is safe even
                 # for the image change; token credentials get exactly one fresh try.
@@ -503,15 +543,30 @@ class CloudClient:
                 attempt += 1
 
     def _delay(self, attempt: int, retry_after: float | None) -> float | None:
-        """Seconds to wait before the next attempt; None when the cloud asks for too long."""
-        if retry_after is not None:
-            return retry_after if retry_after <= RETRY_AFTER_CAP else None
-        # Full jitter: uniformly random up to the capped exponential step.
-        return self._random() * min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)
+        """Seconds to wait before the next attempt; None after the last attempt or when the
+        cloud asks for too long (limits.retry_delay: a floor even for `Retry-After: 0`)."""
+        return limits.retry_delay(attempt, retry_after, self._random)
+
+    def _guarded(self, api: str, *args: Any) -> _Reply:
+        """One attempt, paced by the shared rate limiter and refused while the breaker is open."""
+        self._guard.before(api)
+        try:
+            reply = self._attempt(api, *args)
+        except _Unauthorized as refused:
+            self._guard.after(refused.error)
+            raise
+        except CloudError as error:
+            self._guard.after(error)
+            raise
+        self._guard.after(None)
+        return reply
 
     def _attempt(
         self, api: str, method: str, url: str, query: Query, body: object, authenticate: bool
     ) -> _Reply:
+        if "//" in urlsplit(url).path:
+            # An empty segment (say, a missing project id) reaches the wrong API or none.
+            raise AssertionError(f"{api}: empty path segment in {urlsplit(url).path!r}")
         rendered = canonical_query(query)
         full_url = f"{url}?{rendered}" if rendered else url
         data = b"" if body is None else json.dumps(body).encode()
@@ -707,6 +762,9 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
 
 _client_lock = threading.Lock()
 _client: CloudClient | None = None
+# Projects found at IAM, per (IAM endpoint, AK, region), as the SDK caches them.
+_projects_lock = threading.Lock()
+_projects: dict[tuple[str, str, str], str] = {}
 
 
 def get_client() -> CloudClient:
@@ -715,7 +773,7 @@ def get_client() -> CloudClient:
     config = from_settings()
     with _client_lock:
         if _client is None or _client.config != config:
-            _client = CloudClient(config)
+            _client = CloudClient(config, guard=limits.process_guard())
         return _client
 
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-from dashboard.simulator import codes, control, faults, iam, images, workspaceapp
+from dashboard.simulator import codes, control, faults, iam, images, permissions, workspaceapp
 from dashboard.simulator.auth import authenticate
 from dashboard.simulator.http import ApiError, Request, Response
 from dashboard.simulator.state import SimState, iso
@@ -80,6 +80,32 @@ ROUTES = (
 )  # fmt: skip
 
 
+# The API name of each handler, as the knobs (`denied_apis`, `unpublished_apis`) name them.
+API_NAMES = {
+    workspaceapp.list_servers: "ListServers",
+    workspaceapp.batch_change_image: "BatchChangeServerImage",
+    workspaceapp.batch_maint: "BatchChangeServerMaintainMode",
+    workspaceapp.show_server: "ShowServer",
+    workspaceapp.change_image: "ChangeServerImage",
+    workspaceapp.list_server_groups: "ListServerGroups",
+    workspaceapp.show_server_group: "ShowServerGroup",
+    workspaceapp.show_job_detail: "ShowJobDetail",
+    workspaceapp.show_job: "ShowJob",
+    workspaceapp.count_sub_jobs: "CountSubJobs",
+    workspaceapp.list_sub_jobs: "ListSubJobs",
+    workspaceapp.list_sessions: "ListSessions",
+    workspaceapp.logoff_user_session: "LogoffUserSession",
+    images.list_ims_images: "ListImages",
+    images.glance_show_image: "GlanceShowImage",
+    images.list_workspace_images: "ListWorkspaceImages",
+    images.list_market_images: "ListMarketImages",
+    iam.create_token: "KeystoneCreateUserTokenByPassword",
+    iam.validate_token: "KeystoneValidateToken",
+    iam.list_auth_projects: "KeystoneListAuthProjects",
+    iam.list_projects: "KeystoneListProjects",
+}
+
+
 def match(method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
     """(route, path args, path known under another method)."""
     known = False
@@ -122,7 +148,7 @@ class SimulatorApp:
         with state.lock:
             knobs = state.faults
             latency, stall = knobs.latency_ms / 1000, knobs.stall_seconds
-            retry_after = knobs.retry_after_seconds
+            retry_after = None if knobs.omit_retry_after else knobs.retry_after_seconds
             outcome = faults.decide(knobs, state.fault_rng)
         entry: dict[str, Any] = {"method": method, "path": path, "query": query,
                                  "request_id": request_id, "time": iso(datetime.now(UTC)),
@@ -150,11 +176,14 @@ class SimulatorApp:
             return []
         return _send(start_response, response, request_id)
 
-    def _gateway(self, outcome: str | None, retry_after: int, request_id: str) -> Response | None:
+    def _gateway(
+        self, outcome: str | None, retry_after: int | None, request_id: str
+    ) -> Response | None:
         if outcome == faults.THROTTLE:
             body = codes.gateway(codes.GW_THROTTLED, "The throttling threshold has been reached: "
                                  "policy user over ratelimit", request_id)  # fmt: skip
-            return Response(429, body, {"Retry-After": str(retry_after)})
+            headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
+            return Response(429, body, headers)
         if outcome == faults.ERROR:
             status = 503 if self.state.fault_rng.random() < 0.5 else 500
             code = codes.UNAVAILABLE if status == 503 else codes.INTERNAL
@@ -171,8 +200,12 @@ class SimulatorApp:
         request_id: str,
     ) -> Response:
         route, args, known = match(method, path)
-        if route is None:
-            if known:
+        api = API_NAMES.get(route.handler, "") if route else ""
+        with self.state.lock:
+            unpublished = api in self.state.faults.unpublished_apis
+            refused = api in self.state.faults.denied_apis
+        if route is None or unpublished:
+            if known and not unpublished:
                 return Response(405, codes.wks(codes.METHOD_NOT_ALLOWED))
             message = "The API does not exist or has not been published in the environment"
             return Response(404, codes.gateway(codes.GW_NOT_FOUND, message, request_id))
@@ -181,6 +214,8 @@ class SimulatorApp:
             denied = authenticate(self.state, method, path, query, headers, body)
             if denied:
                 return Response(401, codes.gateway(denied.code, denied.message, request_id))
+        if refused:  # the key's policy does not allow this API's action
+            return Response(403, codes.wks(codes.FORBIDDEN, permissions.denial_message(api)))
         project = args.pop("project_id", None)
         if project is not None and project != self.state.config.project_id:
             return Response(403, codes.wks(codes.FORBIDDEN))

@@ -25,6 +25,13 @@ class Faults:
     job_failure_rate: float = 0.0
     retry_after_seconds: int = 1
     rejections: dict[str, str] = field(default_factory=dict)  # server id → item error code
+    # What the documents leave open, set the hard way (see docs/simulator.md).
+    omit_retry_after: bool = False  # a 429 without Retry-After
+    shared_batch_job: bool = False  # one job per batch-change-image call, a sub-job per server
+    unknown_job_as_400: bool = False  # ShowJobDetail of an unknown job: 400 WKS.00149901
+    iam_projects: int = 1  # projects IAM lists under the region's name (0 or 2+ to refuse)
+    denied_apis: list[str] = field(default_factory=list)  # API names the key may not call: 403
+    unpublished_apis: list[str] = field(default_factory=list)  # API names answered 404 APIGW
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -41,7 +48,20 @@ class Faults:
 _RATES = {"throttle_rate", "error_rate", "drop_before_rate", "drop_after_rate", "job_failure_rate"}
 
 
+_FLAGS = {"omit_retry_after", "shared_batch_job", "unknown_job_as_400"}
+_NAME_LISTS = {"denied_apis", "unpublished_apis"}
+_INTEGERS = {"latency_ms", "retry_after_seconds", "iam_projects"}
+
+
 def _coerce(name: str, value: Any) -> Any:
+    if name in _FLAGS:
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be true or false")
+        return value
+    if name in _NAME_LISTS:
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ValueError(f'{name} must be a list of API names, e.g. ["ListServers"]')
+        return list(value)
     if name == "rejections":
         if not isinstance(value, dict) or not all(
             isinstance(k, str) and isinstance(v, str) and v for k, v in value.items()
@@ -55,7 +75,7 @@ def _coerce(name: str, value: Any) -> Any:
         raise ValueError(f"{name} must be between 0 and 1")
     if number < 0:
         raise ValueError(f"{name} must not be negative")
-    return int(number) if name in ("latency_ms", "retry_after_seconds") else number
+    return int(number) if name in _INTEGERS else number
 
 
 def decide(faults: Faults, rng: random.Random) -> str | None:

@@ -104,6 +104,12 @@ def list_projects(req: Request) -> Response:
     name = req.param("name")
     project = _project(req.state)
     projects = [project] if name in (None, project["name"]) else []
+    # Knob: an account with no project, or several, under the region's name.
+    extra = req.state.faults.iam_projects - 1
+    if projects and extra < 0:
+        projects = []
+    for n in range(max(0, extra) if projects else 0):
+        projects.append({**project, "id": f"{n + 1:032x}"})
     return Response(200, {"projects": projects, "links": {"self": "/v3/projects"}})
 
 
