@@ -383,10 +383,38 @@ class AuditEvent(models.Model):
 
 
 class WorkerHeartbeat(models.Model):
+    """One row per worker process, written by its heartbeat thread (dashboard/heartbeat.py).
+
+    A row whose beat is older than a few of its own intervals is a dead worker: the tasks it
+    had running are put back. The cloud fields are the worker's last cloud contact, so
+    /healthz and the pages answer from them instead of calling the cloud themselves.
+    """
+
     worker_id = models.CharField(max_length=64, primary_key=True)
     beat_at = models.DateTimeField()
     started_at = models.DateTimeField()
     hostname = models.CharField(max_length=255, blank=True)
+    interval_seconds = models.FloatField(default=5.0)
+    stopped_at = models.DateTimeField(null=True, blank=True)  # a clean stop, not a death
+    cloud_ok_at = models.DateTimeField(null=True, blank=True)
+    cloud_failed_at = models.DateTimeField(null=True, blank=True)
+    cloud_error = models.CharField(max_length=255, blank=True)
+    cloud_unreachable_since = models.DateTimeField(null=True, blank=True)  # breaker open since
+
+    class Meta:
+        ordering = ["-beat_at"]
+
+
+class CloudRateWindow(models.Model):
+    """Cloud calls sent in one second to one API class, counted by every worker together.
+
+    dashboard/cloud/limits.py decides; this table is its shared memory (dashboard/upstream.py).
+    Rows are throwaway counters, deleted by the heartbeat once their second has passed.
+    """
+
+    key = models.CharField(max_length=96, primary_key=True)  # "<api class>:<epoch second>"
+    count = models.PositiveIntegerField(default=0)
+    expires_at = models.DateTimeField(db_index=True)
 
 
 class RefusalWindow(models.Model):

@@ -147,6 +147,8 @@ TASKS = {
 
 # --- Security -------------------------------------------------------------------------
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+# Load balancers and kubelets probe /healthz over plain HTTP; a redirect would fail the probe.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
@@ -233,6 +235,13 @@ ROLLOUT_CALLS_IN_FLIGHT = env_int("ROLLOUT_CALLS_IN_FLIGHT", 4, minimum=1)
 ROLLOUT_REFRESH_SECONDS = env_float("ROLLOUT_REFRESH_SECONDS", 5.0, minimum=0.0)
 ROLLOUT_JOB_SLOW_SECONDS = env_int("ROLLOUT_JOB_SLOW_SECONDS", 1800, minimum=1)
 WORKER_HEARTBEAT_MAX_AGE = env_int("WORKER_HEARTBEAT_MAX_AGE", 60, minimum=1)
+# A worker silent for this many of its heartbeat intervals is dead: its running tasks go back.
+WORKER_STALE_BEATS = env_int("WORKER_STALE_BEATS", 3, minimum=2)
+# Upstream protection (dashboard/cloud/limits.py): calls per second per API class, shared by
+# every worker ("read=10,operate=2,job=10,ims=10,iam=2"; 0 = unpaced), and the breaker.
+CLOUD_RATE_LIMITS = env_str("CLOUD_RATE_LIMITS", "")
+CLOUD_BREAKER_FAILURES = env_int("CLOUD_BREAKER_FAILURES", 5, minimum=1)
+CLOUD_BREAKER_COOLDOWN = env_float("CLOUD_BREAKER_COOLDOWN", 30.0, minimum=0.0)
 
 # --- Logging ----------------------------------------------------------------------------
 LOGGING = {

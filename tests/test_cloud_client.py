@@ -658,7 +658,7 @@ def test_a_retry_after_in_the_past_means_now(
         Reply(200, {"count": 0}),
     )
     cloud.list_servers()
-    assert clock.sleeps == [0.0]
+    assert clock.sleeps == [0.5]  # "now", but never sooner than limits.MIN_RETRY_DELAY
 
 
 def test_a_retry_after_beyond_the_bound_gives_up_at_once(

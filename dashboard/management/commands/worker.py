@@ -1,19 +1,208 @@
-"""Run the task worker: django-tasks-db's db_worker, plus a heartbeat and the sync schedule."""
+"""Run the task worker: django-tasks-db's worker loop, made to survive a lost database, plus a
+heartbeat thread with its duties (recovery of dead workers' tasks, the sync schedule).
 
-import os
-import socket
+A cut database connection (a failover, `pg_terminate_backend`, a restart) no longer ends the
+process: polling backs off and reconnects, and a task that lost its connection is put back to
+run again (tasks are idempotent: the rows are the truth) instead of being marked failed on a
+connection that is gone. Outcomes are written only while the task is still ours, so a worker
+that was presumed dead and recovered from cannot overwrite the task's new run.
+"""
 
-from django.core.management import call_command
+import contextlib
+import logging
+import time
+import traceback
+from datetime import timedelta
+from typing import Any
+
 from django.core.management.base import BaseCommand
+from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections
+from django.utils import timezone
+from django_tasks_db.compat import TaskContext, task_finished, task_started
+from django_tasks_db.management.commands.db_worker import Worker
+from django_tasks_db.models import DBTaskResult
 
-from dashboard.heartbeat import Heart
+from dashboard import inventory, upstream
+from dashboard.cloud import limits
+from dashboard.heartbeat import (
+    Heart,
+    forget_old_workers,
+    mark_stopped,
+    recover_dead_workers,
+    this_worker_id,
+)
+from dashboard.rollouts import recovery
+
+log = logging.getLogger("dashboard.worker")
+
+RECONNECT_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0)  # seconds, then 10 s until the database answers
+MAX_CLAIMS = 10  # a task that lost its connection this often is marked failed instead
+PUT_BACK_DELAY_CAP = 30.0
+STOPPING_WRITE_ATTEMPTS = 3
 
 
 def scheduled_duties() -> list:
-    from dashboard import inventory
-    from dashboard.rollouts import recovery
+    return [
+        recover_dead_workers,
+        forget_old_workers,
+        upstream.prune_rate_windows,
+        inventory.schedule_sync,
+        recovery.resume_stalled,
+    ]
 
-    return [inventory.schedule_sync, recovery.resume_stalled]
+
+def lost_database(exc: BaseException | None) -> bool:
+    """Did `exc` (or what caused it) come from a broken or refused database connection?"""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OperationalError | InterfaceError):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _reset_connections() -> None:
+    """Close whatever connection broke, so the next query opens a fresh one."""
+    # Closing a dead connection can fail; Django has forgotten it either way.
+    with contextlib.suppress(DatabaseError):
+        close_old_connections()
+
+
+class ResilientWorker(Worker):
+    def run(self) -> None:
+        failures = 0
+        last_failure = 0.0
+        while self.running:
+            try:
+                super().run()
+                return
+            except DatabaseError as exc:
+                if time.monotonic() - last_failure > 60:
+                    failures = 0
+                delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
+                failures += 1
+                last_failure = time.monotonic()
+                log.warning(
+                    "worker %s lost the database (%s); reconnecting in %.1fs",
+                    self.worker_id,
+                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                    delay,
+                )
+                _reset_connections()
+                self.startup_delay = False
+                time.sleep(delay)
+
+    def run_task(self, db_task_result: DBTaskResult) -> None:
+        claimed_at = db_task_result.started_at
+        try:
+            self.running_task = True
+            task = db_task_result.task
+            task_result = db_task_result.task_result
+            task_started.send(sender=type(task.get_backend()), task_result=task_result)
+            if task.takes_context:
+                value = task.call(
+                    TaskContext(task_result=task_result), *task_result.args, **task_result.kwargs
+                )
+            else:
+                value = task.call(*task_result.args, **task_result.kwargs)
+        except (KeyboardInterrupt, SystemExit):
+            self._put_back(db_task_result, claimed_at, "the worker was stopped", delay=0)
+            raise
+        except BaseException as exc:
+            if lost_database(exc):
+                self._put_back_after_loss(db_task_result, claimed_at, exc)
+            else:
+                self._finish(db_task_result, claimed_at, error=exc)
+        else:
+            self._finish(db_task_result, claimed_at, value=value)
+        finally:
+            self.running_task = False
+            self._run_tasks += 1
+
+    # --- writing the outcome while the task is still ours --------------------------------
+
+    def _put_back_after_loss(self, db_task: DBTaskResult, claimed_at, exc: BaseException) -> None:
+        claims = len(db_task.worker_ids)
+        if claims >= MAX_CLAIMS:
+            self._finish(db_task, claimed_at, error=exc)
+            return
+        delay = min(PUT_BACK_DELAY_CAP, 2.0 ** (claims - 1))
+        self._put_back(db_task, claimed_at, f"it lost its database connection ({exc})", delay)
+
+    def _put_back(self, db_task: DBTaskResult, claimed_at, why: str, delay: float) -> None:
+        fields: dict[str, Any] = {"status": "READY"}
+        if delay:
+            fields["run_after"] = timezone.now() + timedelta(seconds=delay)
+        if self._write(db_task, claimed_at, fields):
+            log.warning(
+                "task %s (%s) put back to run again in %.0fs: %s",
+                db_task.id,
+                db_task.task_name,
+                delay,
+                str(why).strip().splitlines()[0],
+            )
+
+    def _finish(self, db_task: DBTaskResult, claimed_at, *, value=None, error=None) -> None:
+        fields: dict[str, Any] = {"finished_at": timezone.now()}
+        if error is None:
+            fields |= {"status": "SUCCESSFUL", "return_value": value}
+            fields |= {"exception_class_path": "", "traceback": ""}
+        else:
+            fields |= {"status": "FAILED", "return_value": None, **_failure(error)}
+        try:
+            written = self._write(db_task, claimed_at, fields)
+        except (TypeError, ValueError) as exc:  # a return value JSON cannot hold
+            fields |= {"status": "FAILED", "return_value": None, **_failure(exc)}
+            written = self._write(db_task, claimed_at, fields)
+        if not written:
+            return
+        for name, field_value in fields.items():
+            setattr(db_task, name, field_value)
+        try:
+            task_finished.send(
+                sender=type(db_task.task.get_backend()), task_result=db_task.task_result
+            )
+        except Exception:
+            log.exception("task %s finished, but reporting it failed", db_task.id)
+
+    def _write(self, db_task: DBTaskResult, claimed_at, fields: dict) -> bool:
+        """Update the task if it is still the run we claimed; keep trying while the database
+        is away (a failover), a few times only when stopping. True if written."""
+        attempt = 0
+        while True:
+            _reset_connections()
+            try:
+                written = DBTaskResult.objects.filter(
+                    id=db_task.id, status="RUNNING", started_at=claimed_at
+                ).update(**fields)
+            except DatabaseError as exc:
+                attempt += 1
+                if not self.running and attempt >= STOPPING_WRITE_ATTEMPTS:
+                    log.error("task %s: outcome not written (%s)", db_task.id, exc)
+                    return False
+                delay = RECONNECT_DELAYS[min(attempt - 1, len(RECONNECT_DELAYS) - 1)]
+                log.warning(
+                    "task %s: writing its outcome failed (%s); again in %.1fs",
+                    db_task.id,
+                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                    delay,
+                )
+                time.sleep(delay)
+                continue
+            if not written:
+                log.warning(
+                    "task %s is no longer this worker's (recovered elsewhere); outcome dropped",
+                    db_task.id,
+                )
+            return bool(written)
+
+
+def _failure(exc: BaseException) -> dict[str, str]:
+    return {
+        "exception_class_path": f"{type(exc).__module__}.{type(exc).__qualname__}",
+        "traceback": "".join(traceback.format_exception(exc)),
+    }
 
 
 class Command(BaseCommand):
@@ -24,18 +213,29 @@ class Command(BaseCommand):
         parser.add_argument("--heartbeat", type=float, default=5.0, help="Heartbeat interval (s).")
 
     def handle(self, *, interval: float, heartbeat: float, **options) -> None:
-        worker_id = f"{socket.gethostname()}-{os.getpid()}"
+        worker_id = this_worker_id()
+        # Every worker paces its cloud calls through counters they all share.
+        limits.use_store(upstream.DatabaseStore())
         heart = Heart(worker_id, heartbeat, scheduled_duties())
+        heart.beat_now()  # before the first claim: every task we hold has a heartbeat row
         heart.start()
         self.stdout.write(f"worker {worker_id} started")
+        worker = ResilientWorker(
+            queue_names=["default"],
+            interval=interval,
+            batch=False,
+            backend_name="default",
+            startup_delay=True,
+            max_tasks=None,
+            worker_id=worker_id,
+            excluded_queue_names=[],
+        )
+        worker.configure_signals()
         try:
-            call_command(
-                "db_worker",
-                interval=interval,
-                reload=False,
-                worker_id=worker_id[:64],
-                verbosity=options.get("verbosity", 1),
-            )
+            worker.run()
         finally:
             heart.stop()
+            # Without a database the beat goes stale instead; other workers recover our tasks.
+            with contextlib.suppress(DatabaseError):
+                mark_stopped(worker_id)
             self.stdout.write(f"worker {worker_id} stopped")
