@@ -424,7 +424,7 @@ class RefusalWindow(models.Model):
     many processes answer. Rows are throwaway counters, deleted once their minute is summarized.
     """
 
-    source = models.CharField(max_length=64)  # an address, or an IPv6 /64
+    source = models.CharField(max_length=128)  # an address or IPv6 /64, maybe "code@" first
     window_start = models.DateTimeField()
     recorded = models.PositiveIntegerField(default=0)
     suppressed = models.PositiveIntegerField(default=0)
