@@ -1,18 +1,29 @@
 """The audit trail: who did what, from where, and how it ended.
 
-Call `record()` for every action and every refusal. Events are append-only: the model refuses
-save-after-create and delete, and database triggers (migration 0002) refuse UPDATE and DELETE
-even from raw SQL or `QuerySet.update()/.delete()`.
+Call `record()` for every action, and `refusal()` for a refused request (a refused identity, a
+failed CSRF check, a missing role). Events are append-only: the model refuses save-after-create
+and delete, and database triggers (migration 0002) refuse UPDATE and DELETE even from raw SQL or
+`QuerySet.update()/.delete()`.
+
+Because nothing can remove a row, refusals are rationed: each source (the client address, an
+IPv6 client's /64) gets at most AUDIT_REFUSALS_PER_MINUTE refusal rows a minute, counted in the
+database so the cap holds across every web process. Refusals beyond it are logged and counted,
+and one `audit.suppressed` row per source and minute says how many there were.
 """
 
+import datetime
+import ipaddress
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.db.models import F, Q
 from django.http import HttpRequest
+from django.utils import timezone
 
 from dashboard.logscrub import REDACTED, is_secret_name, scrub
-from dashboard.models import AuditEvent, Rollout
+from dashboard.models import AuditEvent, RefusalWindow, Rollout
 
 log = logging.getLogger("dashboard.audit")
 
@@ -107,3 +118,115 @@ def record_for_rollout(rollout: Rollout, action: str, *, outcome: str = OK, **de
         via="worker",
         **details,
     )
+
+
+# --- Refusals ---------------------------------------------------------------------------------
+
+SUPPRESSED = "audit.suppressed"
+_WINDOW = datetime.timedelta(minutes=1)
+_KEEP_WINDOWS = datetime.timedelta(minutes=10)
+_SUMMARIES_PER_CALL = 20
+
+
+def refusal_source(request: HttpRequest) -> str:
+    """Who a refusal is counted against: the client address, never anything the client names.
+
+    An IPv6 client holds a whole /64, so that prefix is one source.
+    """
+    from dashboard.sso import client_address
+
+    address = client_address(request) or ""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return "unknown"
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+def refusal(
+    request: HttpRequest,
+    action: str,
+    *,
+    code: str,
+    target: str = "",
+    once_per_minute: bool = False,
+    **details: Any,
+) -> AuditEvent | None:
+    """Audit a refused request, within the source's per-minute ration; return the event, or
+    None when the refusal was only logged and counted.
+
+    `code` is a stable reason code (`sso.untrusted_peer`, `role.missing`, `csrf.failed`, …),
+    stored in the details and shown on the 403 page. With `once_per_minute`, a source's repeats
+    of the same code within a minute are counted instead of recorded (for refused identities,
+    where nothing else about the request can be believed).
+    """
+    request.refusal_code = code
+    source = refusal_source(request)
+    window = timezone.now().replace(second=0, microsecond=0)
+    summarize_refusals(before=window)
+    admitted = True
+    if once_per_minute:
+        admitted = _take(f"{code}@{source}"[:128], window, limit=1)
+    if admitted:
+        admitted = _take(source, window, limit=settings.AUDIT_REFUSALS_PER_MINUTE)
+    if not admitted:
+        log.warning(
+            "audit %s outcome=refused code=%s source=%s target=%r not recorded: "
+            "over this source's refusals for the minute (counted)",
+            action,
+            code,
+            source,
+            str(target)[:200],
+        )
+        return None
+    return record(request, action, outcome=REFUSED, target=target, code=code, **details)
+
+
+def _take(source: str, window: datetime.datetime, *, limit: int) -> bool:
+    """Count one refusal against `source` in `window`; True while it is within `limit`.
+
+    Conditional UPDATEs on one shared row: two processes can never both take the last place.
+    """
+    bucket, _ = RefusalWindow.objects.get_or_create(source=source, window_start=window)
+    taken = RefusalWindow.objects.filter(pk=bucket.pk, recorded__lt=limit).update(
+        recorded=F("recorded") + 1
+    )
+    if taken:
+        return True
+    RefusalWindow.objects.filter(pk=bucket.pk).update(suppressed=F("suppressed") + 1)
+    return False
+
+
+def summarize_refusals(*, before: datetime.datetime | None = None) -> int:
+    """Write one `audit.suppressed` row for each finished minute in which refusals were
+    counted but not recorded; forget old counters. Returns the rows written.
+
+    Runs with every refusal; safe to call from anywhere (each minute is summarized once, by
+    whichever process claims it first).
+    """
+    before = before or timezone.now().replace(second=0, microsecond=0)
+    pending = RefusalWindow.objects.filter(
+        window_start__lt=before, suppressed__gt=0, summarized=False
+    ).order_by("window_start")[:_SUMMARIES_PER_CALL]
+    written = 0
+    for bucket in pending:
+        if not RefusalWindow.objects.filter(pk=bucket.pk, summarized=False).update(summarized=True):
+            continue  # another process summarized it
+        code, _, source = bucket.source.rpartition("@")
+        record(
+            None,
+            SUPPRESSED,
+            outcome=REFUSED,
+            target=source,
+            code=code or "audit.rate_limited",
+            source=source,
+            minute=bucket.window_start.isoformat(),
+            suppressed=bucket.suppressed,
+        )
+        written += 1
+    RefusalWindow.objects.filter(window_start__lt=before - _KEEP_WINDOWS).filter(
+        Q(suppressed=0) | Q(summarized=True)
+    ).delete()
+    return written

@@ -72,12 +72,13 @@ def refuse(request: HttpRequest, action: str, *, role: str = "", **details) -> N
     """Write a "refused" audit event and raise PermissionDenied (403).
 
     For checks inside a view (e.g. `can_approve`) so every refusal is audited the same way.
+    The event carries the reason code `role.missing` (or `access.refused` without a role) and
+    counts against the client's per-minute ration of refusal rows (audit.refusal).
     """
     from dashboard import audit
 
-    audit.record(
-        request, action, outcome="refused", target=request.path, required_role=role, **details
-    )
+    code = "role.missing" if role else "access.refused"
+    audit.refusal(request, action, code=code, target=request.path, required_role=role, **details)
     raise PermissionDenied(f"This needs the {role} role." if role else "Not allowed.")
 
 

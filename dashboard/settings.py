@@ -206,6 +206,17 @@ ROLE_GROUPS = {
 }
 # Rollouts touching these server groups (by name or id) need a second person's approval.
 PROTECTED_SERVER_GROUPS = env_list("PROTECTED_SERVER_GROUPS")
+# Where "Sign out" sends the browser once the dashboard's session has ended: the proxy's own
+# sign-out (oauth2-proxy: /oauth2/sign_out). A path on this site or an https:// URL.
+SSO_SIGN_OUT_URL = env_str("SSO_SIGN_OUT_URL", "/oauth2/sign_out")
+if not (
+    (SSO_SIGN_OUT_URL.startswith("/") and not SSO_SIGN_OUT_URL.startswith(("//", "/\\")))
+    or (urlparse(SSO_SIGN_OUT_URL).scheme == "https" and urlparse(SSO_SIGN_OUT_URL).hostname)
+):
+    raise ImproperlyConfigured("SSO_SIGN_OUT_URL must be a path (/…) or an https:// URL.")
+# Refusal rows one client address may add to the append-only audit table per minute; the rest
+# are logged and counted (dashboard.audit.refusal).
+AUDIT_REFUSALS_PER_MINUTE = env_int("AUDIT_REFUSALS_PER_MINUTE", 20, minimum=1)
 
 # --- Cloud ------------------------------------------------------------------------------
 HUAWEICLOUD = {

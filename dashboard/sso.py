@@ -12,12 +12,20 @@ who someone is; this module decides whether to believe it. Two modes:
 In local development (DEBUG on, loopback client, no identity headers) the demo identity from
 DASHBOARD_DEV_USER stands in for the proxy.
 
+An identity header that arrives more than once is refused: the proxy must overwrite them, and a
+proxy that appends would let a client add a user or a group of its own. Servers merge repeats
+into one comma-joined value (gunicorn, Django's runserver), so a comma in a user name, an
+e-mail or a token is a repeat; groups legitimately hold commas, so a repeated groups header is
+seen only through the marker dashboard.gunicorn_conf adds.
+
+Every refusal carries a stable reason code (`Refusal.code`, e.g. `sso.untrusted_peer`), audited
+and shown on the 403 page.
+
 The result is `request.user` (a Django user, created on first sight only for people holding a
 role), `request.sso_identity`, `request.sso_groups` and `request.roles` — recomputed from the
 headers on every request, so removing someone from a group takes effect on their next click.
 """
 
-import hashlib
 import ipaddress
 import json
 import logging
@@ -30,11 +38,11 @@ from pathlib import Path
 import jwt
 from django.conf import settings
 from django.contrib.auth import get_user_model, login, logout
-from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.views.defaults import permission_denied
 
+from dashboard.gunicorn_conf import REPEATED_HEADERS
 from dashboard.roles import roles_for_groups
 
 security_log = logging.getLogger("django.security.sso")
@@ -57,11 +65,26 @@ class Identity:
 
 @dataclass(frozen=True)
 class Refusal:
-    """An identity was claimed but must not be believed. `claimed` is for the audit only."""
+    """An identity was claimed but must not be believed. `code` is the stable reason code;
+    `claimed` is for the audit only (the client chose it: it never keys anything)."""
 
+    code: str
     reason: str
     claimed: str = ""
     details: dict = field(default_factory=dict)
+
+
+UNTRUSTED_PEER = "sso.untrusted_peer"
+DUPLICATE_HEADER = "sso.duplicate_header"
+PLAIN_HEADER_IN_JWT_MODE = "sso.plain_header"
+INVALID_ASSERTION = "sso.invalid_assertion"
+NO_USER_CLAIM = "sso.no_user_claim"
+BAD_USER_CLAIM = "sso.bad_user_claim"
+MALFORMED_USER = "sso.malformed_user"
+NO_ROLE = "sso.no_role"
+ACCOUNT_DISABLED = "sso.account_disabled"
+NO_IDENTITY = "sso.no_identity"
+CSRF_FAILED = "csrf.failed"
 
 
 # --- Addresses ------------------------------------------------------------------------------
@@ -145,6 +168,22 @@ def _header(request: HttpRequest, name: str) -> str:
     return request.META.get(meta_key(name), "").strip() if name else ""
 
 
+def _repeated_header(request: HttpRequest, names: Iterable[str]) -> str:
+    """The first of these headers that arrived more than once, or "" when none did."""
+    marked = {
+        name.strip().upper() for name in request.META.get(meta_key(REPEATED_HEADERS), "").split(",")
+    }
+    for name in names:
+        if not name:
+            continue
+        if name.strip().upper() in marked:
+            return name
+        # Single-valued headers: a comma is two values merged by the server.
+        if name != settings.SSO_GROUPS_HEADER and "," in request.META.get(meta_key(name), ""):
+            return name
+    return ""
+
+
 def _split_groups(value: str | Iterable[str] | None) -> tuple[str, ...]:
     """oauth2-proxy joins groups with commas; JWT claims carry a list (or one string)."""
     if not value:
@@ -157,7 +196,10 @@ def _identity_from_headers(request: HttpRequest) -> Identity | Refusal | None:
     peer = request.META.get("REMOTE_ADDR", "")
     claimed = _header(request, settings.SSO_USER_HEADER)
     if not is_trusted_proxy(peer):
-        return Refusal("identity header from an untrusted address", claimed=claimed)
+        return Refusal(UNTRUSTED_PEER, "identity header from an untrusted address", claimed)
+    names = (settings.SSO_USER_HEADER, settings.SSO_EMAIL_HEADER, settings.SSO_GROUPS_HEADER)
+    if repeated := _repeated_header(request, names):
+        return Refusal(DUPLICATE_HEADER, f"{repeated} arrived more than once", claimed)
     if not claimed:
         return None  # the proxy sent no user: anonymous
     return Identity(
@@ -234,6 +276,7 @@ def _identity_from_jwt(request: HttpRequest) -> Identity | Refusal | None:
     if _claims_identity(request):
         # In this mode only the signed assertion counts; a plain header is a forgery attempt.
         return Refusal(
+            PLAIN_HEADER_IN_JWT_MODE,
             "plain identity header in signed-assertion mode",
             claimed=_header(request, settings.SSO_USER_HEADER),
         )
@@ -242,17 +285,28 @@ def _identity_from_jwt(request: HttpRequest) -> Identity | Refusal | None:
         return None
     peer = request.META.get("REMOTE_ADDR", "")
     if settings.TRUSTED_PROXY_CIDRS and not is_trusted_proxy(peer):
-        return Refusal("signed assertion from an untrusted address")
+        return Refusal(UNTRUSTED_PEER, "signed assertion from an untrusted address")
+    if _repeated_header(request, [settings.SSO_JWT_HEADER]):
+        return Refusal(DUPLICATE_HEADER, f"{settings.SSO_JWT_HEADER} arrived more than once")
     try:
         claims = verify_assertion(token)
     except (jwt.InvalidTokenError, jwt.PyJWKClientError, ValueError, OSError) as exc:
-        return Refusal("invalid signed assertion", details={"error": type(exc).__name__})
-    username = str(claims.get(settings.SSO_JWT_USER_CLAIM) or "").strip()
+        return Refusal(
+            INVALID_ASSERTION, "invalid signed assertion", details={"error": type(exc).__name__}
+        )
+    claim = claims.get(settings.SSO_JWT_USER_CLAIM)
+    if claim is None or claim == "":
+        return Refusal(NO_USER_CLAIM, "signed assertion without a user claim")
+    if not isinstance(claim, str):
+        # A list or an object would otherwise become a user name like "['a', 'b']".
+        return Refusal(BAD_USER_CLAIM, f"the user claim is a {type(claim).__name__}, not a string")
+    username = claim.strip()
     if not username:
-        return Refusal("signed assertion without a user claim")
+        return Refusal(NO_USER_CLAIM, "signed assertion without a user claim")
+    email = claims.get("email")
     return Identity(
         username=username,
-        email=str(claims.get("email") or ""),
+        email=email if isinstance(email, str) else "",
         groups=_split_groups(claims.get(settings.SSO_JWT_GROUPS_CLAIM)),
         source="jwt",
     )
@@ -264,8 +318,9 @@ _MAX_USERNAME = 150  # django.contrib.auth's username column
 
 
 def _acceptable_username(username: str) -> bool:
-    # Control characters have no place in a name and would forge log lines or CSV rows.
-    return len(username) <= _MAX_USERNAME and username.isprintable()
+    # Control characters have no place in a name and would forge log lines or CSV rows; a
+    # comma is two names run together (a repeated header, a list claim).
+    return len(username) <= _MAX_USERNAME and username.isprintable() and "," not in username
 
 
 def identity_from_request(request: HttpRequest) -> Identity | Refusal | None:
@@ -286,41 +341,26 @@ def identity_from_request(request: HttpRequest) -> Identity | Refusal | None:
     return None
 
 
-REFUSAL_AUDIT_WINDOW = 60  # seconds: one audit row per peer, claim and reason per window
-
-
-def _refusal_recently_audited(request: HttpRequest, refusal: Refusal) -> bool:
-    """Whether this refusal was audited moments ago (a flood of spoofed headers must not
-    flood the append-only table; every refusal is still logged and still refused)."""
-    key = (
-        "sso-refused:"
-        + hashlib.sha256(
-            "|".join(
-                (request.META.get("REMOTE_ADDR", ""), refusal.claimed[:150], refusal.reason)
-            ).encode()
-        ).hexdigest()
-    )
-    return not cache.add(key, 1, timeout=REFUSAL_AUDIT_WINDOW)
-
-
 def _refuse(request: HttpRequest, refusal: Refusal) -> HttpResponse:
     from dashboard import audit
 
     security_log.warning(
-        "refused SSO identity: %s; peer=%s claimed=%r path=%s",
+        "refused SSO identity: %s (%s); peer=%s claimed=%r path=%s",
         refusal.reason,
+        refusal.code,
         request.META.get("REMOTE_ADDR", ""),
         refusal.claimed[:150],
         request.path[:200],
     )
     if request.user.is_authenticated:
         logout(request)
-    if _refusal_recently_audited(request, refusal):
-        return permission_denied(request, PermissionDenied(refusal.reason))
-    audit.record(
+    # Counted by client address and code, never by the claimed name (the client chooses it):
+    # a flood of spoofed identities adds one row a minute, however many names it tries.
+    audit.refusal(
         request,
         "sso.refused",
-        outcome="refused",
+        code=refusal.code,
+        once_per_minute=True,
         target=request.path,
         reason=refusal.reason,
         claimed_user=refusal.claimed,
@@ -346,12 +386,14 @@ class SSOMiddleware:
             return self.get_response(request)
 
         if not _acceptable_username(found.username):
-            return _refuse(request, Refusal("malformed user name", found.username))
+            return _refuse(request, Refusal(MALFORMED_USER, "malformed user name", found.username))
         request.sso_identity = found
         request.sso_groups = found.groups
         roles = roles_for_groups(found.groups)
         if not roles:
-            return _refuse(request, Refusal("no dashboard role in the SSO groups", found.username))
+            return _refuse(
+                request, Refusal(NO_ROLE, "no dashboard role in the SSO groups", found.username)
+            )
         user = request.user
         if not user.is_authenticated or user.get_username() != found.username:
             if user.is_authenticated:
@@ -360,10 +402,14 @@ class SSOMiddleware:
                 username=found.username, defaults={"email": found.email}
             )
             if not user.is_active:
-                return _refuse(request, Refusal("account disabled locally", found.username))
+                return _refuse(
+                    request, Refusal(ACCOUNT_DISABLED, "account disabled locally", found.username)
+                )
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         elif not user.is_active:
-            return _refuse(request, Refusal("account disabled locally", found.username))
+            return _refuse(
+                request, Refusal(ACCOUNT_DISABLED, "account disabled locally", found.username)
+            )
         if found.email and user.email != found.email:
             user.email = found.email
             user.save(update_fields=["email"])
@@ -375,6 +421,7 @@ class SSOMiddleware:
         if getattr(view_func, "public", False):
             return None
         if not request.roles:
+            request.refusal_code = NO_IDENTITY
             raise PermissionDenied("Sign in through the company SSO to use the dashboard.")
         return None
 
@@ -385,10 +432,11 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
 
     from dashboard import audit
 
+    request.refusal_code = CSRF_FAILED
     if getattr(request, "sso_identity", None) is not None:
         # Anonymous requests are not audited anywhere: nobody to attribute them to, and an
         # unauthenticated client must not be able to fill the audit table.
-        audit.record(
-            request, "csrf.refused", outcome="refused", target=request.path, reason=reason[:200]
+        audit.refusal(
+            request, "csrf.refused", code=CSRF_FAILED, target=request.path, reason=reason[:200]
         )
     return render(request, "403_csrf.html", status=403)

@@ -74,7 +74,7 @@ def test_a_failed_role_check_writes_a_refused_event():
         act(request)
     event = AuditEvent.objects.get()
     assert (event.actor, event.action, event.outcome) == ("vera", "access.denied", "refused")
-    assert event.details == {"required_role": "operator", "method": "POST"}
+    assert event.details == {"code": "role.missing", "required_role": "operator", "method": "POST"}
 
 
 # --- Append-only ---------------------------------------------------------------------------

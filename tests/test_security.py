@@ -266,7 +266,8 @@ def test_a_user_name_with_control_characters_is_refused_and_logged_on_one_line(
     assert response.status_code == 403
     lines = log_output.getvalue().splitlines()
     assert not any(line.startswith("2026-01-01") for line in lines)
-    assert any("malformed user name" in line and "\\n2026" in line for line in lines)
+    # Refused (its comma reads as a repeated header) and logged with the newline escaped.
+    assert any("refused SSO identity" in line and "\\n2026" in line for line in lines)
 
 
 def test_one_line_formatting_escapes_every_line_break():

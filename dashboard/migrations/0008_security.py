@@ -17,7 +17,7 @@ class Migration(migrations.Migration):
                         auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
                     ),
                 ),
-                ("source", models.CharField(max_length=64)),
+                ("source", models.CharField(max_length=128)),
                 ("window_start", models.DateTimeField()),
                 ("recorded", models.PositiveIntegerField(default=0)),
                 ("suppressed", models.PositiveIntegerField(default=0)),
