@@ -22,6 +22,15 @@ class CloudError(Exception):
     outcome: str = Outcome.UNKNOWN
     retry_after: float | None = None  # seconds, from Retry-After when the cloud sent it
 
+    @property
+    def not_found(self) -> bool:
+        """The cloud does not know the thing asked for: a 404, or any other refusal of the
+        request itself (4xx) except authentication (401), permission (403) and throttling
+        (429). ShowJobDetail documents no 404 and answers an unknown job with 400
+        `WKS.00149901`."""
+        status = self.status
+        return status is not None and 400 <= status < 500 and status not in (401, 403, 429)
+
     def __str__(self) -> str:
         status = self.status if self.status is not None else "no response"
         code = f" {self.error_code}" if self.error_code else ""

@@ -130,6 +130,13 @@ class Job:
     end_time: datetime | None = None
     sub_jobs: tuple[SubJob, ...] = field(default_factory=tuple)
 
+    def sub_job_for(self, server_id: str) -> SubJob | None:
+        """The sub-job whose resource is `server_id`, when a job covers several servers."""
+        for sub in self.sub_jobs:
+            if sub.resource_id == server_id:
+                return sub
+        return None
+
 
 class SessionState:
     """ListSessions `session_state` values."""

@@ -143,7 +143,7 @@ def _from_status(row, status: str, server, client, now, job: records.Job | None 
         }
     if state == RolloutServer.State.FAILED:
         job = job or _show_job(client, row.job_id)
-        code, message = _job_error(job)
+        code, message = _job_error(job, row.server_id)
         update |= {"finished_at": now, "error_code": code, "error_message": message}
     return update
 
@@ -171,13 +171,15 @@ def _show_job(client, job_id: str) -> records.Job | None:
     try:
         return client.show_job(job_id)
     except CloudError as exc:
-        if exc.status == 404:
+        if exc.not_found:  # 404, or 400 WKS.00149901 as ShowJobDetail documents
             return None
         raise
 
 
-def _job_error(job: records.Job | None) -> tuple[str, str]:
-    for sub in job.sub_jobs if job else ():
+def _job_error(job: records.Job | None, server_id: str = "") -> tuple[str, str]:
+    # A job shared by a batch has a sub-job per server: only this server's own error counts.
+    own = job.sub_job_for(server_id) if job is not None and server_id else None
+    for sub in (own,) if own is not None else job.sub_jobs if job else ():
         if sub.error_code or sub.error_message:
             return sub.error_code[:64], sub.error_message[:1000]
     return "JOB_FAILED", "The image change job failed."

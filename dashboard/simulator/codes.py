@@ -19,6 +19,7 @@ UNSUPPORTED_MEDIA = "WKS.00000415"
 INTERNAL = "WKS.00211401"
 UNAVAILABLE = "WKS.00050902"
 ITEM_UNAVAILABLE = "WKS.00129901"  # the published per-item / sub-job failure example
+JOB_INVALID = "WKS.00149901"  # ShowJobDetail's published 400 example ("request is invalid")
 
 MESSAGES = {
     BAD_REQUEST: "The parameter is invalid.",

@@ -4,6 +4,7 @@ import zlib
 from datetime import datetime, timedelta
 from typing import Any
 
+from dashboard.simulator import batches
 from dashboard.simulator.fleet import MARKETPLACE, PRIVATE, PUBLIC, SHARED, Group, Image, Server
 from dashboard.simulator.jobs import ACTIVE, CHANGE_SERVER_IMAGE, V1_STATUS, Job
 from dashboard.simulator.sessions import UserSession
@@ -77,7 +78,7 @@ def server(state: SimState, s: Server, now: datetime, detail: bool = False) -> d
         "order_id": "",
         "maintain_status": s.maintain_status,
         "scaling_auto_create": s.scaling_auto_create,
-        "job_id": job.id if job else "",
+        "job_id": batches.public_id(state, job) if job else "",
         "job_type": job.job_type if job else None,
         "job_status": job_status,
         "job_time": iso(job.created) if job else None,
@@ -271,7 +272,7 @@ def sub_job(state: SimState, job: Job, now: datetime) -> dict[str, Any]:
     code, message = job.sub_error(now)
     return {
         "id": job.sub_id,
-        "job_id": job.id,
+        "job_id": batches.public_id(state, job),
         "job_type": job.job_type,
         "status": job.status(now),
         "begin_time": iso(job.begin_time(now)),

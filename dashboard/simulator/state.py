@@ -143,6 +143,8 @@ class SimState:
             self.job_ids = JobIds(575768277444198400 + self.config.seed * 10_000_000)
             self.sub_job_ids = JobIds(575768277481947136 + self.config.seed * 10_000_000)
             self.jobs: dict[str, Job] = {}
+            self.batches: dict[str, tuple[str, ...]] = {}  # shared job id → member job ids
+            self.batch_of: dict[str, str] = {}  # member job id → shared job id
             self.last_job: dict[str, str] = {}
             self._pending: dict[str, Job] = {}
             self.tokens: dict[str, datetime] = {}

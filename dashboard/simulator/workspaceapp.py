@@ -4,7 +4,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from dashboard.simulator import codes, render
+from dashboard.simulator import batches, codes, render
 from dashboard.simulator.fleet import MARKETPLACE, Server
 from dashboard.simulator.http import ApiError, Request, Response, int_param, page, str_param
 from dashboard.simulator.http import wks_bad as bad
@@ -163,7 +163,10 @@ def batch_change_image(req: Request) -> Response:
         raise bad("Invalid parameter server_ids: a list of 1 to 128 character ids.")
     if len(server_ids) > MAX_CHANGE_IDS:
         raise bad(f"Invalid parameter server_ids: at most {MAX_CHANGE_IDS} servers.")
-    items = req.state.change_images(image_id, server_ids)
+    with req.state.lock:
+        items = req.state.change_images(image_id, server_ids)
+        if req.state.faults.shared_batch_job:
+            items = batches.share(req.state, items)
     return Response(200, {"items": items})
 
 
@@ -204,15 +207,24 @@ def batch_maint(req: Request) -> Response:
 def _job(req: Request) -> Any:
     job = req.state.jobs.get(req.args["job_id"])
     if job is None:
-        raise ApiError(404, codes.wks(codes.NOT_FOUND, "The job does not exist."))
+        _unknown_job(req)
     return job
 
 
+def _unknown_job(req: Request) -> None:
+    if req.state.faults.unknown_job_as_400:
+        # What ShowJobDetail documents: no 404, a 400 with this "invalid request" example.
+        raise ApiError(400, codes.wks(codes.JOB_INVALID, "The request message is invalid."))
+    raise ApiError(404, codes.wks(codes.NOT_FOUND, "The job does not exist."))
+
+
 def show_job_detail(req: Request) -> Response:
-    """ShowJobDetail (v2)."""
+    """ShowJobDetail (v2); a shared job (knob `shared_batch_job`) lists all its sub-jobs."""
     state = req.state
     with state.lock:
         now = state.now()
+        if req.args["job_id"] in state.batches:
+            return Response(200, batches.detail(state, req.args["job_id"], now, render.sub_job))
         return Response(200, render.job_detail(state, _job(req), now))
 
 
@@ -233,7 +245,7 @@ def _sub_jobs(req: Request, job_types: tuple[str, ...]) -> list[Any]:
         job
         for job in state.jobs.values()
         if job.job_type in job_types
-        and (not job_id or job.id == job_id)
+        and (not job_id or job_id in (job.id, state.batch_of.get(job.id)))
         and (not status or job.status(now) == status)
     ]
 
