@@ -88,7 +88,7 @@ def test_an_unknown_job_answered_400_counts_as_gone_and_stops_nothing(
 ) -> None:
     sim = sim_settings
     sim.state.set_faults(unknown_job_as_400=True)
-    (server, other), image = _drifted_pair(cloud_client)
+    (server, _other), image = _drifted_pair(cloud_client)
     with pytest.raises(CloudError) as caught:
         cloud_client.show_job("575768277000000001")
     assert (caught.value.status, caught.value.error_code) == (400, "WKS.00149901")
