@@ -239,15 +239,37 @@ def test_nothing_to_log_off_sends_nothing(fake: FakeCloud, cloud: CloudClient) -
         {"delay_seconds": -1},
         {"delay_seconds": 1_000_000},
         {"delay_seconds": True},
-        {"delay_seconds": 60, "message_type": 3},
+        {"delay_seconds": 60, "message_type": 5},
         {"delay_seconds": 60, "message_type": -1},
+        {"delay_seconds": 60, "message_type": False},
+        {"delay_seconds": 60, "message": "m" * 256},
+        {"delay_seconds": 60, "title": "t" * 256},
+        {"delay_seconds": 60, "transaction_id": "x" * 32},
+        {"delay_seconds": 60, "session_ids": ["s" * 65]},
+        {"delay_seconds": 60, "session_ids": [""]},
     ],
 )
 def test_logoff_refuses_out_of_range_values_before_sending(
     fake: FakeCloud, cloud: CloudClient, changes: dict[str, Any]
 ) -> None:
+    ids = changes.pop("session_ids", ["s-1"])
     with pytest.raises(ValueError):
-        cloud.logoff_sessions(["s-1"], **changes)
+        cloud.logoff_sessions(ids, **changes)
+    assert fake.requests == []
+
+
+def test_logoff_limits_are_inclusive_and_the_simulator_agrees(cloud_client: CloudClient) -> None:
+    cloud_client.logoff_sessions(
+        ["s" * 64], delay_seconds=0, message_type=4, message="m" * 255, title="t" * 255,
+        transaction_id="x" * 31,
+    )  # fmt: skip
+
+
+def test_list_sessions_refuses_an_unknown_state_before_sending(
+    fake: FakeCloud, cloud: CloudClient
+) -> None:
+    with pytest.raises(ValueError, match="Gone"):
+        cloud.list_sessions(states=("Active", "Gone"))
     assert fake.requests == []
 
 

@@ -143,8 +143,12 @@ def test_many_servers_are_listed_from_the_fleet(
         {"session_ids": ["s-1"], "delay_time": 1_000_000, "message_type": 1},
         {"session_ids": ["s-1"], "delay_time": -1, "message_type": 1},
         {"session_ids": ["s-1"], "delay_time": 10},
-        {"session_ids": ["s-1"], "delay_time": 10, "message_type": 3},
+        {"session_ids": ["s-1"], "delay_time": 10, "message_type": 5},
         {"session_ids": ["s-1"], "delay_time": 10, "message_type": True},
+        {"session_ids": ["s" * 65], "delay_time": 10, "message_type": 1},
+        {"session_ids": ["s-1"], "delay_time": 10, "message_type": 1, "message": "m" * 256},
+        {"session_ids": ["s-1"], "delay_time": 10, "message_type": 1, "title": "t" * 256},
+        {"session_ids": ["s-1"], "delay_time": 10, "message_type": 1, "transaction_id": "x" * 32},
         {"session_ids": ["s-1"], "delay_time": "10", "message_type": 1},
         {"session_ids": [1], "delay_time": 10, "message_type": 1},
         {"session_ids": ["s-1"], "delay_time": 10, "message_type": 1, "message": 5},
@@ -159,8 +163,9 @@ def test_the_simulator_refuses_bad_logoff_requests(simulator: RunningSimulator, 
 
 
 def test_the_limits_are_inclusive(simulator: RunningSimulator) -> None:
-    ids = [f"s-{i}" for i in range(999)]
-    body = {"session_ids": ids, "delay_time": 999_999, "message_type": 2}
+    ids = [f"s-{i}" for i in range(998)] + ["s" * 64]
+    body = {"session_ids": ids, "delay_time": 999_999, "message_type": 4, "message": "m" * 255,
+            "title": "t" * 255, "transaction_id": "x" * 31}  # fmt: skip
     assert call(simulator, "POST", _logoff_path(simulator), body=body).status_code == 200
 
 
@@ -187,7 +192,8 @@ def test_the_simulator_refuses_bad_listings(simulator: RunningSimulator, params)
 def test_a_refused_logoff_reaches_the_client_as_rejected(
     simulator: RunningSimulator, cloud_client: CloudClient
 ) -> None:
+    simulator.state.set_faults(denied_apis=["LogoffUserSession"])  # the key may not log off
     with pytest.raises(CloudError) as raised:
-        cloud_client.logoff_sessions(["x" * 129], delay_seconds=10)
-    assert raised.value.status == 400
+        cloud_client.logoff_sessions(["s-1"], delay_seconds=10)
+    assert raised.value.status == 403
     assert cloud_client.calls_by_api["LogoffUserSession"] == 1

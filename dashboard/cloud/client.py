@@ -55,11 +55,16 @@ RETRY_AFTER_CAP = limits.RETRY_AFTER_CAP
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 LOGOFF_MAX_SESSIONS = 999
 LOGOFF_MAX_DELAY = 999_999  # seconds
-MESSAGE_TYPES = (0, 1, 2)  # info, warn, serious
+# LogoffUserSession's field limits, as its definition gives them.
+MESSAGE_TYPES = range(5)  # 0 info, 1 warn, 2 serious; 3 and 4 allowed, their meaning unpublished
+LOGOFF_TEXT_MAX = 255  # message and title
+LOGOFF_TRANSACTION_MAX = 31
+SESSION_ID_MAX = 64
 # ListSessions requires a window on the session start time: a live session older than the
 # lookback is not listed; the lookahead absorbs clock skew between us and the cloud.
 SESSION_LOOKBACK = timedelta(days=30)
 SESSION_LOOKAHEAD = timedelta(days=1)
+SESSION_STATES = (*SessionState.LIVE, SessionState.SIGNED_OUT, SessionState.INIT_FAIL)
 SESSIONS_BY_SERVER_MAX = 10  # up to this many servers: one lookup per server, else the fleet
 
 SERVER_FILTERS = frozenset(
@@ -307,6 +312,9 @@ class CloudClient:
         pages through everything, and keeps exact matches only. A server that no longer
         exists has no sessions.
         """
+        unknown = set(states) - set(SESSION_STATES)
+        if unknown:
+            raise ValueError(f"unknown session state(s): {', '.join(sorted(unknown))}")
         now = _utcnow()
         base: Query = [
             ("query_begin_time", wire.wire_time(now - SESSION_LOOKBACK)),
@@ -386,12 +394,10 @@ class CloudClient:
         session off twice is harmless, so an ambiguous failure is retried like a read (the
         user may see the message twice). Up to 999 sessions per call.
         """
-        if isinstance(delay_seconds, bool) or not 0 <= delay_seconds <= LOGOFF_MAX_DELAY:
-            raise ValueError(f"delay_seconds must be 0 to {LOGOFF_MAX_DELAY}")
-        if message_type not in MESSAGE_TYPES or isinstance(message_type, bool):
-            raise ValueError("message_type must be 0 (info), 1 (warn) or 2 (serious)")
+        ids = list(dict.fromkeys(session_ids))
+        _check_logoff(ids, delay_seconds, message_type, message, title, transaction_id)
         url = self._workspaceapp("session/logoff")
-        for chunk in _chunks(list(dict.fromkeys(session_ids)), LOGOFF_MAX_SESSIONS):
+        for chunk in _chunks(ids, LOGOFF_MAX_SESSIONS):
             body = wire.logoff_body(
                 chunk,
                 delay_time=delay_seconds,
@@ -753,6 +759,28 @@ def _int(value: object) -> int:
 def _seg(value: str) -> str:
     """An id as one path segment (ids are opaque; never let one add a path level)."""
     return quote(value, safe="")
+
+
+def _check_logoff(
+    ids: list[str], delay: int, message_type: int, message: str, title: str, transaction: str
+) -> None:
+    """LogoffUserSession's limits, checked before anything is sent (ValueError)."""
+    if isinstance(delay, bool) or not isinstance(delay, int) or not 0 <= delay <= LOGOFF_MAX_DELAY:
+        raise ValueError(f"delay_seconds must be a whole number from 0 to {LOGOFF_MAX_DELAY}")
+    if isinstance(message_type, bool) or message_type not in MESSAGE_TYPES:
+        raise ValueError("message_type must be 0 (info), 1 (warn), 2 (serious), 3 or 4")
+    for name, value, most in (
+        ("message", message, LOGOFF_TEXT_MAX),
+        ("title", title, LOGOFF_TEXT_MAX),
+        ("transaction_id", transaction, LOGOFF_TRANSACTION_MAX),
+    ):
+        if len(value) > most:
+            raise ValueError(f"{name} is {len(value)} characters; the cloud takes at most {most}")
+    for session_id in ids:
+        if not isinstance(session_id, str) or not 1 <= len(session_id) <= SESSION_ID_MAX:
+            raise ValueError(
+                f"session ids are 1 to {SESSION_ID_MAX} characters: {session_id!r:.80}"
+            )
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:

@@ -19,7 +19,11 @@ IMAGE_TYPES = ("gold", "public", "private", "shared", "other")
 WIRE_KIND = {"gold": MARKETPLACE, "public": "public", "private": "private", "shared": "shared"}
 MAX_LOGOFF_IDS = 999
 MAX_LOGOFF_DELAY = 999_999
-MESSAGE_TYPES = (0, 1, 2)  # info, warn, serious
+MESSAGE_TYPES = (0, 1, 2, 3, 4)  # 0 info, 1 warn, 2 serious (3 and 4: meaning unpublished)
+# LogoffUserSession's documented field limits (enforced exactly, never more loosely).
+LOGOFF_TEXT_MAX = 255  # message, title
+LOGOFF_TRANSACTION_MAX = 31
+SESSION_ID_MAX = 64
 JOB_STATUSES = ("WAITING", "RUNNING", "SUCCESS", "FAILED", "ABNORMAL", "ROLLBACK", "ABORTING")
 SUB_JOB_TYPES = (
     "CREATE_SERVER",
@@ -354,16 +358,16 @@ def logoff_user_session(req: Request) -> Response:
     ids = body.get("session_ids")
     if not isinstance(ids, list) or not 1 <= len(ids) <= MAX_LOGOFF_IDS:
         raise bad(f"Invalid parameter session_ids: 1 to {MAX_LOGOFF_IDS} session ids.")
-    if not all(isinstance(i, str) and 1 <= len(i) <= 128 for i in ids):
-        raise bad("Invalid parameter session_ids: ids of 1 to 128 characters.")
+    if not all(isinstance(i, str) and 1 <= len(i) <= SESSION_ID_MAX for i in ids):
+        raise bad(f"Invalid parameter session_ids: ids of 1 to {SESSION_ID_MAX} characters.")
     message_type = _bounded_int(body, "message_type", min(MESSAGE_TYPES), max(MESSAGE_TYPES))
     delay = _bounded_int(body, "delay_time", 0, MAX_LOGOFF_DELAY)
     req.state.logoff(
         ids,
         delay_time=delay,
         message_type=message_type,
-        message=_optional_text(body, "message", 1024),
-        title=_optional_text(body, "title", 256),
-        transaction_id=_optional_text(body, "transaction_id", 128),
+        message=_optional_text(body, "message", LOGOFF_TEXT_MAX),
+        title=_optional_text(body, "title", LOGOFF_TEXT_MAX),
+        transaction_id=_optional_text(body, "transaction_id", LOGOFF_TRANSACTION_MAX),
     )
     return Response(200, None)
