@@ -37,9 +37,27 @@ def dev_identity_off(app_configs, **kwargs) -> list[Error]:
     return []
 
 
+# No authenticating proxy needs more addresses than the largest private network (10/8): a wider
+# trust is a typo or a shortcut that lets strangers send identity headers.
+MAX_TRUSTED_V4 = ipaddress.ip_network("10.0.0.0/8").num_addresses
+MAX_TRUSTED_V6 = ipaddress.ip_network("fc00::/8").num_addresses
+
+
+def _trusted_address_counts(
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network],
+) -> dict[int, int]:
+    """Addresses trusted per IP version, overlapping ranges counted once."""
+    counts = {}
+    for version in (4, 6):
+        collapsed = ipaddress.collapse_addresses(n for n in networks if n.version == version)
+        counts[version] = sum(network.num_addresses for network in collapsed)
+    return counts
+
+
 @register(Tags.security)
 def trusted_proxies_valid(app_configs, **kwargs) -> list[Error]:
     errors = []
+    networks = []
     for cidr in settings.TRUSTED_PROXY_CIDRS:
         try:
             network = ipaddress.ip_network(cidr.strip(), strict=False)
@@ -51,10 +69,15 @@ def trusted_proxies_valid(app_configs, **kwargs) -> list[Error]:
                 )
             )
             continue
-        if network.prefixlen == 0:
+        networks.append(network)
+    counts = _trusted_address_counts(networks)
+    for version, limit in ((4, MAX_TRUSTED_V4), (6, MAX_TRUSTED_V6)):
+        if counts[version] > limit:
             errors.append(
                 Error(
-                    f"TRUSTED_PROXY_CIDRS entry {cidr!r} trusts every address on the Internet.",
+                    f"TRUSTED_PROXY_CIDRS trusts {counts[version]:,} IPv{version} addresses, more "
+                    "than a /8: far more than an authenticating proxy needs, and possibly every "
+                    "address on the Internet.",
                     hint="List only the authenticating proxy's addresses.",
                     id="dashboard.E004",
                 )

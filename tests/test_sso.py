@@ -195,6 +195,37 @@ def test_the_checks_refuse_a_malformed_or_worldwide_proxy_range(settings):
     assert "dashboard.E004" in _ids(deploy=False)
 
 
+@pytest.mark.django_db  # the model checks ask the database what it supports
+@pytest.mark.parametrize(
+    "cidrs",
+    [
+        ["0.0.0.0/1", "128.0.0.0/1"],  # the whole Internet in two halves
+        ["10.0.0.0/7"],
+        ["10.0.0.0/8", "172.16.0.0/12"],  # more than a /8 in all
+        ["::/1", "8000::/1"],
+        ["2000::/3"],
+    ],
+)
+def test_the_checks_refuse_ranges_wider_than_a_private_network(settings, cidrs):
+    settings.TRUSTED_PROXY_CIDRS = cidrs
+    assert "dashboard.E004" in _ids(deploy=False)
+
+
+@pytest.mark.django_db  # the model checks ask the database what it supports
+@pytest.mark.parametrize(
+    "cidrs",
+    [
+        ["10.0.0.0/8"],
+        ["10.0.0.0/8", "10.1.0.0/16"],  # overlapping ranges count once
+        ["127.0.0.1/32", "::1/128", "fd00::/16"],
+        ["192.168.0.0/16", "172.16.0.0/12"],
+    ],
+)
+def test_the_checks_accept_private_sized_ranges(settings, cidrs):
+    settings.TRUSTED_PROXY_CIDRS = cidrs
+    assert "dashboard.E004" not in _ids(deploy=False)
+
+
 def test_the_checks_warn_about_header_names_gunicorn_drops(settings):
     settings.SSO_USER_HEADER = "X_Forwarded_User"
     assert "dashboard.W001" in _ids(deploy=False)
