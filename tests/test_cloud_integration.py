@@ -207,6 +207,16 @@ def test_a_throttled_read_waits_as_the_cloud_asks(
     assert clock.sleeps == [3.0]
 
 
+def test_a_throttled_read_without_retry_after_backs_off_on_its_own(
+    simulator: RunningSimulator, cloud_client: CloudClient
+) -> None:
+    client, clock = healing_client(simulator, cloud_client)
+    simulator.state.set_faults(throttle_rate=1.0, omit_retry_after=True)
+    assert client.list_server_groups()
+    assert len(clock.sleeps) == 1 and 0 < clock.sleeps[0] <= 20.0  # the jittered backoff
+    assert client.calls_by_api["ListServerGroups"] == 2
+
+
 def test_a_read_recovers_from_a_stalled_answer(
     simulator: RunningSimulator, cloud_client: CloudClient
 ) -> None:
@@ -240,6 +250,15 @@ def test_a_throttled_change_was_not_accepted(
     error, server, client = _change_under(simulator, cloud_client, throttle_rate=1.0)
     assert error.outcome == Outcome.THROTTLED
     assert error.retry_after == 1.0
+    assert client.show_server(server.id).job_id == server.job_id
+
+
+def test_a_change_throttled_without_retry_after_says_not_when_to_come_back(
+    simulator: RunningSimulator, cloud_client: CloudClient
+) -> None:
+    simulator.state.set_faults(omit_retry_after=True)
+    error, server, client = _change_under(simulator, cloud_client, throttle_rate=1.0)
+    assert (error.status, error.outcome, error.retry_after) == (429, Outcome.THROTTLED, None)
     assert client.show_server(server.id).job_id == server.job_id
 
 
