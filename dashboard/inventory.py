@@ -8,19 +8,26 @@ runs at a time (a partial unique index on SyncRun); a second request joins the r
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import timedelta
 from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
 from dashboard.cloud import records
 from dashboard.cloud.client import PAGE_SIZE
 from dashboard.cloud.errors import CloudError
-from dashboard.models import Image, Server, ServerGroup, ServerImageSeen, SyncRun
+from dashboard.models import (
+    Image,
+    InventoryFigures,
+    Server,
+    ServerGroup,
+    ServerImageSeen,
+    SyncRun,
+)
 
 log = logging.getLogger(__name__)
 
@@ -185,11 +192,16 @@ def store(snapshot: Snapshot, now) -> tuple[int, int]:
     """Upsert the snapshot in bulk and mark what vanished as gone. Returns (seen, gone).
 
     Only servers whose facts changed are written; the rest are stamped in one statement.
-    A repeat sync of a quiet fleet therefore writes almost nothing.
+    A repeat sync of a quiet fleet therefore writes almost nothing. The figures the pages
+    show (per group and for the fleet) are counted from the snapshot and stored with it:
+    the snapshot's servers are exactly the live servers once it is stored.
     """
     _store_images(snapshot.images, now)
-    group_images = _store_groups(snapshot.groups, now)
+    group_images = {g.id: g.image_id for g in snapshot.groups}
     rows = _server_rows(snapshot.servers, group_images, now)
+    by_group = _count_by_group(rows)
+    _store_groups(snapshot.groups, by_group, now)
+    _store_totals(sum(by_group.values(), Figures()), len(snapshot.groups), now)
     changed = _changed_servers(rows)
     _upsert(Server, changed, SERVER_FIELDS)
     seen = {row.id for row in rows}
@@ -226,7 +238,7 @@ def _store_images(images: list[records.Image], now) -> None:
     Image.objects.filter(gone=False).exclude(synced_at=now).update(gone=True)
 
 
-def _store_groups(groups: list[records.ServerGroup], now) -> dict[str, str]:
+def _store_groups(groups: list[records.ServerGroup], figures: dict, now) -> None:
     rows = [
         ServerGroup(
             id=g.id,
@@ -243,12 +255,99 @@ def _store_groups(groups: list[records.ServerGroup], now) -> dict[str, str]:
             server_count=g.server_count,
             gone=False,
             synced_at=now,
+            **figures.get(g.id, Figures()).group_fields(),
         )
         for g in groups
     ]
     _upsert(ServerGroup, rows, [f.name for f in ServerGroup._meta.fields if f.name != "id"])
     ServerGroup.objects.filter(gone=False).exclude(synced_at=now).update(gone=True)
-    return {g.id: g.image_id for g in groups}
+
+
+BUSY_JOB_STATUSES = frozenset({"WAITING", "RUNNING"})
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Counts of live servers: what the overview and groups pages show."""
+
+    servers: int = 0
+    drifted: int = 0
+    in_maintenance: int = 0
+    busy: int = 0
+    sessions: int = 0
+
+    def __add__(self, other: "Figures") -> "Figures":
+        return Figures(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
+
+    @classmethod
+    def of(cls, server: Server) -> "Figures":
+        return cls(
+            servers=1,
+            drifted=int(server.drift),
+            in_maintenance=int(server.maintain_status),
+            busy=int(server.job_status in BUSY_JOB_STATUSES),
+            sessions=server.session_count,
+        )
+
+    def group_fields(self) -> dict[str, int]:
+        return {
+            "servers_live": self.servers,
+            "servers_drifted": self.drifted,
+            "servers_in_maintenance": self.in_maintenance,
+            "servers_busy": self.busy,
+            "sessions": self.sessions,
+        }
+
+
+def _count_by_group(rows: list[Server]) -> dict[str | None, Figures]:
+    """Figures per group id (None: servers in no group the snapshot knows)."""
+    counts: dict[str | None, Figures] = {}
+    for row in rows:
+        counts[row.group_id] = counts.get(row.group_id, Figures()) + Figures.of(row)
+    return counts
+
+
+def _store_totals(totals: Figures, groups: int, now) -> None:
+    InventoryFigures.objects.update_or_create(
+        pk=1,
+        defaults={
+            "servers": totals.servers,
+            "servers_drifted": totals.drifted,
+            "servers_in_maintenance": totals.in_maintenance,
+            "servers_busy": totals.busy,
+            "sessions": totals.sessions,
+            "groups": groups,
+            "updated_at": now,
+        },
+    )
+
+
+def recount_figures() -> None:
+    """Count the stored figures again from the servers table.
+
+    The sync never needs this (it counts its snapshot); it is for servers written some
+    other way, such as fixtures and the page benchmark.
+    """
+    counts = {
+        "servers": Count("id"),
+        "drifted": Count("id", filter=Q(drift=True)),
+        "in_maintenance": Count("id", filter=Q(maintain_status=True)),
+        "busy": Count("id", filter=Q(job_status__in=BUSY_JOB_STATUSES)),
+        "sessions": Sum("session_count", default=0),
+    }
+    rows = Server.objects.filter(gone=False).values("group_id").annotate(**counts)
+    by_group = {row.pop("group_id"): Figures(**row) for row in rows}
+    groups = list(ServerGroup.objects.filter(gone=False))
+    for group in groups:
+        for name, value in by_group.get(group.id, Figures()).group_fields().items():
+            setattr(group, name, value)
+    ServerGroup.objects.bulk_update(groups, list(Figures().group_fields()), batch_size=BATCH)
+    _store_totals(sum(by_group.values(), Figures()), len(groups), timezone.now())
+
+
+def fleet_figures() -> InventoryFigures:
+    """The fleet totals the last sync stored (zeros before the first)."""
+    return InventoryFigures.objects.filter(pk=1).first() or InventoryFigures()
 
 
 # Every column the sync writes, and the ones that say whether a server changed.

@@ -65,6 +65,13 @@ class ServerGroup(models.Model):
     server_count = models.PositiveIntegerField(default=0)  # as the cloud reports it
     gone = models.BooleanField(default=False)
     synced_at = models.DateTimeField()
+    # Figures of the group's live servers, stored by the sync with its snapshot (only the
+    # sync writes servers), so the overview and groups pages never recount them.
+    servers_live = models.PositiveIntegerField(default=0)
+    servers_drifted = models.PositiveIntegerField(default=0)
+    servers_in_maintenance = models.PositiveIntegerField(default=0)
+    servers_busy = models.PositiveIntegerField(default=0)
+    sessions = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["name"]
@@ -135,7 +142,13 @@ class Server(models.Model):
 
     class Meta:
         ordering = ["name"]
-        indexes = [models.Index(fields=["group", "drift"])]
+        indexes = [
+            models.Index(fields=["group", "drift"]),
+            # The servers page walks live servers by (name, id) from a cursor (keyset paging).
+            models.Index(
+                fields=["name", "id"], condition=Q(gone=False), name="server_live_by_name"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -143,6 +156,18 @@ class Server(models.Model):
     @property
     def busy(self) -> bool:
         return self.job_status in {"WAITING", "RUNNING"}
+
+
+class InventoryFigures(models.Model):
+    """Fleet totals of live servers, one row (pk=1) the sync rewrites with its snapshot."""
+
+    servers = models.PositiveIntegerField(default=0)
+    servers_drifted = models.PositiveIntegerField(default=0)
+    servers_in_maintenance = models.PositiveIntegerField(default=0)
+    servers_busy = models.PositiveIntegerField(default=0)
+    sessions = models.PositiveIntegerField(default=0)
+    groups = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(null=True, blank=True)
 
 
 class ServerImageSeen(models.Model):

@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from dashboard import inventory
 from dashboard.models import Image, Rollout, RolloutServer, Server, ServerGroup, SyncRun
 
 pytestmark = pytest.mark.django_db
@@ -36,6 +37,7 @@ def fleet():
     server("cad-2", cad, "img-new", status="STOPPED")
     server("gone-1", cad, "img-old", gone=True)
     SyncRun.objects.create(state="succeeded", finished_at=now - timedelta(minutes=3))
+    inventory.recount_figures()  # the pages show figures a sync stores
 
 
 def names(response) -> list[str]:

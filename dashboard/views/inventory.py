@@ -6,9 +6,11 @@ its data is.
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, F
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from dashboard import audit, inventory
@@ -26,23 +28,23 @@ def _image_names() -> dict[str, Image]:
 @require_GET
 @require_role(VIEWER)
 def overview(request: HttpRequest) -> HttpResponse:
-    servers = Server.objects.filter(gone=False)
-    totals = servers.aggregate(
-        servers=Count("id"),
-        drift=Count("id", filter=Q(drift=True)),
-        maintenance=Count("id", filter=Q(maintain_status=True)),
-        sessions=Sum("session_count"),
-        busy=Count("id", filter=Q(job_status__in=["WAITING", "RUNNING"])),
-    )
+    # Figures the sync stored with its snapshot: no server is counted per request.
+    figures = inventory.fleet_figures()
+    totals = {
+        "servers": figures.servers,
+        "drift": figures.servers_drifted,
+        "maintenance": figures.servers_in_maintenance,
+        "sessions": figures.sessions,
+        "busy": figures.servers_busy,
+    }
     drifted_groups = (
-        ServerGroup.objects.filter(gone=False)
-        .annotate(drift=Count("servers", filter=Q(servers__drift=True, servers__gone=False)))
-        .filter(drift__gt=0)
-        .order_by("-drift")
+        ServerGroup.objects.filter(gone=False, servers_drifted__gt=0)
+        .annotate(drift=F("servers_drifted"))
+        .order_by("-servers_drifted", "name")
     )
     context = {
         "totals": totals,
-        "group_count": ServerGroup.objects.filter(gone=False).count(),
+        "group_count": figures.groups,
         "drifted_groups": drifted_groups,
         "active_rollouts": Rollout.objects.filter(state__in=Rollout.ACTIVE_STATES)[:20],
         "last_run": SyncRun.objects.order_by("-started_at").first(),
@@ -54,11 +56,11 @@ def overview(request: HttpRequest) -> HttpResponse:
 @require_GET
 @require_role(VIEWER)
 def groups(request: HttpRequest) -> HttpResponse:
+    # Per-group figures the sync stored (`sessions` is a stored field of its own).
     rows = ServerGroup.objects.filter(gone=False).annotate(
-        live=Count("servers", filter=Q(servers__gone=False)),
-        drift=Count("servers", filter=Q(servers__drift=True, servers__gone=False)),
-        maintenance=Count("servers", filter=Q(servers__maintain_status=True, servers__gone=False)),
-        sessions=Sum("servers__session_count", filter=Q(servers__gone=False)),
+        live=F("servers_live"),
+        drift=F("servers_drifted"),
+        maintenance=F("servers_in_maintenance"),
     )
     context = {"groups": rows, "images": _image_names(), **inventory.freshness()}
     return render(request, "groups/list.html", context)
@@ -141,23 +143,51 @@ def images(request: HttpRequest) -> HttpResponse:
 @require_POST
 @require_role(OPERATOR)
 def sync(request: HttpRequest) -> HttpResponse:
+    """Start (or join) a sync. From htmx: the freshness badge, swapped in place, which then
+    polls until the sync is done. From a plain form: back to the page it came from."""
     run, started = inventory.request_sync("manual", request.user.username)
     audit.record(request, "sync.request", target=f"sync #{run.pk}", joined=not started)
+    if request.htmx:
+        return _freshness_badge(request)
     if started:
         messages.info(request, "Inventory refresh started.")
     else:
         messages.info(request, "A refresh is already running; you joined it.")
-    if request.htmx:
-        return sync_status(request)
-    return redirect(request.POST.get("next") or "overview")
+    return redirect(local_path(request, request.POST.get("next", "")))
 
 
 @require_GET
 @require_role(VIEWER)
 def sync_status(request: HttpRequest) -> HttpResponse:
     """The freshness badge; polls while a sync runs and stops (286) when it is done."""
-    context = inventory.freshness()
-    response = render(request, "inventory/freshness.html", context)
-    if request.htmx and not context["sync_running"] and request.method == "GET":
+    response = _freshness_badge(request)
+    if request.htmx and not response.context_data_running:
+        # Only a running badge polls, so this poll saw its sync finish: offer a reload.
+        response = _freshness_badge(request, was_running=True)
         response.status_code = 286
     return response
+
+
+def _freshness_badge(request: HttpRequest, *, was_running: bool = False) -> HttpResponse:
+    context = {**inventory.freshness(), "was_running": was_running}
+    response = render(request, "inventory/freshness.html", context)
+    response.context_data_running = context["sync_running"]
+    return response
+
+
+def local_path(request: HttpRequest, target: str) -> str:
+    """`target` when it is a path on this site ("/servers/?q=a"), else the overview.
+
+    A redirect to `//evil.example`, `/\\evil.example` or `https://evil.example` would send an
+    operator's browser anywhere the link's author liked.
+    """
+    if (
+        target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and url_has_allowed_host_and_scheme(
+            target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        )
+    ):
+        return target
+    return reverse("overview")
