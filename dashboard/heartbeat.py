@@ -102,7 +102,7 @@ def recover_dead_workers(now: datetime | None = None) -> int:
         ):
             recovered += 1
             log.warning(
-                "task %s (%s) put back: its worker %s stopped beating",
+                "task %s (%s) put back to run again: its worker %s is gone (heartbeat stale)",
                 task_id,
                 task_path.rsplit(".", 1)[-1],
                 worker_ids[-1],
