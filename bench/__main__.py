@@ -104,9 +104,9 @@ def side_by_side(report: Report, sim: env.Sim, args, server_ids: list[str], targ
     dw.sync(client)
     rollout = dw.plan(server_ids, target.id)
     dw.confirm(rollout.pk)
-    from dashboard.rollouts import submit
+    from dashboard.rollouts import engine
 
-    submit.submit(rollout.pk, client, sleep=lambda s: None)
+    engine.start(rollout.pk, client, sleep=lambda s: None)
     cycles = dw.refresh_until_final(sim, rollout.pk, client, JOB_SECONDS)
     ours_wall = time.perf_counter() - start
     ours_calls = client.calls

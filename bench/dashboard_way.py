@@ -93,7 +93,7 @@ def refresh_once(rollout_id: int, client) -> str:
         from dashboard.rollouts import engine
 
         step = engine.tick
-    return step(rollout_id, client, reschedule=False)
+    return step(rollout_id, client)
 
 
 def refresh_until_final(sim: env.Sim, rollout_id: int, client, job_seconds: float) -> int:
@@ -201,7 +201,7 @@ def submit_rollout(
     report: Report, sim: env.Sim, rollout_id: int, size: int, latency: int, in_flight: int
 ) -> None:
     from dashboard.models import RolloutServer
-    from dashboard.rollouts import submit
+    from dashboard.rollouts import engine
 
     sim.latency(latency)
     client = env.new_client()
@@ -209,7 +209,7 @@ def submit_rollout(
     logged = len(sim.state.requests())
     with override_settings(ROLLOUT_CALLS_IN_FLIGHT=in_flight):
         start = time.perf_counter()
-        submit.submit(rollout_id, client, sleep=waits.append)
+        engine.start(rollout_id, client, sleep=waits.append)
         wall = time.perf_counter() - start
     by_api = client.calls_by_api
     chunks = pages(size, 50)

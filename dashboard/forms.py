@@ -1,11 +1,11 @@
 """Forms: the single source of truth for what may be submitted."""
 
-from collections import Counter
-
 from django import forms
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from dashboard.models import Image, Rollout, Server, ServerGroup
+from dashboard.rollouts import planning
 
 YES_NO = [("", "any"), ("yes", "yes"), ("no", "no")]
 JOB_STATUSES = [
@@ -179,16 +179,10 @@ class RolloutForm(forms.Form):
     )
 
     def __init__(self, *args, server_ids: list[str], max_servers: int, **kwargs):
-        from dashboard.rollouts import planning
-
         super().__init__(*args, **kwargs)
         self.max_servers = max_servers
         self.raw_ids = [i.strip() for i in server_ids if i.strip()]
-        self.servers = list(
-            Server.objects.select_related("group").filter(
-                id__in=self.raw_ids[: max_servers + 1], gone=False
-            )
-        )
+        self.servers = planning.selected_servers(self.raw_ids, max_servers)
         self.images = planning.image_map()
         self.options = planning.target_options(self.servers, self.images)
         self.fields["server"].choices = [(s.id, s.name) for s in self.servers]
@@ -200,24 +194,8 @@ class RolloutForm(forms.Form):
                 self.initial.setdefault("target_image", default)
 
     def selection_errors(self) -> list[str]:
-        """Problems with the selection itself, checked before anything else."""
-        errors = []
-        if not self.raw_ids:
-            errors.append("Select at least one server.")
-        if len(self.raw_ids) > self.max_servers:
-            errors.append(
-                f"{len(self.raw_ids)} servers selected; a rollout holds at most {self.max_servers}."
-            )
-        duplicates = sorted(i for i, n in Counter(self.raw_ids).items() if n > 1)
-        if duplicates:
-            errors.append(f"Servers selected twice: {', '.join(duplicates[:5])}.")
-        known = {s.id for s in self.servers}
-        unknown = [i for i in self.raw_ids[: self.max_servers] if i not in known]
-        if unknown and len(self.raw_ids) <= self.max_servers:
-            errors.append(
-                f"{len(unknown)} selected servers are unknown or gone: {', '.join(unknown[:5])}."
-            )
-        return errors
+        """Problems with the selection itself (planning.selection_errors), checked first."""
+        return planning.selection_errors(self.raw_ids, self.servers, self.max_servers)
 
     def clean(self):
         cleaned = super().clean()
@@ -237,8 +215,6 @@ class RolloutForm(forms.Form):
         return _amount(self.cleaned_data["failure_budget"])
 
     def clean_scheduled_at(self):
-        from django.utils import timezone
-
         when = self.cleaned_data["scheduled_at"]
         if when and when < timezone.now():
             raise forms.ValidationError("The start time is in the past.")
@@ -247,11 +223,9 @@ class RolloutForm(forms.Form):
     def target(self) -> Image:
         return self.images[self.cleaned_data["target_image"]]
 
-    def safety(self):
-        from dashboard.rollouts.planning import Safety
-
+    def safety(self) -> planning.Safety:
         data = self.cleaned_data
-        return Safety(
+        return planning.Safety(
             canary=data["canary"],
             wave_size=data["wave_size"],
             soak_seconds=(data["soak_minutes"] or 0) * 60,
@@ -272,11 +246,9 @@ def _minutes(value: int | None, default: int) -> int:
 
 def _amount(value: str) -> str:
     """A count ("5") or a share ("10%"); refuse anything else with a clear message."""
-    from dashboard.rollouts.planning import resolve_amount
-
     value = value.strip()
     try:
-        resolve_amount(value, 100)
+        planning.resolve_amount(value, 100)
     except ValueError:
         raise forms.ValidationError("Give a number of servers (5) or a percentage (10%).") from None
     return value

@@ -8,6 +8,7 @@ Rollout tables are the truth about what operators asked for and what the cloud a
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class TouchingQuerySet(models.QuerySet):
@@ -195,13 +196,22 @@ class Rollout(models.Model):
         RUNNING = "running"
         PAUSED = "paused"
         HALTED = "halted"  # error budget crossed
+        CANCELLING = "cancelling"  # cancelled; jobs already in flight finish and are tracked
         SUCCEEDED = "succeeded"
         FAILED = "failed"  # finished, some servers failed
         CANCELLED = "cancelled"
         DISCARDED = "discarded"  # a plan that was replaced or went stale
 
-    ACTIVE_STATES = ("queued", "running", "paused", "halted", "awaiting_approval")
+    ACTIVE_STATES = ("queued", "running", "paused", "halted", "cancelling", "awaiting_approval")
     FINAL_STATES = ("succeeded", "failed", "cancelled", "discarded")
+
+    class Kind(models.TextChoices):
+        """Why this rollout exists; `retry_of` names the rollout it came from."""
+
+        PLAN = "plan", "plan"
+        RETRY = "retry", "retry"
+        REVERT = "revert", "revert"
+        RESUME_RETRY = "resume_retry", "retry on resume"
 
     state = models.CharField(
         max_length=24, choices=State.choices, default=State.PLANNED, db_index=True
@@ -218,8 +228,9 @@ class Rollout(models.Model):
     use_maintenance = models.BooleanField(default=False)
     # Fingerprint of the inventory facts the plan was computed from (stale-plan check).
     plan_fingerprint = models.CharField(max_length=64, blank=True)
+    # The rollout this one retries or reverts (see `kind`); its reverse is `derived`.
     retry_of = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries"
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="derived"
     )
     confirmed_by = models.CharField(max_length=150, blank=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
@@ -227,7 +238,6 @@ class Rollout(models.Model):
     approved_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    cancel_requested = models.BooleanField(default=False)
 
     # --- safety: waves, error budget, users first, schedule ---------------------------------
     class SessionPolicy(models.TextChoices):
@@ -235,7 +245,7 @@ class Rollout(models.Model):
         WAIT = "wait", "wait for sessions to end, up to a deadline"
         WAIT_LOGOFF = "wait_logoff", "wait, then warn and log users off"
 
-    kind = models.CharField(max_length=8, default="change")  # change / revert
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.PLAN)
     canary_size = models.PositiveIntegerField(default=0)  # servers in the first wave; 0: none
     wave_size = models.PositiveIntegerField(default=0)  # servers per later wave; 0: one wave
     soak_seconds = models.PositiveIntegerField(default=0)  # pause after each wave
@@ -267,6 +277,28 @@ class Rollout(models.Model):
     @property
     def is_final(self) -> bool:
         return self.state in self.FINAL_STATES
+
+    @property
+    def origin_label(self) -> str:
+        """ "Revert of", "Retry of" … for the link to `retry_of`; empty for a plain plan."""
+        return str(_ORIGIN.get(self.kind, ""))
+
+    @property
+    def follow_up_label(self) -> str:
+        """ "Reverted by", "Retried by" … as the rollout this one came from shows it."""
+        return str(_FOLLOW_UP.get(self.kind, ""))
+
+
+_ORIGIN = {
+    Rollout.Kind.RETRY: _("Retry of"),
+    Rollout.Kind.REVERT: _("Revert of"),
+    Rollout.Kind.RESUME_RETRY: _("Retry on resume of"),
+}
+_FOLLOW_UP = {
+    Rollout.Kind.RETRY: _("Retried by"),
+    Rollout.Kind.REVERT: _("Reverted by"),
+    Rollout.Kind.RESUME_RETRY: _("Retried on resume by"),
+}
 
 
 class RolloutServer(models.Model):
@@ -354,8 +386,11 @@ class RolloutWave(models.Model):
         SENDING = "sending"
         RUNNING = "running"
         SOAKING = "soaking"
+        STOPPED = "stopped"  # its rollout paused or halted: sends nothing until resumed
         DONE = "done"
         CANCELLED = "cancelled"
+
+    FINAL_STATES = ("done", "cancelled")
 
     rollout = models.ForeignKey(Rollout, on_delete=models.CASCADE, related_name="waves")
     number = models.PositiveIntegerField()
@@ -378,6 +413,28 @@ class RolloutWave(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["rollout", "number"], name="one_wave_number")
         ]
+
+
+class RolloutEvent(models.Model):
+    """One state change of a rollout or of one of its waves: the rollout's timeline.
+
+    Written only by `dashboard.rollouts.lifecycle.transition()`, in the same transaction as
+    the change itself.
+    """
+
+    rollout = models.ForeignKey(Rollout, on_delete=models.CASCADE, related_name="events")
+    wave = models.PositiveIntegerField(null=True, blank=True)  # the wave's number; None: rollout
+    action = models.CharField(max_length=32)
+    from_state = models.CharField(max_length=24)
+    to_state = models.CharField(max_length=24)
+    actor = models.CharField(max_length=150, blank=True)  # who; "worker" for the engine
+    at = models.DateTimeField(default=timezone.now)
+    reason = models.CharField(max_length=500, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["rollout", "-at"])]
 
 
 class AuditEvent(models.Model):

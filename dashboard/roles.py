@@ -14,6 +14,8 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
+from dashboard import audit
+
 VIEWER, OPERATOR, APPROVER, ADMIN = "viewer", "operator", "approver", "admin"
 ROLES = (VIEWER, OPERATOR, APPROVER, ADMIN)
 
@@ -54,20 +56,6 @@ def can_approve(request: HttpRequest, rollout_created_by: str) -> bool:
     return username.casefold() != (rollout_created_by or "").casefold()
 
 
-def needs_second_approval(group_ids_or_names: Iterable[str]) -> bool:
-    """Whether a rollout touching these server groups (ids or names) needs an approver.
-
-    PROTECTED_SERVER_GROUPS lists ids or names (matched without regard to case); `*` protects
-    every group.
-    """
-    protected = {item.strip().casefold() for item in settings.PROTECTED_SERVER_GROUPS}
-    if not protected:
-        return False
-    if "*" in protected:
-        return True
-    return any((item or "").strip().casefold() in protected for item in group_ids_or_names)
-
-
 def refuse(request: HttpRequest, action: str, *, role: str = "", **details) -> None:
     """Write a "refused" audit event and raise PermissionDenied (403).
 
@@ -75,8 +63,6 @@ def refuse(request: HttpRequest, action: str, *, role: str = "", **details) -> N
     The event carries the reason code `role.missing` (or `access.refused` without a role) and
     counts against the client's per-minute ration of refusal rows (audit.refusal).
     """
-    from dashboard import audit
-
     code = "role.missing" if role else "access.refused"
     audit.refusal(request, action, code=code, target=request.path, required_role=role, **details)
     raise PermissionDenied(f"This needs the {role} role." if role else "Not allowed.")

@@ -245,6 +245,8 @@ ROLLOUT_MAX_SERVERS = env_int("ROLLOUT_MAX_SERVERS", 2000, minimum=1)
 ROLLOUT_CALLS_IN_FLIGHT = env_int("ROLLOUT_CALLS_IN_FLIGHT", 4, minimum=1)
 ROLLOUT_REFRESH_SECONDS = env_float("ROLLOUT_REFRESH_SECONDS", 5.0, minimum=0.0)
 ROLLOUT_JOB_SLOW_SECONDS = env_int("ROLLOUT_JOB_SLOW_SECONDS", 1800, minimum=1)
+# An unconfirmed plan (and the confirm token its page carries) expires after this long.
+PLAN_TTL_SECONDS = env_int("PLAN_TTL_SECONDS", 1800, minimum=60)
 WORKER_HEARTBEAT_MAX_AGE = env_int("WORKER_HEARTBEAT_MAX_AGE", 60, minimum=1)
 # A worker silent for this many of its heartbeat intervals is dead: its running tasks go back.
 WORKER_STALE_BEATS = env_int("WORKER_STALE_BEATS", 3, minimum=2)

@@ -18,6 +18,7 @@ urlpatterns = [
     path("rollouts/new/plan/", rollouts.plan, name="rollout-plan-create"),
     path("rollouts/new/<int:rollout_id>/", rollouts.plan_detail, name="rollout-plan"),
     path("rollouts/new/<int:rollout_id>/confirm/", rollouts.confirm, name="rollout-confirm"),
+    path("rollouts/new/<int:rollout_id>/discard/", rollouts.discard, name="rollout-discard"),
     path("rollouts/new/<int:rollout_id>/replan/", rollouts.replan, name="rollout-replan"),
     path("rollouts/<int:rollout_id>/", rollouts.detail, name="rollout-detail"),
     path("rollouts/<int:rollout_id>/poll/", rollouts.poll, name="rollout-poll"),

@@ -12,6 +12,7 @@ from dashboard.models import Rollout, Server
 from dashboard.rollouts import engine
 from dashboard.simulator import server as sim_server
 from dashboard.simulator.state import SimConfig, SimState
+from tests.rollout_helpers import confirm_from_page
 
 pytestmark = pytest.mark.django_db
 
@@ -58,10 +59,10 @@ def test_a_full_rollout_and_a_forced_error_log_no_secret(
         )
         assert response.status_code == 302
         rollout = Rollout.objects.latest("pk")
-        operator_client.post(f"/rollouts/new/{rollout.pk}/confirm/")
+        confirm_from_page(operator_client, rollout)
         engine.start(rollout.pk, client, sleep=lambda s: None)
         state.advance(3600)
-        assert engine.tick(rollout.pk, client, reschedule=False) == "succeeded"
+        assert engine.tick(rollout.pk, client) == "succeeded"
         logging.getLogger("dashboard").error(
             "forced error with Authorization: SDK-HMAC-SHA256 Access=%s, Signature=abc; sk=%s",
             ak,

@@ -76,7 +76,8 @@ URLS: dict[str, Row] = {
     "rollout-new": Row(get=acts(200, by="operator"), post=acts(200, by="operator")),
     "rollout-plan-create": Row(post=acts(400, by="operator")),  # empty form
     "rollout-plan": Row(get=READ, kwargs=_rollout),
-    "rollout-confirm": Row(post=acts(409, by="operator"), kwargs=_rollout),  # stale plan
+    "rollout-confirm": Row(post=acts(409, by="operator"), kwargs=_rollout),  # no plan token
+    "rollout-discard": Row(post=acts(302, by="operator"), kwargs=_rollout),
     "rollout-replan": Row(post=acts(400, by="operator"), kwargs=_rollout),
     "rollout-detail": Row(get=(403, 302, 302, 302, 302), kwargs=_rollout),  # a plan: to its page
     "rollout-poll": Row(get=READ, kwargs=_rollout),
@@ -204,7 +205,7 @@ def test_can_approve_needs_the_role_and_a_second_person(role, own_rollout, allow
 
 
 def test_needs_second_approval_follows_protected_server_groups(settings):
-    from dashboard.roles import needs_second_approval
+    from dashboard.rollouts.policy import needs_second_approval
 
     settings.PROTECTED_SERVER_GROUPS = ["sg-finance", "Trading Desks"]
     assert needs_second_approval(["sg-other", "sg-finance"])

@@ -9,7 +9,7 @@ from dashboard import inventory
 from dashboard.cloud.client import CloudClient
 from dashboard.cloud.config import from_settings
 from dashboard.models import Rollout, Server
-from dashboard.rollouts import planning, submit
+from dashboard.rollouts import engine, planning
 from tests.sim_fixtures import cloud_settings
 
 CHANGE_PATH = "/app-servers/actions/batch-change-image"
@@ -45,7 +45,7 @@ def test_two_workers_on_one_rollout_send_each_server_exactly_once(
 
     def worker() -> None:
         try:
-            submit.submit(rollout.pk, CloudClient(from_settings()), sleep=lambda s: None)
+            engine.start(rollout.pk, CloudClient(from_settings()), sleep=lambda s: None)
         except BaseException as exc:  # surfaced below
             errors.append(exc)
         finally:

@@ -8,6 +8,7 @@ from django.utils import timezone
 from dashboard import inventory
 from dashboard.models import Rollout, RolloutServer, Server
 from dashboard.rollouts import engine, planning
+from tests.rollout_helpers import confirm_from_page
 
 pytestmark = pytest.mark.django_db
 
@@ -51,7 +52,7 @@ def test_maintenance_mode_is_set_before_the_change_and_cleared_after_a_verified_
     assert maint[0]["time"] <= change[0]["time"]
 
     synced.advance(3600)
-    assert engine.tick(rollout.pk, cloud_client, reschedule=False) == "succeeded"
+    assert engine.tick(rollout.pk, cloud_client) == "succeeded"
     assert not any(synced.state.servers[i].maintain_status for i in ids)
     assert not rollout.servers.filter(maintenance_set=True).exists()
 
@@ -63,7 +64,7 @@ def test_a_job_that_vanished_upstream_is_resolved_from_the_server(synced, cloud_
     # The cloud forgot the job and the server shows another one: judge by the server's image.
     RolloutServer.objects.filter(pk=row.pk).update(job_id="999999999999999999")
     synced.advance(3600)
-    engine.tick(rollout.pk, cloud_client, reschedule=False)
+    engine.tick(rollout.pk, cloud_client)
     row.refresh_from_db()
     assert row.state == "succeeded" and row.verified is True
 
@@ -75,7 +76,7 @@ def test_a_vanished_job_on_a_server_still_on_its_old_image_fails_clearly(synced,
     RolloutServer.objects.filter(pk=row.pk).update(
         state="running", job_id="999999999999999999", submitted_at=timezone.now()
     )
-    engine.tick(rollout.pk, cloud_client, reschedule=False)
+    engine.tick(rollout.pk, cloud_client)
     row.refresh_from_db()
     assert row.state == "failed" and row.error_code == "JOB_VANISHED"
 
@@ -147,7 +148,7 @@ def test_revert_through_the_page_plans_back_to_previous_images(
     )
     engine.start(rollout.pk, cloud_client, sleep=lambda s: None)
     synced.advance(3600)
-    engine.tick(rollout.pk, cloud_client, reschedule=False)
+    engine.tick(rollout.pk, cloud_client)
     response = operator_client.post(f"/rollouts/{rollout.pk}/revert/")
     assert response.status_code == 302
     plan = Rollout.objects.latest("pk")
@@ -175,7 +176,7 @@ def test_a_protected_group_needs_a_second_person_to_approve(
         {"server": [server.id], "target_image": server.group.image_id, "reason": "CHG-5"},
     )
     rollout = Rollout.objects.latest("pk")
-    operator_client.post(f"/rollouts/new/{rollout.pk}/confirm/")
+    confirm_from_page(operator_client, rollout)
     assert Rollout.objects.get(pk=rollout.pk).state == "awaiting_approval"
 
     # The submitter, even holding the approver role too, cannot approve their own rollout.
@@ -189,4 +190,4 @@ def test_a_protected_group_needs_a_second_person_to_approve(
         assert approver_client.post(f"/rollouts/{rollout.pk}/approve/").status_code == 302
     rollout.refresh_from_db()
     assert rollout.state == "queued" and rollout.approved_by == "april.approver"
-    assert DBTaskResult.objects.filter(task_path__endswith="submit_rollout").exists()
+    assert DBTaskResult.objects.filter(task_path__endswith="start_rollout").exists()

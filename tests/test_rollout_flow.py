@@ -10,7 +10,8 @@ from dashboard import inventory
 from dashboard.cloud.client import CloudClient
 from dashboard.cloud.config import from_settings
 from dashboard.models import Rollout, RolloutServer, Server
-from dashboard.rollouts import engine, submit
+from dashboard.rollouts import engine
+from tests.rollout_helpers import confirm_from_page
 from tests.sim_fixtures import cloud_settings
 
 pytestmark = pytest.mark.django_db
@@ -58,19 +59,19 @@ def test_the_drifted_servers_of_a_group_go_to_the_group_image(
     plan_page = operator_client.get(f"/rollouts/new/{rollout.pk}/")
     assert b"will change" in plan_page.content
 
-    response = operator_client.post(f"/rollouts/new/{rollout.pk}/confirm/")
+    response = confirm_from_page(operator_client, rollout)
     assert response.status_code == 302
     rollout.refresh_from_db()
     assert rollout.state == Rollout.State.QUEUED
     assert rollout.confirmed_by == "otto.operator"
 
-    submit.submit(rollout.pk, cloud_client, sleep=lambda s: None)
+    engine.start(rollout.pk, cloud_client, sleep=lambda s: None)
     changing = rollout.servers.filter(verdict="change")
     assert set(changing.values_list("server_id", flat=True)) <= set(expected)
     assert all(r.job_id and r.state == "waiting" for r in changing)
 
     synced.advance(3600)  # every job has finished by now
-    assert engine.tick(rollout.pk, cloud_client, reschedule=False) in ("succeeded", "failed")
+    assert engine.tick(rollout.pk, cloud_client) in ("succeeded", "failed")
     for row in changing.all():
         assert row.state in ("succeeded", "failed")
         if row.state == "succeeded":
@@ -87,10 +88,10 @@ def test_a_replayed_confirm_creates_one_rollout_and_sends_once(
     group_id, _ = drifted_group()
     rollout = plan_drifted(operator_client, group_id)
     for _ in range(3):
-        operator_client.post(f"/rollouts/new/{rollout.pk}/confirm/")
+        confirm_from_page(operator_client, rollout)
     assert Rollout.objects.count() == 1
-    submit.submit(rollout.pk, cloud_client, sleep=lambda s: None)
-    submit.submit(rollout.pk, cloud_client, sleep=lambda s: None)  # a replayed task
+    engine.start(rollout.pk, cloud_client, sleep=lambda s: None)
+    engine.start(rollout.pk, cloud_client, sleep=lambda s: None)  # a replayed task
     sent = [sid for r in synced.requests("POST", CHANGE_PATH) for sid in r["body"]["server_ids"]]
     assert len(sent) == len(set(sent)) == rollout.servers.filter(verdict="change").count()
 
@@ -101,7 +102,7 @@ def test_a_stale_plan_is_refused_and_discarded(synced, operator_client):
     changed = rollout.servers.filter(verdict="change").first()
     Server.objects.filter(pk=changed.server_id).update(job_status="RUNNING")
 
-    response = operator_client.post(f"/rollouts/new/{rollout.pk}/confirm/")
+    response = confirm_from_page(operator_client, rollout)
 
     assert response.status_code == 409
     assert changed.server_name.encode() in response.content
@@ -114,8 +115,8 @@ def test_a_plan_is_stale_when_another_rollout_took_a_server(synced, operator_cli
     group_id, _ = drifted_group()
     first = plan_drifted(operator_client, group_id)
     second = plan_drifted(operator_client, group_id)
-    assert operator_client.post(f"/rollouts/new/{first.pk}/confirm/").status_code == 302
-    response = operator_client.post(f"/rollouts/new/{second.pk}/confirm/")
+    assert confirm_from_page(operator_client, first).status_code == 302
+    response = confirm_from_page(operator_client, second)
     assert response.status_code == 409
     second.refresh_from_db()
     assert second.state == Rollout.State.DISCARDED
@@ -270,14 +271,14 @@ def test_an_unknown_outcome_is_reconciled_from_the_server_not_resent(
 ):
     group_id, _ = drifted_group()
     rollout = plan_drifted(operator_client, group_id)
-    operator_client.post(f"/rollouts/new/{rollout.pk}/confirm/")
+    confirm_from_page(operator_client, rollout)
     flaky = faulty_client(FaultyChangeCalls(lose_answer=True))
 
-    submit.submit(rollout.pk, flaky, sleep=lambda s: None)
+    engine.start(rollout.pk, flaky, sleep=lambda s: None)
 
     rows = rollout.servers.filter(verdict="change")
     assert set(rows.values_list("state", flat=True)) == {"unknown"}
-    engine.tick(rollout.pk, cloud_client, reschedule=False)
+    engine.tick(rollout.pk, cloud_client)
     for row in rows.all():
         assert row.state in ("waiting", "running")
         assert row.job_id == synced.state.last_job[row.server_id]
@@ -289,16 +290,16 @@ def test_a_5xx_outcome_without_a_job_becomes_not_accepted_after_the_grace(
 ):
     group_id, _ = drifted_group()
     rollout = plan_drifted(operator_client, group_id)
-    operator_client.post(f"/rollouts/new/{rollout.pk}/confirm/")
-    submit.submit(rollout.pk, faulty_client(FaultyChangeCalls(status=503)), sleep=lambda s: None)
+    confirm_from_page(operator_client, rollout)
+    engine.start(rollout.pk, faulty_client(FaultyChangeCalls(status=503)), sleep=lambda s: None)
     rows = rollout.servers.filter(verdict="change")
     assert set(rows.values_list("state", flat=True)) == {"unknown"}
 
-    engine.tick(rollout.pk, cloud_client, reschedule=False)
+    engine.tick(rollout.pk, cloud_client)
     assert set(rows.values_list("state", flat=True)) == {"unknown"}  # still within the grace
 
     rows.update(submitted_at=timezone.now() - timedelta(minutes=10))
-    engine.tick(rollout.pk, cloud_client, reschedule=False)
+    engine.tick(rollout.pk, cloud_client)
     assert set(rows.values_list("error_code", flat=True)) == {"NOT_ACCEPTED"}
     assert synced.requests("POST", CHANGE_PATH) == []  # never resent
 
@@ -306,11 +307,11 @@ def test_a_5xx_outcome_without_a_job_becomes_not_accepted_after_the_grace(
 def test_a_throttled_chunk_is_sent_again_after_the_wait(synced, operator_client, cloud_client):
     group_id, _ = drifted_group()
     rollout = plan_drifted(operator_client, group_id)
-    operator_client.post(f"/rollouts/new/{rollout.pk}/confirm/")
+    confirm_from_page(operator_client, rollout)
     throttled = FaultyChangeCalls(status=429, headers={"Retry-After": "3"})
     waits = []
 
-    submit.submit(rollout.pk, faulty_client(throttled), sleep=waits.append)
+    engine.start(rollout.pk, faulty_client(throttled), sleep=waits.append)
 
     assert waits == [3.0]
     rows = rollout.servers.filter(verdict="change")
@@ -322,11 +323,11 @@ def test_a_throttled_chunk_is_sent_again_after_the_wait(synced, operator_client,
 def test_per_server_rejections_are_recorded_on_their_rows(synced, operator_client, cloud_client):
     group_id, _ = drifted_group()
     rollout = plan_drifted(operator_client, group_id)
-    operator_client.post(f"/rollouts/new/{rollout.pk}/confirm/")
+    confirm_from_page(operator_client, rollout)
     victim = rollout.servers.filter(verdict="change").first()
     synced.state.reject(victim.server_id, "WKS.00129901")
 
-    submit.submit(rollout.pk, cloud_client, sleep=lambda s: None)
+    engine.start(rollout.pk, cloud_client, sleep=lambda s: None)
 
     victim.refresh_from_db()
     assert victim.state == "failed" and victim.error_code == "WKS.00129901"
@@ -337,11 +338,11 @@ def test_per_server_rejections_are_recorded_on_their_rows(synced, operator_clien
 def test_a_server_that_became_busy_is_not_sent(synced, operator_client, cloud_client):
     group_id, _ = drifted_group()
     rollout = plan_drifted(operator_client, group_id)
-    operator_client.post(f"/rollouts/new/{rollout.pk}/confirm/")
+    confirm_from_page(operator_client, rollout)
     row = rollout.servers.filter(verdict="change").first()
     synced.state.patch_server(row.server_id, image_id=rollout.target_image_id)
 
-    submit.submit(rollout.pk, cloud_client, sleep=lambda s: None)
+    engine.start(rollout.pk, cloud_client, sleep=lambda s: None)
 
     row.refresh_from_db()
     assert row.state == "skipped"
@@ -354,7 +355,7 @@ def test_a_worker_killed_after_claiming_leaves_rows_to_reconcile(
 ):
     group_id, _ = drifted_group()
     rollout = plan_drifted(operator_client, group_id)
-    operator_client.post(f"/rollouts/new/{rollout.pk}/confirm/")
+    confirm_from_page(operator_client, rollout)
     Rollout.objects.filter(pk=rollout.pk).update(state="running")
     # The dead worker claimed every row, then died before its call left.
     rollout.servers.filter(state="pending").update(
@@ -364,10 +365,10 @@ def test_a_worker_killed_after_claiming_leaves_rows_to_reconcile(
         updated_at=timezone.now() - timedelta(minutes=10)
     )
 
-    submit.submit(rollout.pk, cloud_client, sleep=lambda s: None)  # the restarted worker
+    engine.start(rollout.pk, cloud_client, sleep=lambda s: None)  # the restarted worker
     assert synced.requests("POST", CHANGE_PATH) == []  # it does not resend claimed rows
 
-    engine.tick(rollout.pk, cloud_client, reschedule=False)
+    engine.tick(rollout.pk, cloud_client)
     rows = rollout.servers.filter(verdict="change")
     assert set(rows.values_list("error_code", flat=True)) == {"NOT_ACCEPTED"}
 
@@ -393,7 +394,7 @@ def test_submission_reads_each_group_once_however_the_chunks_straddle_it(
     assert planning.confirm(rollout.pk, "otto").confirmed
     before = len(sim.requests("GET", "/app-servers"))
 
-    submit.submit(rollout.pk, client, sleep=lambda s: None)
+    engine.start(rollout.pk, client, sleep=lambda s: None)
 
     reads = sim.requests("GET", "/app-servers")[before:]
     group_pages = {dict(r["query"]).get("server_group_id") for r in reads}

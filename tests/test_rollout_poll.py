@@ -104,8 +104,9 @@ def test_the_poll_runs_a_fixed_number_of_queries_whatever_the_size(viewer_client
     assert len(queries) == FIXED_POLL_QUERIES
 
 
-# session, user, rollout, changed rows, two summary aggregates, waves, budget, revertable
-FIXED_POLL_QUERIES = 9
+# session, user, rollout, changed rows, two summary aggregates, waves, timeline, budget,
+# revertable
+FIXED_POLL_QUERIES = 10
 
 
 def test_anonymous_pollers_get_403_and_unknown_rollouts_404(client, viewer_client):
@@ -158,7 +159,7 @@ def test_rows_still_running_long_after_submission_are_flagged_slow(
         "waiting",
         submitted_at=timezone.now() - timedelta(minutes=5),
     )
-    engine.tick(rollout.pk, cloud_client, reschedule=False)
+    engine.tick(rollout.pk, cloud_client)
     row = rollout.servers.get()
     assert row.state == "running" and row.slow is True
 
@@ -170,7 +171,7 @@ def test_a_succeeded_job_on_the_wrong_image_is_flagged_not_verified(
     rollout = make_rollout(0)
     row = tracked_row(rollout, server, "some-other-image", "running")
     sim_settings.advance(sim_settings.config.job_seconds)
-    engine.tick(rollout.pk, cloud_client, reschedule=False)
+    engine.tick(rollout.pk, cloud_client)
     row.refresh_from_db()
     assert row.state == "succeeded" and row.verified is False
     assert "not verified" in viewer_client.get(f"/rollouts/{rollout.pk}/").content.decode()
@@ -188,13 +189,13 @@ def test_refresh_calls_depend_on_active_jobs_not_on_watchers(
     for server in busy:
         tracked_row(rollout, server, "x", "running")
     before = cloud_client.calls
-    engine.tick(rollout.pk, cloud_client, reschedule=False)
+    engine.tick(rollout.pk, cloud_client)
     quiet = cloud_client.calls - before
 
     for _ in range(20):
         poll(viewer_client, rollout, timezone.now())
     before = cloud_client.calls
-    engine.tick(rollout.pk, cloud_client, reschedule=False)
+    engine.tick(rollout.pk, cloud_client)
     watched = cloud_client.calls - before
 
     assert quiet == watched
@@ -246,9 +247,9 @@ def test_a_refresh_in_which_no_job_moved_sends_no_rows_to_pollers(
     server = start_job(sim_settings, cloud_client)
     rollout = make_rollout(0)
     tracked_row(rollout, server, server.group.image_id, "running")
-    engine.tick(rollout.pk, cloud_client, reschedule=False)
+    engine.tick(rollout.pk, cloud_client)
     since = timezone.now()
-    engine.tick(rollout.pk, cloud_client, reschedule=False)  # the job is still running
+    engine.tick(rollout.pk, cloud_client)  # the job is still running
 
     html = poll(viewer_client, rollout, since).content.decode()
     assert "<tr " not in html  # the summary may move ("checked N s ago"), the rows did not

@@ -89,7 +89,7 @@ def no_sleep(seconds):
 def run(rollout, client, sim=None, advance=0):
     if sim and advance:
         sim.advance(advance)
-    return engine.tick(rollout.pk, client, reschedule=False, sleep=no_sleep)
+    return engine.tick(rollout.pk, client, sleep=no_sleep)
 
 
 def test_a_canary_wave_goes_first_and_the_next_waits_for_it(synced):
@@ -166,8 +166,9 @@ def test_resume_skip_failed_marks_them_skipped_and_goes_on(synced):
 def test_resume_retry_failed_plans_a_linked_retry_and_goes_on(synced):
     rollout, sim, client = halted_rollout(synced)
     failed = set(rollout.servers.filter(state="failed").values_list("server_id", flat=True))
-    retry = control.resume(rollout.pk, control.RETRY_FAILED, by="otto")
-    assert retry is not None and retry.retry_of_id == rollout.pk
+    resumed, retry = control.resume(rollout.pk, control.RETRY_FAILED, by="otto")
+    assert resumed and retry is not None and retry.retry_of_id == rollout.pk
+    assert retry.kind == Rollout.Kind.RESUME_RETRY
     assert set(retry.servers.values_list("server_id", flat=True)) == failed
     run(rollout, client)
     assert wave_ids(rollout, 2) <= set(sent_ids(sim))
@@ -195,7 +196,7 @@ def test_cancel_mid_wave_stops_what_is_not_sent_and_tracks_what_runs(synced):
     engine.start(rollout.pk, client, sleep=no_sleep)
     cancelled = control.cancel(rollout.pk)
     assert cancelled == 4
-    assert Rollout.objects.get(pk=rollout.pk).state == Rollout.State.RUNNING  # canary in flight
+    assert Rollout.objects.get(pk=rollout.pk).state == Rollout.State.CANCELLING  # canary in flight
     assert run(rollout, client, sim, advance=3600) == "cancelled"
     assert set(sent_ids(sim)) == wave_ids(rollout, 1)
     assert set(rollout.servers.filter(wave=1).values_list("state", flat=True)) <= {

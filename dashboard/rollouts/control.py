@@ -1,39 +1,54 @@
-"""Operator controls on a rollout: pause, resume (also after a halt), cancel, revert."""
+"""Operator controls on a started rollout: pause, resume (also after a halt), cancel, revert.
+
+Which control is allowed in which state is decided by lifecycle.py alone; these functions
+make the move (through lifecycle.transition) and the work that goes with it.
+"""
+
+from functools import partial
 
 from django.db import transaction
+from django.http import HttpRequest
 from django.utils import timezone
 
-from dashboard.models import Image, Rollout, RolloutServer, RolloutWave, Server
-from dashboard.rollouts import planning
-from dashboard.rollouts.submit import enqueue_refresh
+from dashboard.models import Image, Rollout, RolloutServer, Server
+from dashboard.rollouts import lifecycle, planning
+from dashboard.rollouts.queue import enqueue_tick
 
 CONTINUE, SKIP_FAILED, RETRY_FAILED = "continue", "skip_failed", "retry_failed"
 RESUME_CHOICES = (CONTINUE, SKIP_FAILED, RETRY_FAILED)
 
 
-def pause(rollout_id: int) -> bool:
-    """Stop sending after the calls in flight; jobs already running are still tracked."""
-    return bool(
-        Rollout.objects.filter(pk=rollout_id, state=Rollout.State.RUNNING).update(
-            state=Rollout.State.PAUSED
-        )
-    )
+def pause(rollout_id: int, *, by: str = lifecycle.WORKER, request: HttpRequest | None = None):
+    """Stop sending after the calls in flight; jobs already running are still tracked.
+
+    Returns whether this call paused it.
+    """
+    rollout = Rollout.objects.get(pk=rollout_id)
+    return lifecycle.transition(rollout, "pause", by=by, request=request)
 
 
-def resume(rollout_id: int, how: str = CONTINUE, *, by: str = "") -> Rollout | None:
+def resume(
+    rollout_id: int,
+    how: str = CONTINUE,
+    *,
+    by: str = lifecycle.WORKER,
+    request: HttpRequest | None = None,
+) -> tuple[bool, Rollout | None]:
     """Resume a paused or halted rollout. After a halt the operator chooses how:
 
     - continue: go on; the failures so far no longer count against the budget;
     - skip_failed: mark the failed servers skipped (accepted as they are), then go on;
     - retry_failed: go on, and plan a linked retry of the failed servers (returned).
+
+    Returns (whether this call resumed it, the retry plan if one was made).
     """
     if how not in RESUME_CHOICES:
         raise ValueError(f"unknown way to resume: {how}")
     retry = None
     with transaction.atomic():
         rollout = Rollout.objects.select_for_update().get(pk=rollout_id)
-        if rollout.state not in (Rollout.State.PAUSED, Rollout.State.HALTED):
-            return None
+        if not lifecycle.allows(rollout, "resume"):
+            return False, None
         failed = rollout.servers.filter(state=RolloutServer.State.FAILED)
         if how == SKIP_FAILED:
             failed.update(
@@ -43,53 +58,57 @@ def resume(rollout_id: int, how: str = CONTINUE, *, by: str = "") -> Rollout | N
             )
         if how == RETRY_FAILED:
             retry = _plan_retry(rollout, list(failed.values_list("server_id", flat=True)), by)
-        Rollout.objects.filter(pk=rollout.pk).update(
-            state=Rollout.State.RUNNING,
-            budget_base=rollout.servers.filter(state=RolloutServer.State.FAILED).count(),
-            halted_reason="",
+        resumed = lifecycle.transition(
+            rollout,
+            "resume",
+            by=by,
+            request=request,
+            changes={
+                "budget_base": rollout.servers.filter(state=RolloutServer.State.FAILED).count(),
+                "halted_reason": "",
+            },
+            how=how,
+            retry_plan=retry.pk if retry else None,
         )
-    enqueue_refresh(rollout_id, delay=0)
-    return retry
+        if resumed:
+            transaction.on_commit(partial(enqueue_tick, rollout_id, delay=0))
+    return resumed, retry
 
 
 def _plan_retry(rollout: Rollout, server_ids: list[str], by: str) -> Rollout | None:
-    plan, _form = planning.plan_again(
+    plan, _errors = planning.plan_again(
         rollout,
         server_ids,
-        created_by=by or rollout.created_by,
+        created_by=by if by != lifecycle.WORKER else rollout.created_by,
         reason=f"Retry of #{rollout.pk}: {rollout.reason}"[:500],
         retry_of=rollout,
+        kind=Rollout.Kind.RESUME_RETRY,
     )
     return plan
 
 
-def cancel(rollout_id: int) -> int:
+def cancel(
+    rollout_id: int, *, by: str = lifecycle.WORKER, request: HttpRequest | None = None
+) -> int | None:
     """Stop what has not been sent; what is running finishes and is tracked.
 
-    Returns how many servers will now not be sent.
+    Returns how many servers will now not be sent, or None when the rollout cannot be
+    cancelled (it is planned, or already over).
     """
     now = timezone.now()
     with transaction.atomic():
-        Rollout.objects.filter(pk=rollout_id).update(cancel_requested=True)
+        rollout = Rollout.objects.select_for_update().get(pk=rollout_id)
+        if not lifecycle.allows(rollout, "cancel"):
+            return None
         cancelled = RolloutServer.objects.filter(
             rollout_id=rollout_id,
             state__in=[RolloutServer.State.PENDING, RolloutServer.State.PLANNED],
         ).update(state=RolloutServer.State.CANCELLED, finished_at=now)
-        RolloutWave.objects.filter(
-            rollout_id=rollout_id,
-            state__in=[
-                RolloutWave.State.PENDING,
-                RolloutWave.State.DRAINING,
-                RolloutWave.State.LOGGING_OFF,
-            ],
-        ).update(state=RolloutWave.State.CANCELLED, finished_at=now)
         in_flight = RolloutServer.objects.filter(
             rollout_id=rollout_id, state__in=RolloutServer.ACTIVE_STATES
         ).exists()
-        if not in_flight:
-            Rollout.objects.filter(pk=rollout_id).exclude(state__in=Rollout.FINAL_STATES).update(
-                state=Rollout.State.CANCELLED, finished_at=now
-            )
+        action = "cancel_in_flight" if in_flight else "cancel"
+        lifecycle.transition(rollout, action, by=by, request=request, servers_cancelled=cancelled)
     return cancelled
 
 
@@ -117,5 +136,5 @@ def revert(rollout_id: int, server_ids: list[str], *, by: str, reason: str) -> R
         images=images,
         reason=reason,
         retry_of=rollout,
-        kind="revert",
+        kind=Rollout.Kind.REVERT,
     )

@@ -1,49 +1,57 @@
 """The rollout engine: start a confirmed rollout, then tick it until every server is final.
 
-A tick tracks the jobs in flight, checks the error budget, and advances the current wave
-(waves.py). Ticks run as a self-re-enqueuing task chain (see submit.enqueue_refresh); the
-database rows are the state, so any worker can run any tick.
+A tick tracks the jobs in flight, checks the error budget, advances the current wave
+(waves.py) and finishes the rollout once nothing is left to do. Every state change goes
+through lifecycle.transition(). The engine enqueues nothing itself: queue.py runs it as a
+task chain and decides what runs next from what it returns. The database rows are the
+state, so any worker can run any tick.
 """
 
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
-from functools import partial
 
-from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
-from dashboard import audit
+from dashboard.cloud.client import get_client
 from dashboard.models import Rollout, RolloutServer
-from dashboard.rollouts import refresh, waves
-from dashboard.rollouts.submit import enqueue_refresh, reread_servers
+from dashboard.rollouts import lifecycle, refresh, waves
+from dashboard.rollouts.reread import reread_servers
 
 log = logging.getLogger(__name__)
 
 RETRY_START = timedelta(minutes=1)  # how soon to look again when sessions are too many
 
 
-def start(rollout_id: int, client=None, *, sleep: Callable[[float], None] = time.sleep) -> str:
-    """queued → running when the schedule allows, then the first tick."""
-    from dashboard.cloud.client import get_client
+@dataclass(frozen=True)
+class Step:
+    state: str  # the rollout's state afterwards
+    retry_in: timedelta | None = None  # not started yet: look again after this long
 
+
+def begin(rollout_id: int, client=None, *, sleep: Callable[[float], None] = time.sleep) -> Step:
+    """queued → running when the schedule and the session threshold allow, then the first
+    tick (so a rollout of one wave without user handling is sent at once)."""
     client = client or get_client()
     rollout = Rollout.objects.get(pk=rollout_id)
     if rollout.state == Rollout.State.QUEUED:
         wait = _start_blocker(rollout, client)
         if wait is not None:
-            _enqueue_start(rollout_id, wait)
-            return rollout.state
-        with transaction.atomic():
-            started = Rollout.objects.filter(pk=rollout_id, state=Rollout.State.QUEUED).update(
-                state=Rollout.State.RUNNING, started_at=timezone.now()
-            )
-            if started:
-                refresh.notify("started", rollout_id)
-    if not Rollout.objects.filter(pk=rollout_id, state=Rollout.State.RUNNING).exists():
-        return Rollout.objects.get(pk=rollout_id).state
-    return tick(rollout_id, client, sleep=sleep)
+            return Step(rollout.state, wait)
+        lifecycle.transition(rollout, "start", changes={"started_at": timezone.now()})
+    rollout.refresh_from_db()
+    if rollout.state != Rollout.State.RUNNING:
+        return Step(rollout.state)
+    return Step(tick(rollout_id, client, sleep=sleep))
+
+
+def start(rollout_id: int, client=None, *, sleep: Callable[[float], None] = time.sleep) -> str:
+    """`begin`, answering only the state afterwards."""
+    return begin(rollout_id, client, sleep=sleep).state
 
 
 def _start_blocker(rollout: Rollout, client) -> timedelta | None:
@@ -60,26 +68,14 @@ def _start_blocker(rollout: Rollout, client) -> timedelta | None:
     return None
 
 
-def _enqueue_start(rollout_id: int, wait: timedelta) -> None:
-    from dashboard import tasks
-
-    run_after = timezone.now() + wait
-    transaction.on_commit(
-        partial(tasks.submit_rollout.using(run_after=run_after).enqueue, rollout_id)
-    )
-
-
 def tick(
     rollout_id: int,
     client=None,
     *,
     token: str = "",
-    reschedule: bool = True,
     sleep: Callable[[float], None] = time.sleep,
 ) -> str:
-    """One step of a running rollout. Returns its state afterwards."""
-    from dashboard.cloud.client import get_client
-
+    """One step of a started rollout. Returns its state afterwards."""
     client = client or get_client()
     rollout = Rollout.objects.get(pk=rollout_id)
     if rollout.is_final or (token and rollout.refresh_token != token):
@@ -91,10 +87,7 @@ def tick(
             halt(rollout)
         else:
             waves.advance(rollout, client, sleep=sleep)
-    state = refresh.finish_if_done(rollout)
-    if state not in Rollout.FINAL_STATES and reschedule:
-        enqueue_refresh(rollout_id, token=token)
-    return state
+    return refresh.finish_if_done(rollout)
 
 
 def failures(rollout: Rollout) -> int:
@@ -107,18 +100,23 @@ def budget_crossed(rollout: Rollout) -> bool:
     return failures(rollout) - rollout.budget_base > rollout.failure_budget
 
 
+def budget_text(budget: int | None) -> str:
+    """ "no failure allowed", "1 failure allowed", "3 failures allowed" or "no budget"."""
+    if budget is None:
+        return _("no error budget")
+    if budget == 0:
+        return _("no failure allowed")
+    return ngettext("%(n)d failure allowed", "%(n)d failures allowed", budget) % {"n": budget}
+
+
 def halt(rollout: Rollout) -> None:
     """Stop the remaining waves at once; jobs already running finish and are tracked."""
     used = failures(rollout) - rollout.budget_base
-    reason = f"{used} failures crossed the error budget of {rollout.failure_budget}."
-    with transaction.atomic():
-        halted = Rollout.objects.filter(pk=rollout.pk, state=Rollout.State.RUNNING).update(
-            state=Rollout.State.HALTED, halted_reason=reason
-        )
-        if halted:
-            audit.record_for_rollout(
-                rollout,
-                "rollout.halt",
-                reason=reason,
-            )
-            refresh.notify("halted", rollout.pk)
+    reason = ngettext(
+        "%(n)d failure crossed the error budget (%(budget)s).",
+        "%(n)d failures crossed the error budget (%(budget)s).",
+        used,
+    ) % {"n": used, "budget": budget_text(rollout.failure_budget)}
+    lifecycle.transition(
+        rollout, "halt", reason=reason, changes={"halted_reason": reason}, failures=used
+    )

@@ -1,29 +1,36 @@
 """Plan a rollout, store the plan, and confirm exactly that plan.
 
 A plan is a Rollout in state `planned` with one row per selected server and its verdict.
-Confirming re-judges every server against the current inventory: if any verdict changed
-(the inventory moved, or another rollout took a server) the plan is refused as stale and
-discarded, and the operator is offered a fresh one. Confirming twice (double-click,
-replay) finds the rollout no longer `planned` and changes nothing.
+The plan page carries a signed token bound to the plan and its fingerprint; a confirm
+without a valid, unexpired token for exactly that plan is refused. Confirming re-judges every
+server against the current inventory: if any verdict changed (the inventory moved, or another
+rollout took a server) the plan is refused as stale and discarded, and the operator is offered
+a fresh one. Confirming twice (double-click, replay) finds the rollout no longer `planned` and
+changes nothing. A plan nobody confirms expires after PLAN_TTL_SECONDS (`expire_plans`).
 """
 
+import hashlib
+import json
 import math
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.core import signing
 from django.db import IntegrityError, transaction
+from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from dashboard import compat
 from dashboard.models import Image, Rollout, RolloutServer, RolloutWave, Server
+from dashboard.rollouts import lifecycle
 from dashboard.rollouts.facts import servers_in_active_rollouts, verdicts
-
-if TYPE_CHECKING:
-    from dashboard.forms import RolloutForm
+from dashboard.rollouts.policy import needs_second_approval
+from dashboard.rollouts.queue import enqueue_start
 
 CHUNK_SIZE = 50  # batch-change-image accepts at most 50 servers a call
 
@@ -58,6 +65,40 @@ def target_options(servers: list[Server], images: dict[str, Image]) -> list[Targ
         if compatible:
             options.append(TargetOption(image, compatible, len(servers)))
     return sorted(options, key=lambda o: (-o.compatible, o.image.name.lower()))
+
+
+def selection_errors(raw_ids: list[str], servers: list[Server], max_servers: int) -> list[str]:
+    """Problems with a selection of servers itself: empty, too many, duplicates, unknown."""
+    errors = []
+    if not raw_ids:
+        errors.append(_("Select at least one server."))
+    if len(raw_ids) > max_servers:
+        errors.append(
+            _("%(n)d servers selected; a rollout holds at most %(max)d.")
+            % {"n": len(raw_ids), "max": max_servers}
+        )
+    duplicates = sorted(i for i, n in Counter(raw_ids).items() if n > 1)
+    if duplicates:
+        errors.append(_("Servers selected twice: %(ids)s.") % {"ids": ", ".join(duplicates[:5])})
+    known = {s.id for s in servers}
+    unknown = [i for i in raw_ids[:max_servers] if i not in known]
+    if unknown and len(raw_ids) <= max_servers:
+        errors.append(
+            ngettext(
+                "%(n)d selected server is unknown or gone: %(ids)s.",
+                "%(n)d selected servers are unknown or gone: %(ids)s.",
+                len(unknown),
+            )
+            % {"n": len(unknown), "ids": ", ".join(unknown[:5])}
+        )
+    return errors
+
+
+def selected_servers(raw_ids: list[str], max_servers: int) -> list[Server]:
+    """The live servers among the selected ids (at most one more than the maximum)."""
+    return list(
+        Server.objects.select_related("group").filter(id__in=raw_ids[: max_servers + 1], gone=False)
+    )
 
 
 def default_target(servers: list[Server]) -> str:
@@ -128,7 +169,7 @@ def create_plan(
     retry_of: Rollout | None = None,
     safety: Safety | None = None,
     targets: dict[str, Image] | None = None,
-    kind: str = "change",
+    kind: str = Rollout.Kind.PLAN,
 ) -> Rollout:
     """Store a plan: the rollout and one row per server, in one transaction.
 
@@ -140,7 +181,7 @@ def create_plan(
     targets = targets or {s.id: target for s in servers}
     judged = (
         {s.id: verdicts([s], targets.get(s.id), images, busy)[s.id] for s in servers}
-        if kind == "revert"
+        if kind == Rollout.Kind.REVERT
         else verdicts(servers, target, images, busy)
     )
     ordered = sorted(servers, key=lambda s: (s.group.name if s.group else "", s.name, s.id))
@@ -176,7 +217,34 @@ def create_plan(
         )
         RolloutServer.objects.bulk_create(rows, batch_size=500)
         RolloutWave.objects.bulk_create(waves)
+        rollout.plan_fingerprint = fingerprint(rollout, rows)
+        rollout.save(update_fields=["plan_fingerprint", "updated_at"])
     return rollout
+
+
+def fingerprint(rollout: Rollout, rows: list[RolloutServer]) -> str:
+    """What the operator is shown: every row's change, its wave and call, and the options.
+
+    The confirm token is bound to it, so a confirm can only start the plan that was shown.
+    """
+    facts = {
+        "rollout": rollout.pk,
+        "target": rollout.target_image_id,
+        "options": [rollout.update_access_agent, rollout.use_maintenance, rollout.kind],
+        "safety": [
+            rollout.canary_size,
+            rollout.wave_size,
+            rollout.soak_seconds,
+            rollout.failure_budget,
+            rollout.session_policy,
+            rollout.scheduled_at.isoformat() if rollout.scheduled_at else None,
+            rollout.start_below_sessions,
+        ],
+        "rows": sorted(
+            (r.server_id, r.from_image_id, r.to_image_id, r.verdict, r.wave, r.chunk) for r in rows
+        ),
+    }
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
 
 
 def _plan_rows(rollout, servers, judged, images, targets) -> list[RolloutServer]:
@@ -252,16 +320,84 @@ def _canary_policy(rollout: Rollout) -> str:
 @dataclass(frozen=True)
 class Confirmation:
     rollout: Rollout
-    confirmed: bool  # this call confirmed it (False: replay, or stale)
+    confirmed: bool  # this call confirmed it (False: replay, refused, or stale)
     stale: list[str]  # why the plan is stale, one line per server; empty if it is not
+    refused: str = ""  # a stable reason code when the confirm itself was refused
 
 
-def confirm(rollout_id: int, confirmed_by: str) -> Confirmation:
-    """Confirm a stored plan exactly as planned, or refuse it as stale."""
+CONFIRM_SALT = "dashboard.rollouts.planning.confirm"
+# Stable reason codes of a refused confirm (audited, and shown to the operator).
+CONFIRM_UNSIGNED = "confirm_token_missing"
+CONFIRM_DAMAGED = "confirm_token_invalid"
+CONFIRM_TOO_OLD = "confirm_token_expired"
+CONFIRM_OTHER_PLAN = "confirm_token_other_plan"
+PLAN_EXPIRED = "plan_expired"
+REFUSALS = {
+    CONFIRM_UNSIGNED: gettext_lazy(
+        "This confirm did not come from the plan page; open the plan and confirm it there."
+    ),
+    CONFIRM_DAMAGED: gettext_lazy(
+        "This confirm carries a damaged token; open the plan and confirm it there."
+    ),
+    CONFIRM_TOO_OLD: gettext_lazy(
+        "The plan page was open too long; open the plan again to confirm it."
+    ),
+    CONFIRM_OTHER_PLAN: gettext_lazy(
+        "This confirm was made for another plan than the one stored; open the "
+        "plan again to see what would run."
+    ),
+    PLAN_EXPIRED: gettext_lazy("This plan expired unconfirmed; make a fresh plan."),
+}
+
+
+def confirm_token(rollout: Rollout) -> str:
+    """The token the plan page carries: bound to this plan and its fingerprint, timestamped."""
+    return signing.dumps({"plan": rollout.pk, "fp": rollout.plan_fingerprint}, salt=CONFIRM_SALT)
+
+
+def token_refusal(rollout: Rollout, token: str) -> str:
+    """Why `token` does not confirm exactly this plan (a reason code), or "" when it does."""
+    if not token:
+        return CONFIRM_UNSIGNED
+    try:
+        data = signing.loads(token, salt=CONFIRM_SALT, max_age=settings.PLAN_TTL_SECONDS)
+    except signing.SignatureExpired:
+        return CONFIRM_TOO_OLD
+    except signing.BadSignature:
+        return CONFIRM_DAMAGED
+    if not isinstance(data, dict):
+        return CONFIRM_DAMAGED
+    if data.get("plan") != rollout.pk or data.get("fp") != rollout.plan_fingerprint:
+        return CONFIRM_OTHER_PLAN
+    return ""
+
+
+def plan_expires_at(rollout: Rollout) -> datetime:
+    return rollout.created_at + timedelta(seconds=settings.PLAN_TTL_SECONDS)
+
+
+def confirm(
+    rollout_id: int,
+    confirmed_by: str,
+    *,
+    token: str | None = None,
+    request: HttpRequest | None = None,
+) -> Confirmation:
+    """Confirm a stored plan exactly as planned, or refuse it (token, expiry, stale).
+
+    `token` is checked when given (the view always gives it); worker-side callers that hold
+    the plan itself pass None.
+    """
     with transaction.atomic():
         rollout = Rollout.objects.select_for_update().get(pk=rollout_id)
         if rollout.state != Rollout.State.PLANNED:
             return Confirmation(rollout, False, [])
+        refused = token_refusal(rollout, token) if token is not None else ""
+        if not refused and timezone.now() >= plan_expires_at(rollout):
+            lifecycle.transition(rollout, "expire", by=confirmed_by, request=request)
+            refused = PLAN_EXPIRED
+        if refused:
+            return Confirmation(rollout, False, [], refused)
         stale = _stale_reasons(rollout)
         if not stale:
             try:
@@ -269,18 +405,48 @@ def confirm(rollout_id: int, confirmed_by: str) -> Confirmation:
                     _hold_servers(rollout)
             except IntegrityError:
                 # The partial unique index: another rollout took a server meanwhile.
-                stale = ["Another rollout took one of these servers meanwhile."]
+                stale = [_("Another rollout took one of these servers meanwhile.")]
         if stale:
-            rollout.state = Rollout.State.DISCARDED
-            rollout.save(update_fields=["state", "updated_at"])
+            lifecycle.transition(
+                rollout,
+                "discard",
+                by=confirmed_by,
+                request=request,
+                reason=_("The plan was stale."),
+                stale=stale[:20],
+            )
             return Confirmation(rollout, False, stale)
-        rollout.state = _state_after_confirm(rollout)
-        rollout.confirmed_by = confirmed_by
-        rollout.confirmed_at = timezone.now()
-        rollout.save(update_fields=["state", "confirmed_by", "confirmed_at", "updated_at"])
+        action = _action_after_confirm(rollout)
+        lifecycle.transition(
+            rollout,
+            action,
+            by=confirmed_by,
+            request=request,
+            changes={"confirmed_by": confirmed_by, "confirmed_at": timezone.now()},
+            planned_by=rollout.created_by,
+            confirmed_by=confirmed_by,
+        )
         if rollout.state == Rollout.State.QUEUED:
-            transaction.on_commit(partial(enqueue_submit, rollout.pk))
+            transaction.on_commit(partial(enqueue_start, rollout.pk))
     return Confirmation(rollout, True, [])
+
+
+def discard(rollout_id: int, *, by: str, request: HttpRequest | None = None) -> bool:
+    """The operator's Cancel on the plan page: the plan is discarded. True if this call did."""
+    rollout = Rollout.objects.get(pk=rollout_id)
+    return lifecycle.transition(
+        rollout, "discard", by=by, request=request, reason=_("Cancelled on the plan page.")
+    )
+
+
+def expire_plans(now: datetime | None = None) -> int:
+    """Worker duty: discard plans left unconfirmed for PLAN_TTL_SECONDS. Returns how many."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=settings.PLAN_TTL_SECONDS)
+    expired = 0
+    for rollout in Rollout.objects.filter(state=Rollout.State.PLANNED, created_at__lt=cutoff):
+        reason = _("Not confirmed within %(s)d seconds.") % {"s": settings.PLAN_TTL_SECONDS}
+        expired += lifecycle.transition(rollout, "expire", reason=reason)
+    return expired
 
 
 def _hold_servers(rollout: Rollout) -> None:
@@ -289,13 +455,11 @@ def _hold_servers(rollout: Rollout) -> None:
     rows.exclude(verdict=RolloutServer.Verdict.CHANGE).update(state=RolloutServer.State.SKIPPED)
 
 
-def _state_after_confirm(rollout: Rollout) -> str:
-    from dashboard.roles import needs_second_approval
-
+def _action_after_confirm(rollout: Rollout) -> str:
     groups = set(rollout.servers.values_list("group_id", "group_name").distinct())
     if needs_second_approval({g for pair in groups for g in pair if g}):
-        return Rollout.State.AWAITING_APPROVAL
-    return Rollout.State.QUEUED
+        return "request_approval"
+    return "confirm"
 
 
 def _stale_reasons(rollout: Rollout) -> list[str]:
@@ -334,52 +498,54 @@ def plan_again(
     created_by: str,
     reason: str,
     retry_of: Rollout | None,
+    kind: str = Rollout.Kind.PLAN,
     safety: Safety | None = None,
-) -> tuple[Rollout | None, "RolloutForm"]:
-    """A fresh plan of `server_ids` with `source`'s image and options, through the same form
-    an operator fills in (so the same selection checks apply). Returns (plan, form): the plan
-    is None, and the form carries the reasons, when the selection is refused."""
-    from dashboard.forms import RolloutForm
-
-    form = RolloutForm(
-        {
-            "server": server_ids,
-            "target_image": source.target_image_id,
-            "reason": reason,
-            "update_access_agent": source.update_access_agent,
-            "use_maintenance": source.use_maintenance,
-        },
-        server_ids=server_ids,
-        max_servers=settings.ROLLOUT_MAX_SERVERS,
-    )
-    if not form.is_valid():
-        return None, form
+) -> tuple[Rollout | None, list[str]]:
+    """A fresh plan of `server_ids` with `source`'s image and options, under the same
+    selection checks an operator's choice goes through. Returns (plan, errors): the plan is
+    None, and the errors say why, when the selection is refused."""
+    max_servers = settings.ROLLOUT_MAX_SERVERS
+    raw_ids = [i.strip() for i in server_ids if i.strip()]
+    servers = selected_servers(raw_ids, max_servers)
+    errors = selection_errors(raw_ids, servers, max_servers)
+    images = image_map()
+    target = images.get(source.target_image_id)
+    compatible = {o.image.id for o in target_options(servers, images)} if not errors else set()
+    if not errors and (target is None or target.id not in compatible):
+        errors.append(
+            _("The image %(image)s is no longer compatible with any of these servers.")
+            % {"image": source.target_image_name or source.target_image_id}
+        )
+    if errors:
+        return None, errors
     plan = create_plan(
         created_by=created_by,
-        servers=form.servers,
-        target=form.target(),
-        images=form.images,
-        reason=form.cleaned_data["reason"],
+        servers=servers,
+        target=target,
+        images=images,
+        reason=reason[:500],
         update_access_agent=source.update_access_agent,
         use_maintenance=source.use_maintenance,
         retry_of=retry_of,
         safety=safety,
+        kind=kind,
     )
-    return plan, form
+    return plan, []
 
 
-def enqueue_submit(rollout_id: int) -> None:
-    from dashboard import tasks
-
-    tasks.submit_rollout.enqueue(rollout_id)
-
-
-def approve(rollout_id: int, approved_by: str) -> bool:
+def approve(rollout_id: int, approved_by: str, *, request: HttpRequest | None = None) -> bool:
     """Release a rollout that waits for a second person. True if this call approved it."""
+    rollout = Rollout.objects.get(pk=rollout_id)
     with transaction.atomic():
-        updated = Rollout.objects.filter(
-            pk=rollout_id, state=Rollout.State.AWAITING_APPROVAL
-        ).update(state=Rollout.State.QUEUED, approved_by=approved_by, approved_at=timezone.now())
-        if updated:
-            transaction.on_commit(partial(enqueue_submit, rollout_id))
-    return bool(updated)
+        approved = lifecycle.transition(
+            rollout,
+            "approve",
+            by=approved_by,
+            request=request,
+            changes={"approved_by": approved_by, "approved_at": timezone.now()},
+            planned_by=rollout.created_by,
+            confirmed_by=rollout.confirmed_by,
+        )
+        if approved:
+            transaction.on_commit(partial(enqueue_start, rollout_id))
+    return approved

@@ -4,30 +4,26 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from dashboard.models import Rollout, RolloutServer
-from dashboard.rollouts.planning import enqueue_submit
-from dashboard.rollouts.submit import enqueue_refresh
+from dashboard.models import Rollout
+from dashboard.rollouts.queue import TICKING, enqueue_start, enqueue_tick
 
 QUIET = timedelta(minutes=2)
 
 
 def resume_stalled() -> None:
-    """Re-enqueue submission or refresh for running rollouts that made no progress lately.
+    """Start a new tick chain for started rollouts that made no progress lately, and enqueue
+    the start of queued ones again.
 
-    Safe to run on every worker at once: claims stop a row from being sent twice, and a new
-    refresh chain retires the old one.
+    Safe to run on every worker at once: claims stop a row from being sent twice, a new tick
+    chain retires the old one, and a second start of a running rollout only ticks it.
     """
     quiet_since = timezone.now() - QUIET
-    for rollout in Rollout.objects.filter(state=Rollout.State.RUNNING, updated_at__lt=quiet_since):
-        rows = rollout.servers
-        if rows.filter(updated_at__gte=quiet_since).exists():
+    for rollout in Rollout.objects.filter(state__in=TICKING, updated_at__lt=quiet_since):
+        if rollout.servers.filter(updated_at__gte=quiet_since).exists():
             continue
-        if rows.filter(state=RolloutServer.State.PENDING).exists():
-            enqueue_submit(rollout.pk)
-        enqueue_refresh(rollout.pk, delay=0)
-        Rollout.objects.filter(pk=rollout.pk).update(updated_at=timezone.now())
+        enqueue_tick(rollout.pk, delay=0)  # also moves updated_at: not picked again at once
     for rollout_id in Rollout.objects.filter(
         state=Rollout.State.QUEUED, updated_at__lt=quiet_since
     ).values_list("pk", flat=True):
-        enqueue_submit(rollout_id)
+        enqueue_start(rollout_id)
         Rollout.objects.filter(pk=rollout_id).update(updated_at=timezone.now())

@@ -11,15 +11,16 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from dashboard import audit, inventory
+from dashboard import inventory
 from dashboard.cloud import records
 from dashboard.cloud.errors import CloudError
 from dashboard.models import Rollout, RolloutServer
-from dashboard.rollouts.submit import reread_servers
+from dashboard.rollouts import lifecycle
+from dashboard.rollouts.maintenance import leave_maintenance
+from dashboard.rollouts.reread import reread_servers
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def track(rollout: Rollout, client) -> None:
             _track(rows, client)
         except CloudError as exc:
             log.warning("rollout %s refresh failed, will try again: %s", rollout.pk, exc)
-    _leave_maintenance(rollout, client)
+    leave_maintenance(rollout, client)
 
 
 def _orphaned_claims_to_unknown(rollout: Rollout) -> None:
@@ -185,59 +186,18 @@ def _job_error(job: records.Job | None, server_id: str = "") -> tuple[str, str]:
     return "JOB_FAILED", "The image change job failed."
 
 
-def _leave_maintenance(rollout: Rollout, client) -> None:
-    """Clear maintenance mode on servers whose change succeeded and was verified."""
-    done = rollout.servers.filter(
-        state=RolloutServer.State.SUCCEEDED, verified=True, maintenance_set=True
-    )
-    ids = list(done.values_list("server_id", flat=True))
-    if not ids:
-        return
-    try:
-        client.batch_change_maintain(ids, False)
-    except CloudError as exc:
-        log.warning("rollout %s: could not clear maintenance: %s", rollout.pk, exc)
-        return
-    done.update(maintenance_set=False)
-    audit.record_for_rollout(
-        rollout,
-        "api.batch_maint",
-        servers=len(ids),
-        maintain=False,
-    )
-
-
 def finish_if_done(rollout: Rollout) -> str:
     """Close the rollout once no server is pending or in flight. Returns its state."""
+    rollout.refresh_from_db()
     if rollout.servers.filter(state__in=RolloutServer.ACTIVE_STATES).exists():
-        return Rollout.objects.get(pk=rollout.pk).state
-    if rollout.cancel_requested:
-        final = Rollout.State.CANCELLED
+        return rollout.state
+    if rollout.state == Rollout.State.CANCELLING:
+        action = "finish_cancel"
     elif rollout.servers.filter(state=RolloutServer.State.FAILED).exists():
-        final = Rollout.State.FAILED
+        action = "fail"
     else:
-        final = Rollout.State.SUCCEEDED
-    with transaction.atomic():
-        finished = Rollout.objects.filter(
-            pk=rollout.pk,
-            state__in=[Rollout.State.RUNNING, Rollout.State.PAUSED, Rollout.State.HALTED],
-        ).update(state=final, finished_at=timezone.now())
-        if finished:
-            audit.record_for_rollout(
-                rollout,
-                "rollout.finish",
-                state=final,
-            )
-            notify(NOTIFY_EVENT[final], rollout.pk)
-    if finished:
+        action = "complete"
+    if lifecycle.transition(rollout, action):
         inventory.request_sync("rollout")
-    return Rollout.objects.get(pk=rollout.pk).state
-
-
-def notify(event: str, rollout_id: int) -> None:
-    from dashboard import notify as notifications
-
-    notifications.notify(event, rollout_id)
-
-
-NOTIFY_EVENT = {"succeeded": "completed", "failed": "failed", "cancelled": "cancelled"}
+    rollout.refresh_from_db()
+    return rollout.state

@@ -1,7 +1,9 @@
 """One wave at a time: drain, wait for users, warn and log them off, send, track, soak.
 
 Each call to `advance()` moves the current wave through as many stages as it can right now,
-so the default rollout (one wave, no user handling) is sent on its first tick.
+so the default rollout (one wave, no user handling) is sent on its first tick. A stage answers
+the lifecycle action that moves the wave on (None: it stays), and lifecycle.transition()
+makes the move.
 """
 
 import logging
@@ -13,7 +15,10 @@ from django.utils import timezone
 from dashboard import audit
 from dashboard.cloud.errors import CloudError
 from dashboard.models import Rollout, RolloutServer, RolloutWave
-from dashboard.rollouts.submit import enter_maintenance, reread_servers, send_wave
+from dashboard.rollouts import lifecycle
+from dashboard.rollouts.maintenance import enter_maintenance
+from dashboard.rollouts.reread import reread_servers
+from dashboard.rollouts.send import send_wave
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +28,7 @@ MAX_STEPS = 12
 
 
 def current_wave(rollout: Rollout) -> RolloutWave | None:
-    return rollout.waves.exclude(state__in=[W.DONE, W.CANCELLED]).order_by("number").first()
+    return rollout.waves.exclude(state__in=RolloutWave.FINAL_STATES).order_by("number").first()
 
 
 def advance(rollout: Rollout, client, *, sleep: Callable[[float], None]) -> None:
@@ -38,11 +43,13 @@ def advance(rollout: Rollout, client, *, sleep: Callable[[float], None]) -> None
 
 
 def _step(rollout: Rollout, wave: RolloutWave, client, sleep) -> None:
-    now = timezone.now()
-    stage = _STAGES[wave.state]
-    new_state, changes = stage(rollout, wave, client, sleep, now)
-    if new_state != wave.state or changes:
-        changes["state"] = new_state
+    stage = _STAGES.get(wave.state)
+    if stage is None:
+        return  # stopped: it moves again when its rollout resumes
+    action, changes = stage(rollout, wave, client, sleep, timezone.now())
+    if action:
+        lifecycle.transition(wave, action, changes=changes, rollout=rollout)
+    elif changes:  # facts only (sessions left), the state stays
         RolloutWave.objects.filter(pk=wave.pk, state=wave.state).update(**changes)
         for name, value in changes.items():
             setattr(wave, name, value)
@@ -58,14 +65,14 @@ def _start(rollout, wave, client, sleep, now):
         rows = list(rollout.servers.filter(state=RolloutServer.State.PENDING))
         active = sum(s.session_count for s in reread_servers(client, rows).values())
         if active >= rollout.start_below_sessions:
-            return W.PENDING, {"sessions_left": active} if active != wave.sessions_left else {}
+            return None, {"sessions_left": active} if active != wave.sessions_left else {}
     if rollout.use_maintenance:
         enter_maintenance(rollout, client, wave.number)
     changes = {"started_at": now}
     if wave.session_policy == Policy.NONE:
-        return W.SENDING, changes
+        return "send", changes
     deadline = now + timedelta(seconds=rollout.session_wait_seconds)
-    return W.DRAINING, changes | {"sessions_deadline": deadline}
+    return "drain", changes | {"sessions_deadline": deadline}
 
 
 def _drain(rollout, wave, client, sleep, now):
@@ -74,14 +81,14 @@ def _drain(rollout, wave, client, sleep, now):
     servers = reread_servers(client, rows)
     left = sum(s.session_count for s in servers.values())
     if left == 0:
-        return W.SENDING, {"sessions_left": 0}
+        return "send", {"sessions_left": 0}
     if now < wave.sessions_deadline:
-        return W.DRAINING, {"sessions_left": left} if left != wave.sessions_left else {}
+        return None, {"sessions_left": left} if left != wave.sessions_left else {}
     if wave.session_policy == Policy.WAIT:
-        return W.SENDING, {"sessions_left": left}  # "wait only": the deadline has passed
+        return "send", {"sessions_left": left}  # "wait only": the deadline has passed
     _log_off(rollout, wave, client, list(servers))
     logoff_at = now + timedelta(seconds=rollout.logoff_delay_seconds)
-    return W.LOGGING_OFF, {"sessions_left": left, "logoff_at": logoff_at}
+    return "log_off", {"sessions_left": left, "logoff_at": logoff_at}
 
 
 def _log_off(rollout: Rollout, wave: RolloutWave, client, server_ids: list[str]) -> None:
@@ -114,30 +121,30 @@ def _default_message(rollout: Rollout) -> str:
 
 
 def _logging_off(rollout, wave, client, sleep, now):
-    return (W.SENDING, {}) if now >= wave.logoff_at else (W.LOGGING_OFF, {})
+    return ("send", {}) if now >= wave.logoff_at else (None, {})
 
 
 def _send(rollout, wave, client, sleep, now):
     send_wave(rollout.pk, wave.number, client, sleep=sleep)
     if _pending(rollout, wave).exists():
-        return W.SENDING, {}  # paused, cancelled or throttled part-way: the next tick goes on
-    return W.RUNNING, {"sent_at": timezone.now()}
+        return None, {}  # paused, cancelled or throttled part-way: the next tick goes on
+    return "sent", {"sent_at": timezone.now()}
 
 
 def _running(rollout, wave, client, sleep, now):
     active = rollout.servers.filter(wave=wave.number, state__in=RolloutServer.ACTIVE_STATES)
     if active.exists():
-        return W.RUNNING, {}
+        return None, {}
     later = rollout.waves.filter(number__gt=wave.number).exists()
     if rollout.soak_seconds and later:
-        return W.SOAKING, {"finished_at": now}
-    return W.DONE, {"finished_at": now}
+        return "soak", {"finished_at": now}
+    return "finish", {"finished_at": now}
 
 
 def _soak(rollout, wave, client, sleep, now):
     if now >= wave.finished_at + timedelta(seconds=rollout.soak_seconds):
-        return W.DONE, {}
-    return W.SOAKING, {}
+        return "finish", {}
+    return None, {}
 
 
 _STAGES = {

@@ -17,14 +17,12 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from dashboard import audit as audit_log
+from dashboard.exports import safe_cell
 from dashboard.models import AuditEvent
 from dashboard.roles import VIEWER, require_role
 
 PAGE_SIZE = 50
 CSV_COLUMNS = ["at", "actor", "action", "outcome", "target", "rollout", "client_ip", "groups"]
-# A cell starting with one of these is a formula to a spreadsheet; a hostile server name
-# must not become one (CSV injection).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 class AuditFilterForm(forms.Form):
@@ -83,11 +81,6 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     return render(request, "audit/list.html", context)
 
 
-def _cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
-
-
 class _Echo:
     def write(self, value: str) -> str:
         return value
@@ -99,15 +92,15 @@ def _rows(events: QuerySet[AuditEvent]) -> Iterator[str]:
     for event in events.iterator(chunk_size=2000):
         yield writer.writerow(
             [
-                _cell(event.at.isoformat()),
-                _cell(event.actor),
-                _cell(event.action),
-                _cell(event.outcome),
-                _cell(event.target),
-                _cell(event.rollout_id or ""),
-                _cell(event.client_ip or ""),
-                _cell(" ".join(event.groups or [])),
-                _cell(event.details or ""),
+                safe_cell(event.at.isoformat()),
+                safe_cell(event.actor),
+                safe_cell(event.action),
+                safe_cell(event.outcome),
+                safe_cell(event.target),
+                safe_cell(event.rollout_id or ""),
+                safe_cell(event.client_ip or ""),
+                safe_cell(" ".join(event.groups or [])),
+                safe_cell(event.details or ""),
             ]
         )
 

@@ -16,14 +16,18 @@ from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.cache import add_never_cache_headers, patch_cache_control
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
 from dashboard import audit
+from dashboard.exports import safe_cell
 from dashboard.forms import RolloutForm, ServerFilterForm
 from dashboard.models import Image, Rollout, RolloutServer, Server, ServerGroup
 from dashboard.roles import APPROVER, OPERATOR, VIEWER, can_approve, require_role
-from dashboard.rollouts import control, planning
+from dashboard.rollouts import control, engine, lifecycle, planning
 from dashboard.rollouts.progress import summary
 
 # ---- choose and plan ------------------------------------------------------------------
@@ -65,6 +69,7 @@ def plan(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         audit.record(request, "rollout.plan", outcome="refused", errors=form.errors.get_json_data())
         return render(request, "rollouts/new.html", {"form": form, "errors": []}, status=400)
+    source = _retry_source(request)
     rollout = planning.create_plan(
         created_by=request.user.username,
         servers=form.servers,
@@ -73,7 +78,8 @@ def plan(request: HttpRequest) -> HttpResponse:
         reason=form.cleaned_data["reason"],
         update_access_agent=form.cleaned_data["update_access_agent"],
         use_maintenance=form.cleaned_data["use_maintenance"],
-        retry_of=_retry_source(request),
+        retry_of=source,
+        kind=Rollout.Kind.RETRY if source else Rollout.Kind.PLAN,
         safety=form.safety(),
     )
     _audit(
@@ -99,6 +105,8 @@ def _get_rollout_for_user(request: HttpRequest, rollout_id: int) -> Rollout:
 @require_GET
 @require_role(VIEWER)
 def plan_detail(request: HttpRequest, rollout_id: int) -> HttpResponse:
+    """The plan as stored. Once confirmed (or discarded by a confirm elsewhere) it redirects
+    to the rollout, so the browser's Back never shows a live Confirm for a started rollout."""
     rollout = _get_rollout_for_user(request, rollout_id)
     if rollout.state not in (Rollout.State.PLANNED, Rollout.State.DISCARDED):
         return redirect("rollout-detail", rollout.pk)
@@ -111,20 +119,46 @@ def plan_detail(request: HttpRequest, rollout_id: int) -> HttpResponse:
         "counts": counts,
         "chunks": [(c, sum(1 for r in rows if r.chunk == c)) for c in chunks],
         "sessions": sum(r.session_count for r in rows if r.verdict == RolloutServer.Verdict.CHANGE),
+        "allowed": lifecycle.allowed(rollout),
+        "confirm_token": planning.confirm_token(rollout),
+        "expires_at": planning.plan_expires_at(rollout),
+        "budget": engine.budget_text(rollout.failure_budget),
+        "events": list(rollout.events.all()[:50]),
     }
-    return render(request, "rollouts/plan.html", context)
+    response = render(request, "rollouts/plan.html", context)
+    add_never_cache_headers(response)
+    patch_cache_control(response, no_store=True)
+    return response
 
 
 @require_POST
 @require_role(OPERATOR)
 def confirm(request: HttpRequest, rollout_id: int) -> HttpResponse:
+    """Start exactly the plan the operator saw: the form carries that page's signed token."""
     rollout = _get_rollout_for_user(request, rollout_id)
+    if rollout.state != Rollout.State.PLANNED:
+        return redirect("rollout-detail", rollout.pk)  # a replayed confirm changes nothing
     if not rollout.servers.filter(verdict=RolloutServer.Verdict.CHANGE).exists():
-        messages.error(request, "Nothing in this plan would change; there is nothing to confirm.")
+        messages.error(
+            request, _("Nothing in this plan would change; there is nothing to confirm.")
+        )
         return redirect("rollout-plan", rollout.pk)
-    result = planning.confirm(rollout.pk, request.user.username)
+    result = planning.confirm(
+        rollout.pk,
+        request.user.username,
+        token=request.POST.get("confirm_token", ""),
+        request=request,
+    )
+    if result.refused:
+        _audit(request, "rollout.confirm", rollout, outcome="refused", code=result.refused)
+        return render(
+            request,
+            "rollouts/refused.html",
+            {"rollout": result.rollout, "message": planning.REFUSALS[result.refused]},
+            status=409,
+        )
     if result.stale:
-        _audit(request, "rollout.confirm", rollout, outcome="refused", stale=result.stale[:20])
+        _audit(request, "rollout.confirm", rollout, outcome="refused", code="stale_plan")
         return render(
             request,
             "rollouts/stale.html",
@@ -132,9 +166,21 @@ def confirm(request: HttpRequest, rollout_id: int) -> HttpResponse:
             status=409,
         )
     if result.confirmed:
-        _audit(request, "rollout.confirm", rollout, state=result.rollout.state)
-        messages.success(request, f"Rollout #{rollout.pk} confirmed.")
+        messages.success(request, _("Rollout #%(id)d confirmed.") % {"id": rollout.pk})
     return redirect("rollout-detail", rollout.pk)
+
+
+@require_POST
+@require_role(OPERATOR)
+def discard(request: HttpRequest, rollout_id: int) -> HttpResponse:
+    """Cancel on the plan page: the plan is discarded (audited; on its timeline)."""
+    rollout = _get_rollout_for_user(request, rollout_id)
+    if not planning.discard(rollout.pk, by=request.user.username, request=request):
+        _audit(request, "rollout.discard", rollout, outcome="refused", state=rollout.state)
+        messages.error(request, _("Only a plan that has not been confirmed can be discarded."))
+        return redirect("rollout-detail", rollout.pk)
+    messages.info(request, _("Plan #%(id)d discarded; nothing was sent.") % {"id": rollout.pk})
+    return redirect("servers")
 
 
 @require_POST
@@ -142,16 +188,19 @@ def confirm(request: HttpRequest, rollout_id: int) -> HttpResponse:
 def replan(request: HttpRequest, rollout_id: int) -> HttpResponse:
     """A fresh plan for the same servers, image and options (after a stale plan)."""
     old = _get_rollout_for_user(request, rollout_id)
-    rollout, form = planning.plan_again(
+    server_ids = list(old.servers.values_list("server_id", flat=True))
+    rollout, errors = planning.plan_again(
         old,
-        list(old.servers.values_list("server_id", flat=True)),
+        server_ids,
         created_by=request.user.username,
         reason=old.reason,
         retry_of=old.retry_of,
+        kind=old.kind,
         safety=planning.Safety.of(old),
     )
     if rollout is None:
-        return render(request, "rollouts/new.html", {"form": form, "errors": []}, status=400)
+        form = RolloutForm(server_ids=server_ids, max_servers=settings.ROLLOUT_MAX_SERVERS)
+        return render(request, "rollouts/new.html", {"form": form, "errors": errors}, status=400)
     _audit(request, "rollout.plan", rollout, replaces=old.pk)
     return redirect("rollout-plan", rollout.pk)
 
@@ -171,7 +220,7 @@ def detail(request: HttpRequest, rollout_id: int) -> HttpResponse:
         "rows": rows,
         "summary": summary(rollout),
         "since": timezone.now().isoformat(),
-        "retries": rollout.retries.all(),
+        "derived": rollout.derived.all(),
         **_live_context(request, rollout),
     }
     return render(request, "rollouts/detail.html", context)
@@ -179,17 +228,22 @@ def detail(request: HttpRequest, rollout_id: int) -> HttpResponse:
 
 def _live_context(request: HttpRequest, rollout: Rollout) -> dict:
     """What the live part of the page needs besides the rows: controls, waves, budget."""
+    allowed = lifecycle.allowed(rollout)
     return {
-        "can_approve_this": can_approve(request, rollout.created_by)
-        and rollout.state == Rollout.State.AWAITING_APPROVAL,
+        "allowed": allowed,
+        "can_approve_this": "approve" in allowed and can_approve(request, rollout.created_by),
         "waves": list(rollout.waves.all()),
+        "events": list(rollout.events.all()[:TIMELINE_LENGTH]),
         "budget_used": _budget_used(rollout),
+        "budget": engine.budget_text(rollout.failure_budget),
         "resume_choices": RESUME_LABELS,
         "revertable": rollout.servers.filter(state="succeeded")
         .exclude(previous_image_id="")
         .exists(),
     }
 
+
+TIMELINE_LENGTH = 200  # newest first; the JSON export carries every event
 
 RESUME_LABELS = [
     ("continue", "Continue with the next waves"),
@@ -253,20 +307,42 @@ def approve(request: HttpRequest, rollout_id: int) -> HttpResponse:
         _audit(
             request, "rollout.approve", rollout, outcome="refused", why="submitter cannot approve"
         )
-        raise PermissionDenied("A second person must approve this rollout.")
-    if planning.approve(rollout.pk, request.user.username):
-        _audit(request, "rollout.approve", rollout)
-        messages.success(request, "Approved; the rollout starts now.")
+        raise PermissionDenied(_("A second person must approve this rollout."))
+    if planning.approve(rollout.pk, request.user.username, request=request):
+        messages.success(request, _("Approved; the rollout starts now."))
+    else:
+        _refused(request, rollout, "approve")
     return redirect("rollout-detail", rollout.pk)
+
+
+def _refused(request: HttpRequest, rollout: Rollout, action: str) -> None:
+    """An action the rollout's state does not allow: audited, and said plainly."""
+    rollout.refresh_from_db()
+    _audit(request, f"rollout.{action}", rollout, outcome="refused", state=rollout.state)
+    messages.error(
+        request,
+        _("A %(state)s rollout cannot do that (%(action)s).")
+        % {"state": rollout.get_state_display().lower(), "action": action},
+    )
 
 
 @require_POST
 @require_role(OPERATOR)
 def cancel(request: HttpRequest, rollout_id: int) -> HttpResponse:
     rollout = _get_rollout_for_user(request, rollout_id)
-    cancelled = control.cancel(rollout.pk)
-    _audit(request, "rollout.cancel", rollout, servers_cancelled=cancelled)
-    messages.info(request, f"Cancelled; {cancelled} servers not yet sent will not be sent.")
+    cancelled = control.cancel(rollout.pk, by=request.user.username, request=request)
+    if cancelled is None:
+        _refused(request, rollout, "cancel")
+    else:
+        messages.info(
+            request,
+            ngettext(
+                "Cancelled; %(n)d server not yet sent will not be sent.",
+                "Cancelled; %(n)d servers not yet sent will not be sent.",
+                cancelled,
+            )
+            % {"n": cancelled},
+        )
     return redirect("rollout-detail", rollout.pk)
 
 
@@ -274,12 +350,10 @@ def cancel(request: HttpRequest, rollout_id: int) -> HttpResponse:
 @require_role(OPERATOR)
 def pause(request: HttpRequest, rollout_id: int) -> HttpResponse:
     rollout = _get_rollout_for_user(request, rollout_id)
-    paused = control.pause(rollout.pk)
-    _audit(request, "rollout.pause", rollout, outcome="ok" if paused else "refused")
-    if paused:
-        messages.info(request, "Paused: nothing more is sent; jobs in flight are still tracked.")
+    if control.pause(rollout.pk, by=request.user.username, request=request):
+        messages.info(request, _("Paused: nothing more is sent; jobs in flight are still tracked."))
     else:
-        messages.error(request, "Only a running rollout can be paused.")
+        _refused(request, rollout, "pause")
     return redirect("rollout-detail", rollout.pk)
 
 
@@ -288,21 +362,20 @@ def pause(request: HttpRequest, rollout_id: int) -> HttpResponse:
 def resume(request: HttpRequest, rollout_id: int) -> HttpResponse:
     rollout = _get_rollout_for_user(request, rollout_id)
     how = request.POST.get("how", control.CONTINUE)
-    if how not in control.RESUME_CHOICES or rollout.state not in ("paused", "halted"):
+    if how not in control.RESUME_CHOICES or not lifecycle.allows(rollout, "resume"):
         _audit(request, "rollout.resume", rollout, outcome="refused", how=how[:20])
-        messages.error(request, "This rollout cannot be resumed that way.")
+        messages.error(request, _("This rollout cannot be resumed that way."))
         return redirect("rollout-detail", rollout.pk)
-    retry_plan = control.resume(rollout.pk, how, by=request.user.username)
-    _audit(
-        request,
-        "rollout.resume",
-        rollout,
-        how=how,
-        retry_plan=retry_plan.pk if retry_plan else None,
-    )
-    messages.success(request, "Resumed.")
+    resumed, retry_plan = control.resume(rollout.pk, how, by=request.user.username, request=request)
+    if not resumed:
+        _refused(request, rollout, "resume")
+        return redirect("rollout-detail", rollout.pk)
+    messages.success(request, _("Resumed."))
     if retry_plan:
-        messages.info(request, f"Plan #{retry_plan.pk} retries the failed servers; confirm it.")
+        messages.info(
+            request,
+            _("Plan #%(id)d retries the failed servers; confirm it.") % {"id": retry_plan.pk},
+        )
         return redirect("rollout-plan", retry_plan.pk)
     return redirect("rollout-detail", rollout.pk)
 
@@ -312,6 +385,9 @@ def resume(request: HttpRequest, rollout_id: int) -> HttpResponse:
 def revert(request: HttpRequest, rollout_id: int) -> HttpResponse:
     """Plan a change of the chosen servers back to the images they ran before."""
     rollout = _get_rollout_for_user(request, rollout_id)
+    if not lifecycle.allows(rollout, "revert"):
+        _refused(request, rollout, "revert")
+        return redirect("rollout-detail", rollout.pk)
     chosen = request.POST.getlist("server") or list(
         rollout.servers.filter(state="succeeded").values_list("server_id", flat=True)
     )
@@ -323,7 +399,7 @@ def revert(request: HttpRequest, rollout_id: int) -> HttpResponse:
     )
     if not plan.servers.exists():
         plan.delete()
-        messages.error(request, "None of these servers has a recorded previous image.")
+        messages.error(request, _("None of these servers has a recorded previous image."))
         return redirect("rollout-detail", rollout.pk)
     _audit(request, "rollout.revert", plan, reverts=rollout.pk, servers=plan.servers.count())
     return redirect("rollout-plan", plan.pk)
@@ -339,15 +415,22 @@ def retry(request: HttpRequest, rollout_id: int) -> HttpResponse:
             state__in=[RolloutServer.State.FAILED, RolloutServer.State.UNKNOWN]
         ).values_list("server_id", flat=True)
     )
-    new_plan, form = planning.plan_again(
+    if not lifecycle.allows(rollout, "retry"):
+        _refused(request, rollout, "retry")
+        return redirect("rollout-detail", rollout.pk)
+    if not ids:
+        messages.error(request, _("Nothing to retry: no server failed."))
+        return redirect("rollout-detail", rollout.pk)
+    new_plan, errors = planning.plan_again(
         rollout,
         ids,
         created_by=request.user.username,
         reason=f"Retry of #{rollout.pk}: {rollout.reason}"[:500],
         retry_of=rollout,
+        kind=Rollout.Kind.RETRY,
     )
     if new_plan is None:
-        for message in form.non_field_errors() or ["Nothing to retry."]:
+        for message in errors:
             messages.error(request, message)
         return redirect("rollout-detail", rollout.pk)
     _audit(request, "rollout.retry", new_plan, retry_of=rollout.pk, servers=len(ids))
@@ -360,11 +443,15 @@ def retry(request: HttpRequest, rollout_id: int) -> HttpResponse:
 @require_GET
 @require_role(VIEWER)
 def history(request: HttpRequest) -> HttpResponse:
-    rollouts = Rollout.objects.annotate(
-        total=Count("servers"),
-        succeeded=Count("servers", filter=Q(servers__state=RolloutServer.State.SUCCEEDED)),
-        failed=Count("servers", filter=Q(servers__state=RolloutServer.State.FAILED)),
-    ).exclude(state=Rollout.State.DISCARDED)
+    rollouts = (
+        Rollout.objects.prefetch_related("derived")
+        .annotate(
+            total=Count("servers"),
+            succeeded=Count("servers", filter=Q(servers__state=RolloutServer.State.SUCCEEDED)),
+            failed=Count("servers", filter=Q(servers__state=RolloutServer.State.FAILED)),
+        )
+        .exclude(state=Rollout.State.DISCARDED)
+    )
     filters = {k: request.GET.get(k, "").strip() for k in ("state", "user", "group", "date")}
     if filters["state"]:
         rollouts = rollouts.filter(state=filters["state"])
@@ -399,6 +486,19 @@ EXPORT_FIELDS = [
     "finished_at",
     "verified",
 ]
+# Rollout-level columns repeated on every CSV row, so a sheet of several exports still says
+# which rollout each row belongs to and where it came from.
+ROLLOUT_COLUMNS = ["rollout", "kind", "origin", "follow_ups", "outcome"]
+
+
+def _links(rollout: Rollout) -> tuple[str, list[dict]]:
+    """ "Revert of #1" and [{"label": "Retried by", "rollout": 5}, …]."""
+    origin = f"{rollout.origin_label} #{rollout.retry_of_id}" if rollout.retry_of_id else ""
+    follow_ups = [
+        {"label": d.follow_up_label, "rollout": d.pk, "kind": d.kind}
+        for d in rollout.derived.order_by("pk")
+    ]
+    return origin, follow_ups
 
 
 @require_GET
@@ -408,15 +508,25 @@ def export(request: HttpRequest, rollout_id: int, fmt: str) -> HttpResponse:
         raise Http404("Export as csv or json.")
     rollout = _get_rollout_for_user(request, rollout_id)
     rows = rollout.servers.values_list(*EXPORT_FIELDS)
+    origin, follow_ups = _links(rollout)
+    outcome = summary(rollout).outcome
     filename = f"rollout-{rollout.pk}.{fmt}"
     if fmt == "json":
         body = {
             "rollout": rollout.pk,
             "state": rollout.state,
+            "outcome": outcome,
+            "kind": rollout.kind,
+            "retry_of": rollout.retry_of_id,
+            "origin": origin,
+            "follow_ups": follow_ups,
             "created_by": rollout.created_by,
+            "confirmed_by": rollout.confirmed_by,
+            "approved_by": rollout.approved_by,
             "reason": rollout.reason,
             "target_image_id": rollout.target_image_id,
             "servers": [dict(zip(EXPORT_FIELDS, r, strict=True)) for r in rows],
+            "events": [_event_json(e) for e in rollout.events.all()],
         }
         response = HttpResponse(
             json.dumps(body, default=str, indent=1), content_type="application/json"
@@ -424,14 +534,28 @@ def export(request: HttpRequest, rollout_id: int, fmt: str) -> HttpResponse:
     else:
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         writer = csv.writer(response)
-        writer.writerow(EXPORT_FIELDS)
+        writer.writerow([*ROLLOUT_COLUMNS, *EXPORT_FIELDS])
+        shared = [
+            rollout.pk,
+            rollout.kind,
+            origin,
+            "; ".join(f"{f['label']} #{f['rollout']}" for f in follow_ups),
+            outcome,
+        ]
         for row in rows:
-            writer.writerow([_csv_safe(v) for v in row])
+            writer.writerow([safe_cell(v) for v in (*shared, *row)])
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
 
-def _csv_safe(value) -> str:
-    """Neutralise spreadsheet formulas in exported text (CSV injection)."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+def _event_json(event) -> dict:
+    return {
+        "at": event.at.isoformat(),
+        "wave": event.wave,
+        "action": event.action,
+        "from": event.from_state,
+        "to": event.to_state,
+        "actor": event.actor,
+        "reason": event.reason,
+        "details": event.details,
+    }

@@ -1,4 +1,4 @@
-"""Send a confirmed rollout to the cloud, chunk by chunk.
+"""Send a wave of a running rollout to the cloud, chunk by chunk.
 
 Guarantees:
 - A server is sent at most once per rollout. Rows are claimed with a conditional UPDATE
@@ -13,36 +13,26 @@ Guarantees:
 """
 
 import logging
-import threading
-import time
 import uuid
-from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Case, CharField, Count, Value, When
+from django.db.models import Case, CharField, Value, When
 from django.utils import timezone
 
 from dashboard import audit, compat
 from dashboard.cloud import records
 from dashboard.cloud.errors import CloudError, Outcome
-from dashboard.models import Image, Rollout, RolloutServer, Server
+from dashboard.models import Image, Rollout, RolloutServer
 from dashboard.rollouts.facts import image_facts, server_facts
+from dashboard.rollouts.reread import GroupReads, reread_servers
 
 log = logging.getLogger(__name__)
 
 MAX_SEND_ATTEMPTS = 8  # throttled or not-sent retries of one chunk before giving up for now
-PAGE = 100
-
-
-def submit(rollout_id: int, client=None, *, sleep: Callable[[float], None] = time.sleep) -> str:
-    """The confirmed rollout's first step: start it (when its time has come) and advance it."""
-    from dashboard.rollouts import engine
-
-    return engine.start(rollout_id, client, sleep=sleep)
 
 
 def send_wave(rollout_id: int, wave: int, client, *, sleep: Callable[[float], None]) -> None:
@@ -91,10 +81,8 @@ def _send_chunk(rollout_id: int, chunk: int, *, client, sleep, reads=None) -> No
 
 
 def _should_stop(rollout_id: int) -> bool:
-    state, cancel = Rollout.objects.filter(pk=rollout_id).values_list("state", "cancel_requested")[
-        0
-    ]
-    return cancel or state != Rollout.State.RUNNING
+    # Pausing, halting or cancelling the rollout stops the chunks not yet claimed.
+    return not Rollout.objects.filter(pk=rollout_id, state=Rollout.State.RUNNING).exists()
 
 
 def _claim(rollout_id: int, chunk: int) -> str:
@@ -147,59 +135,6 @@ def _recheck(rows: list[RolloutServer], client, reads=None) -> list[RolloutServe
             previous_image_id=_per_row(previous)
         )
     return keep
-
-
-class GroupReads:
-    """Whole-group listings shared by the chunks of one wave for a few seconds.
-
-    Chunks of 50 straddle group boundaries; without this, neighbouring chunks would list the
-    same group again moments apart. A listing older than `ttl` is read again.
-    """
-
-    def __init__(self, client, ttl: float = 15.0) -> None:
-        self.client = client
-        self.ttl = ttl
-        self.lock = threading.Lock()
-        self.locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
-        self.groups: dict[str, tuple[float, dict[str, records.Server]]] = {}
-
-    def group(self, group_id: str) -> dict[str, records.Server]:
-        with self.lock:
-            group_lock = self.locks[group_id]
-        with group_lock:  # one listing per group at a time, even with calls in flight
-            read_at, servers = self.groups.get(group_id, (0.0, {}))
-            if time.monotonic() - read_at > self.ttl:
-                servers = {s.id: s for s in self.client.list_servers(server_group_id=group_id)}
-                self.groups[group_id] = (time.monotonic(), servers)
-            return servers
-
-
-def reread_servers(
-    client, rows: list[RolloutServer], reads: GroupReads | None = None
-) -> dict[str, records.Server]:
-    """Read the rows' servers from the API in the fewest calls: whole groups or one by one."""
-    by_group: dict[str, set[str]] = defaultdict(set)
-    for row in rows:
-        by_group[row.group_id].add(row.server_id)
-    sizes = dict(
-        Server.objects.filter(group_id__in=[g for g in by_group if g], gone=False)
-        .values_list("group_id")
-        .annotate(n=Count("id"))
-        .values_list("group_id", "n")
-    )
-    found: dict[str, records.Server] = {}
-    for group_id, ids in by_group.items():
-        pages = -(-sizes.get(group_id, 10**9) // PAGE)
-        if group_id and pages < len(ids):
-            listing = (reads or GroupReads(client)).group(group_id)
-            found.update({i: listing[i] for i in ids if i in listing})
-        for server_id in ids - found.keys():
-            try:
-                found[server_id] = client.show_server(server_id)
-            except CloudError as exc:
-                if exc.status != 404:
-                    raise
-    return found
 
 
 def _send(rollout_id: int, rows: list[RolloutServer], client) -> float | None:
@@ -341,44 +276,3 @@ def _finish_row(row: RolloutServer, state: str, *, code: str, message: str, requ
         request_id=request_id,
         finished_at=timezone.now(),
     )
-
-
-def enter_maintenance(rollout: Rollout, client, wave: int) -> None:
-    """Drain the wave's servers: maintenance mode gives them no new sessions."""
-    rows = rollout.servers.filter(
-        wave=wave, state=RolloutServer.State.PENDING, maintenance_set=False
-    )
-    ids = list(rows.values_list("server_id", flat=True))
-    if not ids:
-        return
-    client.batch_change_maintain(ids, True)
-    rows.update(maintenance_set=True)
-    audit.record_for_rollout(
-        rollout,
-        "api.batch_maint",
-        servers=len(ids),
-        maintain=True,
-    )
-
-
-def enqueue_refresh(rollout_id: int, delay: float | None = None, token: str = "") -> bool:
-    """Schedule the next refresh. With `token`, only if that chain is still the current one.
-
-    Without a token this starts a new chain, which retires any older one.
-    """
-    from datetime import timedelta
-
-    from dashboard import tasks
-
-    new_token = uuid.uuid4().hex
-    chains = Rollout.objects.filter(pk=rollout_id)
-    if token:
-        chains = chains.filter(refresh_token=token)
-    if not chains.update(refresh_token=new_token):
-        return False
-    wait = settings.ROLLOUT_REFRESH_SECONDS if delay is None else delay
-    task = tasks.refresh_rollout
-    if wait > 0:
-        task = task.using(run_after=timezone.now() + timedelta(seconds=wait))
-    task.enqueue(rollout_id, new_token)
-    return True

@@ -1,0 +1,71 @@
+"""Read a rollout's servers back from the cloud in the fewest calls the API allows.
+
+Whole groups (100 servers a page) where a group holds more of the rows than it has pages,
+one by one otherwise. Sending (send.py), the start checks (engine.py, waves.py) and tracking
+(refresh.py) all read through here.
+"""
+
+import threading
+import time
+from collections import defaultdict
+
+from django.db.models import Count
+
+from dashboard.cloud import records
+from dashboard.cloud.errors import CloudError
+from dashboard.models import RolloutServer, Server
+
+PAGE = 100
+
+
+class GroupReads:
+    """Whole-group listings shared by the chunks of one wave for a few seconds.
+
+    Chunks of 50 straddle group boundaries; without this, neighbouring chunks would list the
+    same group again moments apart. A listing older than `ttl` is read again.
+    """
+
+    def __init__(self, client, ttl: float = 15.0) -> None:
+        self.client = client
+        self.ttl = ttl
+        self.lock = threading.Lock()
+        self.locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
+        self.groups: dict[str, tuple[float, dict[str, records.Server]]] = {}
+
+    def group(self, group_id: str) -> dict[str, records.Server]:
+        with self.lock:
+            group_lock = self.locks[group_id]
+        with group_lock:  # one listing per group at a time, even with calls in flight
+            read_at, servers = self.groups.get(group_id, (0.0, {}))
+            if time.monotonic() - read_at > self.ttl:
+                servers = {s.id: s for s in self.client.list_servers(server_group_id=group_id)}
+                self.groups[group_id] = (time.monotonic(), servers)
+            return servers
+
+
+def reread_servers(
+    client, rows: list[RolloutServer], reads: GroupReads | None = None
+) -> dict[str, records.Server]:
+    """Read the rows' servers from the API in the fewest calls: whole groups or one by one."""
+    by_group: dict[str, set[str]] = defaultdict(set)
+    for row in rows:
+        by_group[row.group_id].add(row.server_id)
+    sizes = dict(
+        Server.objects.filter(group_id__in=[g for g in by_group if g], gone=False)
+        .values_list("group_id")
+        .annotate(n=Count("id"))
+        .values_list("group_id", "n")
+    )
+    found: dict[str, records.Server] = {}
+    for group_id, ids in by_group.items():
+        pages = -(-sizes.get(group_id, 10**9) // PAGE)
+        if group_id and pages < len(ids):
+            listing = (reads or GroupReads(client)).group(group_id)
+            found.update({i: listing[i] for i in ids if i in listing})
+        for server_id in ids - found.keys():
+            try:
+                found[server_id] = client.show_server(server_id)
+            except CloudError as exc:
+                if exc.status != 404:
+                    raise
+    return found
