@@ -1,6 +1,10 @@
 """The task worker: django-tasks-db on this Django version, a worker that survives a lost
 database connection, and recovery of a dead worker's tasks by heartbeat."""
 
+import os
+import re
+import signal
+import socket
 from datetime import timedelta
 
 import pytest
@@ -11,7 +15,7 @@ from django_tasks_db.models import DBTaskResult
 
 from dashboard import heartbeat, inventory, tasks
 from dashboard.models import SyncRun, WorkerHeartbeat
-from tests.faults.procs import start_worker, wait_for
+from tests.faults.procs import child_env, start, start_worker, wait_for
 
 
 @pytest.mark.django_db(transaction=True)
@@ -150,3 +154,52 @@ def test_a_worker_survives_its_connection_cut_mid_task_and_runs_the_task_again(
         )
     finally:
         worker.stop()
+
+
+# --- serve keeps its children running -------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_serve_restarts_a_worker_that_was_killed(simulator, tmp_path):
+    serve = start(
+        ["serve", "--no-simulator", "--port", str(_free_port())],
+        child_env(simulator),
+        tmp_path / "serve.log",
+    )
+    try:
+        first = int(
+            wait_for(
+                lambda: re.search(r"serve: worker started \(pid (\d+)\)", serve.output()),
+                60,
+                "serve to start its worker",
+            ).group(1)
+        )
+        wait_for(
+            lambda: WorkerHeartbeat.objects.filter(worker_id__endswith=f"-{first}").exists(),
+            60,
+            "the first worker's heartbeat",
+        )
+        os.kill(first, signal.SIGKILL)
+
+        restarted = wait_for(
+            lambda: re.findall(r"serve: worker started \(pid (\d+)\)", serve.output())[1:],
+            60,
+            "serve to restart the worker",
+        )
+        assert f"worker (pid {first}) exited with code -9; restarting in 1s" in serve.output()
+        second = int(restarted[0])
+        assert second != first
+        wait_for(
+            lambda: WorkerHeartbeat.objects.filter(worker_id__endswith=f"-{second}").exists(),
+            60,
+            "the new worker's heartbeat",
+        )
+        assert serve.alive(), serve.output()
+    finally:
+        serve.stop()

@@ -1,8 +1,11 @@
 """Start the whole dashboard locally: simulator, task worker and web server.
 
-Ctrl-C (or SIGTERM) stops all three. Used by `make run`.
+Ctrl-C (or SIGTERM) stops all three. A child that exits after start-up (a crash, an OOM kill,
+a lost database) is started again after a backoff that doubles up to `RESTART_CAP` seconds and
+starts over once the child has stayed up a minute; each restart is logged. Used by `make run`.
 """
 
+import logging
 import os
 import signal
 import subprocess
@@ -10,8 +13,16 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass, field
 
 from django.core.management.base import BaseCommand, CommandError
+
+log = logging.getLogger("dashboard.serve")
+
+RESTART_FIRST = 1.0  # seconds before the first restart
+RESTART_CAP = 30.0
+STEADY_AFTER = 60.0  # a child up this long is healthy again: its backoff starts over
+POLL = 0.5
 
 
 def _wait_for(url: str, seconds: float) -> bool:
@@ -27,6 +38,58 @@ def _wait_for(url: str, seconds: float) -> bool:
     return False
 
 
+@dataclass
+class Child:
+    """One supervised process and its restart schedule."""
+
+    name: str
+    args: list[str]
+    process: subprocess.Popen | None = None
+    started: float = 0.0
+    backoff: float = RESTART_FIRST
+    restart_at: float | None = None
+    restarts: int = field(default=0)
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.args)
+        self.started = time.monotonic()
+        self.restart_at = None
+        log.info("serve: %s started (pid %d)", self.name, self.process.pid)
+
+    def check(self, now: float) -> None:
+        """Restart the child if it exited and its backoff has passed."""
+        if self.restart_at is not None:
+            if now >= self.restart_at:
+                self.restarts += 1
+                self.start()
+            return
+        if self.process is None or self.process.poll() is None:
+            return
+        if now - self.started >= STEADY_AFTER:
+            self.backoff = RESTART_FIRST
+        log.warning(
+            "serve: %s (pid %d) exited with code %s; restarting in %.0fs",
+            self.name,
+            self.process.pid,
+            self.process.returncode,
+            self.backoff,
+        )
+        self.restart_at = now + self.backoff
+        self.backoff = min(RESTART_CAP, self.backoff * 2)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+
+    def wait(self) -> None:
+        if self.process is None:
+            return
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
 class Command(BaseCommand):
     help = "Run the simulator, the worker and the web server together (local demo)."
 
@@ -39,19 +102,8 @@ class Command(BaseCommand):
         parser.add_argument("--no-simulator", action="store_true", help="Use a real cloud.")
 
     def handle(self, *, port: int, sim_port: int, servers: int, no_simulator: bool, **options):
-        python = sys.executable
-        manage = [python, "manage.py"]
-        children: list[subprocess.Popen] = []
-
-        def stop(*_args) -> None:
-            for child in children:
-                if child.poll() is None:
-                    child.terminate()
-            for child in children:
-                try:
-                    child.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    child.kill()
+        manage = [sys.executable, "manage.py"]
+        children: list[Child] = []
 
         def interrupt(*_args) -> None:
             raise KeyboardInterrupt
@@ -60,20 +112,28 @@ class Command(BaseCommand):
         try:
             if not no_simulator:
                 sim = [*manage, "runsim", "--host", "127.0.0.1", "--port", str(sim_port)]
-                children.append(subprocess.Popen([*sim, "--servers", str(servers)]))
+                children.append(Child("simulator", [*sim, "--servers", str(servers)]))
+                children[-1].start()
                 if not _wait_for(f"http://127.0.0.1:{sim_port}/_sim/health", 30):
                     raise CommandError("The simulator did not start.")
-            children.append(subprocess.Popen([*manage, "worker"]))
+            children.append(Child("worker", [*manage, "worker"]))
+            children[-1].start()
             web = [*manage, "runserver", f"127.0.0.1:{port}", "--noreload"]
-            children.append(subprocess.Popen(web))
+            children.append(Child("web server", web))
+            children[-1].start()
             url = f"http://127.0.0.1:{port}/"
             if not _wait_for(f"{url}healthz", 60):
                 raise CommandError("The web server did not start.")
             self.stdout.write(self.style.SUCCESS(f"\nDashboard ready: {url}  (Ctrl-C stops)\n"))
-            while all(c.poll() is None for c in children):
-                time.sleep(0.5)
-            raise CommandError("A process exited; stopping the others.")
+            while True:
+                now = time.monotonic()
+                for child in children:
+                    child.check(now)
+                time.sleep(POLL)
         except KeyboardInterrupt:
             self.stdout.write("\nstopping…")
         finally:
-            stop()
+            for child in children:
+                child.stop()
+            for child in children:
+                child.wait()
