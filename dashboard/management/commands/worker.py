@@ -31,7 +31,7 @@ from dashboard.heartbeat import (
     recover_dead_workers,
     this_worker_id,
 )
-from dashboard.rollouts import recovery
+from dashboard.rollouts import planning, recovery
 
 log = logging.getLogger("dashboard.worker")
 
@@ -48,6 +48,7 @@ def scheduled_duties() -> list:
         upstream.prune_rate_windows,
         inventory.schedule_sync,
         recovery.resume_stalled,
+        planning.expire_plans,
     ]
 
 
