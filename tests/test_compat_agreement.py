@@ -1,9 +1,10 @@
 """The form, the plan, the worker's re-check and the simulator judge every pair alike.
 
-They all call compat.verdict(), but each builds its facts from a different source: the
-inventory rows (form and plan), the API records (the worker, just before sending) and the
-simulator's own state (the cloud side). Every (server, image) pair of the seeded fleet is
-checked, so a field that one side reads differently shows up here.
+The dashboard's three call compat.verdict(), each with facts from a different source: the
+inventory rows (form and plan) and the API records (the worker, just before sending). The
+simulator judges with its own rules (dashboard/simulator/rules.py, written from the API text,
+not from compat), so a misreading of the API on either side shows up here instead of being
+confirmed. Every (server, image) pair of the seeded fleet is checked.
 """
 
 import pytest
@@ -12,8 +13,28 @@ from dashboard import compat, inventory
 from dashboard.models import Image, Server
 from dashboard.rollouts import planning
 from dashboard.rollouts.facts import image_facts, server_facts, verdicts
+from dashboard.simulator import rules
 
 pytestmark = pytest.mark.django_db
+
+# compat's reason → the simulator rule that says the same (in_other_rollout is the
+# dashboard's alone: the cloud knows no rollouts).
+SAME_REASON = {
+    compat.SAME_IMAGE: rules.SAME_IMAGE,
+    compat.SERVER_GONE: rules.SERVER_GONE,
+    compat.SERVER_FROZEN: rules.FROZEN,
+    compat.SERVER_BUSY: rules.BUSY,
+    compat.IMAGE_UNKNOWN: rules.UNKNOWN_IMAGE,
+    compat.IMAGE_NOT_ACTIVE: rules.NOT_READY,
+    compat.OS_MISMATCH: rules.OTHER_OS,
+    compat.OS_UNSUPPORTED: rules.UNSUPPORTED_OS,
+    compat.ARCH_MISMATCH: rules.OTHER_ARCHITECTURE,
+    compat.CURRENT_IMAGE_UNKNOWN: rules.CURRENT_UNKNOWN,
+    compat.FREE_PAID_MISMATCH: rules.FREE_FOR_PAID,
+    compat.PAID_PRODUCT_MISMATCH: rules.OTHER_PRODUCT,
+    compat.MARKET_PRODUCT_MISSING: rules.NO_PRODUCT,
+    compat.DISK_TOO_SMALL: rules.DISK_TOO_SMALL,
+}
 
 
 def test_every_server_and_image_pair_gets_the_same_verdict_everywhere(sim_settings, cloud_client):
@@ -43,9 +64,29 @@ def test_every_server_and_image_pair_gets_the_same_verdict_everywhere(sim_settin
                 worker,
                 cloud,
             )
-            assert [r.code for r in plan[server.id].reasons] == [r.code for r in cloud.reasons]
+            ours = {SAME_REASON[r.code] for r in plan[server.id].reasons}
+            assert ours == {r.name for r in cloud.reasons}, (server.name, image.name)
             compared += 1
     assert compared == len(rows) * Image.objects.count()
+
+
+def test_the_simulator_judges_without_the_dashboards_rules() -> None:
+    import ast
+    from pathlib import Path
+
+    import dashboard.simulator as package
+
+    for path in Path(package.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = {
+            getattr(node, "module", None) or alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import | ast.ImportFrom)
+            for alias in node.names
+        }
+        names = {f"{m}.{a.name}" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                 for m in [node.module or ""] for a in node.names}  # fmt: skip
+        assert not any("compat" in n for n in imported | names), path.name
 
 
 def test_the_form_offers_exactly_the_images_the_plan_would_change_to(sim_settings, cloud_client):

@@ -6,9 +6,8 @@ from typing import Any
 import pytest
 import requests
 
-from dashboard import compat
 from dashboard.cloud.signing import SDK_DATE_FORMAT
-from dashboard.simulator import codes
+from dashboard.simulator import codes, rules
 from dashboard.simulator.fleet import build_fleet
 from tests.sim_fixtures import RunningSimulator
 from tests.sim_fixtures import signed_call as call
@@ -382,23 +381,23 @@ def _refusal(sim: RunningSimulator, server, image) -> str:
 @pytest.mark.parametrize(
     ("image_name", "reason"),
     [
-        ("ubuntu-22.04-apps-2026.11", compat.OS_MISMATCH),
-        ("win2022-arm-office-2026.11", compat.ARCH_MISMATCH),
-        ("win2019-office-2026.12-rc", compat.IMAGE_NOT_ACTIVE),
-        ("win2019-office-bigdisk-2026.11", compat.DISK_TOO_SMALL),
-        ("adobe-cc-win2022-2026.11", compat.FREE_PAID_MISMATCH),
+        ("ubuntu-22.04-apps-2026.11", rules.OTHER_OS),
+        ("win2022-arm-office-2026.11", rules.OTHER_ARCHITECTURE),
+        ("win2019-office-2026.12-rc", rules.NOT_READY),
+        ("win2019-office-bigdisk-2026.11", rules.DISK_TOO_SMALL),
+        ("adobe-cc-win2022-2026.11", rules.FREE_FOR_PAID),
     ],
 )
 def test_an_incompatible_image_is_refused_per_server(simulator, image_name, reason) -> None:
     server = drifted_private(simulator)
     image = image_named(simulator, image_name)
-    assert _refusal(simulator, server, image) == codes.COMPAT_CODES[reason]
+    assert _refusal(simulator, server, image) == codes.REFUSAL_CODES[reason]
 
 
 def test_a_paid_image_of_another_product_is_refused(simulator) -> None:
     server = drifted_marketplace(simulator)
     image = image_named(simulator, "autocad-lt-win2022-2026.11")
-    assert _refusal(simulator, server, image) == codes.COMPAT_CODES[compat.PAID_PRODUCT_MISMATCH]
+    assert _refusal(simulator, server, image) == codes.REFUSAL_CODES[rules.OTHER_PRODUCT]
 
 
 def test_a_paid_image_of_the_same_product_is_accepted(simulator) -> None:
@@ -409,9 +408,9 @@ def test_a_paid_image_of_the_same_product_is_accepted(simulator) -> None:
 @pytest.mark.parametrize(
     ("scenario", "reason"),
     [
-        ("frozen", compat.SERVER_FROZEN),
-        ("job_running", compat.SERVER_BUSY),
-        ("current", compat.SAME_IMAGE),
+        ("frozen", rules.FROZEN),
+        ("job_running", rules.BUSY),
+        ("current", rules.SAME_IMAGE),
     ],
 )
 def test_a_server_that_cannot_change_now_is_refused(simulator, scenario, reason) -> None:
@@ -425,7 +424,7 @@ def test_a_server_that_cannot_change_now_is_refused(simulator, scenario, reason)
             if i.name.rsplit("-", 1)[0] == family and i.id != image.id
         ]
         server.image_id = older[0].id
-    assert _refusal(simulator, server, image) == codes.COMPAT_CODES[reason]
+    assert _refusal(simulator, server, image) == codes.REFUSAL_CODES[reason]
 
 
 def test_an_unknown_server_in_a_batch_is_an_item_error(simulator) -> None:
@@ -437,7 +436,7 @@ def test_an_unknown_server_in_a_batch_is_an_item_error(simulator) -> None:
             "server_id": "gone",
             "job_id": "",
             "error_code": codes.NOT_FOUND,
-            "error_message": compat.MESSAGES[compat.SERVER_GONE],
+            "error_message": rules.MESSAGES[rules.SERVER_GONE],
         }
     ]
 

@@ -2,11 +2,11 @@
 
 Codes published by the cloud are used as published (generic WKS codes per HTTP status, the
 gateway's APIGW codes, Keystone's error shape). The cloud does not publish codes for refused
-image changes, so the per-reason codes in `COMPAT_CODES` are the simulator's own, chosen in
+image changes, so the per-reason codes in `REFUSAL_CODES` are the simulator's own, chosen in
 the WKS style; docs/simulator.md lists them.
 """
 
-from dashboard import compat
+from dashboard.simulator import rules
 
 # Generic WorkspaceApp codes, one per HTTP status (as in the published specs).
 BAD_REQUEST = "WKS.00211102"
@@ -44,23 +44,22 @@ GW_THROTTLED = "APIGW.0308"
 IMS_BAD_REQUEST = "IMG.0001"
 IMS_NOT_FOUND = "IMG.0027"
 
-# Per-server refusal codes for batch-change-image, one per compat reason (simulator-chosen).
-COMPAT_CODES = {
-    compat.SAME_IMAGE: "WKS.00211120",
-    compat.SERVER_GONE: NOT_FOUND,
-    compat.SERVER_FROZEN: "WKS.00211121",
-    compat.SERVER_BUSY: CONFLICT,
-    compat.IN_OTHER_ROLLOUT: CONFLICT,
-    compat.IMAGE_UNKNOWN: "WKS.00211122",
-    compat.IMAGE_NOT_ACTIVE: "WKS.00211123",
-    compat.OS_MISMATCH: "WKS.00211124",
-    compat.OS_UNSUPPORTED: "WKS.00211125",
-    compat.ARCH_MISMATCH: "WKS.00211126",
-    compat.CURRENT_IMAGE_UNKNOWN: "WKS.00211127",
-    compat.FREE_PAID_MISMATCH: "WKS.00211128",
-    compat.PAID_PRODUCT_MISMATCH: "WKS.00211129",
-    compat.MARKET_PRODUCT_MISSING: "WKS.00211130",
-    compat.DISK_TOO_SMALL: "WKS.00211131",
+# Per-server refusal codes for batch-change-image, one per simulator rule (simulator-chosen).
+REFUSAL_CODES = {
+    rules.SAME_IMAGE: "WKS.00211120",
+    rules.SERVER_GONE: NOT_FOUND,
+    rules.FROZEN: "WKS.00211121",
+    rules.BUSY: CONFLICT,
+    rules.UNKNOWN_IMAGE: "WKS.00211122",
+    rules.NOT_READY: "WKS.00211123",
+    rules.OTHER_OS: "WKS.00211124",
+    rules.UNSUPPORTED_OS: "WKS.00211125",
+    rules.OTHER_ARCHITECTURE: "WKS.00211126",
+    rules.CURRENT_UNKNOWN: "WKS.00211127",
+    rules.FREE_FOR_PAID: "WKS.00211128",
+    rules.OTHER_PRODUCT: "WKS.00211129",
+    rules.NO_PRODUCT: "WKS.00211130",
+    rules.DISK_TOO_SMALL: "WKS.00211131",
 }
 
 # What a job that fails reports on its sub-job.
@@ -87,8 +86,8 @@ def keystone(status: int, message: str, title: str) -> dict[str, dict[str, objec
 
 
 def item_message(code: str) -> str:
-    """The per-item error_message for a code (compat codes get the compat rule's text)."""
-    for reason, mapped in COMPAT_CODES.items():
-        if mapped == code and reason in compat.MESSAGES:
-            return compat.MESSAGES[reason]
+    """The per-item error_message for a code (refusal codes get their rule's text)."""
+    for name, mapped in REFUSAL_CODES.items():
+        if mapped == code:
+            return rules.MESSAGES[name]
     return MESSAGES.get(code, "The server cannot change its image now.")
