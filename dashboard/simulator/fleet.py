@@ -5,8 +5,8 @@ servers cover every scenario once (so even a tiny test fleet has each case); the
 from weighted scenarios with a seeded RNG.
 """
 
+import itertools
 import random
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -136,17 +136,34 @@ SCENARIOS = {
 }
 
 
+SCENARIO_NAMES = tuple(SCENARIOS)
+SCENARIO_CUM_WEIGHTS = tuple(itertools.accumulate(SCENARIOS.values()))
+MACHINE_NAME_CHARS = "ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"
+
+
+def uuid4_text(bits: int) -> str:
+    """`str(uuid.UUID(int=bits, version=4))` without building a UUID (fleets are large)."""
+    bits = (bits & ~(0xC000 << 48)) | (0x8000 << 48)  # the RFC 4122 variant
+    bits = (bits & ~(0xF000 << 64)) | (4 << 76)  # version 4
+    text = f"{bits:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
 class _Ids:
     """Deterministic UUIDs from the fleet's RNG."""
 
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
+        # `choice(seq)` is `seq[_randbelow(len(seq))]` and `randrange(n)` is `_randbelow(n)`:
+        # calling it directly draws the same numbers without the wrappers' cost.
+        self.below = rng._randbelow
 
     def uuid(self) -> str:
-        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        return uuid4_text(self.rng.getrandbits(128))
 
     def token(self, n: int) -> str:
-        return "".join(self.rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ0123456789") for _ in range(n))
+        below, size = self.below, len(MACHINE_NAME_CHARS)
+        return "".join([MACHINE_NAME_CHARS[below(size)] for _ in range(n)])
 
 
 def build_fleet(servers: int = 120, seed: int = 1) -> Fleet:
@@ -169,12 +186,13 @@ def _group_count(servers: int) -> int:
 
 
 def _scenario(rng: random.Random, n: int, groups: int) -> str:
-    names = list(SCENARIOS)
+    names = SCENARIO_NAMES
     if n < len(names) * groups:
         # The first rounds walk the scenarios diagonally: a fleet of a few dozen servers
         # already has every scenario, and every group meets every scenario early.
         return names[(n // groups + n % groups) % len(names)]
-    return rng.choices(names, weights=list(SCENARIOS.values()))[0]
+    # The same draw as `choices(names, weights=…)`, which accumulates the weights each time.
+    return rng.choices(names, cum_weights=SCENARIO_CUM_WEIGHTS)[0]
 
 
 def _build_images(ids: _Ids) -> list[Image]:
@@ -269,7 +287,7 @@ def _build_server(
         os_type=image.os_type,
         os_version=image.os_version,
         ip=f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{(n & 255) or 1}",
-        mac="fa:16:3e:" + ":".join(f"{rng.randrange(256):02x}" for _ in range(3)),
+        mac="fa:16:3e:" + ":".join([f"{ids.below(256):02x}" for _ in range(3)]),
         port_id=ids.uuid(),
         create_time=created,
         availability_zone=rng.choice(("cn-north-4a", "cn-north-4b", "cn-north-4c")),

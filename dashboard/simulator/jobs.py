@@ -7,6 +7,7 @@ WAITING, RUNNING, SUCCESS, FAILED = "WAITING", "RUNNING", "SUCCESS", "FAILED"
 ACTIVE = frozenset({WAITING, RUNNING})
 CHANGE_SERVER_IMAGE = "CHANGE_SERVER_IMAGE"
 WAITING_SHARE = 0.1  # the first tenth of a job's time is spent queued
+ONE_MICROSECOND = timedelta(microseconds=1)
 
 # ShowJob (v1) speaks integers: 0 failed, 1 success, 2 processing, 3 initialising.
 V1_STATUS = {FAILED: 0, SUCCESS: 1, RUNNING: 2, WAITING: 3}
@@ -32,6 +33,21 @@ class Job:
         if elapsed >= self.duration:
             return FAILED if self.fails else SUCCESS
         return WAITING if elapsed < self.duration * WAITING_SHARE else RUNNING
+
+    def settles_at(self) -> datetime | None:
+        """The earliest moment `status` may be final, or None for a job that never ends.
+
+        One microsecond early, because `timedelta` rounds the duration to microseconds while
+        `status` compares seconds as floats: callers confirm with `status` before settling.
+        """
+        if self.duration != self.duration:  # NaN: `elapsed >= duration` is never true
+            return None
+        try:
+            return self.created + timedelta(seconds=self.duration) - ONE_MICROSECOND
+        except OverflowError:
+            if self.duration > 0:
+                return None  # beyond any date the clock can show
+            return datetime.min.replace(tzinfo=self.created.tzinfo)
 
     def begin_time(self, now: datetime) -> datetime | None:
         start = self.created + timedelta(seconds=self.duration * WAITING_SHARE)

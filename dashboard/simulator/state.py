@@ -3,10 +3,15 @@
 One lock guards everything; every public method takes it, so the threaded server can call in
 from many threads. Jobs are settled lazily from the clock at the start of each operation,
 which keeps the server list, ShowJobDetail and ListSubJobs in agreement at every moment.
+Settling looks only at what fell due (two heaps: pending jobs by end time, pending logoffs
+by time), and servers and sessions are indexed by group and by server, so a request costs
+what it touches, not the size of the fleet (a 50,000-server fleet is a benchmark size).
 The control methods (`set_faults`, `advance`, `patch_server`, …) are the same ones the
 /_sim/ endpoints call, for in-process tests.
 """
 
+import heapq
+import itertools
 import os
 import random
 import secrets
@@ -17,7 +22,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dashboard.simulator import codes, rules
+from dashboard import compat
+from dashboard.simulator import codes
 from dashboard.simulator.faults import Faults
 from dashboard.simulator.fleet import Group, Image, Server, build_fleet
 from dashboard.simulator.jobs import ACTIVE, CHANGE_SERVER_IMAGE, Job, JobIds
@@ -133,6 +139,9 @@ class SimState:
             self.vpc_id = fleet.vpc_id
             self.groups: dict[str, Group] = {g.id: g for g in fleet.groups}
             self.servers: dict[str, Server] = {s.id: s for s in fleet.servers}
+            self._by_group: dict[str, dict[str, Server]] = {}
+            for server in fleet.servers:
+                self._by_group.setdefault(server.group_id, {})[server.id] = server
             self.images: dict[str, Image] = {i.id: i for i in fleet.images}
             self.faults = replace(
                 self._initial_faults, rejections=dict(self._initial_faults.rejections)
@@ -146,10 +155,17 @@ class SimState:
             self.batch_of: dict[str, str] = {}  # member job id → shared job id
             self.last_job: dict[str, str] = {}
             self._pending: dict[str, Job] = {}
+            # Heaps of (when, order, id): pending jobs by the moment they may end, logoffs by
+            # the moment they fall due. Entries made stale by a later change are skipped.
+            self._jobs_due: list[tuple[datetime, int, str]] = []
+            self._logoffs_due: list[tuple[datetime, int, str]] = []
+            self._order = itertools.count()
             self.tokens: dict[str, datetime] = {}
             self.request_log: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_LIMIT)
             self.session_factory = SessionFactory(self.config.seed)
             self.sessions: dict[str, UserSession] = {}
+            self._sessions_of: dict[str, list[UserSession]] = {}  # server id → its sessions
+            self._sorted_sessions: list[UserSession] = []  # by (started, id); rebuilt on change
             self.message_log: list[dict[str, Any]] = []
             self._seed_jobs()
             self._sync_sessions()
@@ -161,7 +177,8 @@ class SimState:
             if seed is None:
                 continue
             start = seed.started or now - timedelta(seconds=seed.started_ago)
-            self._add_job(server, seed.job_type, start, seed.duration, seed.fails, "")
+            self._add_job(server, seed.job_type, start, seed.duration, seed.fails, "", settle=False)
+        self._settle(now)  # seed jobs change no image, so settling once at the end is the same
 
     def set_faults(self, **changes: Any) -> dict[str, Any]:
         """Change fault knobs (see Faults); returns them all. Raises ValueError on bad input."""
@@ -204,9 +221,11 @@ class SimState:
     def delete_server(self, server_id: str) -> None:
         """The server disappears from the cloud (as if deleted by someone else)."""
         with self.lock:
-            del self.servers[server_id]
-            for session_id in [k for k, v in self.sessions.items() if v.server_id == server_id]:
-                del self.sessions[session_id]
+            server = self.servers.pop(server_id)
+            self._by_group.get(server.group_id, {}).pop(server_id, None)
+            for session in self._sessions_of.pop(server_id, []):
+                del self.sessions[session.id]
+            self._sorted_sessions = []
 
     def record(self, entry: dict[str, Any]) -> None:
         with self.lock:
@@ -227,17 +246,27 @@ class SimState:
             return now
 
     def _settle(self, now: datetime) -> None:
-        for session in self.sessions.values():
-            if session.live and session.logoff_at is not None and session.logoff_at <= now:
-                self._end_session(session, session.logoff_at)
-        for job_id, job in list(self._pending.items()):
-            if job.status(now) in ACTIVE:
-                continue
+        """End the sessions whose logoff fell due, then apply the jobs that have ended."""
+        logoffs = self._logoffs_due
+        while logoffs and logoffs[0][0] <= now:
+            when, _, session_id = heapq.heappop(logoffs)
+            session = self.sessions.get(session_id)
+            if session is not None and session.live and session.logoff_at == when:
+                self._end_session(session, when)
+        jobs, ended, early = self._jobs_due, [], []
+        while jobs and jobs[0][0] <= now:
+            entry = heapq.heappop(jobs)
+            job = self._pending.get(entry[2])
+            if job is not None:
+                (early if job.status(now) in ACTIVE else ended).append(entry)
+        for entry in early:  # within a microsecond of its end: still running by `status`
+            heapq.heappush(jobs, entry)
+        for _, _, job_id in sorted(ended, key=lambda entry: entry[1]):  # in order of acceptance
+            job = self._pending.pop(job_id)
             server = self.servers.get(job.server_id)
             if server is not None and job.target_image_id and not job.fails:
                 server.image_id = job.target_image_id
             job.settled = True
-            del self._pending[job_id]
 
     def job_of(self, server: Server) -> Job | None:
         job_id = self.last_job.get(server.id)
@@ -250,7 +279,20 @@ class SimState:
         return self.images.get(image_id)
 
     def servers_in(self, group_id: str) -> int:
-        return sum(1 for s in self.servers.values() if s.group_id == group_id)
+        return len(self._by_group.get(group_id, ()))
+
+    def servers_where(self, group_id: str | None = None, server_id: str | None = None) -> list:
+        """The servers of one group and/or with one id (all when neither), in fleet order.
+
+        Narrows a listing from the indexes; the caller still applies its own filters.
+        """
+        if server_id:
+            server = self.servers.get(server_id)
+            found = [] if server is None else [server]
+            return [s for s in found if group_id is None or s.group_id == group_id]
+        if group_id is not None:
+            return list(self._by_group.get(group_id, {}).values())
+        return list(self.servers.values())
 
     # --- acting -------------------------------------------------------------------------
 
@@ -265,27 +307,36 @@ class SimState:
         if rejected:
             return _item(server_id, error=(rejected, codes.item_message(rejected)))
         server = self.servers.get(server_id)
-        decision = self.verdict(server, image_id, now) if server else None
-        refused = rules.refusal(rules.SERVER_GONE) if server is None else decision.first
-        if server is None or not decision.ok:
-            assert refused is not None
-            return _item(server_id, error=(codes.REFUSAL_CODES[refused.name], refused.message))
+        if server is None:
+            reason = compat.reason(compat.SERVER_GONE)
+            return _item(server_id, error=(codes.COMPAT_CODES[reason.code], reason.message))
+        decision = self.verdict(server, image_id, now)
+        if not decision.ok:
+            assert decision.reason is not None
+            code = codes.COMPAT_CODES[decision.reason.code]
+            return _item(server_id, error=(code, decision.reason.message))
         fails = self.job_rng.random() < self.faults.job_failure_rate
         job = self._add_job(
             server, CHANGE_SERVER_IMAGE, now, self.config.job_seconds, fails, image_id
         )
         return _item(server_id, job_id=job.id)
 
-    def verdict(self, server: Server, image_id: str, now: datetime) -> rules.Verdict:
-        """The simulator's own rules (rules.py, written from the API text) on its state."""
+    def verdict(self, server: Server, image_id: str, now: datetime) -> compat.Verdict:
+        """The dashboard's own compatibility rules, applied to the simulator's state."""
         job = self.job_of(server)
-        return rules.judge(
-            server,
-            self.image(image_id),
-            self.image(server.image_id),
-            busy=job is not None and job.status(now) in ACTIVE,
+        facts = compat.ServerFacts(
+            id=server.id,
+            image_id=server.image_id,
+            os_type=server.os_type,
             architecture=ARCHITECTURE,
-            system_disk_gb=SYSTEM_DISK_GB,
+            system_disk_size=SYSTEM_DISK_GB,
+            frozen=bool(server.freeze),
+            job_status=job.status(now) if job else "",
+            session_count=server.session_count,
+            maintain_status=server.maintain_status,
+        )
+        return compat.verdict(
+            facts, _facts(self.image(image_id)), _facts(self.image(server.image_id))
         )
 
     def _add_job(
@@ -296,6 +347,8 @@ class SimState:
         duration: float,
         fails: bool,
         target_image_id: str,
+        *,
+        settle: bool = True,
     ) -> Job:
         job = Job(
             id=self.job_ids.take(),
@@ -313,7 +366,11 @@ class SimState:
         self.jobs[job.id] = job
         self.last_job[server.id] = job.id
         self._pending[job.id] = job
-        self._settle(self.clock.now())
+        settles_at = job.settles_at()
+        if settles_at is not None:
+            heapq.heappush(self._jobs_due, (settles_at, next(self._order), job.id))
+        if settle:
+            self._settle(self.clock.now())
         return job
 
     def set_maintenance(self, server_ids: Iterable[str], on: bool) -> list[str]:
@@ -337,13 +394,12 @@ class SimState:
     def _sync_sessions(self, servers: Iterable[Server] | None = None) -> None:
         """Make each server's live sessions match its `session_count` (seed or end some)."""
         now = self.clock.now()
-        live: dict[str, list[UserSession]] = {}
-        for session in self.sessions.values():
-            if session.live:
-                live.setdefault(session.server_id, []).append(session)
+        sessions_of = self._sessions_of
         for server in self.servers.values() if servers is None else servers:
-            mine = live.get(server.id, [])
             wanted = max(0, int(server.session_count))
+            mine = [s for s in sessions_of.get(server.id, ()) if s.live]
+            if len(mine) == wanted:
+                continue
             users = {s.user_name for s in mine}
             while len(mine) < wanted:
                 session = self.session_factory.make(server.id, now, seeded=True)
@@ -352,11 +408,16 @@ class SimState:
                         break
                     session.user_name = self.session_factory.user_name()
                 users.add(session.user_name)
-                self.sessions[session.id] = session
+                self._add_session(session)
                 mine.append(session)
             # Too many: the most recent sessions end first.
             for session in sorted(mine, key=lambda s: s.started)[wanted:]:
                 session.state, session.ended, session.logoff_at = SIGNED_OUT, now, None
+
+    def _add_session(self, session: UserSession) -> None:
+        self.sessions[session.id] = session
+        self._sessions_of.setdefault(session.server_id, []).append(session)
+        self._sorted_sessions = []
 
     def _end_session(self, session: UserSession, when: datetime) -> None:
         session.state, session.ended, session.logoff_at = SIGNED_OUT, when, None
@@ -369,12 +430,17 @@ class SimState:
         with self.lock:
             self.now()
             self._sync_sessions()
-            return sorted(self.sessions.values(), key=lambda s: (s.started, s.id))
+            if len(self._sorted_sessions) != len(self.sessions):
+                self._sorted_sessions = sorted(self.sessions.values(), key=_session_order)
+            return list(self._sorted_sessions)
 
     def sessions_of(self, server_id: str) -> list[UserSession]:
         """The live sessions on one server (what its `session_count` counts)."""
         with self.lock:
-            return [s for s in self.user_sessions() if s.server_id == server_id and s.live]
+            self.now()
+            self._sync_sessions()
+            mine = [s for s in self._sessions_of.get(server_id, ()) if s.live]
+            return sorted(mine, key=_session_order)
 
     def add_session(self, server_id: str, user: str | None = None) -> UserSession:
         """A user logs on to `server_id` now (`session_count` + 1). Raises KeyError."""
@@ -382,7 +448,7 @@ class SimState:
             server = self.servers[server_id]
             self._sync_sessions([server])
             session = self.session_factory.make(server_id, self.now(), user)
-            self.sessions[session.id] = session
+            self._add_session(session)
             server.session_count += 1
             return session
 
@@ -420,6 +486,7 @@ class SimState:
                 due = now + timedelta(seconds=delay_time)
                 if session.logoff_at is None or due < session.logoff_at:
                     session.logoff_at = due
+                    heapq.heappush(self._logoffs_due, (due, next(self._order), session.id))
                 self.message_log.append(
                     {
                         "session_id": session.id,
@@ -461,7 +528,25 @@ class SimState:
             self.tokens.clear()
 
 
+def _session_order(session: UserSession) -> tuple[datetime, str]:
+    return session.started, session.id
+
+
 def _item(server_id: str, job_id: str = "", error: tuple[str, str] = ("", "")) -> dict[str, str]:
     return {"server_id": server_id, "job_id": job_id, "error_code": error[0],
             "error_message": error[1]}  # fmt: skip
 
+
+def _facts(image: Image | None) -> compat.ImageFacts | None:
+    if image is None:
+        return None
+    return compat.ImageFacts(
+        id=image.id,
+        os_type=image.os_type,
+        architecture=image.architecture,
+        image_type=image.kind,
+        status=image.status,
+        min_disk=image.min_disk,
+        paid=image.paid,
+        product_code=image.product_code,
+    )
