@@ -36,3 +36,16 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   });
 });
+
+// A table that scrolls sideways in its own box must be reachable by keyboard: tables
+// without a .table-scroll wrapper (which is focusable already) get a tab stop when they
+// overflow.
+function focusableOverflow() {
+  document.querySelectorAll("main table").forEach((table) => {
+    if (table.closest(".table-scroll")) return;
+    if (table.scrollWidth > table.clientWidth) table.tabIndex = 0;
+    else table.removeAttribute("tabindex");
+  });
+}
+document.addEventListener("DOMContentLoaded", focusableOverflow);
+window.addEventListener("resize", focusableOverflow);

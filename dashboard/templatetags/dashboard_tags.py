@@ -1,8 +1,13 @@
 """Small template helpers, available in every template (registered as builtins)."""
 
+import json
+
 from django import template
 
+from dashboard.templatetags.relative_time import relative_time
+
 register = template.Library()
+register.filter("relative_time", relative_time, is_safe=True)
 
 
 @register.filter
@@ -45,3 +50,12 @@ def explain_error(code: str) -> str:
     from dashboard.errors_explained import explain
 
     return explain(code)
+
+
+@register.filter
+def pretty_json(value) -> str:
+    """A JSON value as indented text for a <pre> (autoescaped by the template, never marked safe).
+
+    Non-JSON values (dates, ids) are shown through str() rather than failing the page.
+    """
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
