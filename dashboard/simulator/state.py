@@ -22,8 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dashboard import compat
-from dashboard.simulator import codes
+from dashboard.simulator import codes, rules
 from dashboard.simulator.faults import Faults
 from dashboard.simulator.fleet import Group, Image, Server, build_fleet
 from dashboard.simulator.jobs import ACTIVE, CHANGE_SERVER_IMAGE, Job, JobIds
@@ -307,36 +306,27 @@ class SimState:
         if rejected:
             return _item(server_id, error=(rejected, codes.item_message(rejected)))
         server = self.servers.get(server_id)
-        if server is None:
-            reason = compat.reason(compat.SERVER_GONE)
-            return _item(server_id, error=(codes.COMPAT_CODES[reason.code], reason.message))
-        decision = self.verdict(server, image_id, now)
-        if not decision.ok:
-            assert decision.reason is not None
-            code = codes.COMPAT_CODES[decision.reason.code]
-            return _item(server_id, error=(code, decision.reason.message))
+        decision = self.verdict(server, image_id, now) if server else None
+        refused = rules.refusal(rules.SERVER_GONE) if server is None else decision.first
+        if server is None or not decision.ok:
+            assert refused is not None
+            return _item(server_id, error=(codes.REFUSAL_CODES[refused.name], refused.message))
         fails = self.job_rng.random() < self.faults.job_failure_rate
         job = self._add_job(
             server, CHANGE_SERVER_IMAGE, now, self.config.job_seconds, fails, image_id
         )
         return _item(server_id, job_id=job.id)
 
-    def verdict(self, server: Server, image_id: str, now: datetime) -> compat.Verdict:
-        """The dashboard's own compatibility rules, applied to the simulator's state."""
+    def verdict(self, server: Server, image_id: str, now: datetime) -> rules.Verdict:
+        """The simulator's own rules (rules.py, written from the API text) on its state."""
         job = self.job_of(server)
-        facts = compat.ServerFacts(
-            id=server.id,
-            image_id=server.image_id,
-            os_type=server.os_type,
+        return rules.judge(
+            server,
+            self.image(image_id),
+            self.image(server.image_id),
+            busy=job is not None and job.status(now) in ACTIVE,
             architecture=ARCHITECTURE,
-            system_disk_size=SYSTEM_DISK_GB,
-            frozen=bool(server.freeze),
-            job_status=job.status(now) if job else "",
-            session_count=server.session_count,
-            maintain_status=server.maintain_status,
-        )
-        return compat.verdict(
-            facts, _facts(self.image(image_id)), _facts(self.image(server.image_id))
+            system_disk_gb=SYSTEM_DISK_GB,
         )
 
     def _add_job(
@@ -535,18 +525,3 @@ def _session_order(session: UserSession) -> tuple[datetime, str]:
 def _item(server_id: str, job_id: str = "", error: tuple[str, str] = ("", "")) -> dict[str, str]:
     return {"server_id": server_id, "job_id": job_id, "error_code": error[0],
             "error_message": error[1]}  # fmt: skip
-
-
-def _facts(image: Image | None) -> compat.ImageFacts | None:
-    if image is None:
-        return None
-    return compat.ImageFacts(
-        id=image.id,
-        os_type=image.os_type,
-        architecture=image.architecture,
-        image_type=image.kind,
-        status=image.status,
-        min_disk=image.min_disk,
-        paid=image.paid,
-        product_code=image.product_code,
-    )
