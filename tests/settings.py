@@ -10,6 +10,10 @@ os.environ.setdefault("HUAWEICLOUD_WORKSPACEAPP_ENDPOINT", "http://127.0.0.1:9")
 os.environ.setdefault("HUAWEICLOUD_WORKSPACE_ENDPOINT", "http://127.0.0.1:9")
 os.environ.setdefault("HUAWEICLOUD_IMS_ENDPOINT", "http://127.0.0.1:9")
 os.environ.setdefault("HUAWEICLOUD_IAM_ENDPOINT", "http://127.0.0.1:9")
+# The process-wide cloud guard outlives a test: unpaced, and a breaker that does not open, unless
+# a test builds its own (tests/test_upstream_limits.py). Child processes inherit these.
+os.environ.setdefault("CLOUD_RATE_LIMITS", "read=0,operate=0,job=0,ims=0,iam=0")
+os.environ.setdefault("CLOUD_BREAKER_FAILURES", "1000000")
 
 from dashboard.settings import *  # noqa: F403
 
