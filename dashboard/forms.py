@@ -1,9 +1,13 @@
 """Forms: the single source of truth for what may be submitted."""
 
+from datetime import UTC, datetime
+
 from django import forms
-from django.db.models import Q, QuerySet
+from django.db.models import DateTimeField, F, Q, QuerySet, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from dashboard import keyset
 from dashboard.models import Image, Rollout, Server, ServerGroup
 from dashboard.rollouts import planning
 
@@ -25,20 +29,18 @@ STATUSES = [
     ("UNREGISTER", "unregistered"),
     ("NONE", "abnormal"),
 ]
-SORTS = {
-    "name": "name",
-    "-name": "-name",
-    "group": "group__name",
-    "-group": "-group__name",
-    "image": "image_id",
-    "-image": "-image_id",
-    "status": "status",
-    "-status": "-status",
-    "sessions": "session_count",
-    "-sessions": "-session_count",
-    "job": "job_time",
-    "-job": "-job_time",
+# Sort name → the key the servers page is ordered (and keyset-paged) by, with `id` after it.
+# Keys never compare NULL: no group sorts as "", no job as the earliest time.
+NO_JOB = datetime(1970, 1, 1, tzinfo=UTC)
+SORT_KEYS = {
+    "name": (F("name"), str),
+    "group": (Coalesce("group__name", Value("")), str),
+    "image": (F("image_id"), str),
+    "status": (F("status"), str),
+    "sessions": (F("session_count"), int),
+    "job": (Coalesce("job_time", Value(NO_JOB), output_field=DateTimeField()), datetime),
 }
+SORTS = [s for name in SORT_KEYS for s in (name, f"-{name}")]
 
 
 class ServerFilterForm(forms.Form):
@@ -60,10 +62,24 @@ class ServerFilterForm(forms.Form):
         self.fields["image"].choices = [("", "any image")] + [(i.id, i.name) for i in images]
 
     def filter(self, servers: QuerySet[Server]) -> QuerySet[Server]:
-        """Apply the valid filters; an invalid form filters nothing but keeps `gone` out."""
-        servers = servers.filter(gone=False)
+        """Apply the valid filters; an invalid form filters nothing but keeps `gone` out.
+
+        The rows carry their `sort_key` and are ordered by (sort_key, id), both one way.
+        """
+        ordering = self.ordering()
+        servers = self._matching(servers.filter(gone=False))
+        servers = servers.annotate(sort_key=SORT_KEYS[ordering.name.lstrip("-")][0])
+        return servers.order_by(*ordering.order_by())
+
+    def ordering(self) -> keyset.Ordering:
+        sort = (self.is_valid() and self.cleaned_data["sort"]) or "name"
+        return keyset.Ordering(
+            sort, SORT_KEYS[sort.lstrip("-")][1], descending=sort.startswith("-")
+        )
+
+    def _matching(self, servers: QuerySet[Server]) -> QuerySet[Server]:
         if not self.is_valid():
-            return servers.order_by("name")
+            return servers
         data = self.cleaned_data
         if q := data["q"].strip():
             servers = servers.filter(
@@ -85,7 +101,7 @@ class ServerFilterForm(forms.Form):
             servers = servers.filter(job_status="")
         elif data["job_status"]:
             servers = servers.filter(job_status=data["job_status"])
-        return servers.order_by(SORTS.get(data["sort"] or "name", "name"), "id")
+        return servers
 
     def active_filters(self) -> dict[str, str]:
         if not self.is_valid():

@@ -5,13 +5,12 @@ its data is.
 """
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.db.models import Count, F
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from dashboard import audit, inventory
+from dashboard import audit, inventory, keyset
 from dashboard.forms import ServerFilterForm
 from dashboard.models import Image, Rollout, RolloutServer, Server, ServerGroup, SyncRun
 from dashboard.roles import OPERATOR, VIEWER, require_role
@@ -73,13 +72,20 @@ def servers(request: HttpRequest) -> HttpResponse:
         request.GET or None, groups=group_list, images=sorted(images.values(), key=_by_name)
     )
     matching = form.filter(Server.objects.select_related("group"))
-    page = Paginator(matching, PAGE_SIZE).get_page(request.GET.get("page"))
+    ordering = form.ordering()
+    try:
+        page = keyset.paginate(matching, ordering, request.GET.get("cursor", ""), PAGE_SIZE)
+    except keyset.BadCursor as problem:
+        # An old or damaged page link: the first page, saying why, rather than an error.
+        page = keyset.paginate(matching, ordering, "", PAGE_SIZE)
+        page.notes.append(f"{str(problem).capitalize()}; showing the first page.")
     context = {
         "form": form,
         "page": page,
         "images": images,
-        "query": _query_without(request, "page"),
-        "sort_query": _query_without(request, "page", "sort"),
+        # Links never carry a cursor into another filter or sort: those start at page one.
+        "query": _query_without(request, "page", "cursor"),
+        "sort_query": _query_without(request, "page", "cursor", "sort"),
         "current_sort": request.GET.get("sort", "name"),
         **inventory.freshness(),
     }
