@@ -44,7 +44,13 @@ def _clean(value: Any, depth: int = 0) -> Any:
         }
     if depth < 4 and isinstance(value, list | tuple | set | frozenset):
         return [_clean(item, depth + 1) for item in list(value)[:200]]
-    return scrub(str(value))[:_MAX_DETAIL_CHARS]
+    return _text(scrub(str(value)))[:_MAX_DETAIL_CHARS]
+
+
+def _text(value: str) -> str:
+    # PostgreSQL refuses NUL in text and JSON: a NUL a client managed to send (a claimed user
+    # name, a header) is written out, never allowed to turn its refusal into a 500.
+    return value.replace("\x00", "\\x00")
 
 
 def _actor_of(request: HttpRequest | None) -> tuple[str, list[str]]:
@@ -86,12 +92,12 @@ def record(
         raise ValueError(f"unknown audit outcome {outcome!r}")
     request_actor, groups = _actor_of(request_or_none)
     event = AuditEvent.objects.create(
-        actor=(actor if actor is not None else request_actor)[:150],
-        groups=[group[:200] for group in groups[:100]],
+        actor=_text(actor if actor is not None else request_actor)[:150],
+        groups=[_text(group)[:200] for group in groups[:100]],
         client_ip=client_address(request_or_none) if request_or_none is not None else None,
         action=action[:64],
         outcome=outcome,
-        target=str(target)[:255],
+        target=_text(str(target))[:255],
         rollout_id=rollout.pk if isinstance(rollout, Rollout) else rollout,
         details=_clean(details),
     )

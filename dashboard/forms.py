@@ -191,7 +191,10 @@ class RolloutForm(forms.Form):
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
     start_below_sessions = forms.IntegerField(
-        required=False, min_value=1, label="Only start while active sessions are below"
+        required=False,
+        min_value=1,
+        max_value=1_000_000,  # the column is a 32-bit integer; no fleet has more sessions
+        label="Only start while active sessions are below",
     )
 
     def __init__(self, *args, server_ids: list[str], max_servers: int, **kwargs):

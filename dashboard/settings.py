@@ -44,6 +44,10 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    # Early, so refusals made by the middleware below get the headers too; static files
+    # (served above) stay cacheable.
+    "dashboard.security.SecurityHeadersMiddleware",
+    "dashboard.security.RejectNulMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

@@ -315,12 +315,17 @@ def _identity_from_jwt(request: HttpRequest) -> Identity | Refusal | None:
 # --- The middleware -------------------------------------------------------------------------
 
 _MAX_USERNAME = 150  # django.contrib.auth's username column
+_MAX_EMAIL = 254  # … and its email column
 
 
 def _acceptable_username(username: str) -> bool:
     # Control characters have no place in a name and would forge log lines or CSV rows; a
     # comma is two names run together (a repeated header, a list claim).
     return len(username) <= _MAX_USERNAME and username.isprintable() and "," not in username
+
+
+def _acceptable_email(email: str) -> bool:
+    return len(email) <= _MAX_EMAIL and email.isprintable()
 
 
 def identity_from_request(request: HttpRequest) -> Identity | Refusal | None:
@@ -385,7 +390,7 @@ class SSOMiddleware:
                 logout(request)  # no header: the old session ends, the request is anonymous
             return self.get_response(request)
 
-        if not _acceptable_username(found.username):
+        if not _acceptable_username(found.username) or not _acceptable_email(found.email):
             return _refuse(request, Refusal(MALFORMED_USER, "malformed user name", found.username))
         request.sso_identity = found
         request.sso_groups = found.groups

@@ -33,7 +33,8 @@ class AuditFilterForm(forms.Form):
     )
     since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    rollout = forms.IntegerField(required=False, min_value=1)
+    # A bigger number than the id column holds is an error to show, not a query to send.
+    rollout = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
 
     def filter(self, events: QuerySet[AuditEvent]) -> QuerySet[AuditEvent]:
         """`events` narrowed to the valid filters (invalid ones are ignored and shown)."""

@@ -8,6 +8,8 @@ from django.contrib import messages
 from django.db.models import Count, F
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from dashboard import audit, inventory, keyset
@@ -147,23 +149,52 @@ def images(request: HttpRequest) -> HttpResponse:
 @require_POST
 @require_role(OPERATOR)
 def sync(request: HttpRequest) -> HttpResponse:
+    """Start (or join) a sync. From htmx: the freshness badge, swapped in place, which then
+    polls until the sync is done. From a plain form: back to the page it came from."""
     run, started = inventory.request_sync("manual", request.user.username)
     audit.record(request, "sync.request", target=f"sync #{run.pk}", joined=not started)
+    if request.htmx:
+        return _freshness_badge(request)
     if started:
         messages.info(request, "Inventory refresh started.")
     else:
         messages.info(request, "A refresh is already running; you joined it.")
-    if request.htmx:
-        return sync_status(request)
-    return redirect(request.POST.get("next") or "overview")
+    return redirect(local_path(request, request.POST.get("next", "")))
 
 
 @require_GET
 @require_role(VIEWER)
 def sync_status(request: HttpRequest) -> HttpResponse:
     """The freshness badge; polls while a sync runs and stops (286) when it is done."""
-    context = inventory.freshness()
-    response = render(request, "inventory/freshness.html", context)
-    if request.htmx and not context["sync_running"] and request.method == "GET":
-        response.status_code = 286
+    freshness = inventory.freshness()
+    # Only a running badge polls, so a poll that finds no sync saw its sync finish.
+    finished = bool(request.htmx) and not freshness["sync_running"]
+    response = _freshness_badge(request, freshness, was_running=finished)
+    if finished:
+        response.status_code = 286  # htmx: swap this in and stop polling
     return response
+
+
+def _freshness_badge(
+    request: HttpRequest, freshness: dict | None = None, *, was_running: bool = False
+) -> HttpResponse:
+    context = {**(freshness or inventory.freshness()), "was_running": was_running}
+    return render(request, "inventory/freshness.html", context)
+
+
+def local_path(request: HttpRequest, target: str) -> str:
+    """`target` when it is a path on this site ("/servers/?q=a"), else the overview.
+
+    A redirect to `//evil.example`, `/\\evil.example` or `https://evil.example` would send an
+    operator's browser anywhere the link's author liked.
+    """
+    if (
+        target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and url_has_allowed_host_and_scheme(
+            target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        )
+    ):
+        return target
+    return reverse("overview")
