@@ -190,12 +190,12 @@ def run_script(sim: RunningSimulator) -> dict[str, str]:
 PINNED_SCRIPT = {
     "groups": "f487ed18b3f7b926",
     "servers": "09f8dcafbcdd4ac1",
-    "change": "416a56b0ea3a7b13",
+    "change": "921f9ff819ac5bee",
     "jobs_running": "790abb26394c52a1",
     "sessions": "fafc0d4310b25c41",
     "logoff": "909b34e8c40fe219",
     "logoff_due": "ea4d19628c7b7110",
-    "jobs_final": "3d253d970caab305",
+    "jobs_final": "15a4730551aa5d81",
     "maintenance_and_delete": "3e3e847376d1d18e",
 }
 
