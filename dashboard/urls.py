@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard.views import audit, health, inventory, rollouts
+from dashboard.views import audit, cloud, health, inventory, rollouts
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -36,4 +36,6 @@ urlpatterns = [
     # audit
     path("audit/", audit.audit_list, name="audit"),
     path("audit/export.csv", audit.audit_export, name="audit-export"),
+    # the connection check (admins)
+    path("cloud/", cloud.connection_check, name="cloud-check"),
 ]

@@ -90,6 +90,7 @@ URLS: dict[str, Row] = {
     "rollout-export": Row(get=READ, kwargs=lambda d: {**_rollout(d), "fmt": "csv"}),
     "audit": Row(get=READ),
     "audit-export": Row(get=READ),
+    "cloud-check": Row(get=(403, 403, 403, 403, 200)),  # admins only; probes the cloud
 }
 
 

@@ -108,6 +108,10 @@ class TokenAuth:
     def token(self) -> str:
         return self._current().value
 
+    def expires_at(self) -> datetime:
+        """When the token in use expires (one is issued first if none is held)."""
+        return self._current().expires_at
+
     def cached_token(self) -> str:
         """The token held now, without fetching one ("" when none)."""
         token = self._token

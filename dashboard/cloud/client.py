@@ -483,6 +483,42 @@ class CloudClient:
         log.info("cloud project of region %s found at IAM", cfg.region)
         return ids[0]
 
+    # --- the connection check (check.py) ------------------------------------------------
+
+    @property
+    def auth_mode(self) -> str:
+        """How requests are authenticated, in words (no secret)."""
+        if isinstance(self._auth, TokenAuth):
+            return "IAM token (user and password)"
+        if self.config.security_token:
+            return "temporary keys (AK/SK and security token)"
+        return "AK/SK"
+
+    @property
+    def project_id(self) -> str:
+        """The project in paths: configured, found at IAM (AK/SK) or the token's (IAM user)."""
+        return self._project_id()
+
+    def token_expires_at(self) -> datetime | None:
+        """When the IAM token in use expires (fetching one if needed); None with keys."""
+        if isinstance(self._auth, TokenAuth):
+            return self._auth.expires_at()
+        return None
+
+    def probe(self, api: str, url: str, query: Query) -> tuple[datetime | None, Mapping]:
+        """One read, sent once (no retry, no pacing), for the connection check: the cloud's
+        `Date` header and the JSON body. Raises CloudError as any call does."""
+        try:
+            reply = self._attempt(api, "GET", url, query, None, True)
+        except _Unauthorized as refused:
+            raise refused.error from None
+        body = reply.body if isinstance(reply.body, Mapping) else {}
+        try:
+            when = parsedate_to_datetime(reply.headers.get("Date", ""))
+        except (TypeError, ValueError):
+            return None, body
+        return (when if when.tzinfo else when.replace(tzinfo=UTC)), body
+
     # --- plumbing -----------------------------------------------------------------------
 
     def _project_id(self) -> str:
