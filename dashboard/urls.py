@@ -1,9 +1,10 @@
 from django.urls import path
 
-from dashboard.views import audit, cloud, health, inventory, rollouts
+from dashboard.views import audit, cloud, health, inventory, rollouts, session
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
+    path("sign-out/", session.sign_out, name="sign-out"),
     # inventory
     path("", inventory.overview, name="overview"),
     path("groups/", inventory.groups, name="groups"),

@@ -65,6 +65,7 @@ def _rollout(d: dict) -> dict:
 URLS: dict[str, Row] = {
     #                      anonymous  viewer  operator  approver  admin
     "healthz": Row(get=({200, 503},) * 5, post=(405,) * 5),  # public; 503 without a worker
+    "sign-out": Row(post=acts(302, by="viewer")),  # to SSO_SIGN_OUT_URL
     "overview": Row(get=READ),
     "groups": Row(get=READ),
     "servers": Row(get=READ),
