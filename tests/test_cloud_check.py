@@ -153,3 +153,12 @@ def test_the_command_exits_zero_only_when_all_works(sim_settings, capsys) -> Non
     assert exited.value.code == 1
     assert "NOT READY" in out and "workspace:serverGroup:list" in out
     assert sim_settings.config.sk not in out
+
+
+def test_a_region_without_the_service_is_a_problem_not_a_crash(settings, admin_client_sso) -> None:
+    settings.HUAWEICLOUD = {**settings.HUAWEICLOUD, "REGION": "eu-west-101",
+                            "WORKSPACEAPP_ENDPOINT": ""}  # fmt: skip
+    report = check.run_check()
+    assert "WORKSPACEAPP_ENDPOINT" in report.problem and not report.ok
+    page = admin_client_sso.get("/cloud/")
+    assert page.status_code == 200 and "Could not check" in page.content.decode()

@@ -17,6 +17,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
 from dashboard.cloud import wire
 from dashboard.cloud.client import CloudClient, Query, get_client
 from dashboard.cloud.config import from_settings
@@ -151,7 +154,11 @@ def run_check(
 ) -> Report:
     """Probe the cloud with the current settings. Never raises for a cloud failure."""
     clock = now or (lambda: datetime.now(UTC))
-    config = from_settings()
+    try:
+        config = from_settings()
+    except ImproperlyConfigured as error:  # a region without the service, say
+        region = settings.HUAWEICLOUD.get("REGION", "")
+        return Report(region=region, endpoints={}, auth_mode="unknown", problem=str(error))
     endpoints = {
         "WorkspaceApp": config.workspaceapp_endpoint,
         "Workspace (images)": config.workspace_endpoint,
