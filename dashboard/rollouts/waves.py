@@ -49,10 +49,9 @@ def _step(rollout: Rollout, wave: RolloutWave, client, sleep) -> None:
     action, changes = stage(rollout, wave, client, sleep, timezone.now())
     if action:
         lifecycle.transition(wave, action, changes=changes, rollout=rollout)
-    elif changes:  # facts only (sessions left), the state stays
-        RolloutWave.objects.filter(pk=wave.pk, state=wave.state).update(**changes)
-        for name, value in changes.items():
-            setattr(wave, name, value)
+    elif "sessions_left" in changes:  # a fact only: the state stays
+        wave.sessions_left = changes["sessions_left"]
+        RolloutWave.objects.filter(pk=wave.pk).update(sessions_left=wave.sessions_left)
 
 
 def _pending(rollout: Rollout, wave: RolloutWave):
