@@ -14,6 +14,7 @@ control characters so a hostile server or user name cannot forge a second log li
 
 import logging
 import re
+from urllib.parse import unquote, urlsplit
 
 REDACTED = "[redacted]"
 
@@ -66,6 +67,8 @@ _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
 # Huawei Cloud AK: 20 upper-case letters/digits; SK: 40 letters/digits. Only inside an
 # SDK-HMAC "Access=" field is an AK recognised by shape (elsewhere it would hit ordinary ids).
 _ACCESS_FIELD = re.compile(r"(?i)(\baccess=)([A-Z0-9]{16,64})")
+# user:password@ inside any URL (a webhook, a database URL, a proxy): the whole user info goes.
+_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@'\"]+@")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]")
 
 _MIN_SECRET_LENGTH = 6
@@ -87,6 +90,7 @@ def _known_secrets() -> list[str]:
             cloud.get("IAM_PASSWORD", ""),
             getattr(settings, "NOTIFY_WEBHOOK_SECRET", ""),
             getattr(settings, "NOTIFY_WEBHOOK_URL", ""),  # chat webhooks carry a token
+            *_url_password(getattr(settings, "NOTIFY_WEBHOOK_URL", "")),
         ]
         for mailer in (getattr(settings, "MAILERS", {}) or {}).values():
             values.append(str((mailer.get("OPTIONS") or {}).get("password", "") or ""))
@@ -98,6 +102,15 @@ def _known_secrets() -> list[str]:
     return sorted(found, key=len, reverse=True)
 
 
+def _url_password(url: str) -> list[str]:
+    """A URL's password, as written and decoded: it may be printed apart from its URL."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return []
+    return [password, unquote(password)] if password else []
+
+
 def scrub(text: str) -> str:
     """`text` with every recognisable secret replaced by "[redacted]"."""
     for secret in _known_secrets():
@@ -107,6 +120,7 @@ def scrub(text: str) -> str:
     text = _COOKIE_LINE.sub(lambda m: m.group(1) + REDACTED, text)
     text = _BEARER.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
     text = _JWT.sub(REDACTED, text)
+    text = _URL_CREDENTIALS.sub(lambda m: m.group(1) + REDACTED + "@", text)
     text = _ACCESS_FIELD.sub(lambda m: m.group(1) + REDACTED, text)
     text = _KEY_VALUE.sub(lambda m: m.group(1) + REDACTED, text)
     return text

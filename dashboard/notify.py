@@ -11,6 +11,7 @@ The payload describes the rollout as it is at delivery time (`state`, `counts`),
 a little later than the transition that triggered it (`event`). See docs/notifications.md.
 """
 
+import base64
 import hashlib
 import hmac
 import http.client
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 from urllib.error import HTTPError, URLError
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -295,15 +296,21 @@ def post_webhook(
     sleep: Callable[[float], Any] = time.sleep,
 ) -> WebhookResult:
     """POST `body` as JSON, retrying connection errors, 429 and 5xx at most WEBHOOK_ATTEMPTS
-    times. Never raises for a network or HTTP failure; refuses anything but http(s) URLs."""
+    times. Never raises for a network or HTTP failure; refuses anything but http(s) URLs.
+
+    Credentials in the URL (`https://user:pass@host/…`) are sent as HTTP Basic auth, the way a
+    browser or curl would; they never appear in a log line or the audit trail."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return WebhookResult(ERROR, 0, None, "the webhook URL must be http:// or https://")
+    url, authorization = _without_credentials(url)
     all_headers = {
         "Content-Type": "application/json",
         "User-Agent": "rollout-dashboard-notify/1",
         **(headers or {}),
     }
+    if authorization:
+        all_headers["Authorization"] = authorization
     if secret:
         all_headers[SIGNATURE_HEADER] = sign(body, secret)
     opener = urllib.request.build_opener(_NoRedirect)
@@ -331,6 +338,18 @@ def post_webhook(
     return WebhookResult(ERROR, attempt, status, error)
 
 
+def _without_credentials(url: str) -> tuple[str, str]:
+    """The URL without its `user:pass@`, and the Basic Authorization value for them ("" when
+    the URL has none). urllib would otherwise take "user:pass@host" for a host and a port."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, ""
+    host = parts.netloc.rpartition("@")[2]
+    credentials = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    token = base64.b64encode(credentials.encode()).decode("ascii")
+    return urlunsplit(parts._replace(netloc=host)), f"Basic {token}"
+
+
 # --- Helpers ----------------------------------------------------------------------------
 
 
@@ -352,14 +371,24 @@ def _host_of(url: str) -> str:
         return REDACTED
 
 
+def _url_credentials(url: str) -> list[str]:
+    try:
+        parts = urlsplit(url)
+        return [value for value in (parts.password, unquote(parts.password or "")) if value]
+    except ValueError:
+        return []
+
+
 def _safe(text: str) -> str:
     """An error text fit for logs and the audit trail: the notification secrets this module
     holds (which logscrub does not know) removed, then the usual scrub, on one line."""
     mailer = getattr(settings, "MAILERS", {}).get("default", {})
     secrets = {
         settings.NOTIFY_WEBHOOK_URL,
+        _without_credentials(settings.NOTIFY_WEBHOOK_URL)[0],
         settings.NOTIFY_WEBHOOK_SECRET,
         str(mailer.get("OPTIONS", {}).get("password") or ""),
+        *_url_credentials(settings.NOTIFY_WEBHOOK_URL),
     }
     for value in sorted(secrets, key=len, reverse=True):
         if value and len(value) >= 4:

@@ -1,5 +1,6 @@
 """Rollout notifications: webhook and e-mail, delivered against receivers on loopback."""
 
+import base64
 import email
 import hashlib
 import hmac
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from django.conf import settings as django_settings
@@ -23,6 +25,7 @@ from django.db import transaction
 from django_tasks_db.models import DBTaskResult
 
 from dashboard import notify
+from dashboard.logscrub import scrub
 from dashboard.models import AuditEvent, Rollout, RolloutServer
 
 WEBHOOK_SECRET = "whsec-test-6f1d2c"
@@ -585,3 +588,49 @@ def test_the_background_worker_delivers_a_notification(hooked, webhook):
     assert task.status == "SUCCESSFUL"
     assert task.return_value["webhook"] == "ok"
     assert [e.outcome for e in audit_events(rollout)] == ["ok"]
+
+
+# --- Credentials in the webhook URL ------------------------------------------------------------
+
+
+def test_credentials_in_the_webhook_url_are_sent_as_basic_auth(quiet, webhook, rollout, caplog):
+    password = "p@ss:w0rd/secret"  # reserved characters, percent-encoded in the URL
+    host = webhook.url.removeprefix("http://")
+    quiet.NOTIFY_WEBHOOK_URL = f"http://hook-user:{quote(password, safe='')}@{host}/hooks/r"
+
+    with caplog.at_level(logging.INFO):
+        result = notify.deliver("started", rollout.pk, sleep=Sleeps())
+
+    assert result["webhook"] == "ok"
+    [request] = webhook.requests
+    assert request["path"] == "/hooks/r"
+    expected = base64.b64encode(f"hook-user:{password}".encode()).decode()
+    assert request["headers"]["Authorization"] == f"Basic {expected}"
+    [event] = audit_events(rollout)
+    everything = caplog.text + json.dumps(event.details)
+    for secret in (password, quote(password, safe=""), expected):
+        assert secret not in everything
+
+
+def test_a_failing_webhook_with_credentials_never_logs_them(quiet, rollout, caplog):
+    quiet.NOTIFY_WEBHOOK_URL = f"http://hook-user:Sup3rSecretPw@127.0.0.1:{closed_port()}/h"
+
+    with caplog.at_level(logging.INFO):
+        result = notify.deliver("failed", rollout.pk, sleep=Sleeps())
+
+    assert result["webhook"] == "error"
+    [event] = audit_events(rollout)
+    assert "Sup3rSecretPw" not in caplog.text + json.dumps(event.details)
+
+
+def test_log_scrubbing_removes_credentials_from_any_url(settings):
+    settings.NOTIFY_WEBHOOK_URL = "https://bot:Zq8%2Fpw-webhook@chat.example.org/hook"
+    for text in (
+        "POST https://bot:Zq8%2Fpw-webhook@chat.example.org/hook failed",
+        "connecting to postgres://dash:An0therPassw0rd@db:5432/dash",
+        "password part alone: Zq8/pw-webhook",
+    ):
+        cleaned = scrub(text)
+        for secret in ("Zq8%2Fpw-webhook", "Zq8/pw-webhook", "An0therPassw0rd"):
+            assert secret not in cleaned, cleaned
+    assert scrub("see https://chat.example.org/hook") == "see https://chat.example.org/hook"
