@@ -50,6 +50,7 @@ test: $(VENV)/.dev
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --cache-dir var/import-linter-cache
 
 format: $(VENV)/.dev
 	$(VENV)/bin/ruff format .

@@ -1,6 +1,8 @@
 """The lifecycle table, walked pair by pair, and the rule that nothing else moves a state."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -197,3 +199,17 @@ def test_the_scan_catches_the_writes_it_is_meant_to_catch(snippet):
 )
 def test_the_scan_leaves_server_rows_and_other_columns_alone(snippet):
     assert not _stray_state_writes(snippet, "fine.py")
+
+
+def test_the_import_layers_hold():
+    """pyproject.toml's import contracts (what `make lint` checks), run by the test suite too,
+    so a module importing upward fails here as well as in lint."""
+    root = DASHBOARD.parent
+    lint = subprocess.run(
+        [str(Path(sys.executable).parent / "lint-imports"), "--no-cache"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert lint.returncode == 0, lint.stdout[-3000:] + lint.stderr[-2000:]
