@@ -207,3 +207,28 @@ def test_the_csv_export_defuses_spreadsheet_formulas(viewer_client):
     body = b"".join(viewer_client.get("/audit/export.csv").streaming_content).decode()
     row = next(r for r in csv.DictReader(io.StringIO(body)) if r["action"] == "rollout.plan")
     assert row["target"].startswith("'=")
+
+
+# --- Times carry their zone ----------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("zone", "offset"), [("UTC", "+0000"), ("Asia/Shanghai", "+0800")])
+def test_the_audit_page_shows_times_with_their_utc_offset(viewer_client, settings, zone, offset):
+    settings.TIME_ZONE = zone
+    event = _event(action="zoned")
+    body = viewer_client.get("/audit/", {"action": "zoned"}).content.decode()
+    local = timezone.localtime(event.at, timezone.get_fixed_timezone(int(offset[:3]) * 60))
+    assert f"{local:%Y-%m-%d %H:%M:%S} {offset}" in body
+    assert f'datetime="{local.isoformat()}"' in body
+
+
+@pytest.mark.django_db
+def test_the_csv_export_writes_iso_8601_times_with_their_zone(viewer_client, settings):
+    settings.TIME_ZONE = "Asia/Shanghai"
+    event = _event(action="zoned")
+    body = b"".join(viewer_client.get("/audit/export.csv").streaming_content).decode()
+    row = next(r for r in csv.DictReader(io.StringIO(body)) if r["action"] == "zoned")
+    written = datetime.datetime.fromisoformat(row["at"])
+    assert written.utcoffset() is not None
+    assert written == event.at
