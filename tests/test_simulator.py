@@ -507,6 +507,30 @@ def test_faults_and_clock_are_controllable_over_http(simulator) -> None:
     assert simulator.state.clock.now() - before == timedelta(seconds=90)
 
 
+@pytest.mark.parametrize(
+    "knob",
+    [{"shared_batch_job": 1}, {"denied_apis": "ListServers"}, {"unpublished_apis": [""]},
+     {"iam_projects": -1}, {"omit_retry_after": "yes"}],
+)  # fmt: skip
+def test_the_open_question_knobs_refuse_bad_values(simulator, knob) -> None:
+    bad = requests.post(f"{simulator.url}/_sim/faults", json=knob, timeout=TIMEOUT)
+    assert bad.status_code == 400
+
+
+def test_a_denied_api_is_refused_only_to_that_api(simulator) -> None:
+    simulator.state.set_faults(denied_apis=["ListServerGroups"])
+    refused = call(simulator, "GET", v1(simulator, "/app-server-groups"))
+    assert refused.status_code == 403
+    assert "workspace:serverGroup:list" in refused.json()["error_msg"]
+    assert call(simulator, "GET", v1(simulator, "/app-servers")).status_code == 200
+
+
+def test_an_unpublished_api_is_unknown_to_the_gateway_even_unsigned(simulator) -> None:
+    simulator.state.set_faults(unpublished_apis=["ListServers"])
+    answer = call(simulator, "GET", v1(simulator, "/app-servers"), sign=False)
+    assert (answer.status_code, answer.json()["error_code"]) == (404, codes.GW_NOT_FOUND)
+
+
 def test_a_server_can_be_patched_over_http(simulator) -> None:
     server = next(iter(simulator.state.servers.values()))
     url = f"{simulator.url}/_sim/servers/{server.id}"

@@ -95,6 +95,33 @@ def test_the_sdk_changes_an_image_and_follows_the_job(simulator, sdk) -> None:
     assert shown.image_id == image.id
 
 
+def test_the_sdk_follows_a_job_shared_by_a_batch(simulator, sdk) -> None:
+    simulator.state.set_faults(shared_batch_job=True)
+    server, image = _drifted(simulator)
+    now = simulator.state.now()
+    other = next(
+        s for s in simulator.state.servers.values()
+        if s.id != server.id and simulator.state.verdict(s, image.id, now).ok
+    )  # fmt: skip
+    items = _change(sdk, [server.id, other.id], image).items
+    assert len({i.job_id for i in items}) == 1 and items[0].job_id
+
+    simulator.advance(simulator.config.job_seconds)
+    detail = sdk.show_job_detail(ShowJobDetailRequest(job_id=items[0].job_id))
+    assert str(detail.status) == "SUCCESS" and detail.sub_jobs_total == 2
+    assert {s.job_resource_info.resource_id for s in detail.sub_jobs} == {server.id, other.id}
+    assert {s.job_id for s in detail.sub_jobs} == {items[0].job_id}
+    shown = sdk.show_server(ShowServerRequest(server_id=other.id))
+    assert shown.job_id == items[0].job_id and str(shown.job_status) == "SUCCESS"
+
+
+def test_the_sdk_reads_an_unknown_job_answered_400(simulator, sdk) -> None:
+    simulator.state.set_faults(unknown_job_as_400=True)
+    with pytest.raises(ClientRequestException) as caught:
+        sdk.show_job_detail(ShowJobDetailRequest(job_id="575768277000000001"))
+    assert (caught.value.status_code, caught.value.error_code) == (400, "WKS.00149901")
+
+
 def test_the_sdk_sees_a_refusal_as_an_item_error(simulator, sdk) -> None:
     server, _image = _drifted(simulator)
     linux = next(i for i in simulator.state.images.values() if i.os_type == "Linux")
