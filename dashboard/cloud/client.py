@@ -348,7 +348,7 @@ class CloudClient:
         try:
             server = self.show_server(server_id)
         except CloudError as error:
-            if error.status == 404:
+            if error.not_found:  # gone: a 404, or the 400 some APIs answer instead
                 return []
             raise
         if server.machine_name:
