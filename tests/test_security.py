@@ -173,6 +173,9 @@ def test_error_pages_are_generic(settings, sso_client):
     assert "Something went wrong" in body
     for leak in ("very-secret-bearer", "RuntimeError", "upstream refused", "vera.viewer"):
         assert leak not in body
+    for response in (missing, failed):
+        assert response["X-Frame-Options"] == "DENY"
+        assert response["Cache-Control"] == "no-store"
 
 
 # --- Logs ----------------------------------------------------------------------------------
