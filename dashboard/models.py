@@ -353,7 +353,7 @@ class RolloutServer(models.Model):
     verified = models.BooleanField(null=True, blank=True)  # None: not checked yet
     slow = models.BooleanField(default=False)
     maintenance_set = models.BooleanField(default=False)
-    # Which worker claimed the row for sending (see rollouts.submit): rows are claimed with a
+    # Which worker claimed the row for sending (see rollouts.send): rows are claimed with a
     # conditional UPDATE that also writes this token, so a worker acts only on its own claims.
     claim = models.CharField(max_length=64, blank=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
