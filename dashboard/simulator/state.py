@@ -108,9 +108,15 @@ def iso(moment: datetime | None, millis: bool = True) -> str | None:
     """The cloud's UTC timestamp format (with milliseconds unless `millis` is False)."""
     if moment is None:
         return None
+    if moment.year < 1000:  # strftime leaves such years unpadded; keep its spelling
+        if not millis:
+            return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # isoformat truncates to milliseconds as `// 1000` does, at half strftime's cost (which
+    # was a tenth of a server listing's); the zone suffix it may add is cut off.
     if not millis:
-        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+        return moment.isoformat(timespec="seconds")[:19] + "Z"
+    return moment.isoformat(timespec="milliseconds")[:23] + "Z"
 
 
 @dataclass(frozen=True)

@@ -76,7 +76,9 @@ def list_servers(req: Request) -> Response:
     state = req.state
     with state.lock:
         now = state.now()
-        found = [s for s in state.servers.values() if all(check(s) for check in checks)]
+        # The group and id filters pick from the state's indexes; every check still applies.
+        pool = state.servers_where(req.param("server_group_id"), req.param("server_id"))
+        found = [s for s in pool if all(check(s) for check in checks)] if checks else pool
         items = [render.server(state, s, now) for s in page(found, offset, limit)]
     return Response(200, {"count": len(found), "items": items})
 
