@@ -82,12 +82,8 @@ class ServerFilterForm(forms.Form):
             return servers
         data = self.cleaned_data
         if q := data["q"].strip():
-            servers = servers.filter(
-                Q(name__icontains=q)
-                | Q(machine_name__icontains=q)
-                | Q(ip_addresses__icontains=q)
-                | Q(id=q)
-            )
+            # One lowercase column (name, machine name, addresses) the sync fills.
+            servers = servers.filter(Q(search_text__contains=q.lower()) | Q(id=q))
         if data["group"]:
             servers = servers.filter(group_id=data["group"])
         if data["image"]:

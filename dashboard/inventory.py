@@ -27,6 +27,7 @@ from dashboard.models import (
     ServerGroup,
     ServerImageSeen,
     SyncRun,
+    search_text,
 )
 
 log = logging.getLogger(__name__)
@@ -369,6 +370,7 @@ def _changed_servers(rows: list[Server]) -> list[Server]:
 def _server_rows(servers: list[records.Server], group_images: dict[str, str], now) -> list:
     rows = []
     for s in servers:
+        ip_addresses = " ".join(s.ip_addresses)[:1024]
         group_id = s.group_id if s.group_id in group_images else None
         group_image = group_images.get(s.group_id, "")
         rows.append(
@@ -388,7 +390,7 @@ def _server_rows(servers: list[records.Server], group_images: dict[str, str], no
                 maintain_status=s.maintain_status,
                 session_count=s.session_count,
                 frozen=s.frozen,
-                ip_addresses=" ".join(s.ip_addresses)[:1024],
+                ip_addresses=ip_addresses,
                 availability_zone=s.availability_zone,
                 job_id=s.job_id,
                 job_type=s.job_type,
@@ -396,6 +398,7 @@ def _server_rows(servers: list[records.Server], group_images: dict[str, str], no
                 job_time=s.job_time,
                 created_at=s.create_time,
                 drift=bool(group_image) and s.image_id != group_image,
+                search_text=search_text(s.name, s.machine_name, ip_addresses),
                 gone=False,
                 synced_at=now,
             )

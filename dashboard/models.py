@@ -138,6 +138,9 @@ class Server(models.Model):
     created_at = models.DateTimeField(null=True, blank=True)
     # Denormalized at sync time so "drift" is an indexed column, not a join per row.
     drift = models.BooleanField(default=False, db_index=True)
+    # Name, machine name and addresses, lowercased, one per line: what the servers page's
+    # search looks in, as one column (on PostgreSQL with a trigram index; see 0010).
+    search_text = models.TextField(blank=True, default="")
     gone = models.BooleanField(default=False, db_index=True)
     synced_at = models.DateTimeField()
 
@@ -154,6 +157,10 @@ class Server(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args, **kwargs) -> None:
+        self.search_text = search_text(self.name, self.machine_name, self.ip_addresses)
+        super().save(*args, **kwargs)
+
     @property
     def busy(self) -> bool:
         return self.job_status in {"WAITING", "RUNNING"}
@@ -169,6 +176,11 @@ class InventoryFigures(models.Model):
     sessions = models.PositiveIntegerField(default=0)
     groups = models.PositiveIntegerField(default=0)
     updated_at = models.DateTimeField(null=True, blank=True)
+
+
+def search_text(name: str, machine_name: str, ip_addresses: str) -> str:
+    """A server's `search_text`: one lowercase line per searchable field."""
+    return "\n".join((name, machine_name, ip_addresses)).lower()
 
 
 class ServerImageSeen(models.Model):

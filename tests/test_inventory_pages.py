@@ -147,3 +147,16 @@ def test_a_refresh_request_from_an_operator_starts_or_joins_a_sync(operator_clie
 def test_a_viewer_cannot_start_a_sync(viewer_client, fleet):
     assert viewer_client.post("/inventory/sync/").status_code == 403
     assert not SyncRun.objects.filter(state="running").exists()
+
+
+def test_search_finds_synced_servers_by_name_machine_name_and_address(
+    sim_settings, cloud_client, viewer_client
+):
+    inventory.sync_now(client=cloud_client)
+    server = next(s for s in Server.objects.filter(gone=False) if s.machine_name and s.ip_addresses)
+    for q in [server.name.upper(), server.machine_name.lower(), server.ip_addresses.split()[0]]:
+        found = [s.id for s in viewer_client.get("/servers/", {"q": q}).context["page"]]
+        assert server.id in found, q
+    assert [s.id for s in viewer_client.get("/servers/", {"q": server.id}).context["page"]] == [
+        server.id
+    ]
