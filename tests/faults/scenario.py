@@ -28,6 +28,10 @@ WORKER_ENV = {
     "HUAWEICLOUD_CONNECT_TIMEOUT": "1",
     "HUAWEICLOUD_READ_TIMEOUT": "5",
     "WORKER_STALE_BEATS": "3",
+    # Production pacing and breaker (the test settings turn both off for the test process).
+    "CLOUD_RATE_LIMITS": "",
+    "CLOUD_BREAKER_FAILURES": "5",
+    "CLOUD_BREAKER_COOLDOWN": "2",
 }
 
 

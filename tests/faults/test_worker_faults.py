@@ -1,4 +1,4 @@
-"""Workers killed and database connections cut in the middle of a rollout.
+"""Workers killed, database connections cut and the cloud down in the middle of a rollout.
 
 Each scenario asserts: no server processed twice (the simulator's request log), no row lost,
 every row final within a bound, no task left RUNNING. Workers are real processes; the
@@ -11,6 +11,7 @@ import pytest
 from django.db import connection
 from django_tasks_db.models import DBTaskResult
 
+from dashboard.models import WorkerHeartbeat
 from tests.faults.procs import wait_for
 from tests.faults.scenario import plan
 
@@ -87,3 +88,40 @@ def test_database_connections_cut_while_two_workers_run_a_rollout(scenario):
     for child in workers:
         assert child.alive(), child.output()
     assert any("put back to run again" in child.output() for child in workers)
+
+
+def test_a_cloud_outage_opens_the_breaker_the_pages_say_so_and_the_rollout_resumes(
+    scenario, client
+):
+    worker = scenario.start_worker("w1")
+    scenario.wait_first_wave_sent()
+    scenario.sim.state.set_faults(error_rate=1.0)
+    row = wait_for(
+        lambda: WorkerHeartbeat.objects.filter(cloud_unreachable_since__isnull=False).first(),
+        60,
+        "the worker's breaker to open and its heartbeat to say so",
+    )
+    health = client.get("/healthz")
+    assert health.status_code == 503
+    assert health.json()["cloud_reachable"] is False
+    assert health.json()["cloud_unreachable_since"] is not None
+    assert "cloud circuit open" in worker.output()
+
+    # While open, the worker sends (almost) nothing: one probe per cool-down at most.
+    before = len(scenario.sim.requests())
+    wait_for(
+        lambda: WorkerHeartbeat.objects.filter(pk=row.pk, beat_at__gt=row.beat_at).exists(),
+        10,
+        "another heartbeat",
+    )
+    assert len(scenario.sim.requests()) - before <= 10
+
+    scenario.sim.state.set_faults(error_rate=0.0)
+    rollout = scenario.finish()
+    assert rollout.state == "succeeded"
+    scenario.assert_invariants()
+    wait_for(
+        lambda: client.get("/healthz").json()["cloud_reachable"] is True,
+        30,
+        "the pages to see the cloud back",
+    )
