@@ -158,9 +158,12 @@ def inventory_sync(report: Report, sim: env.Sim, n_servers: int, latency: int) -
 
     sim.latency(latency)
     client = env.new_client()
+    in_flight = settings.SYNC_CALLS_IN_FLIGHT
+    before = sim.time.reading()
     start = time.perf_counter()
     run = sync(client)
     wall = time.perf_counter() - start
+    inside = sim.time.reading() - before
     groups = ServerGroup.objects.filter(gone=False).count()
     group_calls = client.calls_by_api["ListServerGroups"]
     image_calls = client.calls_by_api["ListImages"]
@@ -170,16 +173,10 @@ def inventory_sync(report: Report, sim: env.Sim, n_servers: int, latency: int) -
         f"{client.calls} {dict(client.calls_by_api)}",
         f"{bound} = ceil({n_servers}/100) + {group_calls} group + {image_calls} image page(s)",
     )
-    report.figure(
-        f"sync.{n_servers}_servers.wall_time",
-        seconds(wall),
-        f"{seconds(client.calls * latency / 1000)} = {client.calls} serial calls x {latency} ms",
-    )
-    report.figure(
-        f"sync.{n_servers}_servers.db_write_time",
-        seconds(wall - client.calls * latency / 1000),
-        "none (wall time minus the simulated latency: parsing, rendering and the bulk upsert)",
-    )
+    floor = pages(client.calls, in_flight) * latency / 1000
+    floor_text = f"{seconds(floor)} = ceil({client.calls} calls/{in_flight}) x {latency} ms"
+    report.figure(f"sync.{n_servers}_servers.c{in_flight}.wall_time", seconds(wall), floor_text)
+    report.split(f"sync.{n_servers}_servers.c{in_flight}.wall_time", wall, inside, floor_text)
     if run.state != "succeeded":
         raise SystemExit(f"sync failed: {run.error}")
     # A second sync under tracemalloc (which slows everything, so it is not timed).
@@ -208,9 +205,11 @@ def submit_rollout(
     waits: list[float] = []
     logged = len(sim.state.requests())
     with override_settings(ROLLOUT_CALLS_IN_FLIGHT=in_flight):
+        before = sim.time.reading()
         start = time.perf_counter()
         engine.start(rollout_id, client, sleep=waits.append)
         wall = time.perf_counter() - start
+        inside = sim.time.reading() - before
     by_api = client.calls_by_api
     chunks = pages(size, 50)
     rereads = apis(by_api, REREADS)
@@ -230,11 +229,16 @@ def submit_rollout(
         f"{seconds(pages(chunks, in_flight) * latency / 1000)} = "
         f"ceil({chunks}/{in_flight}) x {latency} ms",
     )
+    floor_text = (
+        f"{seconds(pages(client.calls, in_flight) * latency / 1000)} = "
+        f"ceil({client.calls} calls/{in_flight}) x {latency} ms"
+    )
     report.figure(
         f"{name}.wall_time_latency_floor_incl_rereads",
         seconds(pages(client.calls, in_flight) * latency / 1000),
         f"ceil({client.calls} calls/{in_flight}) x {latency} ms",
     )
+    report.split(f"{name}.wall_time", wall, inside, floor_text)
     report.figure(f"{name}.servers_accepted", waiting, size)
     report.figure(f"{name}.simulator_requests", len(sim.state.requests()) - logged, client.calls)
     if waits:
@@ -245,7 +249,12 @@ def submit_rollout(
 
 
 def refresh_cycle(
-    report: Report, sim: env.Sim, rollout_id: int, server_ids: list[str], browsers: int
+    report: Report,
+    sim: env.Sim,
+    rollout_id: int,
+    server_ids: list[str],
+    browsers: int,
+    latency: int,
 ) -> None:
     size = len(server_ids)
     groups, group_reads = group_pages(server_ids)
@@ -256,10 +265,17 @@ def refresh_cycle(
 
     client = env.new_client()
     with CaptureQueriesContext(connection) as captured:
+        before = sim.time.reading()
+        start = time.perf_counter()
         refresh_once(rollout_id, client)
+        wall = time.perf_counter() - start
+        inside = sim.time.reading() - before
     alone = client.calls
+    floor_text = f"{seconds(alone * latency / 1000)} = {alone} serial calls x {latency} ms"
     report.figure(f"refresh.{size}_active.db_queries", len(captured), "none (the cycle's own SQL)")
     report.figure(f"refresh.{size}_active.api_calls", f"{alone} {dict(client.calls_by_api)}", bound)
+    report.figure(f"refresh.{size}_active.wall_time", seconds(wall), floor_text)
+    report.split(f"refresh.{size}_active.wall_time", wall, inside, floor_text)
 
     # The same cycle (the simulated clock has not moved) with browsers polling meanwhile.
     cycle_began = timezone.now()
@@ -285,9 +301,11 @@ def refresh_cycle(
         for thread in threads:
             thread.start()
         time.sleep(0.5)  # let every browser be polling before the cycle starts
+        before = sim.time.reading()
         start = time.perf_counter()
         refresh_once(rollout_id, client)
         wall = time.perf_counter() - start
+        inside = sim.time.reading() - before
         stop.set()
         for thread in threads:
             thread.join()
@@ -301,7 +319,9 @@ def refresh_cycle(
         f"{sum(polls.values())} {dict(polls)}",
         "none (each browser polls in a loop while the cycle runs)",
     )
-    report.figure(f"refresh.{size}_active.with_{browsers}_browsers.wall_time", seconds(wall))
+    name = f"refresh.{size}_active.with_{browsers}_browsers.wall_time"
+    report.figure(name, seconds(wall), floor_text)
+    report.split(name, wall, inside, floor_text)
     from dashboard.models import RolloutServer
 
     touched = RolloutServer.objects.filter(

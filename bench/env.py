@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import simtime
+
 ROOT = Path(__file__).resolve().parent.parent
 DB_PATH = ROOT / "var" / f"bench-{os.getpid()}.sqlite3"
 
@@ -39,11 +41,13 @@ def remove_database() -> None:
 
 @dataclass
 class Sim:
-    """A running simulator: `state` (SimState), `url`, and the handle to stop it."""
+    """A running simulator: `state` (SimState), `url`, the handle to stop it, and `time`,
+    the clocks of its own work (bench.simtime)."""
 
     state: object
     url: str
     handle: object
+    time: simtime.SimulatorTime
 
     def latency(self, ms: int) -> None:
         self.state.set_faults(latency_ms=ms)
@@ -61,7 +65,7 @@ def start_simulator(servers: int, seed: int, job_seconds: float) -> Sim:
     config = SimConfig(servers=servers, seed=seed, job_seconds=job_seconds)
     state = SimState(config, faults=Faults(), manual_clock=True)
     handle = server.start(state)
-    return Sim(state, handle.url, handle)
+    return Sim(state, handle.url, handle, simtime.install(handle))
 
 
 def point_settings_at(sim: Sim) -> None:
