@@ -162,3 +162,10 @@ def test_a_region_without_the_service_is_a_problem_not_a_crash(settings, admin_c
     assert "WORKSPACEAPP_ENDPOINT" in report.problem and not report.ok
     page = admin_client_sso.get("/cloud/")
     assert page.status_code == 200 and "Could not check" in page.content.decode()
+
+
+def test_temporary_keys_are_named_as_such(sim_settings, settings) -> None:
+    settings.HUAWEICLOUD = {**settings.HUAWEICLOUD, "SECURITY_TOKEN": "sts-token-value"}
+    report = _run()
+    assert report.auth_mode == "temporary keys (AK/SK and security token)"
+    assert "sts-token-value" not in repr(report)
