@@ -22,7 +22,7 @@ DEMO_ENV := DEBUG=1 \
 	HUAWEICLOUD_IMS_ENDPOINT=http://127.0.0.1:$(SIM_PORT) \
 	HUAWEICLOUD_IAM_ENDPOINT=http://127.0.0.1:$(SIM_PORT)
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint format bench clean screenshots
 
 $(VENV)/.python:
 	@test -n "$(PYTHON)" || { echo "Python 3.12 or newer is required." >&2; exit 1; }
@@ -58,6 +58,13 @@ format: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(PY) -m bench $(BENCH_ARGS)
+
+# Refresh docs/screenshots/ on purpose (tests write theirs under var/): the rollout page at
+# 1440 and 390 px wide, from the browser test that drives a real rollout.
+screenshots: $(VENV)/.dev
+	@mkdir -p var
+	SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest -q -p no:cacheprovider \
+		tests/browser/test_rollout_flow.py
 
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache

@@ -20,7 +20,12 @@ ARGS = [
     "--disable-gpu",
     "--no-first-run",
 ]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+ROOT = Path(__file__).resolve().parents[2]
+# Screenshots go under var/ (git-ignored): a test run never changes a tracked file.
+# `make screenshots` points SCREENSHOT_DIR at docs/screenshots/ to refresh those on purpose.
+ARTIFACTS = Path(os.environ.get("SCREENSHOT_DIR") or ROOT / "var" / "screenshots")
+DESKTOP = {"width": 1440, "height": 900}
+PHONE = {"width": 390, "height": 844}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -43,7 +48,7 @@ def browser_page():
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = browser.new_page(viewport=DESKTOP)
         yield page
         browser.close()
 

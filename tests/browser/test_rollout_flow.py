@@ -13,7 +13,7 @@ from dashboard import inventory
 from dashboard.cloud.client import CloudClient
 from dashboard.cloud.config import from_settings
 from dashboard.models import Rollout, Server
-from tests.browser.conftest import ARTIFACTS, BackgroundWorker
+from tests.browser.conftest import ARTIFACTS, PHONE, BackgroundWorker
 from tests.sim_fixtures import cloud_settings
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -85,6 +85,10 @@ def test_an_operator_rolls_out_watches_live_and_retries_a_failure(dashboard, bro
         expect(page.locator(f"#row-{row.pk}")).to_have_attribute("data-state", "succeeded")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "rollout.png"), full_page=False)
+    desktop = page.viewport_size
+    page.set_viewport_size(PHONE)
+    page.screenshot(path=str(ARTIFACTS / "rollout-phone.png"), full_page=False)
+    page.set_viewport_size(desktop)
 
     # Retry the failed server: a new plan of only that server, linked to the original.
     sim.state.faults.rejections.clear()
