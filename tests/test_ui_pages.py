@@ -108,3 +108,17 @@ def test_filtering_announces_the_count_in_a_live_region(admin):
     assert '<p id="results-announce" class="visually-hidden" role="status"></p>' in full
     fragment = admin.get("/servers/?q=fin-1", headers={"HX-Request": "true"}).content.decode()
     assert '<span id="results-announce" hx-swap-oob="innerHTML">1 matching</span>' in fragment
+
+
+@pytest.mark.parametrize(
+    ("sort", "header"),
+    [
+        ("", r'<th aria-sort="ascending"><a [^>]+>Name</a>'),
+        ("-sessions", r'<th class="num" aria-sort="descending"><a [^>]+>Sessions</a>'),
+        ("job", r'<th aria-sort="ascending"><a [^>]+>Last job</a>'),
+    ],
+)
+def test_the_sorted_column_says_so_to_screen_readers(admin, sort, header):
+    html = admin.get("/servers/", {"sort": sort} if sort else {}).content.decode()
+    assert re.search(header, html)
+    assert html.count("aria-sort=") == 1

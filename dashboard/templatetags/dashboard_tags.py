@@ -3,6 +3,7 @@
 import json
 
 from django import template
+from django.utils.safestring import SafeString, mark_safe
 
 from dashboard.templatetags.relative_time import relative_time
 
@@ -59,3 +60,13 @@ def pretty_json(value) -> str:
     Non-JSON values (dates, ids) are shown through str() rather than failing the page.
     """
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+
+
+@register.filter
+def aria_sort(current_sort: str, column: str) -> SafeString | str:
+    """`<th{{ current_sort|aria_sort:"name" }}>`: tells screen readers which column sorts, how."""
+    if current_sort == column:
+        return mark_safe(' aria-sort="ascending"')
+    if current_sort == f"-{column}":
+        return mark_safe(' aria-sort="descending"')
+    return ""
