@@ -80,6 +80,7 @@ PLAIN_HEADER_IN_JWT_MODE = "sso.plain_header"
 INVALID_ASSERTION = "sso.invalid_assertion"
 NO_USER_CLAIM = "sso.no_user_claim"
 BAD_USER_CLAIM = "sso.bad_user_claim"
+BAD_GROUPS_CLAIM = "sso.bad_groups_claim"
 MALFORMED_USER = "sso.malformed_user"
 NO_ROLE = "sso.no_role"
 ACCOUNT_DISABLED = "sso.account_disabled"
@@ -303,13 +304,20 @@ def _identity_from_jwt(request: HttpRequest) -> Identity | Refusal | None:
     username = claim.strip()
     if not username:
         return Refusal(NO_USER_CLAIM, "signed assertion without a user claim")
+    groups = claims.get(settings.SSO_JWT_GROUPS_CLAIM)
+    if not (groups is None or isinstance(groups, str) or _all_strings(groups)):
+        return Refusal(BAD_GROUPS_CLAIM, "the groups claim is neither a string nor a list of them")
     email = claims.get("email")
     return Identity(
         username=username,
         email=email if isinstance(email, str) else "",
-        groups=_split_groups(claims.get(settings.SSO_JWT_GROUPS_CLAIM)),
+        groups=_split_groups(groups),
         source="jwt",
     )
+
+
+def _all_strings(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
 # --- The middleware -------------------------------------------------------------------------

@@ -259,3 +259,11 @@ def test_a_user_claim_that_is_not_a_string_is_refused(jwt_mode, proxy_key, claim
 def test_a_user_claim_with_a_comma_is_refused(jwt_mode, proxy_key):  # noqa: F811
     assert _with(_token(proxy_key, email="a@x.org,b@x.org")).get("/").status_code == 403
     assert AuditEvent.objects.get().details["code"] == "sso.malformed_user"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("groups", [42, {"dashboard-admins": True}, [["dashboard-admins"]], [1]])
+def test_a_groups_claim_of_another_shape_is_refused(jwt_mode, proxy_key, groups):  # noqa: F811
+    response = _with(_token(proxy_key, groups=groups)).get("/")
+    assert response.status_code == 403
+    assert AuditEvent.objects.get().details["code"] == "sso.bad_groups_claim"
