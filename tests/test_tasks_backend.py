@@ -9,11 +9,12 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from dashboard import heartbeat, inventory, tasks
+from dashboard.management.commands.worker import ResilientWorker
 from dashboard.models import SyncRun, WorkerHeartbeat
 from tests.faults.procs import child_env, start, start_worker, wait_for
 
@@ -203,3 +204,36 @@ def test_serve_restarts_a_worker_that_was_killed(simulator, tmp_path):
         assert serve.alive(), serve.output()
     finally:
         serve.stop()
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_task_that_swallowed_a_lost_connection_is_run_again_not_marked_done(monkeypatch):
+    if connection.vendor != "postgresql":
+        pytest.skip("pg_terminate_backend needs PostgreSQL")
+
+    def beat_that_loses_its_connection(*args, **kwargs) -> None:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        except DatabaseError:
+            pass  # a task that carries on regardless
+
+    monkeypatch.setattr(heartbeat, "beat", beat_that_loses_its_connection)
+    result = tasks.record_heartbeat.enqueue("w")
+    worker = ResilientWorker(
+        queue_names=["default"],
+        interval=0,
+        batch=True,
+        backend_name="default",
+        startup_delay=False,
+        max_tasks=1,
+        worker_id="in-test",
+        excluded_queue_names=[],
+    )
+    worker.run()
+
+    task = DBTaskResult.objects.get(id=result.id)
+    assert task.status == "READY"
+    assert task.run_after > timezone.now()
+    assert task.worker_ids == ["in-test"]

@@ -16,7 +16,13 @@ from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand
-from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+)
 from django.utils import timezone
 from django_tasks_db.compat import TaskContext, task_finished, task_started
 from django_tasks_db.management.commands.db_worker import Worker
@@ -61,6 +67,13 @@ def lost_database(exc: BaseException | None) -> bool:
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
     return False
+
+
+def _connection_broke() -> bool:
+    """True if this thread's connection failed during the task and no longer answers."""
+    return bool(connection.connection is not None and connection.errors_occurred) and not (
+        connection.is_usable()
+    )
 
 
 def _reset_connections() -> None:
@@ -116,7 +129,12 @@ class ResilientWorker(Worker):
             else:
                 self._finish(db_task_result, claimed_at, error=exc)
         else:
-            self._finish(db_task_result, claimed_at, value=value)
+            if _connection_broke():
+                # The task swallowed a database error and may have stopped half-way: run it again.
+                lost = OperationalError("the connection broke while the task ran")
+                self._put_back_after_loss(db_task_result, claimed_at, lost)
+            else:
+                self._finish(db_task_result, claimed_at, value=value)
         finally:
             self.running_task = False
             self._run_tasks += 1
