@@ -160,3 +160,13 @@ def test_search_finds_synced_servers_by_name_machine_name_and_address(
     assert [s.id for s in viewer_client.get("/servers/", {"q": server.id}).context["page"]] == [
         server.id
     ]
+
+
+def test_filter_selects_keep_the_choice_and_escape_names(viewer_client, fleet):
+    ServerGroup.objects.filter(pk="g-cad").update(name='cad "<b>"')
+    html = viewer_client.get("/servers/", {"group": "g-fin", "drift": "yes"}).content.decode()
+    assert '<select name="group" id="id_group">' in html
+    assert '<option value="g-fin" selected>finance</option>' in html
+    assert '<option value="g-cad">cad &quot;&lt;b&gt;&quot;</option>' in html
+    assert '<option value="yes" selected>yes</option>' in html
+    assert '<option value="">any</option>' in html
