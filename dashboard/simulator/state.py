@@ -104,10 +104,24 @@ class Clock:
         return {"mode": "manual" if self.manual else "real", "now": iso(self.now())}
 
 
+_ISO_TEXT: dict[tuple[datetime, Any, bool], str] = {}  # a server list shows the same times
+ISO_TEXT_LIMIT = 200_000
+
+
 def iso(moment: datetime | None, millis: bool = True) -> str | None:
     """The cloud's UTC timestamp format (with milliseconds unless `millis` is False)."""
     if moment is None:
         return None
+    key = (moment, moment.tzinfo, millis)  # equal instants in other zones read differently
+    text = _ISO_TEXT.get(key)
+    if text is None:
+        if len(_ISO_TEXT) >= ISO_TEXT_LIMIT:
+            _ISO_TEXT.clear()
+        text = _ISO_TEXT[key] = _iso_text(moment, millis)
+    return text
+
+
+def _iso_text(moment: datetime, millis: bool) -> str:
     if moment.year < 1000:  # strftime leaves such years unpadded; keep its spelling
         if not millis:
             return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
