@@ -1,10 +1,10 @@
 """Every page on a phone and under axe-core, in Debian's chromium.
 
-One walk visits every page an operator reaches — overview, groups, servers, a server, images,
-rollouts, a new rollout, a plan, a rollout with rows, audit, and the 403 and 404 pages — and at
-each stop the test checks the page at 1440 and 390 px wide: nothing may scroll the page
-sideways on a phone, and axe-core (the copy shipped in axe-playwright-python) may find no
-serious or critical violation.
+One walk visits every page an operator or admin reaches — overview, groups, servers, a server,
+images, rollouts, a new rollout, a plan, a rollout with rows, audit, the cloud connection check,
+and the 403 and 404 pages. At each stop the page is checked at 390 px wide (nothing may scroll
+the page sideways on a phone) or at 1440 and 390 px under axe-core (the copy shipped in
+axe-playwright-python), which may find no serious or critical violation.
 """
 
 import re
@@ -76,6 +76,10 @@ def walk(page: Page, url: str, settings) -> Iterator[str]:
     expect(page.locator("details.json").first).to_be_attached()
     yield "audit"
 
+    settings.DASHBOARD_DEV_GROUPS = ["dashboard-admins"]
+    page.goto(url + "/cloud/")
+    yield "cloud connection check"
+
     settings.DASHBOARD_DEV_GROUPS = ["no-dashboard-role"]
     assert page.goto(url + "/servers/").status == 403
     yield "403"
@@ -138,7 +142,7 @@ def test_axe_finds_no_serious_violation_on_any_page(dashboard, browser_page, set
         for finding in at_each_width(browser_page, serious_violations):
             rule = finding.split(": ", 1)[1].split(" ", 1)[0]
             found.setdefault((name, rule), []).append(finding)
-    assert len(visited) == 12, visited
+    assert len(visited) == 13, visited
     unexpected = {key: value for key, value in found.items() if key not in KNOWN}
     assert unexpected == {}, "axe-core: serious or critical violations"
     fixed = set(KNOWN) - set(found)
