@@ -183,3 +183,25 @@ def test_without_javascript_the_navigation_wraps_and_stays_reachable(dashboard, 
         expect(page.get_by_role("link", name=name, exact=True)).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth <= innerWidth")
     context.close()
+
+
+def test_live_updates_are_announced_where_they_happen(dashboard, browser_page):
+    """Swapped content lands inside live regions that stay in place, so screen readers speak it."""
+    page = browser_page
+    page.goto(dashboard + "/servers/")
+    results = page.locator("#results-announce")
+    expect(results).to_have_attribute("role", "status")
+    expect(results).to_have_text("")
+    page.evaluate("window.__regions = [...document.querySelectorAll('[role=status]')]")
+
+    page.select_option("#id_drift", "yes")
+    drifted = Server.objects.filter(drift=True, gone=False).count()
+    expect(results).to_have_text(f"{drifted} matching")
+
+    page.get_by_role("button", name="Refresh").click()
+    expect(page.locator("[role=status] #freshness")).to_contain_text("refreshing")
+    # The same region elements as before: a replaced live region would be announced by nobody.
+    assert page.evaluate(
+        "window.__regions.every(r => r.isConnected)"
+        " && document.querySelectorAll('[role=status]').length === window.__regions.length"
+    )
