@@ -280,16 +280,6 @@ class Figures:
     def __add__(self, other: "Figures") -> "Figures":
         return Figures(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
 
-    @classmethod
-    def of(cls, server: Server) -> "Figures":
-        return cls(
-            servers=1,
-            drifted=int(server.drift),
-            in_maintenance=int(server.maintain_status),
-            busy=int(server.job_status in BUSY_JOB_STATUSES),
-            sessions=server.session_count,
-        )
-
     def group_fields(self) -> dict[str, int]:
         return {
             "servers_live": self.servers,
@@ -302,10 +292,15 @@ class Figures:
 
 def _count_by_group(rows: list[Server]) -> dict[str | None, Figures]:
     """Figures per group id (None: servers in no group the snapshot knows)."""
-    counts: dict[str | None, Figures] = {}
-    for row in rows:
-        counts[row.group_id] = counts.get(row.group_id, Figures()) + Figures.of(row)
-    return counts
+    counts: dict[str | None, list[int]] = {}
+    for row in rows:  # plain integers: this runs once per server
+        c = counts.setdefault(row.group_id, [0, 0, 0, 0, 0])
+        c[0] += 1
+        c[1] += row.drift
+        c[2] += row.maintain_status
+        c[3] += row.job_status in BUSY_JOB_STATUSES
+        c[4] += row.session_count
+    return {group_id: Figures(*c) for group_id, c in counts.items()}
 
 
 def _store_totals(totals: Figures, groups: int, now) -> None:

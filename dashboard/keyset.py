@@ -91,8 +91,7 @@ def paginate(rows: QuerySet, ordering: Ordering, cursor: str, size: int) -> Page
     if kind == "before":
         before = _beyond(key, row_id, up=ordering.descending)
         found = list(rows.filter(before).order_by(*ordering.order_by(reverse=True))[: size + 1])
-        rows_ = found[:size][::-1]
-        return _page(rows_, count, ordering, has_next=True, has_prev=len(found) > size)
+        return _page(found[:size][::-1], count, ordering, has_next=True, has_prev=len(found) > size)
     found = list(rows.order_by(*ordering.order_by(reverse=True))[: size + 1])  # last
     return _page(found[:size][::-1], count, ordering, has_next=False, has_prev=len(found) > size)
 
