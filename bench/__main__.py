@@ -1,7 +1,9 @@
-"""`python -m bench [--quick]`: every figure of docs/performance.md, one line each.
+"""`python -m bench [--quick] [--sizes N,N,…]`: every figure of docs/performance.md, one a line.
 
 Sizes (full / --quick): fleet 5,000 / 1,000 servers, rollouts of 1,000 / 200 servers,
-20 / 5 polling browsers, page medians of 5 / 3 runs. Latencies: 50 ms for the sync and the
+20 / 5 polling browsers, page medians of 5 / 3 runs. `--servers N` measures a fleet of N
+(rollouts of a fifth of it, at most 5,000); `--sizes` runs each size in turn and then
+prints how each figure grows (bench/sizes.py). Latencies: 50 ms for the sync and the
 side-by-side, 200 ms for submit and refresh. Nothing is asserted; the run stops only when
 the simulator or the dashboard refuses something the benchmark needs.
 """
@@ -14,7 +16,7 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from bench import env
+from bench import env, sizes
 from bench.report import Report, pages, seconds
 
 SEED = 1
@@ -25,32 +27,62 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes (about a minute)")
     parser.add_argument("--skip-sdk", action="store_true", help="leave out figure 5")
+    parser.add_argument("--servers", type=int, help="one fleet size instead of the default")
+    parser.add_argument(
+        "--sizes",
+        type=_sizes,
+        help="fleet sizes, e.g. 1000,5000,20000,50000: each size in turn (no SDK script), "
+        "then each figure's growth",
+    )
     args = parser.parse_args(argv)
+    one_size = args.servers
     args.servers, args.rollout, args.browsers, args.runs = (
         (1000, 200, 5, 3) if args.quick else (5000, 1000, 20, 5)
     )
+    if one_size:
+        args.servers, args.rollout = one_size, sizes.rollout_size(one_size)
     args.sync_latency, args.submit_latency, args.side_latency = 50, 200, 50
     return args
 
 
 def machine() -> str:
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=env.ROOT
-    ).stdout.strip()
+    def git(*command: str) -> str:
+        found = subprocess.run(["git", *command], capture_output=True, text=True, cwd=env.ROOT)
+        return found.stdout.strip()
+
+    # BENCH_COMMIT names the commit when the tree is an export without git metadata.
+    commit = os.environ.get("BENCH_COMMIT") or git("rev-parse", "--short", "HEAD")
+    if commit and not os.environ.get("BENCH_COMMIT") and git("status", "--porcelain", "-uno"):
+        commit += "+uncommitted"
     return (
         f"nproc={os.cpu_count()} python={platform.python_version()} "
         f"date={datetime.now(UTC):%Y-%m-%dT%H:%MZ} commit={commit or '?'}"
     )
 
 
+def _sizes(text: str) -> list[int]:
+    try:
+        return sizes.parse_sizes(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def main(argv: list[str]) -> int:
     args = parse(argv)
+    if args.sizes:
+        return sizes.run(args.sizes, args.quick)
     env.setup_django()
     from bench import dashboard_way as dw
 
     report = Report()
     report.figure("machine", machine(), "shared and noisy: counts and ratios matter more")
+    building = time.perf_counter()
     sim = env.start_simulator(args.servers, SEED, JOB_SECONDS)
+    report.figure(
+        f"simulator.{args.servers}_servers.start_time",
+        seconds(time.perf_counter() - building),
+        "none (the in-process simulator builds its fleet, jobs and sessions)",
+    )
     env.point_settings_at(sim)
     began = time.perf_counter()
     try:

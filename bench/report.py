@@ -18,13 +18,13 @@ class Report:
     def split(self, name: str, wall: float, sim, floor: str) -> None:
         """Beside the wall time `name`: the in-process simulator's part of it (`sim`, a
         bench.simtime.Reading) and the rest, the dashboard's own time, against `floor`."""
-        share = sim.busy / wall if wall > 0 else 0.0
+        busy, cpu = (sim.busy / wall, sim.cpu / wall) if wall > 0 else (0.0, 0.0)
         self.figure(
             f"{name}.simulator",
-            f"{seconds(sim.busy)} = {share:.1%} of {seconds(wall)} "
-            f"(cpu {seconds(sim.cpu)}, {sim.requests} requests)",
-            "none (the simulator's busy time, its latency waits excluded; a real cloud adds "
-            "none, so at 10 % or less the wall time is about the dashboard)",
+            f"{busy:.1%} busy ({seconds(sim.busy)}), {cpu:.1%} cpu ({seconds(sim.cpu)}) "
+            f"of {seconds(wall)}, {sim.requests} requests",
+            "10% (the simulator's busy time, its latency waits left out, is an upper bound "
+            "of its part; its CPU time a lower bound. A real cloud adds neither)",
         )
         self.figure(
             f"{name}.dashboard",

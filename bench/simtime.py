@@ -1,17 +1,19 @@
 """How much of a wall time the in-process simulator spent working, so figures can be judged.
 
 The simulator serves on a loopback port from threads of the benchmark's own process, so its
-work is inside every wall time the benchmark measures. `install` wraps the simulator's
-request handling (parsing, the handler, encoding, writing the answer) and its latency and
-stall waits, and keeps two clocks, thread-safely:
+work is inside every wall time the benchmark measures. `install` wraps the simulator's WSGI
+application (gateway checks, routing, the handler, the answer rendered and encoded) and its
+latency and stall waits, and keeps two clocks, thread-safely:
 
 - busy: wall time during which at least one request was being worked on, not counting the
   simulated latency (the union of the requests' working intervals, so four requests in
   flight at once count once). Calls still in flight when a reading is taken count up to then.
-- cpu: the CPU time of the simulator's request threads (`time.thread_time`), summed.
+- cpu: the CPU time of the simulator's request threads in that work (`time.thread_time`).
 
-Busy time is the figure to subtract from a wall time: in that time the dashboard was
-waiting for, or sharing one interpreter with, a simulator a real cloud would not add.
+Writing the answer to the socket is left out: a large page fills the loopback buffers and
+the write then waits for the dashboard to read, which is the dashboard's time. Busy time is
+an upper bound of the simulator's share (a request thread waiting for the interpreter lock
+while a dashboard thread runs still counts), CPU time a lower bound.
 """
 
 import threading
@@ -110,13 +112,12 @@ def install(running) -> SimulatorTime:
     app = httpd.get_app()
     if not hasattr(app, "stopping"):
         raise SystemExit("the simulator app has no `stopping` event: latency cannot be excluded")
-    handle = httpd.finish_request  # one connection, one request (the server speaks HTTP/1.0)
 
-    def finish_request(request, client_address) -> None:
+    def timed_app(environ, start_response):
         with timer.request():
-            handle(request, client_address)
+            return app(environ, start_response)  # the answer, encoded; written afterwards
 
-    httpd.finish_request = finish_request
+    httpd.set_app(timed_app)
     event = _TimedEvent(timer)
     if running.stopping.is_set():
         event.set()
