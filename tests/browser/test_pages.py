@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Iterator
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
 from dashboard import inventory
@@ -114,8 +115,6 @@ def sideways(page: Page) -> list[str]:
 
 
 def serious_violations(page: Page) -> list[str]:
-    from axe_playwright_python.sync_playwright import Axe
-
     results = Axe().run(page).response
     return [
         f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes'][:3]]}"
