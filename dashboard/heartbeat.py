@@ -11,6 +11,7 @@ which /healthz and the pages read instead of calling the cloud themselves.
 
 import logging
 import os
+import secrets
 import socket
 import threading
 from collections.abc import Callable
@@ -33,8 +34,9 @@ SHOWN_FOR = timedelta(hours=1)  # dead or stopped workers stay on the overview t
 
 
 def this_worker_id() -> str:
-    """Unique per process, at most 64 characters (django-tasks-db's limit)."""
-    return f"{socket.gethostname()[:48]}-{os.getpid()}"
+    """Unique per process start, at most 64 characters (django-tasks-db's limit). The random
+    part matters in containers, where a restarted worker has the same host name and pid."""
+    return f"{socket.gethostname()[:40]}-{os.getpid()}-{secrets.token_hex(4)}"
 
 
 def beat(worker_id: str, started_at: datetime, interval: float = 5.0) -> None:

@@ -182,7 +182,7 @@ def test_serve_restarts_a_worker_that_was_killed(simulator, tmp_path):
             ).group(1)
         )
         wait_for(
-            lambda: WorkerHeartbeat.objects.filter(worker_id__endswith=f"-{first}").exists(),
+            lambda: WorkerHeartbeat.objects.filter(worker_id__contains=f"-{first}-").exists(),
             60,
             "the first worker's heartbeat",
         )
@@ -197,7 +197,7 @@ def test_serve_restarts_a_worker_that_was_killed(simulator, tmp_path):
         second = int(restarted[0])
         assert second != first
         wait_for(
-            lambda: WorkerHeartbeat.objects.filter(worker_id__endswith=f"-{second}").exists(),
+            lambda: WorkerHeartbeat.objects.filter(worker_id__contains=f"-{second}-").exists(),
             60,
             "the new worker's heartbeat",
         )

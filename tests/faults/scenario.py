@@ -72,7 +72,7 @@ class Scenario:
             for task in DBTaskResult.objects.filter(
                 status="RUNNING", task_path__regex=r"\.(tick_rollout|refresh_rollout)$"
             ):
-                mine = task.worker_ids and task.worker_ids[-1].endswith(f"-{child.pid}")
+                mine = task.worker_ids and f"-{child.pid}-" in task.worker_ids[-1]
                 if mine and task.id not in not_in:
                     return task
             return None
@@ -99,11 +99,11 @@ class Scenario:
         states = Counter(rows.values_list("state", flat=True))
         assert set(states) <= set(RolloutServer.FINAL_STATES), f"rows not final: {states}"
         assert states["succeeded"] == len(self.changing), f"rows not all succeeded: {states}"
-        alive = {f"-{child.pid}" for child in self.workers if child.alive()}
+        alive = {str(child.pid) for child in self.workers if child.alive()}
         for ids in DBTaskResult.objects.filter(status="RUNNING").values_list(
             "worker_ids", flat=True
         ):
-            assert ids and ids[-1][ids[-1].rindex("-") :] in alive, f"task left on dead {ids}"
+            assert ids and ids[-1].split("-")[-2] in alive, f"task left on a dead worker: {ids}"
 
 
 def plan(sim: Any, tmp_path: Path, settings: Any, *, servers: int = 120) -> Scenario:
