@@ -19,12 +19,14 @@ class Report:
         """Beside the wall time `name`: the in-process simulator's part of it (`sim`, a
         bench.simtime.Reading) and the rest, the dashboard's own time, against `floor`."""
         busy, cpu = (sim.busy / wall, sim.cpu / wall) if wall > 0 else (0.0, 0.0)
+        of_process = sim.cpu / sim.process_cpu if sim.process_cpu > 0 else 0.0
         self.figure(
             f"{name}.simulator",
             f"{busy:.1%} busy ({seconds(sim.busy)}), {cpu:.1%} cpu ({seconds(sim.cpu)}) "
-            f"of {seconds(wall)}, {sim.requests} requests",
-            "10% (the simulator's busy time, its latency waits left out, is an upper bound "
-            "of its part; its CPU time a lower bound. A real cloud adds neither)",
+            f"of {seconds(wall)}; {of_process:.1%} of the process's cpu "
+            f"({seconds(sim.process_cpu)}); {sim.requests} requests",
+            "10% (busy time, latency waits left out, is an upper bound of the simulator's "
+            "part of the wall time; cpu a lower bound; a real cloud adds neither)",
         )
         self.figure(
             f"{name}.dashboard",

@@ -9,11 +9,15 @@ latency and stall waits, and keeps two clocks, thread-safely:
   simulated latency (the union of the requests' working intervals, so four requests in
   flight at once count once). Calls still in flight when a reading is taken count up to then.
 - cpu: the CPU time of the simulator's request threads in that work (`time.thread_time`).
+- process_cpu: the CPU time of the whole benchmark process (dashboard and simulator), to
+  compare `cpu` with: their ratio does not depend on how busy the machine is.
 
 Writing the answer to the socket is left out: a large page fills the loopback buffers and
 the write then waits for the dashboard to read, which is the dashboard's time. Busy time is
 an upper bound of the simulator's share (a request thread waiting for the interpreter lock
-while a dashboard thread runs still counts), CPU time a lower bound.
+while a dashboard thread runs still counts), CPU time a lower bound. Where the process is
+busy computing (one interpreter lock, so one thread at a time), the simulator's part of the
+wall time is close to its part of the process's CPU time.
 """
 
 import threading
@@ -28,9 +32,15 @@ class Reading:
     busy: float  # seconds with at least one request being worked on
     cpu: float  # CPU seconds of the request threads
     requests: int
+    process_cpu: float = 0.0  # CPU seconds of the whole process
 
     def __sub__(self, other: "Reading") -> "Reading":
-        return Reading(self.busy - other.busy, self.cpu - other.cpu, self.requests - other.requests)
+        return Reading(
+            self.busy - other.busy,
+            self.cpu - other.cpu,
+            self.requests - other.requests,
+            self.process_cpu - other.process_cpu,
+        )
 
 
 class SimulatorTime:
@@ -49,7 +59,7 @@ class SimulatorTime:
             busy = self._busy
             if self._working:
                 busy += time.perf_counter() - self._since
-            return Reading(busy, self._cpu, self._requests)
+            return Reading(busy, self._cpu, self._requests, time.process_time())
 
     @contextmanager
     def request(self) -> Iterator[None]:

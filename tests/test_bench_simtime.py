@@ -21,6 +21,9 @@ class FakeTime:
     def thread_time(self) -> float:
         return self.now
 
+    def process_time(self) -> float:
+        return 10 * self.now
+
 
 class Actor:
     """A request thread whose steps ("request", "wait", "resume", "end") run on command."""
@@ -81,7 +84,8 @@ def test_busy_time_is_the_union_of_working_intervals_without_waits(monkeypatch) 
     assert reading.busy == 4  # [0, 3] and [5, 6]
     assert reading.requests == 2
     assert reading.cpu == 6 + 2  # each thread's clock from its start to its end
-    assert timer.reading() - simtime.Reading(1, 1, 1) == simtime.Reading(3, 7, 1)
+    assert reading.process_cpu == 60
+    assert timer.reading() - simtime.Reading(1, 1, 1, 20) == simtime.Reading(3, 7, 1, 40)
 
 
 def test_a_timed_simulator_counts_its_requests_and_leaves_out_their_latency(
