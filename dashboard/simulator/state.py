@@ -157,6 +157,8 @@ class SimState:
             fleet = build_fleet(self.config.servers, self.config.seed)
             self.vpc_id = fleet.vpc_id
             self.groups: dict[str, Group] = {g.id: g for g in fleet.groups}
+            # Servers leave through delete_server and sessions arrive through _add_session,
+            # which keep the indexes beside them (by group, by server) in step.
             self.servers: dict[str, Server] = {s.id: s for s in fleet.servers}
             self._by_group: dict[str, dict[str, Server]] = {}
             for server in fleet.servers:
