@@ -49,3 +49,23 @@ function focusableOverflow() {
 }
 document.addEventListener("DOMContentLoaded", focusableOverflow);
 window.addEventListener("resize", focusableOverflow);
+
+// Polled or swapped text is spoken once, when it changes: a hidden polite region
+// (data-announce="#source") repeats the source's words, not its buttons, so a badge that
+// polls every few seconds is not read out at every poll.
+function spokenText(selector) {
+  const source = document.querySelector(selector);
+  if (!source) return "";
+  const copy = source.cloneNode(true);
+  copy.querySelectorAll("form, button").forEach((node) => node.remove());
+  return copy.textContent.replace(/\s+/g, " ").trim();
+}
+function announceChanges(initial) {
+  document.querySelectorAll("[data-announce]").forEach((region) => {
+    const text = spokenText(region.dataset.announce);
+    if (!initial && text !== region.dataset.spoken) region.textContent = text;
+    region.dataset.spoken = text;
+  });
+}
+document.addEventListener("DOMContentLoaded", () => announceChanges(true));
+document.addEventListener("htmx:afterSettle", () => announceChanges(false));
