@@ -199,21 +199,26 @@ def store(snapshot: Snapshot, now) -> tuple[int, int]:
     """
     _store_images(snapshot.images, now)
     group_images = {g.id: g.image_id for g in snapshot.groups}
-    rows = _server_rows(snapshot.servers, group_images, now)
-    by_group = _count_by_group(rows)
+    facts = [_server_facts(s, group_images) for s in snapshot.servers]
+    by_group = _count_by_group(facts)
     _store_groups(snapshot.groups, by_group, now)
     _store_totals(sum(by_group.values(), Figures()), len(snapshot.groups), now)
-    changed = _changed_servers(rows)
+    stored = _stored_servers()
+    # Model instances only for what is written: building one costs more than comparing.
+    changed = [Server(synced_at=now, **f) for f in facts if stored.get(f["id"]) != _compared(f)]
     _upsert(Server, changed, SERVER_FIELDS)
-    seen = {row.id for row in rows}
-    vanished = Server.objects.filter(gone=False).exclude(id__in=seen)
-    gone = vanished.update(gone=True, drift=False)
+    seen = {f["id"] for f in facts}
+    gone = 0
+    vanished = [i for i, values in stored.items() if not values[_GONE] and i not in seen]
+    for start in range(0, len(vanished), BATCH):
+        chunk = vanished[start : start + BATCH]
+        gone += Server.objects.filter(id__in=chunk).update(gone=True, drift=False)
     Server.objects.filter(gone=False).update(synced_at=now)  # exactly the snapshot's servers
     _record_images_seen(changed, now)
     ServerImageSeen.objects.filter(server__gone=False, image_id=F("server__image_id")).update(
         last_seen=now
     )
-    return len(rows), gone
+    return len(facts), gone
 
 
 def _store_images(images: list[records.Image], now) -> None:
@@ -290,16 +295,16 @@ class Figures:
         }
 
 
-def _count_by_group(rows: list[Server]) -> dict[str | None, Figures]:
+def _count_by_group(facts: list[dict]) -> dict[str | None, Figures]:
     """Figures per group id (None: servers in no group the snapshot knows)."""
     counts: dict[str | None, list[int]] = {}
-    for row in rows:  # plain integers: this runs once per server
-        c = counts.setdefault(row.group_id, [0, 0, 0, 0, 0])
+    for f in facts:  # plain integers: this runs once per server
+        c = counts.setdefault(f["group_id"], [0, 0, 0, 0, 0])
         c[0] += 1
-        c[1] += row.drift
-        c[2] += row.maintain_status
-        c[3] += row.job_status in BUSY_JOB_STATUSES
-        c[4] += row.session_count
+        c[1] += f["drift"]
+        c[2] += f["maintain_status"]
+        c[3] += f["job_status"] in BUSY_JOB_STATUSES
+        c[4] += f["session_count"]
     return {group_id: Figures(*c) for group_id, c in counts.items()}
 
 
@@ -351,54 +356,50 @@ SERVER_FIELDS = [f.name for f in Server._meta.fields if f.name != "id"]
 _COMPARED = [f.attname for f in Server._meta.fields if f.name not in ("id", "synced_at")]
 
 
-def _changed_servers(rows: list[Server]) -> list[Server]:
-    """The rows that differ from what the database holds (new servers included)."""
-    stored = {
-        values[0]: values[1:]
-        for values in Server.objects.values_list("id", *_COMPARED).iterator(chunk_size=2000)
+_GONE = _COMPARED.index("gone")
+
+
+def _stored_servers() -> dict[str, tuple]:
+    """Every stored server's compared columns (gone ones included), by id."""
+    rows = Server.objects.values_list("id", *_COMPARED).iterator(chunk_size=2000)
+    return {values[0]: values[1:] for values in rows}
+
+
+def _compared(facts: dict) -> tuple:
+    return tuple(facts[name] for name in _COMPARED)
+
+
+def _server_facts(s: records.Server, group_images: dict[str, str]) -> dict:
+    """A snapshot server as Server column values (by attname), all but `synced_at`."""
+    ip_addresses = " ".join(s.ip_addresses)[:1024]
+    group_image = group_images.get(s.group_id, "")
+    return {
+        "id": s.id,
+        "name": s.name,
+        "machine_name": s.machine_name,
+        "group_id": s.group_id if s.group_id in group_images else None,
+        "image_id": s.image_id,
+        "os_type": s.os_type,
+        "os_version": s.os_version,
+        "architecture": s.architecture,
+        "system_disk_size": s.system_disk_size,
+        "status": s.status,
+        "vm_status": s.vm_status,
+        "task_status": s.task_status,
+        "maintain_status": s.maintain_status,
+        "session_count": s.session_count,
+        "frozen": s.frozen,
+        "ip_addresses": ip_addresses,
+        "availability_zone": s.availability_zone,
+        "job_id": s.job_id,
+        "job_type": s.job_type,
+        "job_status": s.job_status,
+        "job_time": s.job_time,
+        "created_at": s.create_time,
+        "drift": bool(group_image) and s.image_id != group_image,
+        "search_text": search_text(s.name, s.machine_name, ip_addresses),
+        "gone": False,
     }
-    return [
-        row for row in rows if stored.get(row.id) != tuple(getattr(row, name) for name in _COMPARED)
-    ]
-
-
-def _server_rows(servers: list[records.Server], group_images: dict[str, str], now) -> list:
-    rows = []
-    for s in servers:
-        ip_addresses = " ".join(s.ip_addresses)[:1024]
-        group_id = s.group_id if s.group_id in group_images else None
-        group_image = group_images.get(s.group_id, "")
-        rows.append(
-            Server(
-                id=s.id,
-                name=s.name,
-                machine_name=s.machine_name,
-                group_id=group_id,
-                image_id=s.image_id,
-                os_type=s.os_type,
-                os_version=s.os_version,
-                architecture=s.architecture,
-                system_disk_size=s.system_disk_size,
-                status=s.status,
-                vm_status=s.vm_status,
-                task_status=s.task_status,
-                maintain_status=s.maintain_status,
-                session_count=s.session_count,
-                frozen=s.frozen,
-                ip_addresses=ip_addresses,
-                availability_zone=s.availability_zone,
-                job_id=s.job_id,
-                job_type=s.job_type,
-                job_status=s.job_status,
-                job_time=s.job_time,
-                created_at=s.create_time,
-                drift=bool(group_image) and s.image_id != group_image,
-                search_text=search_text(s.name, s.machine_name, ip_addresses),
-                gone=False,
-                synced_at=now,
-            )
-        )
-    return rows
 
 
 def _record_images_seen(servers: list[Server], now) -> None:
