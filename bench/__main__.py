@@ -6,6 +6,7 @@ Sizes (full / --quick): fleet 5,000 / 1,000 servers, rollouts of 1,000 / 200 ser
 prints how each figure grows (bench/sizes.py). Latencies: 50 ms for the sync and the
 side-by-side, 200 ms for submit and refresh. Nothing is asserted; the run stops only when
 the simulator or the dashboard refuses something the benchmark needs.
+`python -m bench.inventory_pages` times the inventory pages (and the sync) at 50,000 servers.
 """
 
 import argparse
