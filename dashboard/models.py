@@ -271,6 +271,9 @@ class Rollout(models.Model):
     logoff_message = models.CharField(max_length=255, blank=True)
     scheduled_at = models.DateTimeField(null=True, blank=True)
     start_below_sessions = models.PositiveIntegerField(null=True, blank=True)
+    # Hold the rollout (paused) once its canary wave is done, until someone resumes it.
+    canary_signoff = models.BooleanField(default=False)
+    preset = models.CharField(max_length=32, blank=True)  # the safety preset it was planned with
     halted_reason = models.CharField(max_length=255, blank=True)
     last_checked_at = models.DateTimeField(null=True, blank=True)  # last refresh of its jobs
     # The refresh chain re-enqueues itself; only the task holding the current token may, so a
@@ -345,6 +348,7 @@ class RolloutServer(models.Model):
     from_image_id = models.CharField(max_length=128, blank=True)
     from_image_name = models.CharField(max_length=255, blank=True)
     to_image_id = models.CharField(max_length=128)
+    to_image_name = models.CharField(max_length=255, blank=True)
     verdict = models.CharField(max_length=8, choices=Verdict.choices)
     reason_code = models.CharField(max_length=64, blank=True)
     reason_message = models.CharField(max_length=500, blank=True)
@@ -386,6 +390,26 @@ class RolloutServer(models.Model):
             ),
         ]
         indexes = [models.Index(fields=["rollout", "state"])]
+
+
+class Selection(models.Model):
+    """The servers someone picked, kept on the server so it survives paging and filters.
+
+    Plan pages carry its id, never one form field per server. `filter` is the servers-page
+    query that "select all matching" took the servers from ("" for ticked servers).
+    """
+
+    created_by = models.CharField(max_length=150)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    server_ids = models.JSONField(default=list, blank=True)
+    filter = models.CharField(max_length=2000, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["created_by", "-updated_at"])]
+
+    def __str__(self) -> str:
+        return f"Selection #{self.pk} ({len(self.server_ids)} servers)"
 
 
 class RolloutWave(models.Model):
