@@ -553,3 +553,56 @@ class RefusalWindow(models.Model):
             models.UniqueConstraint(fields=["source", "window_start"], name="one_refusal_window")
         ]
         indexes = [models.Index(fields=["window_start"], name="refusal_window_start")]
+
+
+class ServiceToken(models.Model):
+    """A pipeline's credential for the automation API (/api/v1/), made by an admin on /tokens/.
+
+    The secret is shown once and only its SHA-256 is stored: it is a long random string, so a
+    plain hash cannot be reversed by guessing. A token acts with one role, as "token:<name>"
+    in the audit. Scope beyond the role (e.g. a project, once the dashboard has several) is a
+    column added here and one filter in dashboard/api/auth.py.
+    """
+
+    name = models.SlugField(max_length=50, unique=True)
+    role = models.CharField(max_length=16)  # dashboard.roles.ROLES
+    secret_hash = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=12)  # the secret's first characters, to tell tokens apart
+    created_by = models.CharField(max_length=150)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.actor
+
+    @property
+    def actor(self) -> str:
+        """How the token appears as an actor: in the audit, on timelines, as a plan's author."""
+        return f"token:{self.name}"
+
+
+class IdempotencyKey(models.Model):
+    """The first answer to a POST that carried an `Idempotency-Key`, replayed for its repeats.
+
+    Keys belong to one caller (a token or a person) and expire; `status` is None while the
+    first request is still being answered.
+    """
+
+    caller = models.CharField(max_length=160)
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)  # method, path and body
+    status = models.PositiveSmallIntegerField(null=True, blank=True)
+    body = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["caller", "key"], name="one_idempotency_key_per_caller")
+        ]
