@@ -1,0 +1,33 @@
+"""GET /audit: the audit trail, with the audit page's filters (its own form), newest first."""
+
+from django.http import HttpRequest
+from ninja import Query, Router
+
+from dashboard.api import schemas
+from dashboard.api.inventory import form_errors
+from dashboard.api.problems import Problem
+from dashboard.api.rollouts import MAX_LIMIT, id_page
+from dashboard.models import AuditEvent
+from dashboard.roles import VIEWER, require_role
+from dashboard.views.audit import AuditFilterForm
+
+router = Router(tags=["audit"])
+
+
+@router.get(
+    "/audit",
+    response={200: schemas.AuditPage, 400: schemas.ProblemOut, 422: schemas.ProblemOut},
+    summary="Read the audit trail",
+)
+@require_role(VIEWER)
+def list_audit(
+    request: HttpRequest,
+    filters: Query[schemas.AuditFilter],
+    cursor: str | None = Query(None, max_length=20, description="a page's next cursor"),
+    limit: int = Query(50, ge=1, le=MAX_LIMIT),
+):
+    """Who did what, from where, and how it ended (pages and API alike)."""
+    form = AuditFilterForm(filters.model_dump(exclude_none=True))
+    if not form.is_valid():
+        raise Problem(422, "validation.invalid", errors=form_errors(form))
+    return id_page(form.filter(AuditEvent.objects.all()), cursor, limit)

@@ -1,0 +1,83 @@
+"""The /tokens/ page, admins only: make a service token (its secret shown once), list the
+tokens with their role, expiry and last use, and revoke one. Each is audited."""
+
+from datetime import timedelta
+
+from django import forms
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
+
+from dashboard import audit
+from dashboard.api import tokens
+from dashboard.models import ServiceToken
+from dashboard.roles import ADMIN, ROLES, require_role
+
+EXPIRY_DAYS = [(7, "7 days"), (30, "30 days"), (90, "90 days"), (180, "180 days"), (365, "1 year")]
+
+
+class TokenForm(forms.Form):
+    name = forms.SlugField(
+        max_length=50,
+        help_text="Lowercase letters, digits and dashes, e.g. deploy-bot; shown as token:<name>.",
+    )
+    role = forms.ChoiceField(choices=[(role, role) for role in ROLES], initial="operator")
+    expires_in = forms.TypedChoiceField(
+        choices=EXPIRY_DAYS, coerce=int, initial=90, label="Expires after"
+    )
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].lower()
+        if ServiceToken.objects.filter(name=name).exists():
+            raise forms.ValidationError("A token of that name exists; pick another name.")
+        return name
+
+
+def _page(request: HttpRequest, form: TokenForm, issued=None, status: int = 200) -> HttpResponse:
+    context = {
+        "form": form,
+        "tokens": ServiceToken.objects.all(),
+        "issued": issued,
+        "now": timezone.now(),
+    }
+    return render(request, "tokens/list.html", context, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@require_role(ADMIN)
+def token_list(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        return _page(request, TokenForm())
+    form = TokenForm(request.POST)
+    if not form.is_valid():
+        audit.record(request, "token.create", outcome="refused", errors=form.errors.get_json_data())
+        return _page(request, form, status=400)
+    issued = tokens.issue(
+        name=form.cleaned_data["name"],
+        role=form.cleaned_data["role"],
+        expires_at=timezone.now() + timedelta(days=form.cleaned_data["expires_in"]),
+        created_by=request.user.get_username(),
+    )
+    audit.record(
+        request,
+        "token.create",
+        target=issued.token.actor,
+        role=issued.token.role,
+        expires_at=issued.token.expires_at.isoformat(),
+    )
+    # Rendered, not redirected: the secret is in this one answer (no-store) and nowhere else.
+    return _page(request, TokenForm(), issued=issued, status=201)
+
+
+@require_POST
+@require_role(ADMIN)
+def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+    token = get_object_or_404(ServiceToken, pk=token_id)
+    if tokens.revoke(token, by=request.user.get_username()):
+        audit.record(request, "token.revoke", target=token.actor)
+        messages.success(request, f"{token.actor} revoked; it stops working at once.")
+    else:
+        messages.info(request, f"{token.actor} was already revoked.")
+    return redirect("tokens")

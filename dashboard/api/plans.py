@@ -1,0 +1,221 @@
+"""POST /plans, GET /plans/{id}, POST /plans/{id}/confirm and /discard.
+
+A plan is made by the rollout form (RolloutForm: the selection checks, compatible images,
+presets and safety fields) and stored by planning.create_plan, as the page does; its answer
+carries the signed `confirm_token` the plan page carries, and confirming goes through
+planning.confirm with it, so the API can only start exactly the plan it read.
+"""
+
+from django.conf import settings
+from django.http import HttpRequest
+from django.shortcuts import get_object_or_404
+from ninja import Router
+
+from dashboard import audit
+from dashboard.api import idempotency, present, schemas
+from dashboard.api.inventory import filter_form, form_errors
+from dashboard.api.problems import Problem
+from dashboard.forms import RolloutForm
+from dashboard.models import Rollout, RolloutServer, Server
+from dashboard.roles import OPERATOR, VIEWER, require_role
+from dashboard.rollouts import planning
+
+router = Router(tags=["plans"])
+
+PROBLEMS = {400: schemas.ProblemOut, 404: schemas.ProblemOut, 409: schemas.ProblemOut}
+GROUP_TARGET = "group"  # the API's spelling of "each server to its own group's image"
+
+
+@router.post(
+    "/plans",
+    response={201: schemas.PlanOut, 422: schemas.ProblemOut, **PROBLEMS},
+    summary="Plan a rollout",
+)
+@require_role(OPERATOR)
+def create_plan(
+    request: HttpRequest,
+    body: schemas.PlanIn,
+    idempotency_key: idempotency.KeyHeader = None,
+):
+    """Store a plan for a list of servers, a group, or a filter; nothing runs until confirmed.
+
+    `target_image` "group" sends each server to its own group's image. `preset` picks a
+    safety preset; "custom" uses `safety`.
+    """
+    return idempotency.once(request, idempotency_key, lambda: _create_plan(request, body))
+
+
+def _create_plan(request: HttpRequest, body: schemas.PlanIn) -> tuple[int, dict]:
+    form = RolloutForm(
+        _form_data(body), server_ids=_selection(body), max_servers=settings.ROLLOUT_MAX_SERVERS
+    )
+    if body.target_image == GROUP_TARGET and not form.per_group:
+        # One group image among the servers: "each group's image" is that image.
+        form.data["target_image"] = form.recommended or GROUP_TARGET
+    if not form.is_valid():
+        errors = form_errors(form)
+        audit.record(request, "rollout.plan", outcome="refused", errors=errors, via="api")
+        raise Problem(422, "validation.invalid", errors=errors)
+    rollout = planning.create_plan(
+        created_by=request.user.get_username(),
+        servers=form.servers,
+        target=form.target(),
+        targets=form.targets(),
+        images=form.images,
+        reason=form.cleaned_data["reason"],
+        update_access_agent=form.cleaned_data["update_access_agent"],
+        use_maintenance=form.cleaned_data["use_maintenance"],
+        safety=form.safety(),
+        preset=form.cleaned_data["preset"],
+    )
+    audit.record(
+        request,
+        "rollout.plan",
+        rollout=rollout,
+        target=f"rollout #{rollout.pk}",
+        servers=len(form.servers),
+        image=rollout.target_image_id or form.cleaned_data["target_image"],
+        preset=rollout.preset,
+        via="api",
+    )
+    return 201, present.plan(rollout)
+
+
+def _selection(body: schemas.PlanIn) -> list[str]:
+    """The server ids the body names: exactly one of a list, a group, or a filter."""
+    given = [name for name in ("servers", "group", "filter") if getattr(body, name) is not None]
+    if len(given) != 1:
+        raise Problem(
+            422,
+            "validation.invalid",
+            "Name the servers one way: `servers`, `group` or `filter`.",
+            errors=[{"field": "servers", "message": "give exactly one of servers, group, filter"}],
+        )
+    if body.servers is not None:
+        return body.servers
+    filters = body.filter or schemas.ServerFilter(group=body.group)
+    form = filter_form(filters)
+    if not form.active_filters():
+        raise Problem(
+            422,
+            "validation.invalid",
+            "Filter the servers first: a rollout never takes them all.",
+            errors=[{"field": "filter", "message": "an empty filter selects nothing"}],
+        )
+    ids = form.filter(Server.objects.all()).values_list("id", flat=True)
+    return list(ids[: settings.ROLLOUT_MAX_SERVERS + 1])
+
+
+def _form_data(body: schemas.PlanIn) -> dict:
+    """The rollout form's fields, as the plan page posts them."""
+    data = {
+        "target_image": body.target_image,
+        "one_image_for_all": body.one_image_for_all,
+        "reason": body.reason,
+        "update_access_agent": body.update_access_agent,
+        "use_maintenance": body.use_maintenance,
+        "preset": body.preset,
+    }
+    for name, value in body.safety.model_dump().items():
+        if value is not None and value != "":
+            data[name] = value
+    return data
+
+
+def _plan_for_user(rollout_id: int) -> Rollout:
+    # Every viewer may see every rollout (as on the pages); the roles guard the actions.
+    return get_object_or_404(Rollout, pk=rollout_id)
+
+
+@router.get(
+    "/plans/{rollout_id}",
+    response={200: schemas.PlanOut, 404: schemas.ProblemOut},
+    summary="Read a plan and its verdicts",
+)
+@require_role(VIEWER)
+def read_plan(request: HttpRequest, rollout_id: int):
+    """The plan as stored: one row per server (change, skip or blocked, and why), waves,
+    calls, and the `confirm_token` to confirm exactly this plan."""
+    return present.plan(_plan_for_user(rollout_id))
+
+
+@router.post(
+    "/plans/{rollout_id}/confirm",
+    response={200: schemas.RolloutOut, 422: schemas.ProblemOut, **PROBLEMS},
+    summary="Confirm a plan",
+)
+@require_role(OPERATOR)
+def confirm_plan(
+    request: HttpRequest,
+    rollout_id: int,
+    body: schemas.ConfirmIn,
+    idempotency_key: idempotency.KeyHeader = None,
+):
+    """Start exactly the plan read (its `confirm_token`); a protected group's plan then waits
+    for a second person's approval. A stale plan is discarded (409 `stale_plan`)."""
+    return idempotency.once(request, idempotency_key, lambda: _confirm(request, rollout_id, body))
+
+
+def _confirm(request: HttpRequest, rollout_id: int, body: schemas.ConfirmIn) -> tuple[int, dict]:
+    rollout = _plan_for_user(rollout_id)
+    if rollout.state != Rollout.State.PLANNED:
+        raise _state_conflict(request, rollout, "confirm")
+    if not rollout.servers.filter(verdict=RolloutServer.Verdict.CHANGE).exists():
+        raise Problem(409, "plan.nothing_to_change")
+    result = planning.confirm(
+        rollout.pk, request.user.get_username(), token=body.confirm_token, request=request
+    )
+    if result.refused:
+        _refused(request, rollout, "confirm", code=result.refused)
+        raise Problem(409, result.refused, str(planning.REFUSALS[result.refused]))
+    if result.stale:
+        _refused(request, rollout, "confirm", code="stale_plan")
+        raise Problem(409, "stale_plan", "The plan is stale; make a fresh one.", stale=result.stale)
+    if not result.confirmed:
+        raise _state_conflict(request, result.rollout, "confirm")
+    return 200, present.rollout(result.rollout)
+
+
+@router.post(
+    "/plans/{rollout_id}/discard",
+    response={200: schemas.PlanOut, **PROBLEMS},
+    summary="Discard a plan",
+)
+@require_role(OPERATOR)
+def discard_plan(
+    request: HttpRequest, rollout_id: int, idempotency_key: idempotency.KeyHeader = None
+):
+    """Drop a plan that has not been confirmed; nothing was sent."""
+
+    def answer() -> tuple[int, dict]:
+        rollout = _plan_for_user(rollout_id)
+        if not planning.discard(rollout.pk, by=request.user.get_username(), request=request):
+            raise _state_conflict(request, rollout, "discard")
+        rollout.refresh_from_db()
+        return 200, present.plan(rollout)
+
+    return idempotency.once(request, idempotency_key, answer)
+
+
+def _refused(request: HttpRequest, rollout: Rollout, action: str, **details) -> None:
+    audit.record(
+        request,
+        f"rollout.{action}",
+        outcome="refused",
+        rollout=rollout,
+        target=f"rollout #{rollout.pk}",
+        via="api",
+        **details,
+    )
+
+
+def _state_conflict(request: HttpRequest, rollout: Rollout, action: str) -> Problem:
+    """An action the rollout's state does not allow: audited, answered 409 with the state."""
+    rollout.refresh_from_db()
+    _refused(request, rollout, action, state=rollout.state)
+    return Problem(
+        409,
+        "rollout.state_conflict",
+        f"A {rollout.state} rollout cannot {action}.",
+        state=rollout.state,
+    )

@@ -1,0 +1,242 @@
+"""Rollouts: read one (servers, waves, timeline), list them, and act on them.
+
+Each action calls what the rollout page's button calls (planning.approve, control.pause,
+resume, cancel, revert, planning.plan_again); lifecycle.py alone decides which state allows
+which action, and a refused one is a 409 `rollout.state_conflict` carrying the state.
+"""
+
+from django.http import HttpRequest
+from django.shortcuts import get_object_or_404
+from ninja import Query, Router
+
+from dashboard import audit
+from dashboard.api import idempotency, present, schemas
+from dashboard.api.plans import PROBLEMS, _refused, _state_conflict
+from dashboard.api.problems import Problem
+from dashboard.models import Rollout, RolloutServer
+from dashboard.roles import APPROVER, OPERATOR, VIEWER, can_approve, require_role
+from dashboard.rollouts import control, lifecycle, planning
+
+router = Router(tags=["rollouts"])
+
+MAX_LIMIT = 200
+
+
+def _rollout_for_user(rollout_id: int) -> Rollout:
+    # Every viewer may see every rollout (as on the pages); the roles guard the actions.
+    return get_object_or_404(Rollout, pk=rollout_id)
+
+
+@router.get("/rollouts", response={200: schemas.RolloutPage, 400: schemas.ProblemOut})
+@require_role(VIEWER)
+def list_rollouts(
+    request: HttpRequest,
+    state: Rollout.State | None = None,
+    cursor: str | None = Query(None, max_length=20, description="a page's next cursor"),
+    limit: int = Query(50, ge=1, le=MAX_LIMIT),
+):
+    """Rollouts and plans, newest first."""
+    rows = Rollout.objects.all()
+    if state:
+        rows = rows.filter(state=state)
+    return id_page(rows, cursor, limit)
+
+
+def id_page(rows, cursor: str | None, limit: int) -> dict:
+    """Newest first by id: `cursor` is the last id of the page before."""
+    total = rows.count()
+    if cursor:
+        if not cursor.isdigit():
+            raise Problem(400, "cursor.invalid", "The cursor is the next_cursor of a page.")
+        rows = rows.filter(pk__lt=int(cursor))
+    found = list(rows.order_by("-pk")[: limit + 1])
+    more = len(found) > limit
+    found = found[:limit]
+    return {
+        "count": total,
+        "next_cursor": str(found[-1].pk) if more and found else None,
+        "previous_cursor": None,
+        "items": found,
+    }
+
+
+@router.get(
+    "/rollouts/{rollout_id}",
+    response={200: schemas.RolloutOut, 404: schemas.ProblemOut},
+    summary="Read a rollout",
+)
+@require_role(VIEWER)
+def read_rollout(request: HttpRequest, rollout_id: int):
+    """The rollout with its progress, waves, every server and the event timeline. Poll it
+    until `final` is true."""
+    return present.rollout(_rollout_for_user(rollout_id))
+
+
+def _act(request: HttpRequest, key: str | None, rollout_id: int, act) -> object:
+    """Load the rollout, act, and answer the rollout as it now stands (idempotent by key)."""
+
+    def answer() -> tuple[int, dict]:
+        rollout = _rollout_for_user(rollout_id)
+        status = act(rollout)
+        rollout.refresh_from_db()
+        return status, present.rollout(rollout)
+
+    return idempotency.once(request, key, answer)
+
+
+ACTED = {200: schemas.RolloutOut, **PROBLEMS}
+
+
+@router.post("/rollouts/{rollout_id}/approve", response=ACTED, summary="Approve a rollout")
+@require_role(APPROVER)
+def approve(request: HttpRequest, rollout_id: int, idempotency_key: idempotency.KeyHeader = None):
+    """A second person releases a rollout of a protected group; never its own author."""
+
+    def act(rollout: Rollout) -> int:
+        if not can_approve(request, rollout.created_by):
+            _refused(request, rollout, "approve", why="submitter cannot approve")
+            raise Problem(403, "approval.same_person", "A second person must approve it.")
+        if not planning.approve(rollout.pk, request.user.get_username(), request=request):
+            raise _state_conflict(request, rollout, "approve")
+        return 200
+
+    return _act(request, idempotency_key, rollout_id, act)
+
+
+@router.post("/rollouts/{rollout_id}/pause", response=ACTED, summary="Pause a rollout")
+@require_role(OPERATOR)
+def pause(request: HttpRequest, rollout_id: int, idempotency_key: idempotency.KeyHeader = None):
+    """Nothing more is sent; jobs in flight are still tracked."""
+
+    def act(rollout: Rollout) -> int:
+        if not control.pause(rollout.pk, by=request.user.get_username(), request=request):
+            raise _state_conflict(request, rollout, "pause")
+        return 200
+
+    return _act(request, idempotency_key, rollout_id, act)
+
+
+@router.post(
+    "/rollouts/{rollout_id}/resume",
+    response={**ACTED, 422: schemas.ProblemOut},
+    summary="Resume a rollout",
+)
+@require_role(OPERATOR)
+def resume(
+    request: HttpRequest,
+    rollout_id: int,
+    body: schemas.ResumeIn,
+    idempotency_key: idempotency.KeyHeader = None,
+):
+    """Go on after a pause or a halt; `retry_failed` also plans a retry (see follow_ups)."""
+
+    def act(rollout: Rollout) -> int:
+        resumed, _retry = control.resume(
+            rollout.pk, body.how, by=request.user.get_username(), request=request
+        )
+        if not resumed:
+            raise _state_conflict(request, rollout, "resume")
+        return 200
+
+    return _act(request, idempotency_key, rollout_id, act)
+
+
+@router.post("/rollouts/{rollout_id}/cancel", response=ACTED, summary="Cancel a rollout")
+@require_role(OPERATOR)
+def cancel(request: HttpRequest, rollout_id: int, idempotency_key: idempotency.KeyHeader = None):
+    """What has not been sent is not sent; jobs in flight finish and are tracked."""
+
+    def act(rollout: Rollout) -> int:
+        if control.cancel(rollout.pk, by=request.user.get_username(), request=request) is None:
+            raise _state_conflict(request, rollout, "cancel")
+        return 200
+
+    return _act(request, idempotency_key, rollout_id, act)
+
+
+FOLLOW_UP = {201: schemas.PlanOut, 422: schemas.ProblemOut, **PROBLEMS}
+
+
+@router.post("/rollouts/{rollout_id}/retry", response=FOLLOW_UP, summary="Plan a retry")
+@require_role(OPERATOR)
+def retry(
+    request: HttpRequest,
+    rollout_id: int,
+    body: schemas.ServersIn,
+    idempotency_key: idempotency.KeyHeader = None,
+):
+    """A new plan of the failed and unknown servers (or of `servers`), linked to this one.
+    Confirm it like any plan."""
+
+    def answer() -> tuple[int, dict]:
+        rollout = _rollout_for_user(rollout_id)
+        if not lifecycle.allows(rollout, "retry"):
+            raise _state_conflict(request, rollout, "retry")
+        ids = body.servers or list(
+            rollout.servers.filter(
+                state__in=[RolloutServer.State.FAILED, RolloutServer.State.UNKNOWN]
+            ).values_list("server_id", flat=True)
+        )
+        if not ids:
+            raise Problem(409, "plan.nothing_to_change", "Nothing to retry: no server failed.")
+        plan, errors = planning.plan_again(
+            rollout,
+            ids,
+            created_by=request.user.get_username(),
+            reason=f"Retry of #{rollout.pk}: {rollout.reason}"[:500],
+            retry_of=rollout,
+            kind=Rollout.Kind.RETRY,
+        )
+        if plan is None:
+            raise Problem(
+                422,
+                "validation.invalid",
+                errors=[{"field": "servers", "message": message} for message in errors],
+            )
+        _audited(request, "rollout.retry", plan, retry_of=rollout.pk, servers=len(ids))
+        return 201, present.plan(plan)
+
+    return idempotency.once(request, idempotency_key, answer)
+
+
+@router.post("/rollouts/{rollout_id}/revert", response=FOLLOW_UP, summary="Plan a revert")
+@require_role(OPERATOR)
+def revert(
+    request: HttpRequest,
+    rollout_id: int,
+    body: schemas.ServersIn,
+    idempotency_key: idempotency.KeyHeader = None,
+):
+    """A new plan that puts the succeeded servers (or `servers`) back on the images they ran
+    before. Confirm it like any plan."""
+
+    def answer() -> tuple[int, dict]:
+        rollout = _rollout_for_user(rollout_id)
+        if not lifecycle.allows(rollout, "revert"):
+            raise _state_conflict(request, rollout, "revert")
+        chosen = body.servers or list(
+            rollout.servers.filter(state="succeeded").values_list("server_id", flat=True)
+        )
+        plan = control.revert(
+            rollout.pk,
+            chosen,
+            by=request.user.get_username(),
+            reason=f"Revert of #{rollout.pk}: {rollout.reason}"[:500],
+        )
+        if not plan.servers.exists():
+            plan.delete()
+            raise Problem(
+                409,
+                "plan.nothing_to_change",
+                "None of these servers has a recorded previous image.",
+            )
+        _audited(request, "rollout.revert", plan, reverts=rollout.pk, servers=plan.servers.count())
+        return 201, present.plan(plan)
+
+    return idempotency.once(request, idempotency_key, answer)
+
+
+def _audited(request: HttpRequest, action: str, rollout: Rollout, **details) -> None:
+    audit.record(
+        request, action, rollout=rollout, target=f"rollout #{rollout.pk}", via="api", **details
+    )
