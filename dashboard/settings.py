@@ -47,6 +47,8 @@ MIDDLEWARE = [
     # Early, so refusals made by the middleware below get the headers too; static files
     # (served above) stay cacheable.
     "dashboard.security.SecurityHeadersMiddleware",
+    # Under /api/, refusals and errors answered by anything below are problem documents.
+    "dashboard.api.problems.ProblemMiddleware",
     "dashboard.security.RejectNulMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -221,6 +223,10 @@ if not (
 # Refusal rows one client address may add to the append-only audit table per minute; the rest
 # are logged and counted (dashboard.audit.refusal).
 AUDIT_REFUSALS_PER_MINUTE = env_int("AUDIT_REFUSALS_PER_MINUTE", 20, minimum=1)
+# The automation API (/api/v1/): requests one caller (a token or a person) may make a minute
+# (0: no limit), and how long an Idempotency-Key's first answer is kept for its repeats.
+API_REQUESTS_PER_MINUTE = env_int("API_REQUESTS_PER_MINUTE", 120, minimum=0)
+API_IDEMPOTENCY_TTL_SECONDS = env_int("API_IDEMPOTENCY_TTL_SECONDS", 86400, minimum=60)
 
 # --- Cloud ------------------------------------------------------------------------------
 HUAWEICLOUD = {

@@ -1,5 +1,7 @@
-from django.urls import path
+from django.urls import include, path
 
+from dashboard.api import api as automation_api
+from dashboard.api import pages as api_pages
 from dashboard.views import audit, cloud, health, inventory, rollouts, session
 
 urlpatterns = [
@@ -39,4 +41,8 @@ urlpatterns = [
     path("audit/export.csv", audit.audit_export, name="audit-export"),
     # the connection check (admins)
     path("cloud/", cloud.connection_check, name="cloud-check"),
+    # the automation API and its service tokens (admins)
+    path("api/v1/", include(automation_api.urlpatterns())),
+    path("tokens/", api_pages.token_list, name="tokens"),
+    path("tokens/<int:token_id>/revoke/", api_pages.token_revoke, name="token-revoke"),
 ]
