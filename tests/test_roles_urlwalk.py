@@ -62,7 +62,17 @@ def _rollout(d: dict) -> dict:
     return {"rollout_id": d["rollout"].pk}
 
 
-URLS: dict[str, Row] = {
+API_READ = (401, 200, 200, 200, 200)
+NOT_ALLOWED = (405,) * 5
+
+
+def api_acts(*, by: str) -> Expected:
+    """401 without a caller, 403 without role `by`; 415 for its holders: the walk posts a form,
+    and the API takes JSON only (its own walk posts JSON)."""
+    return (401, *acts(415, by=by)[1:])  # type: ignore[return-value]
+
+
+API_URLS: dict[str, Row] = {
     #                      anonymous  viewer  operator  approver  admin
     "healthz": Row(get=({200, 503},) * 5, post=(405,) * 5),  # public; 503 without a worker
     "sign-out": Row(post=acts(302, by="viewer")),  # to SSO_SIGN_OUT_URL
@@ -92,6 +102,13 @@ URLS: dict[str, Row] = {
     "audit": Row(get=READ),
     "audit-export": Row(get=READ),
     "cloud-check": Row(get=(403, 403, 403, 403, 200)),  # admins only; probes the cloud
+    # Service tokens (admins). The walk has no token: revoking an unknown one is a 404.
+    "tokens": Row(get=(403, 403, 403, 403, 200), post=(403, 403, 403, 403, 400)),
+    "token-revoke": Row(post=(403, 403, 403, 403, 404), kwargs=lambda d: {"token_id": 10**9}),
+    # The automation API answers for itself: 401 without a caller, 405 for a method a path does
+    # not take (whoever asks), problem documents throughout. tests/test_api_roles.py walks it
+    # with service tokens and JSON bodies; this walk posts an empty form through SSO sessions.
+    **API_URLS,
 }
 
 

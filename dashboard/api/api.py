@@ -11,8 +11,8 @@ from django.urls import URLPattern, URLResolver, include, path, re_path
 from ninja import NinjaAPI
 
 from dashboard.api import audit_log, inventory, plans, problems, rollouts
-from dashboard.api.auth import SessionAuth, TokenAuth
-from dashboard.roles import public
+from dashboard.api.auth import by
+from dashboard.roles import VIEWER, public
 
 api = NinjaAPI(
     title="Workspace APP image dashboard",
@@ -24,7 +24,7 @@ api = NinjaAPI(
         "`Idempotency-Key`. See docs/api.md."
     ),
     urls_namespace="api",
-    auth=[TokenAuth(), SessionAuth()],
+    auth=by(VIEWER),
     openapi_url=None,  # served below, behind the API's own auth
     docs_url=None,
 )

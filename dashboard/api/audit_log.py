@@ -4,11 +4,12 @@ from django.http import HttpRequest
 from ninja import Query, Router
 
 from dashboard.api import schemas
+from dashboard.api.auth import by
 from dashboard.api.inventory import form_errors
 from dashboard.api.problems import Problem
 from dashboard.api.rollouts import MAX_LIMIT, id_page
 from dashboard.models import AuditEvent
-from dashboard.roles import VIEWER, require_role
+from dashboard.roles import VIEWER
 from dashboard.views.audit import AuditFilterForm
 
 router = Router(tags=["audit"])
@@ -18,8 +19,8 @@ router = Router(tags=["audit"])
     "/audit",
     response={200: schemas.AuditPage, 400: schemas.ProblemOut, 422: schemas.ProblemOut},
     summary="Read the audit trail",
+    auth=by(VIEWER),
 )
-@require_role(VIEWER)
 def list_audit(
     request: HttpRequest,
     filters: Query[schemas.AuditFilter],

@@ -11,8 +11,12 @@ Two ways in, tried in this order:
   cookie travels without being asked for, so its state changes need the CSRF token, as pages do.
 
 Each caller then takes one request from its per-minute allowance (limits.py), counted in the
-database so every web process shares it.
+database so every web process shares it, and must hold the operation's role (`by(role)`),
+checked before the request's body is read: someone who may not act learns nothing of how to
+ask. A body must be JSON, and may not carry a NUL character (PostgreSQL refuses NUL in text).
 """
+
+import re
 
 from django.contrib.auth import get_user_model
 from django.http import HttpRequest
@@ -24,7 +28,7 @@ from dashboard import audit
 from dashboard.api import limits, tokens
 from dashboard.api.problems import TITLES, Problem
 from dashboard.models import ServiceToken
-from dashboard.roles import IMPLIED
+from dashboard.roles import IMPLIED, ROLES, has_role, refuse
 from dashboard.sso import CSRF_FAILED, Identity
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -49,6 +53,10 @@ def _sign_in_as_token(request: HttpRequest, token: ServiceToken) -> None:
 class TokenAuth(HttpBearer):
     """Service tokens made on /tokens/."""
 
+    def __init__(self, role: str) -> None:
+        super().__init__()
+        self.role = role
+
     def authenticate(self, request: HttpRequest, token: str) -> Caller:
         found = tokens.identify(token.strip())
         if isinstance(found, str):
@@ -57,7 +65,7 @@ class TokenAuth(HttpBearer):
             audit.refusal(request, "api.refused", code=found, target=request.path[:255])
             raise Problem(401, found, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
         _sign_in_as_token(request, found)
-        return limits.admit(Caller(found.actor, f"t{found.pk}", found))
+        return _admit(request, Caller(found.actor, f"t{found.pk}", found), self.role)
 
 
 class SessionAuth(AuthBase):
@@ -71,6 +79,10 @@ class SessionAuth(AuthBase):
         "the CSRF token in X-CSRFToken, as the pages send it."
     )
 
+    def __init__(self, role: str) -> None:
+        super().__init__()
+        self.role = role
+
     def __call__(self, request: HttpRequest) -> Caller | None:
         identity = getattr(request, "sso_identity", None)
         if identity is None or not getattr(request, "roles", None):
@@ -78,7 +90,39 @@ class SessionAuth(AuthBase):
         if request.method not in SAFE_METHODS and check_csrf(request) is not None:
             audit.refusal(request, "csrf.refused", code=CSRF_FAILED, target=request.path[:255])
             raise Problem(403, "csrf.failed", TITLES["csrf.failed"])
-        return limits.admit(Caller(identity.username, f"u{request.user.pk}"))
+        return _admit(request, Caller(identity.username, f"u{request.user.pk}"), self.role)
+
+
+def by(role: str) -> list:
+    """The auth of an operation that needs `role`: a token or a session holding it."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}")
+    return [TokenAuth(role), SessionAuth(role)]
+
+
+def _admit(request: HttpRequest, caller: Caller, role: str) -> Caller:
+    limits.admit(caller)
+    if not has_role(request, role):
+        refuse(request, "access.denied", role=role, method=request.method, via="api")
+    _screen_body(request)
+    return caller
+
+
+_ESCAPED_NUL = re.compile(rb"\\u0000", re.IGNORECASE)
+
+
+def _screen_body(request: HttpRequest) -> None:
+    """Only JSON bodies, and no NUL in them (nor in any string they hold)."""
+    if request.method in SAFE_METHODS:
+        return
+    content_type = request.content_type or ""
+    if request.META.get("CONTENT_LENGTH", "0") not in ("", "0") and content_type != (
+        "application/json"
+    ):
+        raise Problem(415, "request.unsupported_media_type", "Send the body as application/json.")
+    body = request.body
+    if b"\0" in body or _ESCAPED_NUL.search(body):
+        raise Problem(400, "request.malformed", "The body contains a NUL character.")
 
 
 def caller(request: HttpRequest) -> Caller:

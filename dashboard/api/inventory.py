@@ -13,10 +13,11 @@ from ninja import Query, Router
 
 from dashboard import keyset
 from dashboard.api import schemas
+from dashboard.api.auth import by
 from dashboard.api.problems import Problem
 from dashboard.forms import ServerFilterForm
 from dashboard.models import Image, Server, ServerGroup
-from dashboard.roles import VIEWER, require_role
+from dashboard.roles import VIEWER
 
 router = Router(tags=["inventory"])
 
@@ -42,15 +43,15 @@ def page(rows: QuerySet, ordering: keyset.Ordering, cursor: str | None, limit: i
     }
 
 
-@router.get("/groups", response={200: schemas.GroupPage}, summary="List server groups")
-@require_role(VIEWER)
+@router.get(
+    "/groups", response={200: schemas.GroupPage}, summary="List server groups", auth=by(VIEWER)
+)
 def list_groups(request: HttpRequest, cursor: str | None = Cursor, limit: int = Limit):
     rows = ServerGroup.objects.filter(gone=False).annotate(sort_key=F("name"))
     return page(rows, BY_NAME, cursor, limit)
 
 
-@router.get("/images", response={200: schemas.ImagePage}, summary="List images")
-@require_role(VIEWER)
+@router.get("/images", response={200: schemas.ImagePage}, summary="List images", auth=by(VIEWER))
 def list_images(request: HttpRequest, cursor: str | None = Cursor, limit: int = Limit):
     rows = Image.objects.filter(gone=False).annotate(sort_key=F("name"))
     return page(rows, BY_NAME, cursor, limit)
@@ -60,8 +61,8 @@ def list_images(request: HttpRequest, cursor: str | None = Cursor, limit: int = 
     "/servers",
     response={200: schemas.ServerPage},
     summary="List and filter servers",
+    auth=by(VIEWER),
 )
-@require_role(VIEWER)
 def list_servers(
     request: HttpRequest,
     filters: Query[schemas.ServerFilter],

@@ -13,11 +13,12 @@ from ninja import Router
 
 from dashboard import audit
 from dashboard.api import idempotency, present, schemas
+from dashboard.api.auth import by
 from dashboard.api.inventory import filter_form, form_errors
 from dashboard.api.problems import Problem
 from dashboard.forms import RolloutForm
 from dashboard.models import Rollout, RolloutServer, Server
-from dashboard.roles import OPERATOR, VIEWER, require_role
+from dashboard.roles import OPERATOR, VIEWER
 from dashboard.rollouts import planning
 
 router = Router(tags=["plans"])
@@ -30,8 +31,8 @@ GROUP_TARGET = "group"  # the API's spelling of "each server to its own group's 
     "/plans",
     response={201: schemas.PlanOut, 422: schemas.ProblemOut, **PROBLEMS},
     summary="Plan a rollout",
+    auth=by(OPERATOR),
 )
-@require_role(OPERATOR)
 def create_plan(
     request: HttpRequest,
     body: schemas.PlanIn,
@@ -131,8 +132,8 @@ def _plan_for_user(rollout_id: int) -> Rollout:
     "/plans/{rollout_id}",
     response={200: schemas.PlanOut, 404: schemas.ProblemOut},
     summary="Read a plan and its verdicts",
+    auth=by(VIEWER),
 )
-@require_role(VIEWER)
 def read_plan(request: HttpRequest, rollout_id: int):
     """The plan as stored: one row per server (change, skip or blocked, and why), waves,
     calls, and the `confirm_token` to confirm exactly this plan."""
@@ -143,8 +144,8 @@ def read_plan(request: HttpRequest, rollout_id: int):
     "/plans/{rollout_id}/confirm",
     response={200: schemas.RolloutOut, 422: schemas.ProblemOut, **PROBLEMS},
     summary="Confirm a plan",
+    auth=by(OPERATOR),
 )
-@require_role(OPERATOR)
 def confirm_plan(
     request: HttpRequest,
     rollout_id: int,
@@ -180,8 +181,8 @@ def _confirm(request: HttpRequest, rollout_id: int, body: schemas.ConfirmIn) -> 
     "/plans/{rollout_id}/discard",
     response={200: schemas.PlanOut, **PROBLEMS},
     summary="Discard a plan",
+    auth=by(OPERATOR),
 )
-@require_role(OPERATOR)
 def discard_plan(
     request: HttpRequest, rollout_id: int, idempotency_key: idempotency.KeyHeader = None
 ):

@@ -34,6 +34,7 @@ TITLES = {
     "not_found": "Not found",
     "method_not_allowed": "Method not allowed",
     "request.malformed": "Malformed request",
+    "request.unsupported_media_type": "Unsupported media type",
     "validation.invalid": "The request is not valid",
     "cursor.invalid": "The page cursor is not valid",
     "idempotency.key_reused": "Idempotency-Key reused with another request",
@@ -56,6 +57,7 @@ _BY_STATUS = {
     404: "not_found",
     405: "method_not_allowed",
     409: "rollout.state_conflict",
+    415: "request.unsupported_media_type",
     422: "validation.invalid",
     429: "rate_limited",
 }

@@ -11,10 +11,11 @@ from ninja import Query, Router
 
 from dashboard import audit
 from dashboard.api import idempotency, present, schemas
+from dashboard.api.auth import by
 from dashboard.api.plans import PROBLEMS, _refused, _state_conflict
 from dashboard.api.problems import Problem
 from dashboard.models import Rollout, RolloutServer
-from dashboard.roles import APPROVER, OPERATOR, VIEWER, can_approve, require_role
+from dashboard.roles import APPROVER, OPERATOR, VIEWER, can_approve
 from dashboard.rollouts import control, lifecycle, planning
 
 router = Router(tags=["rollouts"])
@@ -27,8 +28,9 @@ def _rollout_for_user(rollout_id: int) -> Rollout:
     return get_object_or_404(Rollout, pk=rollout_id)
 
 
-@router.get("/rollouts", response={200: schemas.RolloutPage, 400: schemas.ProblemOut})
-@require_role(VIEWER)
+@router.get(
+    "/rollouts", response={200: schemas.RolloutPage, 400: schemas.ProblemOut}, auth=by(VIEWER)
+)
 def list_rollouts(
     request: HttpRequest,
     state: Rollout.State | None = None,
@@ -64,8 +66,8 @@ def id_page(rows, cursor: str | None, limit: int) -> dict:
     "/rollouts/{rollout_id}",
     response={200: schemas.RolloutOut, 404: schemas.ProblemOut},
     summary="Read a rollout",
+    auth=by(VIEWER),
 )
-@require_role(VIEWER)
 def read_rollout(request: HttpRequest, rollout_id: int):
     """The rollout with its progress, waves, every server and the event timeline. Poll it
     until `final` is true."""
@@ -87,8 +89,9 @@ def _act(request: HttpRequest, key: str | None, rollout_id: int, act) -> object:
 ACTED = {200: schemas.RolloutOut, **PROBLEMS}
 
 
-@router.post("/rollouts/{rollout_id}/approve", response=ACTED, summary="Approve a rollout")
-@require_role(APPROVER)
+@router.post(
+    "/rollouts/{rollout_id}/approve", response=ACTED, summary="Approve a rollout", auth=by(APPROVER)
+)
 def approve(request: HttpRequest, rollout_id: int, idempotency_key: idempotency.KeyHeader = None):
     """A second person releases a rollout of a protected group; never its own author."""
 
@@ -103,8 +106,9 @@ def approve(request: HttpRequest, rollout_id: int, idempotency_key: idempotency.
     return _act(request, idempotency_key, rollout_id, act)
 
 
-@router.post("/rollouts/{rollout_id}/pause", response=ACTED, summary="Pause a rollout")
-@require_role(OPERATOR)
+@router.post(
+    "/rollouts/{rollout_id}/pause", response=ACTED, summary="Pause a rollout", auth=by(OPERATOR)
+)
 def pause(request: HttpRequest, rollout_id: int, idempotency_key: idempotency.KeyHeader = None):
     """Nothing more is sent; jobs in flight are still tracked."""
 
@@ -120,8 +124,8 @@ def pause(request: HttpRequest, rollout_id: int, idempotency_key: idempotency.Ke
     "/rollouts/{rollout_id}/resume",
     response={**ACTED, 422: schemas.ProblemOut},
     summary="Resume a rollout",
+    auth=by(OPERATOR),
 )
-@require_role(OPERATOR)
 def resume(
     request: HttpRequest,
     rollout_id: int,
@@ -141,8 +145,9 @@ def resume(
     return _act(request, idempotency_key, rollout_id, act)
 
 
-@router.post("/rollouts/{rollout_id}/cancel", response=ACTED, summary="Cancel a rollout")
-@require_role(OPERATOR)
+@router.post(
+    "/rollouts/{rollout_id}/cancel", response=ACTED, summary="Cancel a rollout", auth=by(OPERATOR)
+)
 def cancel(request: HttpRequest, rollout_id: int, idempotency_key: idempotency.KeyHeader = None):
     """What has not been sent is not sent; jobs in flight finish and are tracked."""
 
@@ -157,8 +162,9 @@ def cancel(request: HttpRequest, rollout_id: int, idempotency_key: idempotency.K
 FOLLOW_UP = {201: schemas.PlanOut, 422: schemas.ProblemOut, **PROBLEMS}
 
 
-@router.post("/rollouts/{rollout_id}/retry", response=FOLLOW_UP, summary="Plan a retry")
-@require_role(OPERATOR)
+@router.post(
+    "/rollouts/{rollout_id}/retry", response=FOLLOW_UP, summary="Plan a retry", auth=by(OPERATOR)
+)
 def retry(
     request: HttpRequest,
     rollout_id: int,
@@ -199,8 +205,9 @@ def retry(
     return idempotency.once(request, idempotency_key, answer)
 
 
-@router.post("/rollouts/{rollout_id}/revert", response=FOLLOW_UP, summary="Plan a revert")
-@require_role(OPERATOR)
+@router.post(
+    "/rollouts/{rollout_id}/revert", response=FOLLOW_UP, summary="Plan a revert", auth=by(OPERATOR)
+)
 def revert(
     request: HttpRequest,
     rollout_id: int,
