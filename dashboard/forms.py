@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 
 from django import forms
+from django.conf import settings
 from django.db.models import DateTimeField, F, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.forms.utils import flatatt
@@ -136,37 +137,88 @@ def _yes_no(servers: QuerySet[Server], answer: str, condition: Q) -> QuerySet[Se
     return servers
 
 
-class RolloutForm(forms.Form):
-    """Which servers, which image, and why. Choices come from the current inventory.
+CUSTOM = "custom"
+# The loose safety fields a preset sets (and Custom leaves to the person planning).
+PRESET_FIELDS = (
+    "canary",
+    "canary_signoff",
+    "wave_size",
+    "soak_minutes",
+    "failure_budget",
+    "session_policy",
+    "session_wait_minutes",
+    "logoff_delay_minutes",
+)
 
-    The view passes the raw POST; the form resolves the selection to live servers, offers
-    only images compatible with at least one of them, and refuses tampered, duplicate,
-    unknown, empty or oversized selections with a message (nothing is stored then).
+
+def preset_choices() -> list[tuple[str, str]]:
+    presets = settings.ROLLOUT_PRESETS
+    return [*((name, p["label"]) for name, p in presets.items()), (CUSTOM, "Custom")]
+
+
+def describe_preset(preset: dict) -> str:
+    """ "Canary 1, then sign-off · waves of 10% · …" in words, for the preset's choice."""
+    parts = []
+    if preset.get("canary"):
+        signoff = ", paused for sign-off" if preset.get("canary_signoff") else ""
+        parts.append(f"canary of {preset['canary']}{signoff}")
+    parts.append(f"waves of {preset['wave_size']}" if preset.get("wave_size") else "one wave")
+    if preset.get("soak_minutes"):
+        parts.append(f"{preset['soak_minutes']} min soak between waves")
+    policy = dict(Rollout.SessionPolicy.choices).get(preset.get("session_policy", "none"), "")
+    parts.append(f"users: {policy}")
+    if preset.get("failure_budget"):
+        parts.append(f"halt after more than {preset['failure_budget']} failures")
+    return " · ".join(parts)
+
+
+class RolloutForm(forms.Form):
+    """Which image, which safety, and why, for a selection of servers.
+
+    The view resolves the selection (a stored Selection or a servers-page filter) to server
+    ids; the form resolves them to live servers, offers only images compatible with at least
+    one of them (the group's image first, marked Recommended), and refuses tampered, duplicate,
+    unknown, empty or oversized selections with a message (nothing is stored then). A
+    selection spanning groups goes to each server's own group's image unless one image is
+    chosen explicitly, and confirmed for all the groups.
     """
 
-    server = forms.MultipleChoiceField(required=False, widget=forms.MultipleHiddenInput)
-    target_image = forms.ChoiceField(label="Target image")
+    target_image = forms.ChoiceField(
+        label="Target image", error_messages={"required": "Choose the image to move to."}
+    )
+    one_image_for_all = forms.BooleanField(
+        required=False, label="Yes, put the servers of every selected group on this one image"
+    )
     reason = forms.CharField(
         max_length=500,
         label="Reason or ticket",
+        help_text="Shown on the rollout, in the audit log and in notifications.",
         widget=forms.TextInput(attrs={"placeholder": "e.g. CHG-1234 November patches"}),
+        error_messages={"required": "Say why (a ticket or a few words)."},
     )
     update_access_agent = forms.BooleanField(required=False, label="Also upgrade the access agent")
     use_maintenance = forms.BooleanField(
         required=False, label="Put servers into maintenance mode first (cleared after success)"
     )
-    # Safety: waves, error budget, users first, schedule.
+    # Left out (a script posting the loose fields), it is Custom.
+    preset = forms.ChoiceField(label="Safety", required=False, widget=forms.RadioSelect)
+    # Safety under Custom: waves, sign-off, error budget, users first, schedule.
     canary = forms.CharField(
         required=False,
         max_length=8,
         label="Canary wave",
-        help_text="servers (e.g. 2) or a share (e.g. 5%); empty: no canary",
+        help_text="Servers (e.g. 2) or a share (e.g. 5%); empty: no canary.",
+    )
+    canary_signoff = forms.BooleanField(
+        required=False,
+        label="Pause after the canary for sign-off",
+        help_text="The rollout holds once the canary is done, until someone resumes it.",
     )
     wave_size = forms.CharField(
         required=False,
         max_length=8,
         label="Then waves of",
-        help_text="servers or a share; empty: all the rest at once",
+        help_text="Servers or a share; empty: all the rest at once.",
     )
     soak_minutes = forms.IntegerField(
         required=False, min_value=0, max_value=24 * 60, label="Soak after each wave (min)"
@@ -175,7 +227,7 @@ class RolloutForm(forms.Form):
         required=False,
         max_length=8,
         label="Error budget",
-        help_text="failures (e.g. 3) or a share (e.g. 10%) that halt the rollout; empty: none",
+        help_text="Failures (e.g. 3) or a share (e.g. 10%) that halt the rollout; empty: none.",
     )
     session_policy = forms.ChoiceField(
         required=False,
@@ -206,7 +258,7 @@ class RolloutForm(forms.Form):
     scheduled_at = forms.DateTimeField(
         required=False,
         label="Start at",
-        help_text="empty: as soon as confirmed",
+        help_text="Empty: as soon as confirmed.",
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
     start_below_sessions = forms.IntegerField(
@@ -219,17 +271,32 @@ class RolloutForm(forms.Form):
     def __init__(self, *args, server_ids: list[str], max_servers: int, **kwargs):
         super().__init__(*args, **kwargs)
         self.max_servers = max_servers
-        self.raw_ids = [i.strip() for i in server_ids if i.strip()]
+        self.raw_ids = [i.strip() for i in server_ids if isinstance(i, str) and i.strip()]
         self.servers = planning.selected_servers(self.raw_ids, max_servers)
         self.images = planning.image_map()
-        self.options = planning.target_options(self.servers, self.images)
-        self.fields["server"].choices = [(s.id, s.name) for s in self.servers]
-        self.fields["target_image"].choices = [(o.image.id, o.label) for o in self.options]
+        self.group_images = planning.group_images(self.servers)
+        self.groups = sorted({s.group.name for s in self.servers if s.group})
+        options = planning.target_options(self.servers, self.images)
+        # The group's image first, marked Recommended (one group), then the most compatible.
+        self.recommended = next(iter(self.group_images)) if len(self.group_images) == 1 else ""
+        self.options = sorted(options, key=lambda o: o.image.id != self.recommended)
+        self.per_group = len(self.group_images) > 1
+        choices = [(o.image.id, o.label) for o in self.options]
+        if self.per_group:
+            choices.insert(0, (planning.GROUP_IMAGES, "Each server to its own group's image"))
+        self.fields["target_image"].choices = choices
+        self.fields["preset"].choices = preset_choices()
+        self.presets = [
+            (name, label, describe_preset(settings.ROLLOUT_PRESETS[name]))
+            for name, label in preset_choices()
+            if name != CUSTOM
+        ]
         if not self.is_bound:
-            self.initial.setdefault("server", [s.id for s in self.servers])
-            default = planning.default_target(self.servers)
-            if any(o.image.id == default for o in self.options):
-                self.initial.setdefault("target_image", default)
+            self.initial.setdefault("preset", settings.ROLLOUT_DEFAULT_PRESET)
+            if self.per_group:
+                self.initial.setdefault("target_image", planning.GROUP_IMAGES)
+            elif any(o.image.id == self.recommended for o in self.options):
+                self.initial.setdefault("target_image", self.recommended)
 
     def selection_errors(self) -> list[str]:
         """Problems with the selection itself (planning.selection_errors), checked first."""
@@ -241,6 +308,27 @@ class RolloutForm(forms.Form):
             self.add_error(None, message)
         if not self.options and not self.selection_errors():
             self.add_error(None, "No image is compatible with any of the selected servers.")
+        target = cleaned.get("target_image")
+        if (
+            self.per_group
+            and target
+            and target != planning.GROUP_IMAGES
+            and not cleaned.get("one_image_for_all")
+        ):
+            self.add_error(
+                "one_image_for_all",
+                f"The selection spans {len(self.groups)} groups with different images; "
+                "confirm that all of them should get this one image, or choose "
+                "“each server to its own group's image”.",
+            )
+        preset = cleaned.get("preset") or CUSTOM
+        cleaned["preset"] = preset
+        if preset != CUSTOM:
+            # A preset decides the loose fields; whatever they held is not used.
+            for name in PRESET_FIELDS:
+                self.errors.pop(name, None)
+                cleaned[name] = settings.ROLLOUT_PRESETS[preset].get(name, cleaned.get(name))
+            cleaned["canary_session_policy"] = ""
         return cleaned
 
     def clean_canary(self) -> str:
@@ -258,16 +346,24 @@ class RolloutForm(forms.Form):
             raise forms.ValidationError("The start time is in the past.")
         return when
 
-    def target(self) -> Image:
-        return self.images[self.cleaned_data["target_image"]]
+    def target(self) -> Image | None:
+        """The one image for every server, or None for each server's group image."""
+        chosen = self.cleaned_data["target_image"]
+        return None if chosen == planning.GROUP_IMAGES else self.images[chosen]
+
+    def targets(self) -> dict[str, Image | None] | None:
+        """Server id → its group's image, when that is the choice; else None."""
+        if self.cleaned_data["target_image"] != planning.GROUP_IMAGES:
+            return None
+        return planning.group_targets(self.servers, self.images)
 
     def safety(self) -> planning.Safety:
         data = self.cleaned_data
         return planning.Safety(
-            canary=data["canary"],
-            wave_size=data["wave_size"],
+            canary=data["canary"] or "",
+            wave_size=data["wave_size"] or "",
             soak_seconds=(data["soak_minutes"] or 0) * 60,
-            failure_budget=data["failure_budget"],
+            failure_budget=data["failure_budget"] or "",
             session_policy=data["session_policy"] or Rollout.SessionPolicy.NONE,
             canary_session_policy=data["canary_session_policy"],
             session_wait_seconds=_minutes(data["session_wait_minutes"], 15),
@@ -275,6 +371,7 @@ class RolloutForm(forms.Form):
             logoff_message=data["logoff_message"],
             scheduled_at=data["scheduled_at"],
             start_below_sessions=data["start_below_sessions"],
+            canary_signoff=bool(data["canary_signoff"]) and bool(data["canary"]),
         )
 
 

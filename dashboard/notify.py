@@ -39,7 +39,15 @@ from dashboard.models import Rollout, RolloutServer
 
 log = logging.getLogger("dashboard.notify")
 
-EVENTS = ("started", "halted", "failed", "completed", "awaiting_approval", "cancelled")
+EVENTS = (
+    "started",
+    "halted",
+    "failed",
+    "completed",
+    "awaiting_approval",
+    "cancelled",
+    "signoff_needed",
+)
 
 SIGNATURE_HEADER = "X-Dashboard-Signature"
 EVENT_HEADER = "X-Dashboard-Event"
@@ -60,6 +68,7 @@ _HEADLINES = {
     "completed": "completed",
     "awaiting_approval": "awaits approval",
     "cancelled": "was cancelled",
+    "signoff_needed": "finished its canary wave and waits for sign-off",
 }
 
 

@@ -251,7 +251,38 @@ HUAWEICLOUD = {
 # --- Inventory and rollouts ---------------------------------------------------------------
 SYNC_INTERVAL_SECONDS = env_int("SYNC_INTERVAL_SECONDS", 300, minimum=0)
 SYNC_CALLS_IN_FLIGHT = env_int("SYNC_CALLS_IN_FLIGHT", 4, minimum=1)
-ROLLOUT_MAX_SERVERS = env_int("ROLLOUT_MAX_SERVERS", 2000, minimum=1)
+ROLLOUT_MAX_SERVERS = env_int("ROLLOUT_MAX_SERVERS", 5000, minimum=1)
+# Named safety presets on the rollout form; "custom" shows the loose fields instead. Amounts
+# are a count ("1") or a share ("10%"); minutes for soak, session wait and logoff warning.
+ROLLOUT_PRESETS = {
+    "careful": {
+        "label": "Careful",
+        "canary": "1",
+        "canary_signoff": True,
+        "wave_size": "10%",
+        "soak_minutes": 5,
+        "failure_budget": "1",
+        "session_policy": "wait_logoff",
+        "session_wait_minutes": 15,
+        "logoff_delay_minutes": 5,
+    },
+    "standard": {
+        "label": "Standard",
+        "canary": "2",
+        "canary_signoff": False,
+        "wave_size": "25%",
+        "soak_minutes": 0,
+        "failure_budget": "5%",
+        "session_policy": "wait_logoff",
+        "session_wait_minutes": 15,
+        "logoff_delay_minutes": 5,
+    },
+}
+ROLLOUT_DEFAULT_PRESET = env_str("ROLLOUT_DEFAULT_PRESET", "careful")
+if ROLLOUT_DEFAULT_PRESET not in (*ROLLOUT_PRESETS, "custom"):
+    raise ImproperlyConfigured(
+        f"ROLLOUT_DEFAULT_PRESET must be one of {[*ROLLOUT_PRESETS, 'custom']}"
+    )
 ROLLOUT_CALLS_IN_FLIGHT = env_int("ROLLOUT_CALLS_IN_FLIGHT", 4, minimum=1)
 ROLLOUT_REFRESH_SECONDS = env_float("ROLLOUT_REFRESH_SECONDS", 5.0, minimum=0.0)
 ROLLOUT_JOB_SLOW_SECONDS = env_int("ROLLOUT_JOB_SLOW_SECONDS", 1800, minimum=1)
@@ -293,7 +324,15 @@ LOGGING = {
 
 # --- Notifications ------------------------------------------------------------------------
 # Rollout events sent by the worker (dashboard/notify.py) to a JSON webhook and by e-mail.
-NOTIFY_ALL_EVENTS = ("started", "halted", "failed", "completed", "awaiting_approval", "cancelled")
+NOTIFY_ALL_EVENTS = (
+    "started",
+    "halted",
+    "failed",
+    "completed",
+    "awaiting_approval",
+    "cancelled",
+    "signoff_needed",
+)
 DASHBOARD_BASE_URL = env_str("DASHBOARD_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 # The URL may carry a token (chat webhooks do): read like a secret, logs show its host only.
 NOTIFY_WEBHOOK_URL = env_secret("NOTIFY_WEBHOOK_URL")

@@ -19,6 +19,7 @@ urlpatterns = [
     path("rollouts/", rollouts.history, name="rollouts"),
     path("rollouts/new/", rollouts.new, name="rollout-new"),
     path("rollouts/new/plan/", rollouts.plan, name="rollout-plan-create"),
+    path("rollouts/selection/", rollouts.selection_update, name="rollout-selection"),
     path("rollouts/new/<int:rollout_id>/", rollouts.plan_detail, name="rollout-plan"),
     path("rollouts/new/<int:rollout_id>/confirm/", rollouts.confirm, name="rollout-confirm"),
     path("rollouts/new/<int:rollout_id>/discard/", rollouts.discard, name="rollout-discard"),

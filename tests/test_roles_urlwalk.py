@@ -84,7 +84,8 @@ API_URLS: dict[str, Row] = {
     "sync": Row(post=acts(302, by="operator")),
     "sync-status": Row(get=READ),
     "rollouts": Row(get=READ),
-    "rollout-new": Row(get=acts(200, by="operator"), post=acts(200, by="operator")),
+    "rollout-new": Row(get=acts(200, by="operator"), post=acts(302, by="operator")),  # stored
+    "rollout-selection": Row(post=acts(302, by="operator")),  # back to the servers page
     "rollout-plan-create": Row(post=acts(400, by="operator")),  # empty form
     "rollout-plan": Row(get=READ, kwargs=_rollout),
     "rollout-confirm": Row(post=acts(409, by="operator"), kwargs=_rollout),  # no plan token
@@ -93,11 +94,15 @@ API_URLS: dict[str, Row] = {
     "rollout-detail": Row(get=(403, 302, 302, 302, 302), kwargs=_rollout),  # a plan: to its page
     "rollout-poll": Row(get=READ, kwargs=_rollout),
     "rollout-approve": Row(post=acts(302, by="approver"), kwargs=_rollout),
-    "rollout-cancel": Row(post=acts(302, by="operator"), kwargs=_rollout),
+    "rollout-cancel": Row(  # GET: what it stops (a plan cannot be cancelled: to its page)
+        get=acts(302, by="operator"), post=acts(302, by="operator"), kwargs=_rollout
+    ),
     "rollout-retry": Row(post=acts(302, by="operator"), kwargs=_rollout),
     "rollout-pause": Row(post=acts(302, by="operator"), kwargs=_rollout),
     "rollout-resume": Row(post=acts(302, by="operator"), kwargs=_rollout),
-    "rollout-revert": Row(post=acts(302, by="operator"), kwargs=_rollout),
+    "rollout-revert": Row(  # GET: choose the servers (a plan has none to revert: back)
+        get=acts(302, by="operator"), post=acts(302, by="operator"), kwargs=_rollout
+    ),
     "rollout-export": Row(get=READ, kwargs=lambda d: {**_rollout(d), "fmt": "csv"}),
     "audit": Row(get=READ),
     "audit-export": Row(get=READ),

@@ -54,6 +54,8 @@ ROLLOUT: dict[str, Move] = {
     "expire": _move((R.PLANNED,), R.DISCARDED),  # unconfirmed for PLAN_TTL_SECONDS
     "start": _move((R.QUEUED,), R.RUNNING, "started"),
     "pause": _move((R.RUNNING,), R.PAUSED),
+    # The canary wave is done and sign-off was asked for: held until someone resumes it.
+    "hold_for_signoff": _move((R.RUNNING,), R.PAUSED, "signoff_needed"),
     "resume": _move((R.PAUSED, R.HALTED), R.RUNNING),
     "halt": _move((R.RUNNING,), R.HALTED, "halted"),
     # Nothing in flight: cancelled at once. Jobs in flight: they finish first (cancelling).

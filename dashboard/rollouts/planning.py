@@ -107,6 +107,23 @@ def default_target(servers: list[Server]) -> str:
     return counts.most_common(1)[0][0] if counts else ""
 
 
+# The target choice "each server to its own group's image" (not an image id).
+GROUP_IMAGES = "group"
+
+
+def group_images(servers: list[Server]) -> set[str]:
+    """The distinct group images of the selected servers' groups."""
+    return {s.group.image_id for s in servers if s.group and s.group.image_id}
+
+
+def group_targets(servers: list[Server], images: dict[str, Image]) -> dict[str, Image | None]:
+    """Each server's own group's image (None when its group has none, or it is unknown)."""
+    return {
+        s.id: images.get(s.group.image_id) if s.group and s.group.image_id else None
+        for s in servers
+    }
+
+
 @dataclass(frozen=True)
 class Safety:
     """How carefully a rollout proceeds. Amounts are a count ("5") or a share ("10%")."""
@@ -122,6 +139,7 @@ class Safety:
     logoff_message: str = ""
     scheduled_at: datetime | None = None
     start_below_sessions: int | None = None
+    canary_signoff: bool = False  # hold once the canary wave is done, until resumed
 
     @classmethod
     def of(cls, rollout: Rollout) -> "Safety":
@@ -138,6 +156,7 @@ class Safety:
             logoff_message=rollout.logoff_message,
             scheduled_at=rollout.scheduled_at,
             start_below_sessions=rollout.start_below_sessions,
+            canary_signoff=rollout.canary_signoff,
         )
 
 
@@ -168,32 +187,42 @@ def create_plan(
     use_maintenance: bool = False,
     retry_of: Rollout | None = None,
     safety: Safety | None = None,
-    targets: dict[str, Image] | None = None,
+    targets: dict[str, Image | None] | None = None,
     kind: str = Rollout.Kind.PLAN,
+    preset: str = "",
 ) -> Rollout:
     """Store a plan: the rollout and one row per server, in one transaction.
 
-    `target` is the image for every server; a revert passes `targets` (server id → image)
-    instead, and its API calls are then grouped per image.
+    `target` is the image for every server; a plan per group, or a revert, passes `targets`
+    (server id → image) instead, and its API calls are then grouped per image.
     """
     safety = safety or Safety()
     busy = servers_in_active_rollouts(s.id for s in servers)
-    targets = targets or {s.id: target for s in servers}
+    per_server = targets is not None
+    targets = targets if per_server else {s.id: target for s in servers}
     judged = (
-        {s.id: verdicts([s], targets.get(s.id), images, busy)[s.id] for s in servers}
-        if kind == Rollout.Kind.REVERT
-        else verdicts(servers, target, images, busy)
+        _judge(servers, targets, images, busy)
+        if per_server
+        else (verdicts(servers, target, images, busy))
     )
     ordered = sorted(servers, key=lambda s: (s.group.name if s.group else "", s.name, s.id))
     changing = sum(1 for v in judged.values() if v.ok)
-    shown = target or next(iter(targets.values()), None)
+    shown = target or next((t for t in targets.values() if t is not None), None)
+    if target:
+        label = target.name
+    elif kind == Rollout.Kind.REVERT:
+        label = "previous images"
+    else:
+        label = "each group's image"
     with transaction.atomic():
         rollout = Rollout.objects.create(
             created_by=created_by,
             reason=reason,
             kind=kind,
+            preset=preset[:32],
+            canary_signoff=safety.canary_signoff,
             target_image_id=target.id if target else "",
-            target_image_name=target.name if target else "previous images",
+            target_image_name=label,
             target_image_type=shown.image_type if shown else "",
             target_os_type=shown.os_type if shown else "",
             target_product_id=target.product_code if target else "",
@@ -222,6 +251,18 @@ def create_plan(
     return rollout
 
 
+def _judge(servers, targets, images, busy) -> dict[str, compat.Verdict]:
+    """One verdict per server for its own target, judged per target image."""
+    by_target: dict[str, list[Server]] = {}
+    for server in servers:
+        target = targets.get(server.id)
+        by_target.setdefault(target.id if target else "", []).append(server)
+    judged = {}
+    for members in by_target.values():
+        judged |= verdicts(members, targets.get(members[0].id), images, busy)
+    return judged
+
+
 def fingerprint(rollout: Rollout, rows: list[RolloutServer]) -> str:
     """What the operator is shown: every row's change, its wave and call, and the options.
 
@@ -239,6 +280,7 @@ def fingerprint(rollout: Rollout, rows: list[RolloutServer]) -> str:
             rollout.session_policy,
             rollout.scheduled_at.isoformat() if rollout.scheduled_at else None,
             rollout.start_below_sessions,
+            rollout.canary_signoff,
         ],
         "rows": sorted(
             (r.server_id, r.from_image_id, r.to_image_id, r.verdict, r.wave, r.chunk) for r in rows
@@ -254,6 +296,12 @@ def _plan_rows(rollout, servers, judged, images, targets) -> list[RolloutServer]
         headline = verdict.reason
         current = images.get(server.image_id)
         target = targets.get(server.id)
+        # Sessions are disconnected, and drift made, only on servers that change.
+        warnings = [{"code": w.code, "message": w.message} for w in verdict.warnings]
+        if verdict.action != compat.CHANGE:
+            warnings = []
+        elif drift := _drift_warning(server, target, images):
+            warnings.append(drift)
         rows.append(
             RolloutServer(
                 rollout=rollout,
@@ -264,14 +312,28 @@ def _plan_rows(rollout, servers, judged, images, targets) -> list[RolloutServer]
                 from_image_id=server.image_id,
                 from_image_name=current.name if current else "",
                 to_image_id=target.id if target else "",
+                to_image_name=target.name if target else "",
                 verdict=verdict.action,
                 reason_code=headline.code if headline else "",
                 reason_message="; ".join(r.message for r in verdict.reasons)[:500],
-                warnings=[{"code": w.code, "message": w.message} for w in verdict.warnings],
+                warnings=warnings,
                 session_count=server.session_count,
             )
         )
     return rows
+
+
+def _drift_warning(server: Server, target: Image | None, images: dict[str, Image]):
+    """A warning when the change puts the server on another image than its group's."""
+    group = server.group
+    if target is None or group is None or not group.image_id or target.id == group.image_id:
+        return None
+    name = getattr(images.get(group.image_id), "name", "") or group.image_name or group.image_id
+    return {
+        "code": "drift",
+        "message": _("Not its group's image (%(image)s): the server will drift from %(group)s.")
+        % {"image": name, "group": group.name},
+    }
 
 
 def assign_waves(
@@ -510,18 +572,28 @@ def plan_again(
     errors = selection_errors(raw_ids, servers, max_servers)
     images = image_map()
     target = images.get(source.target_image_id)
-    compatible = {o.image.id for o in target_options(servers, images)} if not errors else set()
-    if not errors and (target is None or target.id not in compatible):
-        errors.append(
-            _("The image %(image)s is no longer compatible with any of these servers.")
-            % {"image": source.target_image_name or source.target_image_id}
-        )
+    targets = None
+    if not source.target_image_id:
+        # Planned per server (each group's image, or a revert): the same target per server.
+        wanted = dict(source.servers.values_list("server_id", "to_image_id"))
+        targets = {s.id: images.get(wanted.get(s.id, "")) for s in servers}
+        if not errors and not any(v.ok for v in _judge(servers, targets, images, set()).values()):
+            errors.append(_("None of these servers can go to its image any more."))
+    else:
+        compatible = {o.image.id for o in target_options(servers, images)} if not errors else set()
+        if not errors and (target is None or target.id not in compatible):
+            errors.append(
+                _("The image %(image)s is no longer compatible with any of these servers.")
+                % {"image": source.target_image_name or source.target_image_id}
+            )
     if errors:
         return None, errors
     plan = create_plan(
         created_by=created_by,
         servers=servers,
-        target=target,
+        target=target if targets is None else None,
+        targets=targets,
+        preset=source.preset,
         images=images,
         reason=reason[:500],
         update_access_agent=source.update_access_agent,

@@ -15,7 +15,7 @@ from django.utils import timezone
 from dashboard import audit
 from dashboard.cloud.errors import CloudError
 from dashboard.models import Rollout, RolloutServer, RolloutWave
-from dashboard.rollouts import lifecycle
+from dashboard.rollouts import lifecycle, signoff
 from dashboard.rollouts.maintenance import enter_maintenance
 from dashboard.rollouts.reread import reread_servers
 from dashboard.rollouts.send import send_wave
@@ -40,6 +40,8 @@ def advance(rollout: Rollout, client, *, sleep: Callable[[float], None]) -> None
         _step(rollout, wave, client, sleep)
         if wave.state == before:
             return  # waiting for time, users or jobs
+        if rollout.state != Rollout.State.RUNNING:
+            return  # held for sign-off after the canary
 
 
 def _step(rollout: Rollout, wave: RolloutWave, client, sleep) -> None:
@@ -49,6 +51,7 @@ def _step(rollout: Rollout, wave: RolloutWave, client, sleep) -> None:
     action, changes = stage(rollout, wave, client, sleep, timezone.now())
     if action:
         lifecycle.transition(wave, action, changes=changes, rollout=rollout)
+        signoff.hold_after_canary(rollout, wave)
     elif "sessions_left" in changes:  # a fact only: the state stays
         wave.sessions_left = changes["sessions_left"]
         RolloutWave.objects.filter(pk=wave.pk).update(sessions_left=wave.sessions_left)

@@ -16,6 +16,7 @@ from dashboard import audit, inventory, keyset
 from dashboard.forms import ServerFilterForm
 from dashboard.models import Image, Rollout, RolloutServer, Server, ServerGroup, SyncRun
 from dashboard.roles import OPERATOR, VIEWER, require_role
+from dashboard.rollouts import selection as selections
 
 PAGE_SIZE = 50
 
@@ -89,6 +90,9 @@ def servers(request: HttpRequest) -> HttpResponse:
         "query": _query_without(request, "page", "cursor"),
         "sort_query": _query_without(request, "page", "cursor", "sort"),
         "current_sort": request.GET.get("sort", "name"),
+        # The stored selection: ticks survive paging and filter changes.
+        "selection": (chosen := selections.current(request)),
+        "selected_ids": set(chosen.server_ids) if chosen else set(),
         **inventory.freshness(),
     }
     template = "servers/list.html"

@@ -6,7 +6,9 @@ before it is shown; confirming submits exactly that stored plan.
 
 import csv
 import json
-from datetime import datetime
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.contrib import messages
@@ -15,6 +17,7 @@ from django.core.paginator import Paginator
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers, patch_cache_control
 from django.utils.translation import gettext as _
@@ -25,55 +28,140 @@ from django_htmx.http import HttpResponseStopPolling
 from dashboard import audit
 from dashboard.exports import safe_cell
 from dashboard.forms import RolloutForm, ServerFilterForm
-from dashboard.models import Image, Rollout, RolloutServer, Server, ServerGroup
+from dashboard.models import Image, Rollout, RolloutServer, Selection, Server, ServerGroup
 from dashboard.roles import APPROVER, OPERATOR, VIEWER, can_approve, require_role
-from dashboard.rollouts import control, engine, lifecycle, planning
+from dashboard.rollouts import control, engine, lifecycle, planning, signoff
+from dashboard.rollouts import selection as selections
 from dashboard.rollouts.progress import summary
 
 # ---- choose and plan ------------------------------------------------------------------
 
 
-def _selected_ids(data: QueryDict) -> list[str]:
-    """The servers an operator picked: explicit checkboxes, or every server of a filter."""
-    if data.get("scope") == "filter":
-        filter_data = QueryDict(data.get("filter", ""))
-        form = ServerFilterForm(
-            filter_data, groups=list(ServerGroup.objects.all()), images=list(Image.objects.all())
-        )
-        ids = form.filter(Server.objects.all()).values_list("id", flat=True)
-        return list(ids[: settings.ROLLOUT_MAX_SERVERS + 1])
-    return data.getlist("server")
+def _filter_form(query: str) -> ServerFilterForm:
+    return ServerFilterForm(
+        QueryDict(query),
+        groups=list(ServerGroup.objects.filter(gone=False)),
+        images=list(Image.objects.all()),
+    )
+
+
+def _filter_ids(query: str) -> list[str]:
+    """Every live server the servers-page filter `query` matches (one more than a rollout
+    holds, so the form can say the selection is too large)."""
+    ids = _filter_form(query).filter(Server.objects.all()).values_list("id", flat=True)
+    return list(ids[: settings.ROLLOUT_MAX_SERVERS + 1])
+
+
+def _has_filter(query: str) -> bool:
+    """Whether `query` narrows the fleet at all: an empty filter is never a selection."""
+    return bool(_filter_form(query).active_filters())
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where a rollout form's servers come from: a stored selection, or a filter."""
+
+    server_ids: list[str]
+    selection: Selection | None = None
+    filter: str = ""
+
+    @property
+    def fields(self) -> dict[str, str]:
+        """The hidden fields that carry the scope (never one field per server)."""
+        if self.selection is not None:
+            return {"selection": str(self.selection.pk)}
+        return {"filter": self.filter}
+
+
+def _scope(request: HttpRequest, data: QueryDict) -> Scope | None:
+    """The selection a request names (`selection=<id>` of one's own, or `filter=<query>`)."""
+    if "selection" in data:
+        found = selections.owned(request, data.get("selection"))
+        if found is None:
+            raise Http404(_("No such selection of yours."))
+        return Scope(list(found.server_ids), selection=found)
+    query = data.get("filter", "")
+    if _has_filter(query):
+        return Scope(_filter_ids(query), filter=query)
+    if isinstance(data, QueryDict) and data.getlist("server"):
+        # A few servers named directly (scripts, tests); pages send a selection id instead.
+        return Scope(data.getlist("server"))
+    return None
+
+
+def _group_of(scope: Scope | None) -> ServerGroup | None:
+    """The group when the scope is exactly one group's filter (the "Update this group" path)."""
+    if scope is None or not scope.filter:
+        return None
+    data = QueryDict(scope.filter)
+    group_id = data.get("group", "")
+    return ServerGroup.objects.filter(pk=group_id).first() if group_id else None
 
 
 @require_http_methods(["GET", "POST"])
 @require_role(OPERATOR)
 def new(request: HttpRequest) -> HttpResponse:
-    """Step 1: the selection arrives (POST from the servers page, or GET with filters)."""
-    data = request.POST if request.method == "POST" else request.GET
-    if request.method == "GET":
-        data = QueryDict(mutable=True)
-        data.update({"scope": "filter", "filter": request.GET.urlencode()})
-    form = RolloutForm(server_ids=_selected_ids(data), max_servers=settings.ROLLOUT_MAX_SERVERS)
-    return render(request, "rollouts/new.html", {"form": form, "errors": form.selection_errors()})
+    """Step 1. GET /rollouts/new/?selection=<id> or ?group=… (any servers-page filter);
+    a POST from the servers page stores the selection and comes back here as a GET.
+
+    Nothing selected (a bare URL, or a filter that narrows nothing) is an empty state that
+    points to groups and servers, never the whole fleet.
+    """
+    if request.method == "POST":
+        return _store_selection(request)
+    query = request.GET.copy()
+    if "selection" not in query:
+        query = QueryDict(mutable=True)
+        query["filter"] = request.GET.urlencode()
+    scope = _scope(request, query)
+    if scope is None:
+        return render(request, "rollouts/new.html", {"form": None, "scope": None})
+    form = RolloutForm(server_ids=scope.server_ids, max_servers=settings.ROLLOUT_MAX_SERVERS)
+    return render(request, "rollouts/new.html", _new_context(form, scope))
+
+
+def _new_context(form: RolloutForm, scope: Scope, errors: list[str] | None = None) -> dict:
+    return {
+        "form": form,
+        "scope": scope,
+        "group": _group_of(scope),
+        "errors": form.selection_errors() if errors is None else errors,
+        "max_servers": settings.ROLLOUT_MAX_SERVERS,
+    }
+
+
+def _store_selection(request: HttpRequest) -> HttpResponse:
+    """The servers page's buttons without JavaScript: the ticked servers (added to the stored
+    selection), or every server matching the filter, become the selection to plan."""
+    if request.POST.get("scope") == "filter":
+        query = request.POST.get("filter", "")
+        if not _has_filter(query):
+            messages.error(request, _("Filter the servers first: a rollout never takes them all."))
+            return redirect("servers")
+        chosen = selections.replace(request, _filter_ids(query), query)
+    else:
+        chosen = selections.add(request, request.POST.getlist("server")[:1000])
+    return redirect(f"{reverse('rollout-new')}?selection={chosen.pk}")
 
 
 @require_POST
 @require_role(OPERATOR)
 def plan(request: HttpRequest) -> HttpResponse:
     """Step 2: validate the choice and store the plan, then show it."""
+    scope = _scope(request, request.POST) or Scope([])
     form = RolloutForm(
-        request.POST,
-        server_ids=request.POST.getlist("server"),
-        max_servers=settings.ROLLOUT_MAX_SERVERS,
+        request.POST, server_ids=scope.server_ids, max_servers=settings.ROLLOUT_MAX_SERVERS
     )
     if not form.is_valid():
         audit.record(request, "rollout.plan", outcome="refused", errors=form.errors.get_json_data())
-        return render(request, "rollouts/new.html", {"form": form, "errors": []}, status=400)
+        context = _new_context(form, scope, errors=[])
+        return render(request, "rollouts/new.html", context, status=400)
     source = _retry_source(request)
     rollout = planning.create_plan(
         created_by=request.user.username,
         servers=form.servers,
         target=form.target(),
+        targets=form.targets(),
         images=form.images,
         reason=form.cleaned_data["reason"],
         update_access_agent=form.cleaned_data["update_access_agent"],
@@ -81,11 +169,65 @@ def plan(request: HttpRequest) -> HttpResponse:
         retry_of=source,
         kind=Rollout.Kind.RETRY if source else Rollout.Kind.PLAN,
         safety=form.safety(),
+        preset=form.cleaned_data["preset"],
     )
     _audit(
-        request, "rollout.plan", rollout, servers=len(form.servers), image=rollout.target_image_id
+        request,
+        "rollout.plan",
+        rollout,
+        servers=len(form.servers),
+        image=rollout.target_image_id or form.cleaned_data["target_image"],
+        preset=rollout.preset,
     )
     return redirect("rollout-plan", rollout.pk)
+
+
+# ---- the stored selection (servers page) --------------------------------------------------
+
+
+@require_POST
+@require_role(OPERATOR)
+def selection_update(request: HttpRequest) -> HttpResponse:
+    """Change the person's stored selection from the servers page.
+
+    `toggle=<id>` with `server=<id>` ticked or not; `page_all` on or off with the `page`
+    ids of the page shown; `all_matching` with the page's `filter`; `clear`. An htmx
+    request gets the selection bar back; a plain form goes back to the servers page.
+    """
+    post = request.POST
+    if "clear" in post:
+        selections.clear(request)
+    elif "all_matching" in post:
+        query = post.get("filter", "")
+        if _has_filter(query):
+            selections.replace(request, _filter_ids(query), query)
+        else:
+            messages.error(request, _("Filter the servers first: a rollout never takes them all."))
+    elif "toggle" in post:
+        server_id = post.get("toggle", "")
+        if server_id in post.getlist("server"):
+            selections.add(request, [server_id])
+        else:
+            selections.remove(request, [server_id])
+    elif "page" in post:
+        page_ids = post.getlist("page")[:500]
+        if post.get("page_all"):
+            selections.add(request, page_ids)
+        else:
+            selections.remove(request, page_ids)
+    if request.htmx:
+        context = {
+            "selection": selections.current(request),
+            "query": post.get("filter", ""),
+            "matching": _int(post.get("matching")),
+        }
+        return render(request, "rollouts/selection_bar.html", context)
+    back = post.get("filter", "")
+    return redirect(f"{reverse('servers')}?{back}" if back else reverse("servers"))
+
+
+def _int(value: str | None) -> int:
+    return int(value) if value and value.isdigit() and len(value) < 10 else 0
 
 
 def _audit(request: HttpRequest, action: str, rollout: Rollout, **details) -> None:
@@ -124,11 +266,35 @@ def plan_detail(request: HttpRequest, rollout_id: int) -> HttpResponse:
         "expires_at": planning.plan_expires_at(rollout),
         "budget": engine.budget_text(rollout.failure_budget),
         "events": list(rollout.events.all()[:50]),
+        "per_group": _per_group(rows),
     }
     response = render(request, "rollouts/plan.html", context)
     add_never_cache_headers(response)
     patch_cache_control(response, no_store=True)
     return response
+
+
+@dataclass
+class GroupChange:
+    """What a plan does to one group: from which images to which, and how many servers."""
+
+    name: str
+    to_images: set[str]
+    from_images: set[str]
+    change: int = 0
+    skip: int = 0
+    blocked: int = 0
+
+
+def _per_group(rows: list[RolloutServer]) -> list[GroupChange]:
+    groups: dict[str, GroupChange] = {}
+    for row in rows:
+        group = groups.setdefault(row.group_name, GroupChange(row.group_name, set(), set()))
+        setattr(group, row.verdict, getattr(group, row.verdict) + 1)
+        if row.verdict == RolloutServer.Verdict.CHANGE:
+            group.to_images.add(row.to_image_name or row.to_image_id)
+            group.from_images.add(row.from_image_name or row.from_image_id)
+    return sorted(groups.values(), key=lambda g: g.name)
 
 
 @require_POST
@@ -199,8 +365,10 @@ def replan(request: HttpRequest, rollout_id: int) -> HttpResponse:
         safety=planning.Safety.of(old),
     )
     if rollout is None:
+        chosen = selections.replace(request, server_ids)
         form = RolloutForm(server_ids=server_ids, max_servers=settings.ROLLOUT_MAX_SERVERS)
-        return render(request, "rollouts/new.html", {"form": form, "errors": errors}, status=400)
+        context = _new_context(form, Scope(server_ids, selection=chosen), errors=errors)
+        return render(request, "rollouts/new.html", context, status=400)
     _audit(request, "rollout.plan", rollout, replaces=old.pk)
     return redirect("rollout-plan", rollout.pk)
 
@@ -237,6 +405,7 @@ def _live_context(request: HttpRequest, rollout: Rollout) -> dict:
         "budget_used": _budget_used(rollout),
         "budget": engine.budget_text(rollout.failure_budget),
         "resume_choices": RESUME_LABELS,
+        "signoff_pending": signoff.pending(rollout),
         "revertable": rollout.servers.filter(state="succeeded")
         .exclude(previous_image_id="")
         .exists(),
@@ -326,10 +495,23 @@ def _refused(request: HttpRequest, rollout: Rollout, action: str) -> None:
     )
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @require_role(OPERATOR)
 def cancel(request: HttpRequest, rollout_id: int) -> HttpResponse:
+    """GET: a confirmation that says what cancelling stops; POST: cancel."""
     rollout = _get_rollout_for_user(request, rollout_id)
+    if request.method == "GET":
+        if not lifecycle.allows(rollout, "cancel"):
+            return redirect("rollout-detail", rollout.pk)
+        states = Counter(rollout.servers.values_list("state", flat=True))
+        context = {
+            "rollout": rollout,
+            "not_sent": states[RolloutServer.State.PENDING] + states[RolloutServer.State.PLANNED],
+            "in_flight": sum(states[s] for s in RolloutServer.ACTIVE_STATES)
+            - states[RolloutServer.State.PENDING],
+            "done": states[RolloutServer.State.SUCCEEDED] + states[RolloutServer.State.FAILED],
+        }
+        return render(request, "rollouts/cancel.html", context)
     cancelled = control.cancel(rollout.pk, by=request.user.username, request=request)
     if cancelled is None:
         _refused(request, rollout, "cancel")
@@ -380,17 +562,24 @@ def resume(request: HttpRequest, rollout_id: int) -> HttpResponse:
     return redirect("rollout-detail", rollout.pk)
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @require_role(OPERATOR)
 def revert(request: HttpRequest, rollout_id: int) -> HttpResponse:
-    """Plan a change of the chosen servers back to the images they ran before."""
+    """GET: pick which servers go back (their previous image by name, and whether that
+    re-creates drift from their group's image). POST: plan the revert of those."""
     rollout = _get_rollout_for_user(request, rollout_id)
     if not lifecycle.allows(rollout, "revert"):
         _refused(request, rollout, "revert")
         return redirect("rollout-detail", rollout.pk)
-    chosen = request.POST.getlist("server") or list(
-        rollout.servers.filter(state="succeeded").values_list("server_id", flat=True)
-    )
+    if request.method == "GET":
+        return render(request, "rollouts/revert.html", _revert_context(rollout))
+    chosen = [i for i in request.POST.getlist("server")[: settings.ROLLOUT_MAX_SERVERS] if i]
+    if not chosen and "picked" not in request.POST:
+        # No choice made (a script): every succeeded server, as the button used to.
+        chosen = list(rollout.servers.filter(state="succeeded").values_list("server_id", flat=True))
+    if not chosen:
+        messages.error(request, _("Choose at least one server to revert."))
+        return redirect("rollout-revert", rollout.pk)
     plan = control.revert(
         rollout.pk,
         chosen,
@@ -403,6 +592,37 @@ def revert(request: HttpRequest, rollout_id: int) -> HttpResponse:
         return redirect("rollout-detail", rollout.pk)
     _audit(request, "rollout.revert", plan, reverts=rollout.pk, servers=plan.servers.count())
     return redirect("rollout-plan", plan.pk)
+
+
+@dataclass(frozen=True)
+class RevertRow:
+    row: RolloutServer
+    previous_name: str
+    group_image_name: str
+    drift: bool  # going back puts it on another image than its group's
+
+
+def _revert_context(rollout: Rollout) -> dict:
+    rows = list(
+        rollout.servers.filter(state=RolloutServer.State.SUCCEEDED).exclude(previous_image_id="")
+    )
+    images = planning.image_map()
+    servers = Server.objects.select_related("group").in_bulk([r.server_id for r in rows])
+    listed = []
+    for row in rows:
+        server = servers.get(row.server_id)
+        group = server.group if server else None
+        group_image = group.image_id if group else ""
+        previous = images.get(row.previous_image_id)
+        listed.append(
+            RevertRow(
+                row=row,
+                previous_name=previous.name if previous else row.previous_image_id,
+                group_image_name=getattr(images.get(group_image), "name", group_image),
+                drift=bool(group_image) and row.previous_image_id != group_image,
+            )
+        )
+    return {"rollout": rollout, "rows": listed, "drifting": sum(r.drift for r in listed)}
 
 
 @require_POST
@@ -475,7 +695,9 @@ EXPORT_FIELDS = [
     "server_name",
     "group_name",
     "from_image_id",
+    "from_image_name",
     "to_image_id",
+    "to_image_name",
     "verdict",
     "reason_code",
     "state",
@@ -488,17 +710,28 @@ EXPORT_FIELDS = [
 ]
 # Rollout-level columns repeated on every CSV row, so a sheet of several exports still says
 # which rollout each row belongs to and where it came from.
-ROLLOUT_COLUMNS = ["rollout", "kind", "origin", "follow_ups", "outcome"]
+ROLLOUT_COLUMNS = ["rollout", "url", "kind", "origin", "follow_ups", "outcome"]
+
+
+def _iso(value):
+    """Times as ISO 8601 in UTC ("2026-12-01T20:35:00Z"); anything else unchanged."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return value
 
 
 def _links(rollout: Rollout) -> tuple[str, list[dict]]:
     """ "Revert of #1" and [{"label": "Retried by", "rollout": 5}, …]."""
     origin = f"{rollout.origin_label} #{rollout.retry_of_id}" if rollout.retry_of_id else ""
     follow_ups = [
-        {"label": d.follow_up_label, "rollout": d.pk, "kind": d.kind}
+        {"label": d.follow_up_label, "rollout": d.pk, "kind": d.kind, "url": _url(d.pk)}
         for d in rollout.derived.order_by("pk")
     ]
     return origin, follow_ups
+
+
+def _url(rollout_id: int) -> str:
+    return settings.DASHBOARD_BASE_URL + reverse("rollout-detail", args=[rollout_id])
 
 
 @require_GET
@@ -507,7 +740,7 @@ def export(request: HttpRequest, rollout_id: int, fmt: str) -> HttpResponse:
     if fmt not in ("csv", "json"):
         raise Http404("Export as csv or json.")
     rollout = _get_rollout_for_user(request, rollout_id)
-    rows = rollout.servers.values_list(*EXPORT_FIELDS)
+    rows = [[_iso(v) for v in r] for r in rollout.servers.values_list(*EXPORT_FIELDS)]
     origin, follow_ups = _links(rollout)
     outcome = summary(rollout).outcome
     filename = f"rollout-{rollout.pk}.{fmt}"
@@ -517,7 +750,9 @@ def export(request: HttpRequest, rollout_id: int, fmt: str) -> HttpResponse:
             "state": rollout.state,
             "outcome": outcome,
             "kind": rollout.kind,
+            "url": _url(rollout.pk),
             "retry_of": rollout.retry_of_id,
+            "retry_of_url": _url(rollout.retry_of_id) if rollout.retry_of_id else None,
             "origin": origin,
             "follow_ups": follow_ups,
             "created_by": rollout.created_by,
@@ -525,6 +760,12 @@ def export(request: HttpRequest, rollout_id: int, fmt: str) -> HttpResponse:
             "approved_by": rollout.approved_by,
             "reason": rollout.reason,
             "target_image_id": rollout.target_image_id,
+            "target_image_name": rollout.target_image_name,
+            "preset": rollout.preset,
+            "created_at": _iso(rollout.created_at),
+            "confirmed_at": _iso(rollout.confirmed_at),
+            "started_at": _iso(rollout.started_at),
+            "finished_at": _iso(rollout.finished_at),
             "servers": [dict(zip(EXPORT_FIELDS, r, strict=True)) for r in rows],
             "events": [_event_json(e) for e in rollout.events.all()],
         }
@@ -537,6 +778,7 @@ def export(request: HttpRequest, rollout_id: int, fmt: str) -> HttpResponse:
         writer.writerow([*ROLLOUT_COLUMNS, *EXPORT_FIELDS])
         shared = [
             rollout.pk,
+            _url(rollout.pk),
             rollout.kind,
             origin,
             "; ".join(f"{f['label']} #{f['rollout']}" for f in follow_ups),
@@ -550,7 +792,7 @@ def export(request: HttpRequest, rollout_id: int, fmt: str) -> HttpResponse:
 
 def _event_json(event) -> dict:
     return {
-        "at": event.at.isoformat(),
+        "at": _iso(event.at),
         "wave": event.wave,
         "action": event.action,
         "from": event.from_state,
