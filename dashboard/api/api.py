@@ -6,6 +6,8 @@ token, or that same SSO identity) and answers 401/403 as problem documents. A te
 every operation to an auth and a role.
 """
 
+import json
+
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, URLResolver, include, path, re_path
 from ninja import NinjaAPI
@@ -38,7 +40,20 @@ api.add_router("", audit_log.router)
 @api.get("/openapi.json", include_in_schema=False, url_name="openapi")
 def openapi_document(request: HttpRequest):
     """The OpenAPI document, for any caller the API lets in."""
-    return api.get_openapi_schema()
+    return document()
+
+
+def document() -> dict:
+    """django-ninja's document, with problem answers under their own media type."""
+    schema = json.loads(json.dumps(api.get_openapi_schema()))
+    for item in schema["paths"].values():
+        for operation in item.values():
+            for answer in operation.get("responses", {}).values():
+                content = answer.get("content", {})
+                body = content.get("application/json", {}).get("schema", {})
+                if body.get("$ref", "").endswith("/ProblemOut"):
+                    content[problems.CONTENT_TYPE] = content.pop("application/json")
+    return schema
 
 
 @public

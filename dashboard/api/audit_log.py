@@ -17,7 +17,7 @@ router = Router(tags=["audit"])
 
 @router.get(
     "/audit",
-    response={200: schemas.AuditPage, 400: schemas.ProblemOut, 422: schemas.ProblemOut},
+    response=schemas.reads(schemas.AuditPage),
     summary="Read the audit trail",
     auth=by(VIEWER),
 )

@@ -44,14 +44,19 @@ def page(rows: QuerySet, ordering: keyset.Ordering, cursor: str | None, limit: i
 
 
 @router.get(
-    "/groups", response={200: schemas.GroupPage}, summary="List server groups", auth=by(VIEWER)
+    "/groups",
+    response=schemas.reads(schemas.GroupPage),
+    summary="List server groups",
+    auth=by(VIEWER),
 )
 def list_groups(request: HttpRequest, cursor: str | None = Cursor, limit: int = Limit):
     rows = ServerGroup.objects.filter(gone=False).annotate(sort_key=F("name"))
     return page(rows, BY_NAME, cursor, limit)
 
 
-@router.get("/images", response={200: schemas.ImagePage}, summary="List images", auth=by(VIEWER))
+@router.get(
+    "/images", response=schemas.reads(schemas.ImagePage), summary="List images", auth=by(VIEWER)
+)
 def list_images(request: HttpRequest, cursor: str | None = Cursor, limit: int = Limit):
     rows = Image.objects.filter(gone=False).annotate(sort_key=F("name"))
     return page(rows, BY_NAME, cursor, limit)
@@ -59,7 +64,7 @@ def list_images(request: HttpRequest, cursor: str | None = Cursor, limit: int = 
 
 @router.get(
     "/servers",
-    response={200: schemas.ServerPage},
+    response=schemas.reads(schemas.ServerPage),
     summary="List and filter servers",
     auth=by(VIEWER),
 )

@@ -23,13 +23,12 @@ from dashboard.rollouts import planning
 
 router = Router(tags=["plans"])
 
-PROBLEMS = {400: schemas.ProblemOut, 404: schemas.ProblemOut, 409: schemas.ProblemOut}
 GROUP_TARGET = "group"  # the API's spelling of "each server to its own group's image"
 
 
 @router.post(
     "/plans",
-    response={201: schemas.PlanOut, 422: schemas.ProblemOut, **PROBLEMS},
+    response=schemas.acts(201, schemas.PlanOut),
     summary="Plan a rollout",
     auth=by(OPERATOR),
 )
@@ -130,7 +129,7 @@ def _plan_for_user(rollout_id: int) -> Rollout:
 
 @router.get(
     "/plans/{rollout_id}",
-    response={200: schemas.PlanOut, 404: schemas.ProblemOut},
+    response=schemas.reads(schemas.PlanOut, one=True),
     summary="Read a plan and its verdicts",
     auth=by(VIEWER),
 )
@@ -142,7 +141,7 @@ def read_plan(request: HttpRequest, rollout_id: int):
 
 @router.post(
     "/plans/{rollout_id}/confirm",
-    response={200: schemas.RolloutOut, 422: schemas.ProblemOut, **PROBLEMS},
+    response=schemas.acts(200, schemas.RolloutOut),
     summary="Confirm a plan",
     auth=by(OPERATOR),
 )
@@ -179,7 +178,7 @@ def _confirm(request: HttpRequest, rollout_id: int, body: schemas.ConfirmIn) -> 
 
 @router.post(
     "/plans/{rollout_id}/discard",
-    response={200: schemas.PlanOut, **PROBLEMS},
+    response=schemas.acts(200, schemas.PlanOut),
     summary="Discard a plan",
     auth=by(OPERATOR),
 )

@@ -12,7 +12,7 @@ from ninja import Query, Router
 from dashboard import audit
 from dashboard.api import idempotency, present, schemas
 from dashboard.api.auth import by
-from dashboard.api.plans import PROBLEMS, _refused, _state_conflict
+from dashboard.api.plans import _refused, _state_conflict
 from dashboard.api.problems import Problem
 from dashboard.models import Rollout, RolloutServer
 from dashboard.roles import APPROVER, OPERATOR, VIEWER, can_approve
@@ -28,9 +28,7 @@ def _rollout_for_user(rollout_id: int) -> Rollout:
     return get_object_or_404(Rollout, pk=rollout_id)
 
 
-@router.get(
-    "/rollouts", response={200: schemas.RolloutPage, 400: schemas.ProblemOut}, auth=by(VIEWER)
-)
+@router.get("/rollouts", response=schemas.reads(schemas.RolloutPage), auth=by(VIEWER))
 def list_rollouts(
     request: HttpRequest,
     state: Rollout.State | None = None,
@@ -64,7 +62,7 @@ def id_page(rows, cursor: str | None, limit: int) -> dict:
 
 @router.get(
     "/rollouts/{rollout_id}",
-    response={200: schemas.RolloutOut, 404: schemas.ProblemOut},
+    response=schemas.reads(schemas.RolloutOut, one=True),
     summary="Read a rollout",
     auth=by(VIEWER),
 )
@@ -86,7 +84,7 @@ def _act(request: HttpRequest, key: str | None, rollout_id: int, act) -> object:
     return idempotency.once(request, key, answer)
 
 
-ACTED = {200: schemas.RolloutOut, **PROBLEMS}
+ACTED = schemas.acts(200, schemas.RolloutOut)
 
 
 @router.post(
@@ -122,7 +120,7 @@ def pause(request: HttpRequest, rollout_id: int, idempotency_key: idempotency.Ke
 
 @router.post(
     "/rollouts/{rollout_id}/resume",
-    response={**ACTED, 422: schemas.ProblemOut},
+    response=ACTED,
     summary="Resume a rollout",
     auth=by(OPERATOR),
 )
@@ -159,7 +157,7 @@ def cancel(request: HttpRequest, rollout_id: int, idempotency_key: idempotency.K
     return _act(request, idempotency_key, rollout_id, act)
 
 
-FOLLOW_UP = {201: schemas.PlanOut, 422: schemas.ProblemOut, **PROBLEMS}
+FOLLOW_UP = schemas.acts(201, schemas.PlanOut)
 
 
 @router.post(

@@ -33,6 +33,21 @@ class ProblemOut(Schema):
     errors: list[FieldError] | None = None
 
 
+READ_PROBLEMS = (400, 401, 403, 422, 429)
+ACT_PROBLEMS = (400, 401, 403, 404, 409, 415, 422, 429)
+
+
+def reads(model: type, *, one: bool = False) -> dict:
+    """The answers of a read: `model`, or a problem (404 too when it reads one thing)."""
+    statuses = (*READ_PROBLEMS, 404) if one else READ_PROBLEMS
+    return {200: model, **dict.fromkeys(statuses, ProblemOut)}
+
+
+def acts(status: int, model: type) -> dict:
+    """The answers of an action: `model` with `status`, or a problem."""
+    return {status: model, **dict.fromkeys(ACT_PROBLEMS, ProblemOut)}
+
+
 # ---- inventory ------------------------------------------------------------------------
 
 
