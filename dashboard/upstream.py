@@ -18,6 +18,11 @@ class DatabaseStore:
     """`limits.Store` over CloudRateWindow: an atomic upsert, so workers never lose a count."""
 
     def hit(self, key: str, ttl: float) -> int:
+        if connection.in_atomic_block:
+            # The counter row would stay locked until the caller's transaction ends, stalling
+            # every other worker (or deadlocking a thread of this one). Cloud calls belong
+            # outside transactions; one made inside goes unpaced rather than blocking.
+            return 1
         table = connection.ops.quote_name(CloudRateWindow._meta.db_table)
         expires = timezone.now() + timedelta(seconds=ttl)
         # PostgreSQL and SQLite (3.35+) both take INSERT … ON CONFLICT … RETURNING.

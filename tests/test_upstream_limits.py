@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from dashboard import heartbeat
@@ -152,7 +152,7 @@ class _Waited(Exception):
     pass
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)
 def test_the_database_store_counts_and_expired_windows_are_pruned():
     store = DatabaseStore()
     assert [store.hit("read:1", ttl=3) for _ in range(3)] == [1, 2, 3]
@@ -236,3 +236,14 @@ def test_the_heartbeat_publishes_the_breaker_and_the_pages_say_since_when(
     assert status.reachable is False and status.unreachable_since == since
     page = viewer_client.get("/").content.decode()
     assert "Cloud unreachable since" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_database_store_never_locks_a_counter_inside_a_callers_transaction():
+    store = DatabaseStore()
+    with transaction.atomic():
+        assert store.hit("read:7", ttl=3) == 1
+        assert store.hit("read:7", ttl=3) == 1
+    assert not CloudRateWindow.objects.filter(key="read:7").exists()
+    assert store.hit("read:7", ttl=3) == 1
+    assert store.hit("read:7", ttl=3) == 2
