@@ -279,6 +279,13 @@ class Rollout(models.Model):
     # The refresh chain re-enqueues itself; only the task holding the current token may, so a
     # recovered chain replaces a lost one instead of running beside it.
     refresh_token = models.CharField(max_length=32, blank=True)
+    # The cloud failed a step of this rollout's ticks since then (None: the last tick got
+    # through); the ticks back off meanwhile and the page says so.
+    cloud_unreachable_since = models.DateTimeField(null=True, blank=True)
+    cloud_error = models.CharField(max_length=255, blank=True)
+    # The longest the cloud took to show an accepted job on its server: the reconcile grace
+    # of an ambiguous answer is a multiple of it (refresh.py).
+    job_visible_seconds = models.FloatField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = TouchingQuerySet.as_manager()
@@ -327,7 +334,8 @@ class RolloutServer(models.Model):
     class State(models.TextChoices):
         PLANNED = "planned"
         PENDING = "pending"  # confirmed, not yet sent
-        SUBMITTING = "submitting"  # claimed by a worker, call in flight
+        SUBMITTING = "submitting"  # claimed by a worker, being re-read: not sent yet
+        SENDING = "sending"  # its batch-change-image call is in flight (may have been sent)
         UNKNOWN = "unknown"  # the call's outcome is unknown; reconcile, never resend
         WAITING = "waiting"  # job accepted, WAITING upstream
         RUNNING = "running"
@@ -337,7 +345,7 @@ class RolloutServer(models.Model):
         CANCELLED = "cancelled"
 
     # Rows in these states hold the server: no other rollout may take it.
-    ACTIVE_STATES = ("pending", "submitting", "unknown", "waiting", "running")
+    ACTIVE_STATES = ("pending", "submitting", "sending", "unknown", "waiting", "running")
     FINAL_STATES = ("succeeded", "failed", "skipped", "cancelled")
 
     rollout = models.ForeignKey(Rollout, on_delete=models.CASCADE, related_name="servers")
@@ -372,6 +380,9 @@ class RolloutServer(models.Model):
     # Which worker claimed the row for sending (see rollouts.send): rows are claimed with a
     # conditional UPDATE that also writes this token, so a worker acts only on its own claims.
     claim = models.CharField(max_length=64, blank=True)
+    # Batch-change-image calls that carried this server; a proven not-accepted server is sent
+    # again on its own up to ROLLOUT_SEND_ATTEMPTS.
+    send_attempts = models.PositiveSmallIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
     objects = TouchingQuerySet.as_manager()
@@ -385,7 +396,9 @@ class RolloutServer(models.Model):
             # The database itself guarantees one active rollout per server.
             models.UniqueConstraint(
                 fields=["server_id"],
-                condition=Q(state__in=["pending", "submitting", "unknown", "waiting", "running"]),
+                condition=Q(
+                    state__in=["pending", "submitting", "sending", "unknown", "waiting", "running"]
+                ),
                 name="one_active_rollout_per_server",
             ),
         ]

@@ -289,6 +289,10 @@ ROLLOUT_JOB_SLOW_SECONDS = env_int("ROLLOUT_JOB_SLOW_SECONDS", 1800, minimum=1)
 # An unconfirmed plan (and the confirm token its page carries) expires after this long.
 PLAN_TTL_SECONDS = env_int("PLAN_TTL_SECONDS", 1800, minimum=60)
 WORKER_HEARTBEAT_MAX_AGE = env_int("WORKER_HEARTBEAT_MAX_AGE", 60, minimum=1)
+# Batch-change-image calls a server may get when the cloud proved it did not accept the last.
+ROLLOUT_SEND_ATTEMPTS = env_int("ROLLOUT_SEND_ATTEMPTS", 3, minimum=1)
+# A paused or halted rollout with no job in flight is looked at this often.
+ROLLOUT_IDLE_TICK_SECONDS = env_float("ROLLOUT_IDLE_TICK_SECONDS", 60.0, minimum=1.0)
 # A worker silent for this many of its heartbeat intervals is dead: its running tasks go back.
 WORKER_STALE_BEATS = env_int("WORKER_STALE_BEATS", 3, minimum=2)
 # Upstream protection (dashboard/cloud/limits.py): calls per second per API class, shared by

@@ -286,8 +286,9 @@ def test_an_unknown_outcome_is_reconciled_from_the_server_not_resent(
 
 
 def test_a_5xx_outcome_without_a_job_becomes_not_accepted_after_the_grace(
-    synced, operator_client, cloud_client
+    synced, operator_client, cloud_client, settings
 ):
+    settings.ROLLOUT_SEND_ATTEMPTS = 1  # resending is tests/test_rollout_reliability.py's
     group_id, _ = drifted_group()
     rollout = plan_drifted(operator_client, group_id)
     confirm_from_page(operator_client, rollout)
@@ -350,18 +351,22 @@ def test_a_server_that_became_busy_is_not_sent(synced, operator_client, cloud_cl
     assert row.server_id not in sent
 
 
-def test_a_worker_killed_after_claiming_leaves_rows_to_reconcile(
+def test_a_worker_killed_in_its_call_leaves_rows_to_reconcile(
     synced, operator_client, cloud_client, settings
 ):
+    settings.ROLLOUT_SEND_ATTEMPTS = 1
     group_id, _ = drifted_group()
     rollout = plan_drifted(operator_client, group_id)
     confirm_from_page(operator_client, rollout)
     Rollout.objects.filter(pk=rollout.pk).update(state="running")
-    # The dead worker claimed every row, then died before its call left.
+    # The dead worker marked every row sending, then died in its call (which never arrived).
     rollout.servers.filter(state="pending").update(
-        state="submitting", claim="dead", submitted_at=timezone.now() - timedelta(minutes=10)
+        state="sending",
+        claim="dead",
+        send_attempts=1,
+        submitted_at=timezone.now() - timedelta(minutes=10),
     )
-    RolloutServer.objects.filter(rollout=rollout, state="submitting").update(
+    RolloutServer.objects.filter(rollout=rollout, state="sending").update(
         updated_at=timezone.now() - timedelta(minutes=10)
     )
 

@@ -108,7 +108,13 @@ def cancel(
             rollout_id=rollout_id, state__in=RolloutServer.ACTIVE_STATES
         ).exists()
         action = "cancel_in_flight" if in_flight else "cancel"
-        lifecycle.transition(rollout, action, by=by, request=request, servers_cancelled=cancelled)
+        moved = lifecycle.transition(
+            rollout, action, by=by, request=request, servers_cancelled=cancelled
+        )
+        if moved and in_flight:
+            # A fresh tick chain tracks the jobs in flight to the end, even when the worker
+            # that ran the rollout died with its chain.
+            transaction.on_commit(partial(enqueue_tick, rollout_id, delay=0))
     return cancelled
 
 

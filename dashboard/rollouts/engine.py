@@ -3,8 +3,14 @@
 A tick tracks the jobs in flight, checks the error budget, advances the current wave
 (waves.py) and finishes the rollout once nothing is left to do. Every state change goes
 through lifecycle.transition(). The engine enqueues nothing itself: queue.py runs it as a
-task chain and decides what runs next from what it returns. The database rows are the
-state, so any worker can run any tick.
+task chain and decides what runs next from what it returns (`Step.retry_in`). The database
+rows are the state, so any worker can run any tick.
+
+A cloud failure in any step of a tick (re-reads, maintenance mode, sessions, logoff, send,
+tracking) never ends the chain: the tick records since when the cloud has been failing on the
+rollout (the page says so), and the next one comes later and later (backoff), up to a minute.
+A paused or halted rollout with nothing in flight is looked at only every
+ROLLOUT_IDLE_TICK_SECONDS.
 """
 
 import logging
@@ -13,11 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from dashboard.cloud import limits
 from dashboard.cloud.client import get_client
+from dashboard.cloud.errors import CloudError
 from dashboard.models import Rollout, RolloutServer
 from dashboard.rollouts import lifecycle, refresh, waves
 from dashboard.rollouts.reread import reread_servers
@@ -25,6 +34,7 @@ from dashboard.rollouts.reread import reread_servers
 log = logging.getLogger(__name__)
 
 RETRY_START = timedelta(minutes=1)  # how soon to look again when sessions are too many
+MAX_BACKOFF = 60.0  # seconds between ticks at most while the cloud fails
 
 
 @dataclass(frozen=True)
@@ -39,14 +49,18 @@ def begin(rollout_id: int, client=None, *, sleep: Callable[[float], None] = time
     client = client or get_client()
     rollout = Rollout.objects.get(pk=rollout_id)
     if rollout.state == Rollout.State.QUEUED:
-        wait = _start_blocker(rollout, client)
+        try:
+            wait = _start_blocker(rollout, client)
+        except CloudError as exc:
+            _note_cloud(rollout, exc)
+            return Step(rollout.state, timedelta(seconds=backoff(rollout)))
         if wait is not None:
             return Step(rollout.state, wait)
         lifecycle.transition(rollout, "start", changes={"started_at": timezone.now()})
     rollout.refresh_from_db()
     if rollout.state != Rollout.State.RUNNING:
         return Step(rollout.state)
-    return Step(tick(rollout_id, client, sleep=sleep))
+    return step(rollout_id, client, sleep=sleep)
 
 
 def start(rollout_id: int, client=None, *, sleep: Callable[[float], None] = time.sleep) -> str:
@@ -76,18 +90,83 @@ def tick(
     sleep: Callable[[float], None] = time.sleep,
 ) -> str:
     """One step of a started rollout. Returns its state afterwards."""
+    return step(rollout_id, client, token=token, sleep=sleep).state
+
+
+def step(
+    rollout_id: int,
+    client=None,
+    *,
+    token: str = "",
+    sleep: Callable[[float], None] = time.sleep,
+) -> Step:
+    """One tick, and how long until the next one should run (None: the usual interval)."""
     client = client or get_client()
     rollout = Rollout.objects.get(pk=rollout_id)
     if rollout.is_final or (token and rollout.refresh_token != token):
-        return rollout.state  # finished, or this chain was replaced by a newer one
-    refresh.track(rollout, client)
+        return Step(rollout.state)  # finished, or this chain was replaced by a newer one
+    trouble = refresh.track(rollout, client)
     rollout.refresh_from_db()
     if rollout.state == Rollout.State.RUNNING:
         if budget_crossed(rollout):
             halt(rollout)
         else:
-            waves.advance(rollout, client, sleep=sleep)
-    return refresh.finish_if_done(rollout)
+            try:
+                waves.advance(rollout, client, sleep=sleep)
+            except CloudError as exc:
+                log.warning("rollout %s: cloud failed, next tick backs off: %s", rollout.pk, exc)
+                trouble = trouble or exc
+    state = refresh.finish_if_done(rollout)
+    _note_cloud(rollout, trouble)
+    return Step(state, next_tick_in(rollout, trouble))
+
+
+def _note_cloud(rollout: Rollout, trouble: CloudError | None) -> None:
+    """Since when the cloud fails this rollout's ticks (kept from the first failure), or clear."""
+    if trouble is None:
+        if rollout.cloud_unreachable_since is not None:
+            Rollout.objects.filter(pk=rollout.pk).update(
+                cloud_unreachable_since=None, cloud_error=""
+            )
+            rollout.cloud_unreachable_since, rollout.cloud_error = None, ""
+        return
+    # This worker's breaker may know the run of failures began earlier (cloud/limits.py).
+    contact = limits.contact()
+    since = (
+        rollout.cloud_unreachable_since
+        or (contact.unreachable_since if contact is not None else None)
+        or timezone.now()
+    )
+    error = str(trouble)[:255]
+    Rollout.objects.filter(pk=rollout.pk).update(cloud_unreachable_since=since, cloud_error=error)
+    rollout.cloud_unreachable_since, rollout.cloud_error = since, error
+
+
+def backoff(rollout: Rollout) -> float:
+    """Seconds to the next tick while the cloud fails: about as long as it has been failing
+    (so the waits double), from the usual interval up to a minute."""
+    usual = settings.ROLLOUT_REFRESH_SECONDS
+    if rollout.cloud_unreachable_since is None:
+        return usual
+    failing = (timezone.now() - rollout.cloud_unreachable_since).total_seconds()
+    return min(MAX_BACKOFF, max(usual, 1.0, failing))
+
+
+def next_tick_in(rollout: Rollout, trouble: CloudError | None = None) -> timedelta | None:
+    """None for the usual interval; longer while the cloud fails, or while a paused or halted
+    rollout has no job in flight (it only waits for a person)."""
+    if trouble is not None:
+        return timedelta(seconds=backoff(rollout))
+    if rollout.state in (Rollout.State.PAUSED, Rollout.State.HALTED) and not in_flight(rollout):
+        return timedelta(seconds=settings.ROLLOUT_IDLE_TICK_SECONDS)
+    return None
+
+
+def in_flight(rollout: Rollout) -> bool:
+    """Whether a stopped rollout still has something to track (jobs, calls, reconciliation)."""
+    return rollout.servers.filter(
+        state__in=[s for s in RolloutServer.ACTIVE_STATES if s != RolloutServer.State.PENDING]
+    ).exists()
 
 
 def failures(rollout: Rollout) -> int:

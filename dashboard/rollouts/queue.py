@@ -33,20 +33,25 @@ TICKING = (
 def start_rollout(rollout_id: int) -> str:
     """Start a confirmed rollout when its schedule allows, then keep it ticking."""
     step = engine.begin(rollout_id)
-    if step.retry_in is not None:
+    if step.state == Rollout.State.QUEUED and step.retry_in is not None:
         enqueue_start(rollout_id, delay=step.retry_in)
     elif step.state in TICKING:
-        enqueue_tick(rollout_id)
+        enqueue_tick(rollout_id, delay=_seconds(step.retry_in))
     return step.state
 
 
 @task()
 def tick_rollout(rollout_id: int, token: str = "") -> str:
-    """One tick; the next one is enqueued while the rollout has work and the chain is current."""
-    state = engine.tick(rollout_id, token=token)
-    if state in TICKING:
-        enqueue_tick(rollout_id, token=token)
-    return state
+    """One tick; the next one is enqueued while the rollout has work and the chain is current
+    (later while the cloud fails, or while a stopped rollout has nothing in flight)."""
+    step = engine.step(rollout_id, token=token)
+    if step.state in TICKING:
+        enqueue_tick(rollout_id, delay=_seconds(step.retry_in), token=token)
+    return step.state
+
+
+def _seconds(wait: timedelta | None) -> float | None:
+    return None if wait is None else wait.total_seconds()
 
 
 def enqueue_start(rollout_id: int, delay: timedelta | None = None) -> None:

@@ -8,78 +8,193 @@ read the database only.
 """
 
 import logging
+from collections import defaultdict
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
-from dashboard import inventory
+from dashboard import audit, heartbeat, inventory
 from dashboard.cloud import records
 from dashboard.cloud.errors import CloudError
-from dashboard.models import Rollout, RolloutServer
+from dashboard.models import Rollout, RolloutServer, WorkerHeartbeat
 from dashboard.rollouts import lifecycle
 from dashboard.rollouts.maintenance import leave_maintenance
 from dashboard.rollouts.reread import reread_servers
+from dashboard.rollouts.send import claimant
 
 log = logging.getLogger(__name__)
 
+S = RolloutServer.State
 CHANGE_IMAGE = "CHANGE_SERVER_IMAGE"
-# How long an `unknown` row may show no trace of its job before we call it not accepted.
+# How long an `unknown` row may show no trace of its job before we call it not accepted: a
+# multiple of the longest the cloud took to show an accepted job on its server, within bounds;
+# the default until the rollout has seen one.
 RECONCILE_GRACE = timedelta(minutes=2)
+GRACE_FACTOR = 4
+MIN_GRACE = timedelta(seconds=30)
+MAX_GRACE = timedelta(minutes=10)
 # Clock skew allowed between our submission time and the cloud's job_time.
 SKEW = timedelta(minutes=2)
 ORPHAN_MARGIN = timedelta(seconds=30)
-TRACKED = (RolloutServer.State.WAITING, RolloutServer.State.RUNNING, RolloutServer.State.UNKNOWN)
+TRACKED = (S.WAITING, S.RUNNING, S.UNKNOWN)
+
+# What reconciliation decided for an `unknown` row (audited per tick, not per row).
+ADOPTED, RESEND, NOT_ACCEPTED = "adopted", "resend", "not_accepted"
 
 
-def track(rollout: Rollout, client) -> None:
-    """Bring the rollout's active rows up to date from the cloud (engine.tick calls this)."""
-    _orphaned_claims_to_unknown(rollout)
+def track(rollout: Rollout, client) -> CloudError | None:
+    """Bring the rollout's active rows up to date from the cloud (engine.tick calls this).
+
+    Returns the cloud failure that kept some of it from happening (the rest still happened).
+    """
+    _orphaned_claims(rollout)
     rows = list(rollout.servers.filter(state__in=TRACKED))
+    trouble = None
     if rows:
         try:
-            _track(rows, client)
+            trouble = _track(rollout, rows, client)
         except CloudError as exc:
             log.warning("rollout %s refresh failed, will try again: %s", rollout.pk, exc)
-    leave_maintenance(rollout, client)
+            trouble = exc
+    return leave_maintenance(rollout, client) or trouble
 
 
-def _orphaned_claims_to_unknown(rollout: Rollout) -> None:
-    """Rows claimed by a worker that died mid-call: it may have sent them, so reconcile."""
-    timeout = settings.HUAWEICLOUD["CONNECT_TIMEOUT"] + settings.HUAWEICLOUD["READ_TIMEOUT"]
-    cutoff = timezone.now() - timedelta(seconds=timeout) - ORPHAN_MARGIN
-    for row in rollout.servers.filter(state=RolloutServer.State.SUBMITTING, updated_at__lt=cutoff):
-        RolloutServer.objects.filter(pk=row.pk, state=RolloutServer.State.SUBMITTING).update(
-            state=RolloutServer.State.UNKNOWN,
-            submitted_at=row.submitted_at or row.updated_at,
-            error_message="The worker stopped while sending; reconciling.",
+def _orphaned_claims(rollout: Rollout) -> None:
+    """Rows a worker claimed and then left: its heartbeat says it is dead, or the rows are
+    older than any live worker would keep them.
+
+    - `submitting` rows were never sent (the mark comes just before the call): back to pending.
+    - `sending` rows may have been sent: `unknown`, reconciled from the cloud, never resent.
+      A live worker's call ends within the client's timeouts, so a row still `sending` after
+      them belongs to a worker that died (or lost its database) mid-call.
+    """
+    cloud = settings.HUAWEICLOUD
+    call = timedelta(seconds=cloud["CONNECT_TIMEOUT"] + cloud["READ_TIMEOUT"])
+    reread = call + timedelta(seconds=cloud.get("RETRY_DEADLINE", 60.0))
+    now = timezone.now()
+    claimed = rollout.servers.filter(state__in=(S.SUBMITTING, S.SENDING))
+    dead = _dead_claims(set(claimed.values_list("claim", flat=True)), now)
+    orphan = Q(claim__in=dead) if dead else Q(pk__in=[])
+    back = claimed.filter(
+        orphan | Q(updated_at__lt=now - reread - ORPHAN_MARGIN), state=S.SUBMITTING
+    )
+    returned = list(back.values_list("server_id", flat=True))
+    if returned:
+        back.update(state=S.PENDING, claim="")
+    stray = claimed.filter(orphan | Q(updated_at__lt=now - call - ORPHAN_MARGIN), state=S.SENDING)
+    unknown = list(stray.values_list("server_id", flat=True))
+    if unknown:
+        stray.update(
+            state=S.UNKNOWN,
+            error_message="The worker stopped while sending; reconciling with the cloud.",
+        )
+    if returned or unknown:
+        audit.record_for_rollout(
+            rollout,
+            "rows.orphaned",
+            outcome=audit.ERROR,
+            never_sent_back_to_pending=returned,
+            maybe_sent_to_reconcile=unknown,
         )
 
 
-def _track(rows: list[RolloutServer], client) -> None:
-    """Write only the rows whose state moved, so the live page sends only those."""
+def _dead_claims(claims: set[str], now) -> list[str]:
+    """The claims whose process has heartbeat rows, all of them dead (a process without a
+    heartbeat, such as a test or a bare `db_worker`, is judged by time alone)."""
+    dead = []
+    for claim in claims:
+        prefix = claimant(claim)
+        beats = list(WorkerHeartbeat.objects.filter(worker_id__startswith=prefix)) if prefix else []
+        if beats and all(heartbeat.is_dead(beat, now) for beat in beats):
+            dead.append(claim)
+    return dead
+
+
+def reconcile_grace(rollout: Rollout) -> timedelta:
+    """How long an ambiguous answer waits for its job to show before it counts as refused."""
+    if rollout.job_visible_seconds is None:
+        return RECONCILE_GRACE
+    grace = timedelta(seconds=GRACE_FACTOR * rollout.job_visible_seconds)
+    return min(MAX_GRACE, max(MIN_GRACE, grace))
+
+
+def _track(rollout: Rollout, rows: list[RolloutServer], client) -> CloudError | None:
+    """Write only the rows whose state moved, so the live page sends only those; rows with the
+    same outcome share one UPDATE. One row's failed job lookup does not stop the others."""
     now = timezone.now()
     fresh = reread_servers(client, rows)
-    unchanged = []
+    grace = reconcile_grace(rollout)
+    may_resend = rollout.state != Rollout.State.CANCELLING
+    trouble: CloudError | None = None
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    decided: dict[str, list[str]] = defaultdict(list)
+    unchanged, visible = [], []
     for row in rows:
-        update = _judge(row, fresh.get(row.server_id), client, now)
+        server = fresh.get(row.server_id)
+        shown = server is not None and bool(row.job_id) and server.job_id == row.job_id
+        if shown and row.last_checked_at is None and row.submitted_at:
+            # First look at an accepted job, and the server already shows it.
+            visible.append((now - row.submitted_at).total_seconds())
+        try:
+            update, verdict = _judge(row, server, client, now, grace, may_resend)
+        except CloudError as exc:
+            log.warning("rollout %s server %s: job lookup failed: %s", rollout.pk, row.pk, exc)
+            trouble = trouble or exc
+            continue
+        if verdict:
+            decided[verdict].append(row.server_id)
         if any(getattr(row, field) != value for field, value in update.items()):
             update["last_checked_at"] = now
-            RolloutServer.objects.filter(pk=row.pk, state=row.state).update(**update)
+            groups[(row.state, *sorted(update.items(), key=lambda kv: kv[0]))].append(row.pk)
         else:
             unchanged.append(row.pk)
+    for (state, *items), pks in groups.items():
+        RolloutServer.objects.filter(pk__in=pks, state=state).update(**dict(items))
     # One statement for the rest; updated_at stays put, so pollers are not sent them again.
     RolloutServer.objects.filter(pk__in=unchanged).update(
         last_checked_at=now, updated_at=F("updated_at")
     )
-    if rows:
-        Rollout.objects.filter(pk=rows[0].rollout_id).update(last_checked_at=now)
+    if visible:
+        rollout.job_visible_seconds = max([*visible, rollout.job_visible_seconds or 0.0])
+    Rollout.objects.filter(pk=rollout.pk).update(
+        last_checked_at=now, job_visible_seconds=rollout.job_visible_seconds
+    )
+    _audit_reconciled(rollout, decided)
+    return trouble
 
 
-def _judge(row: RolloutServer, server: records.Server | None, client, now) -> dict:
-    if row.state == RolloutServer.State.UNKNOWN:
-        return _reconcile(row, server, now)
+def _audit_reconciled(rollout: Rollout, decided: dict[str, list[str]]) -> None:
+    if decided.get(ADOPTED):
+        audit.record_for_rollout(rollout, "rows.reconciled", adopted=decided[ADOPTED])
+    if decided.get(RESEND):
+        audit.record_for_rollout(
+            rollout,
+            "rows.resend",
+            server_ids=decided[RESEND],
+            reason="no change job after the grace: the cloud did not accept them",
+        )
+    if decided.get(NOT_ACCEPTED):
+        audit.record_for_rollout(
+            rollout,
+            "rows.not_accepted",
+            outcome=audit.ERROR,
+            server_ids=decided[NOT_ACCEPTED],
+            attempts=settings.ROLLOUT_SEND_ATTEMPTS,
+        )
+
+
+def _judge(
+    row: RolloutServer, server: records.Server | None, client, now, grace, may_resend: bool
+) -> tuple:
+    """(the columns to write, what reconciliation decided or "")."""
+    if row.state == S.UNKNOWN:
+        return _reconcile(row, server, client, now, grace, may_resend)
+    return _tracked(row, server, client, now), ""
+
+
+def _tracked(row: RolloutServer, server: records.Server | None, client, now) -> dict:
     if server is not None and server.job_id == row.job_id:
         return _from_status(row, server.job_status, server, client, now)
     # The server is gone, or its last job is another one: ask the job itself.
@@ -92,31 +207,58 @@ def _judge(row: RolloutServer, server: records.Server | None, client, now) -> di
             if server is None
             else _by_image(row, server, now)
         )
-    return _from_status(row, job.status, server, client, now, job=job)
+    # A job shared by a batch: this server's own sub-job tells its state.
+    own = job.sub_job_for(row.server_id)
+    status = own.status if own is not None and own.status else job.status
+    return _from_status(row, status, server, client, now, job=job)
 
 
-def _reconcile(row: RolloutServer, server: records.Server | None, now) -> dict:
-    """Decide an `unknown` row from the server's last-job fields, never by resending."""
+def _reconcile(
+    row: RolloutServer, server: records.Server | None, client, now, grace, may_resend: bool
+) -> tuple:
+    """Decide an `unknown` row from the server's last-job fields, never by resending blindly.
+
+    A job found is adopted and judged exactly as tracking judges it (codes, messages, times,
+    verification). No job after the grace proves the cloud did not accept the server: it is
+    sent again on its own, up to ROLLOUT_SEND_ATTEMPTS calls, then failed NOT_ACCEPTED.
+    """
     if (
         server is not None
         and server.job_type == CHANGE_IMAGE
+        and server.job_id
         and server.job_time
         and (row.submitted_at is None or server.job_time >= row.submitted_at - SKEW)
     ):
+        row.job_id = server.job_id
+        update = {"job_id": server.job_id, "error_code": "", "error_message": ""}
+        update |= _from_status(row, server.job_status, server, client, now) or {"state": S.WAITING}
+        return update, ADOPTED
+    if row.submitted_at and now - row.submitted_at < grace:
+        return {}, ""
+    if not may_resend:  # a cancelled rollout sends nothing more: the server was not changed
         return {
-            "state": _STATE[server.job_status],
-            "job_id": server.job_id,
-            "error_code": "",
-            "error_message": "",
-        }
-    if row.submitted_at and now - row.submitted_at < RECONCILE_GRACE:
-        return {}
+            "state": S.CANCELLED,
+            "finished_at": now,
+            "error_code": "NOT_ACCEPTED",
+            "error_message": "The cloud showed no job for this server; the rollout was "
+            "cancelled, so it was not sent again.",
+        }, NOT_ACCEPTED
+    if row.send_attempts < settings.ROLLOUT_SEND_ATTEMPTS:
+        return {
+            "state": S.PENDING,
+            "claim": "",
+            "error_code": "NOT_ACCEPTED",
+            "error_message": (
+                f"The cloud showed no job for this server after call {row.send_attempts}; "
+                "sending it again."
+            )[:1000],
+        }, RESEND
     return _failed(
         "NOT_ACCEPTED",
-        "The cloud shows no job for this server after an "
-        "ambiguous answer; it was not changed. Retry it.",
+        f"The cloud shows no job for this server after {row.send_attempts} calls with "
+        "ambiguous or no answers; it was not changed. Retry it.",
         now,
-    )
+    ), NOT_ACCEPTED
 
 
 _STATE = {
@@ -151,7 +293,7 @@ def _from_status(row, status: str, server, client, now, job: records.Job | None 
 
 def _by_image(row: RolloutServer, server: records.Server, now) -> dict:
     if server.image_id == row.to_image_id:
-        return {"state": RolloutServer.State.SUCCEEDED, "finished_at": now, "verified": True}
+        return {"state": S.SUCCEEDED, "finished_at": now, "verified": True}
     return _failed(
         "JOB_VANISHED", "The job vanished upstream and the server still runs its old image.", now
     )

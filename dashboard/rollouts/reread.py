@@ -66,6 +66,6 @@ def reread_servers(
             try:
                 found[server_id] = client.show_server(server_id)
             except CloudError as exc:
-                if exc.status != 404:
+                if not exc.not_found:  # a 404, or the 4xx the cloud answers for "no such"
                     raise
     return found

@@ -1,18 +1,25 @@
 """Send a wave of a running rollout to the cloud, chunk by chunk.
 
 Guarantees:
-- A server is sent at most once per rollout. Rows are claimed with a conditional UPDATE
-  (pending → submitting, stamped with this worker's token); only claimed rows are sent.
-  Two workers, or a worker restarted mid-rollout, can never send the same row twice.
+- A server is sent at most once per call of its own. Rows are claimed with a conditional UPDATE
+  (pending → submitting, stamped with a fresh token); only claimed rows are sent. Two workers,
+  or a worker restarted mid-rollout, can never send the same row twice.
 - Just before each call the chunk's servers are re-read from the API and re-judged by
-  compat.verdict(); servers that no longer qualify are not sent.
+  compat.verdict(); servers that no longer qualify are not sent. Only then are the rows marked
+  `sending` (submitting → sending, same claim): a crash or a cloud failure before that mark
+  leaves them never sent, and they go back to pending. Only `sending` rows may have been sent.
+- Every call is audited before it is sent (`api.batch_change_image.intent`: servers, image,
+  chunk, attempt) and after (`api.batch_change_image`: outcome, request id), so a crash between
+  the two shows.
 - 429 (or a call that never left): the rows go back to pending and the chunk is sent again
-  after the wait. A timeout, 5xx or dropped connection after sending: the rows become
-  `unknown` and are reconciled from the servers' last-job fields by refresh.py — never a
-  blind resend.
+  after the wait. A timeout, 5xx or dropped connection after sending: the chunk's rows become
+  `unknown` and are reconciled from the servers' last-job fields by refresh.py — never a blind
+  resend; the other chunks go on.
 """
 
 import logging
+import os
+import socket
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +27,7 @@ from functools import partial
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Case, CharField, Value, When
+from django.db.models import Case, CharField, F, Value, When
 from django.utils import timezone
 
 from dashboard import audit, compat
@@ -32,52 +39,72 @@ from dashboard.rollouts.reread import GroupReads, reread_servers
 
 log = logging.getLogger(__name__)
 
-MAX_SEND_ATTEMPTS = 8  # throttled or not-sent retries of one chunk before giving up for now
+MAX_SEND_ATTEMPTS = 8  # throttled retries of one chunk within one tick
+MAX_THROTTLE_WAIT = 60.0
+S = RolloutServer.State
 
 
 def send_wave(rollout_id: int, wave: int, client, *, sleep: Callable[[float], None]) -> None:
-    """Send the wave's pending chunks, a configurable number of calls in flight."""
+    """Send the wave's pending chunks, a configurable number of calls in flight.
+
+    Raises the first CloudError that kept a chunk from being sent (the cloud is unreachable,
+    or the breaker is open) once every chunk has had its turn; those rows are pending again.
+    """
     chunks = sorted(
         set(
             RolloutServer.objects.filter(
-                rollout_id=rollout_id, wave=wave, state=RolloutServer.State.PENDING
+                rollout_id=rollout_id, wave=wave, state=S.PENDING
             ).values_list("chunk", flat=True)
         )
     )
     in_flight = max(1, settings.ROLLOUT_CALLS_IN_FLIGHT)
     reads = GroupReads(client)
     if in_flight == 1 or len(chunks) <= 1:
-        for chunk in chunks:
+        troubles = [
             _send_chunk(rollout_id, chunk, client=client, sleep=sleep, reads=reads)
-        return
-    send = partial(_send_chunk_in_thread, rollout_id, client=client, sleep=sleep, reads=reads)
-    with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="submit") as pool:
-        list(pool.map(send, chunks))
+            for chunk in chunks
+        ]
+    else:
+        send = partial(_send_chunk_in_thread, rollout_id, client=client, sleep=sleep, reads=reads)
+        with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="submit") as pool:
+            troubles = list(pool.map(send, chunks))
+    trouble = next((t for t in troubles if t is not None), None)
+    if trouble is not None:
+        raise trouble
 
 
-def _send_chunk_in_thread(rollout_id: int, chunk: int, **kwargs) -> None:
+def _send_chunk_in_thread(rollout_id: int, chunk: int, **kwargs) -> CloudError | None:
     try:
-        _send_chunk(rollout_id, chunk, **kwargs)
+        return _send_chunk(rollout_id, chunk, **kwargs)
     finally:
         connection.close()  # each thread has its own connection; do not leak it
 
 
-def _send_chunk(rollout_id: int, chunk: int, *, client, sleep, reads=None) -> None:
+def _send_chunk(rollout_id: int, chunk: int, *, client, sleep, reads=None) -> CloudError | None:
+    """Claim, re-read, mark and send one chunk. Returns the cloud failure that stopped it."""
     for attempt in range(MAX_SEND_ATTEMPTS):
         if _should_stop(rollout_id):
-            return
+            return None
         token = _claim(rollout_id, chunk)
         rows = list(RolloutServer.objects.filter(rollout_id=rollout_id, claim=token))
         if not rows:
-            return  # another worker has it, or nothing is pending
-        rows = _recheck(rows, client, reads)
+            return None  # another worker has it, or nothing is pending
+        try:
+            rows = _recheck(rows, client, reads)
+        except CloudError as exc:
+            _defer(rollout_id, chunk, rows, exc)
+            return exc
+        rows = _mark_sending(rows, token)
         if not rows:
-            return
-        wait = _send(rollout_id, rows, client)
+            return None
+        wait, trouble = _send(rollout_id, chunk, rows, client)
+        if trouble is not None:
+            return trouble
         if wait is None:
-            return
+            return None
         log.info("rollout %s chunk %s: waiting %.1fs before sending again", rollout_id, chunk, wait)
-        sleep(min(wait * (attempt + 1), 60.0))
+        sleep(min(wait * (attempt + 1), MAX_THROTTLE_WAIT))
+    return None
 
 
 def _should_stop(rollout_id: int) -> bool:
@@ -85,12 +112,58 @@ def _should_stop(rollout_id: int) -> bool:
     return not Rollout.objects.filter(pk=rollout_id, state=Rollout.State.RUNNING).exists()
 
 
+def claim_token() -> str:
+    """A fresh claim that names this process (host and pid, as worker ids begin), so recovery
+    can tell the claims of a dead worker at once from its heartbeat (refresh.py)."""
+    return f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+
+
+def claimant(claim: str) -> str:
+    """The "host-pid-" prefix a claim shares with its worker's heartbeat id."""
+    return claim.rsplit("-", 1)[0] + "-" if "-" in claim else ""
+
+
 def _claim(rollout_id: int, chunk: int) -> str:
-    token = uuid.uuid4().hex
-    RolloutServer.objects.filter(
-        rollout_id=rollout_id, chunk=chunk, state=RolloutServer.State.PENDING
-    ).update(state=RolloutServer.State.SUBMITTING, claim=token, submitted_at=timezone.now())
+    token = claim_token()
+    RolloutServer.objects.filter(rollout_id=rollout_id, chunk=chunk, state=S.PENDING).update(
+        state=S.SUBMITTING, claim=token, submitted_at=timezone.now()
+    )
     return token
+
+
+def _mark_sending(rows: list[RolloutServer], token: str) -> list[RolloutServer]:
+    """submitting → sending for this claim, just before the call: from here on the rows may
+    have been sent. Rows recovery put back meanwhile (submitting too long) are not sent."""
+    ids = [r.pk for r in rows]
+    marked = RolloutServer.objects.filter(pk__in=ids, state=S.SUBMITTING, claim=token)
+    if not marked.update(state=S.SENDING, send_attempts=F("send_attempts") + 1):
+        return []
+    still = set(
+        RolloutServer.objects.filter(pk__in=ids, state=S.SENDING, claim=token).values_list(
+            "pk", flat=True
+        )
+    )
+    kept = [r for r in rows if r.pk in still]
+    for row in kept:
+        row.state = S.SENDING
+        row.send_attempts += 1
+    return kept
+
+
+def _defer(rollout_id: int, chunk: int, rows: list[RolloutServer], exc: CloudError) -> None:
+    """The re-read failed: nothing was sent, so the claimed rows go back to pending."""
+    released = _release(rows)
+    log.warning("rollout %s chunk %s not sent, cloud failed: %s", rollout_id, chunk, exc)
+    audit.record_for_rollout(
+        Rollout.objects.get(pk=rollout_id),
+        "rows.send_deferred",
+        outcome=audit.ERROR,
+        chunk=chunk,
+        servers=released,
+        status=exc.status,
+        error_code=exc.error_code,
+        message=exc.message[:200],
+    )
 
 
 def _recheck(rows: list[RolloutServer], client, reads=None) -> list[RolloutServer]:
@@ -118,7 +191,7 @@ def _recheck(rows: list[RolloutServer], client, reads=None) -> list[RolloutServe
         elif verdict.action == compat.SKIP:
             _finish_row(
                 row,
-                RolloutServer.State.SKIPPED,
+                S.SKIPPED,
                 code=compat.SAME_IMAGE,
                 message="Already on the target image when it was about to be sent.",
             )
@@ -126,7 +199,7 @@ def _recheck(rows: list[RolloutServer], client, reads=None) -> list[RolloutServe
             headline = verdict.reason
             _finish_row(
                 row,
-                RolloutServer.State.FAILED,
+                S.FAILED,
                 code=headline.code,
                 message=f"Not sent: {headline.message}",
             )
@@ -137,25 +210,44 @@ def _recheck(rows: list[RolloutServer], client, reads=None) -> list[RolloutServe
     return keep
 
 
-def _send(rollout_id: int, rows: list[RolloutServer], client) -> float | None:
-    """One batch-change-image call. Returns seconds to wait before resending, or None."""
+def _send(
+    rollout_id: int, chunk: int, rows: list[RolloutServer], client
+) -> tuple[float | None, CloudError | None]:
+    """One batch-change-image call, audited before and after.
+
+    Returns (seconds to wait before sending again, or None; the failure that should stop this
+    tick's sending: the call was refused before it left).
+    """
     rollout = Rollout.objects.get(pk=rollout_id)
     target = _change_target(rollout, rows[0].to_image_id)
     ids = [r.server_id for r in rows]
+    call = uuid.uuid4().hex[:12]
+    audit.record_for_rollout(
+        rollout,
+        "api.batch_change_image.intent",
+        call=call,
+        chunk=chunk,
+        attempt=max(r.send_attempts for r in rows),
+        image=target.image_id,
+        server_ids=ids,
+    )
     sent_at = timezone.now()
     try:
         result = client.batch_change_image(ids, target)
     except CloudError as exc:
-        return _on_error(rollout, rows, exc, sent_at)
+        return _on_error(rollout, rows, exc, sent_at, call)
     _record_items(rows, result, sent_at)
     audit.record_for_rollout(
         rollout,
         "api.batch_change_image",
+        call=call,
+        result="answered",
         request_id=result.request_id,
         servers=len(ids),
         jobs=[i.job_id for i in result.items if i.job_id],
+        refused=[i.server_id for i in result.items if not i.accepted],
     )
-    return None
+    return None, None
 
 
 def _change_target(rollout: Rollout, image_id: str) -> records.ChangeTarget:
@@ -178,53 +270,69 @@ def _change_target(rollout: Rollout, image_id: str) -> records.ChangeTarget:
     )
 
 
-def _on_error(rollout, rows, exc: CloudError, sent_at) -> float | None:
-    details = {"request_id": exc.request_id, "status": exc.status, "error_code": exc.error_code}
+def _on_error(
+    rollout, rows, exc: CloudError, sent_at, call: str
+) -> tuple[float | None, CloudError | None]:
+    details = {
+        "call": call,
+        "request_id": exc.request_id,
+        "status": exc.status,
+        "error_code": exc.error_code,
+        "servers": len(rows),
+    }
+    wait: float | None = None
+    trouble: CloudError | None = None
     if exc.outcome in (Outcome.THROTTLED, Outcome.NOT_SENT):
-        _release(rows)  # nothing was accepted: safe to send again after the wait
-        return exc.retry_after or 2.0
-    if exc.outcome == Outcome.REJECTED:
+        _release(rows, not_sent=True)  # nothing was accepted: safe to send again
+        if exc.outcome == Outcome.THROTTLED:
+            details["result"] = "throttled"
+            wait = exc.retry_after or 2.0
+        else:
+            details["result"] = "not_sent"
+            trouble = exc  # no answer before it left, or the breaker is open: back off
+    elif exc.outcome == Outcome.REJECTED:
         for row in rows:
             _finish_row(
                 row,
-                RolloutServer.State.FAILED,
+                S.FAILED,
                 code=exc.error_code or str(exc.status),
                 message=exc.message,
                 request_id=exc.request_id,
+                source=S.SENDING,
             )
-        outcome = "error"
+        details["result"] = "rejected"
     else:
-        # The cloud may or may not have accepted it: reconcile, never resend blindly.
-        RolloutServer.objects.filter(
-            pk__in=[r.pk for r in rows], state=RolloutServer.State.SUBMITTING
-        ).update(
-            state=RolloutServer.State.UNKNOWN,
+        # The cloud may or may not have accepted it: reconcile, never resend blindly. Only
+        # this chunk waits for that; the others go on.
+        RolloutServer.objects.filter(pk__in=[r.pk for r in rows], state=S.SENDING).update(
+            state=S.UNKNOWN,
             submitted_at=sent_at,
             request_id=exc.request_id,
             error_code=exc.error_code,
             error_message=f"Outcome unknown: {exc.message}"[:1000],
         )
-        outcome = "error"
         details["result"] = "unknown"
-    audit.record_for_rollout(
-        rollout,
-        "api.batch_change_image",
-        outcome=outcome,
-        servers=len(rows),
-        **details,
+    audit.record_for_rollout(rollout, "api.batch_change_image", outcome=audit.ERROR, **details)
+    return wait, trouble
+
+
+def _release(rows: list[RolloutServer], *, not_sent: bool = False) -> int:
+    """Claimed (or, for a call that provably never left, marked) rows back to pending; the
+    attempt a call that never left counted is given back."""
+    ids = [r.pk for r in rows]
+    released = RolloutServer.objects.filter(pk__in=ids, state=S.SUBMITTING).update(
+        state=S.PENDING, claim=""
     )
-    return None
-
-
-def _release(rows: list[RolloutServer]) -> None:
-    RolloutServer.objects.filter(
-        pk__in=[r.pk for r in rows], state=RolloutServer.State.SUBMITTING
-    ).update(state=RolloutServer.State.PENDING, claim="")
+    if not_sent:
+        released += RolloutServer.objects.filter(pk__in=ids, state=S.SENDING).update(
+            state=S.PENDING, claim="", send_attempts=F("send_attempts") - 1
+        )
+    return released
 
 
 def _record_items(rows: list[RolloutServer], result: records.ChangeResult, sent_at) -> None:
     """At most three UPDATEs for the whole chunk (accepted, refused, unmentioned), each still
-    guarded by state = submitting."""
+    guarded by state = sending."""
     items = {item.server_id: item for item in result.items}
     accepted = {
         r.pk: items[r.server_id]
@@ -235,7 +343,7 @@ def _record_items(rows: list[RolloutServer], result: records.ChangeResult, sent_
         r.pk: items[r.server_id] for r in rows if r.server_id in items and r.pk not in accepted
     }
     missing = [r.pk for r in rows if r.server_id not in items]
-    claimed = RolloutServer.objects.filter(state=RolloutServer.State.SUBMITTING)
+    claimed = RolloutServer.objects.filter(state=S.SENDING)
     common = {"submitted_at": sent_at, "request_id": result.request_id}
     if accepted:
         claimed.filter(pk__in=list(accepted)).update(
@@ -268,8 +376,16 @@ def _per_row(values: dict[int, str]) -> Case:
     )
 
 
-def _finish_row(row: RolloutServer, state: str, *, code: str, message: str, request_id="") -> None:
-    RolloutServer.objects.filter(pk=row.pk, state=RolloutServer.State.SUBMITTING).update(
+def _finish_row(
+    row: RolloutServer,
+    state: str,
+    *,
+    code: str,
+    message: str,
+    request_id="",
+    source: str = S.SUBMITTING,
+) -> None:
+    RolloutServer.objects.filter(pk=row.pk, state=source).update(
         state=state,
         error_code=code[:64],
         error_message=message[:1000],

@@ -7,6 +7,7 @@ makes the move.
 """
 
 import logging
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -94,23 +95,42 @@ def _drain(rollout, wave, client, sleep, now):
 
 
 def _log_off(rollout: Rollout, wave: RolloutWave, client, server_ids: list[str]) -> None:
-    """Warn the remaining users with the message; the cloud logs them off after the delay."""
+    """Warn the remaining users with the message; the cloud logs them off after the delay.
+
+    Audited before the call and after. A cloud failure is raised: the wave stays draining and
+    the next tick tries again, rather than sending to servers whose users were never warned.
+    """
+    call = uuid.uuid4().hex[:12]
+    sessions = client.list_sessions(server_ids)
+    ids = [s.id for s in sessions]
+    if not ids:
+        return
+    audit.record_for_rollout(
+        rollout, "api.logoff_sessions.intent", call=call, wave=wave.number, sessions=ids
+    )
     try:
-        sessions = client.list_sessions(server_ids)
-        ids = [s.id for s in sessions]
-        if ids:
-            client.logoff_sessions(
-                ids,
-                delay_seconds=rollout.logoff_delay_seconds,
-                message=rollout.logoff_message or _default_message(rollout),
-                title="Maintenance",
-            )
-        outcome = "ok"
+        client.logoff_sessions(
+            ids,
+            delay_seconds=rollout.logoff_delay_seconds,
+            message=rollout.logoff_message or _default_message(rollout),
+            title="Maintenance",
+        )
     except CloudError as exc:
         log.warning("rollout %s wave %s: logoff failed: %s", rollout.pk, wave.number, exc)
-        ids, outcome = [], "error"
+        audit.record_for_rollout(
+            rollout,
+            "api.logoff_sessions",
+            outcome=audit.ERROR,
+            call=call,
+            wave=wave.number,
+            sessions=len(ids),
+            status=exc.status,
+            error_code=exc.error_code,
+            request_id=exc.request_id,
+        )
+        raise
     audit.record_for_rollout(
-        rollout, "api.logoff_sessions", outcome=outcome, wave=wave.number, sessions=len(ids)
+        rollout, "api.logoff_sessions", call=call, wave=wave.number, sessions=len(ids)
     )
 
 
@@ -134,6 +154,9 @@ def _send(rollout, wave, client, sleep, now):
 
 
 def _running(rollout, wave, client, sleep, now):
+    if _pending(rollout, wave).exists():
+        # Servers the cloud proved it did not accept are sent again, on their own.
+        send_wave(rollout.pk, wave.number, client, sleep=sleep)
     active = rollout.servers.filter(wave=wave.number, state__in=RolloutServer.ACTIVE_STATES)
     if active.exists():
         return None, {}
