@@ -191,6 +191,9 @@ SECURE_CSP = {
 # Local demo identity: honoured only with DEBUG on and only for loopback clients.
 DASHBOARD_DEV_USER = env_str("DASHBOARD_DEV_USER")
 DASHBOARD_DEV_GROUPS = env_list("DASHBOARD_DEV_GROUPS", ["dashboard-admins"])
+# A second demo identity (DEBUG and loopback only) to try approvals as another person.
+DASHBOARD_DEV_SECOND_USER = env_str("DASHBOARD_DEV_SECOND_USER")
+DASHBOARD_DEV_SECOND_GROUPS = env_list("DASHBOARD_DEV_SECOND_GROUPS", ["dashboard-approvers"])
 SSO_USER_HEADER = env_str("SSO_USER_HEADER", "X-Forwarded-User")
 SSO_EMAIL_HEADER = env_str("SSO_EMAIL_HEADER", "X-Forwarded-Email")
 SSO_GROUPS_HEADER = env_str("SSO_GROUPS_HEADER", "X-Forwarded-Groups")
@@ -260,7 +263,7 @@ ROLLOUT_PRESETS = {
         "canary": "1",
         "canary_signoff": True,
         "wave_size": "10%",
-        "soak_minutes": 5,
+        "soak_minutes": 0,
         "failure_budget": "1",
         "session_policy": "wait_logoff",
         "session_wait_minutes": 15,

@@ -10,7 +10,8 @@ who someone is; this module decides whether to believe it. Two modes:
   the proxy's JWKS, issuer and audience. Plain identity headers are then refused outright.
 
 In local development (DEBUG on, loopback client, no identity headers) the demo identity from
-DASHBOARD_DEV_USER stands in for the proxy.
+DASHBOARD_DEV_USER stands in for the proxy; DASHBOARD_DEV_SECOND_USER is a second one the
+browser can switch to (a cookie), so one person can try an approval by a second person.
 
 An identity header that arrives more than once is refused: the proxy must overwrite them, and a
 proxy that appends would let a client add a user or a group of its own. Servers merge repeats
@@ -336,6 +337,10 @@ def _acceptable_email(email: str) -> bool:
     return len(email) <= _MAX_EMAIL and email.isprintable()
 
 
+# Names which demo identity a loopback browser uses in DEBUG ("second" or absent).
+DEMO_COOKIE = "dashboard_demo_identity"
+
+
 def identity_from_request(request: HttpRequest) -> Identity | Refusal | None:
     """Who the request is from: an Identity, a Refusal, or None for an anonymous request."""
     if settings.SSO_JWT_HEADER:
@@ -348,6 +353,13 @@ def identity_from_request(request: HttpRequest) -> Identity | Refusal | None:
         return found
     remote = request.META.get("REMOTE_ADDR", "")
     if settings.DEBUG and settings.DASHBOARD_DEV_USER and _is_loopback(remote):
+        if settings.DASHBOARD_DEV_SECOND_USER and request.COOKIES.get(DEMO_COOKIE) == "second":
+            # The second demo identity, so one person can try a four-eyes approval.
+            return Identity(
+                settings.DASHBOARD_DEV_SECOND_USER,
+                groups=tuple(settings.DASHBOARD_DEV_SECOND_GROUPS),
+                source="dev",
+            )
         return Identity(
             settings.DASHBOARD_DEV_USER, groups=tuple(settings.DASHBOARD_DEV_GROUPS), source="dev"
         )

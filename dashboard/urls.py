@@ -7,6 +7,7 @@ from dashboard.views import audit, cloud, health, inventory, rollouts, session
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("sign-out/", session.sign_out, name="sign-out"),
+    path("demo/identity/", session.demo_identity, name="demo-identity"),
     # inventory
     path("", inventory.overview, name="overview"),
     path("groups/", inventory.groups, name="groups"),

@@ -389,9 +389,25 @@ def detail(request: HttpRequest, rollout_id: int) -> HttpResponse:
         "summary": summary(rollout),
         "since": timezone.now().isoformat(),
         "derived": rollout.derived.all(),
+        "demo": _demo_identities(request),
         **_live_context(request, rollout),
     }
     return render(request, "rollouts/detail.html", context)
+
+
+def _demo_identities(request: HttpRequest) -> dict | None:
+    """The local demo's two identities, to switch between (None outside the demo)."""
+    identity = getattr(request, "sso_identity", None)
+    if not (settings.DEBUG and settings.DASHBOARD_DEV_SECOND_USER) or identity is None:
+        return None
+    if identity.source != "dev":
+        return None
+    second = settings.DASHBOARD_DEV_SECOND_USER
+    return {
+        "first": settings.DASHBOARD_DEV_USER,
+        "second": second,
+        "is_second": identity.username == second,
+    }
 
 
 def _live_context(request: HttpRequest, rollout: Rollout) -> dict:

@@ -7,10 +7,12 @@ oauth2-proxy, /oauth2/sign_out), which ends the proxy's session too.
 
 from django.conf import settings
 from django.contrib.auth import logout
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from dashboard import audit
+from dashboard import audit, sso
 from dashboard.roles import VIEWER, require_role
 
 
@@ -20,3 +22,25 @@ def sign_out(request: HttpRequest) -> HttpResponse:
     audit.record(request, "session.sign_out", target=settings.SSO_SIGN_OUT_URL)
     logout(request)  # flushes the session: its id and data are gone from the database
     return HttpResponseRedirect(settings.SSO_SIGN_OUT_URL)
+
+
+@require_POST
+@require_role(VIEWER)
+def demo_identity(request: HttpRequest) -> HttpResponse:
+    """Local demo only (DEBUG, loopback, a second demo identity configured): switch between
+    the two demo identities, e.g. to approve a rollout as a second person."""
+    if not (settings.DEBUG and settings.DASHBOARD_DEV_SECOND_USER):
+        raise Http404("No demo identities here.")
+    if request.sso_identity is None or request.sso_identity.source != "dev":
+        raise Http404("No demo identities here.")
+    second = request.POST.get("who") == "second"
+    audit.record(request, "session.demo_identity", target="second" if second else "first")
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+        back = "/"
+    response = redirect(back)
+    if second:
+        response.set_cookie(sso.DEMO_COOKIE, "second", httponly=True, samesite="Lax")
+    else:
+        response.delete_cookie(sso.DEMO_COOKIE)
+    return response

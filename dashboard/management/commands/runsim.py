@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from dashboard.env import env_float
 from dashboard.simulator import server
 from dashboard.simulator.faults import Faults
 from dashboard.simulator.state import SimConfig, SimState
@@ -51,7 +52,10 @@ class Command(BaseCommand):
         parser.add_argument("--latency-ms", type=int, default=0)
         parser.add_argument("--error-rate", type=float, default=0.0)
         parser.add_argument("--throttle-rate", type=float, default=0.0)
-        parser.add_argument("--job-failure-rate", type=float, default=0.0)
+        # SIM_JOB_FAILURE_RATE (0 to 1) lets `make run` show retries and the error budget.
+        parser.add_argument(
+            "--job-failure-rate", type=float, default=env_float("SIM_JOB_FAILURE_RATE", 0.0)
+        )
         parser.add_argument("--drop-before-rate", type=float, default=0.0)
         parser.add_argument("--drop-after-rate", type=float, default=0.0)
         parser.add_argument("--stall-seconds", type=float, default=0.0)

@@ -1,0 +1,479 @@
+"""The operator's flow through the views: group first, stored selections, presets and
+sign-off, forms people can use, cancel and revert that say what they do, exports, the second
+demo identity. The inventory comes from the simulator over real HTTP (a sync)."""
+
+import csv
+import io
+import json
+import re
+from html.parser import HTMLParser
+
+import pytest
+from django.utils import timezone
+
+from dashboard import inventory
+from dashboard.models import (
+    Rollout,
+    RolloutEvent,
+    RolloutServer,
+    RolloutWave,
+    Selection,
+    Server,
+    ServerGroup,
+)
+from dashboard.rollouts import lifecycle, signoff
+from tests.rollout_helpers import confirm_from_page
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def synced(sim_settings, cloud_client):
+    inventory.sync_now(client=cloud_client)
+    return sim_settings
+
+
+def _group_with_drift() -> ServerGroup:
+    return ServerGroup.objects.filter(servers_drifted__gt=0, os_type="Windows").order_by("name")[0]
+
+
+def _windows_groups() -> list[ServerGroup]:
+    groups = ServerGroup.objects.filter(os_type="Windows", servers_live__gt=0).order_by("name")
+    return [g for g in groups if g.image_id][:2]
+
+
+def _plan(client, data: dict) -> Rollout:
+    response = client.post("/rollouts/new/plan/", data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    return Rollout.objects.latest("pk")
+
+
+# ---- 1. group first ---------------------------------------------------------------------
+
+
+def test_a_bare_new_rollout_is_an_empty_state_pointing_to_groups_and_servers(
+    synced, operator_client
+):
+    page = operator_client.get("/rollouts/new/")
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert 'id="rollout-empty"' in html
+    assert 'href="/groups/"' in html and 'href="/servers/"' in html
+    assert 'name="target_image"' not in html  # no image is pre-picked for anything
+    # A filter that narrows nothing (a sort only) is no selection either.
+    assert 'id="rollout-empty"' in operator_client.get("/rollouts/new/?sort=name").content.decode()
+
+
+def test_the_groups_list_offers_update_this_group(synced, operator_client):
+    group = _group_with_drift()
+    html = operator_client.get("/groups/").content.decode()
+    assert f'href="/rollouts/new/?group={group.id}"' in html
+    assert "Update this group" in html
+
+
+def test_update_this_group_marks_the_group_image_recommended_first_and_chosen(
+    synced, operator_client
+):
+    group = _group_with_drift()
+    page = operator_client.get("/rollouts/new/", {"group": group.id})
+    form = page.context["form"]
+    assert form.options[0].image.id == group.image_id
+    assert form.initial["target_image"] == group.image_id
+    html = page.content.decode()
+    assert html.index("Recommended") < html.index(form.options[1].image.name)
+    assert f"Update {group.name}" in html
+
+
+def test_a_selection_across_groups_defaults_to_each_group_image(synced, operator_client):
+    first, second = _windows_groups()
+    ids = list(
+        Server.objects.filter(group__in=[first, second], gone=False).values_list("id", flat=True)
+    )
+    page = operator_client.post("/rollouts/new/", {"scope": "selected", "server": ids})
+    assert page.status_code == 302
+    page = operator_client.get(page["Location"])
+    form = page.context["form"]
+    assert form.per_group and form.initial["target_image"] == "group"
+    rollout = _plan(
+        operator_client,
+        {**_scope(page), "target_image": "group", "preset": "custom", "reason": "CHG-7"},
+    )
+    targets = {(r.group_id, r.to_image_id) for r in rollout.servers.all() if r.verdict != "blocked"}
+    assert targets <= {(first.id, first.image_id), (second.id, second.image_id)}
+    assert {g for g, _ in targets} == {first.id, second.id}
+    plan_page = operator_client.get(f"/rollouts/new/{rollout.pk}/").content.decode()
+    assert 'id="per-group"' in plan_page
+    assert first.name in plan_page and second.name in plan_page
+
+
+def test_one_image_across_groups_needs_an_explicit_confirmation(synced, operator_client):
+    first, second = _windows_groups()
+    ids = list(
+        Server.objects.filter(group__in=[first, second], gone=False).values_list("id", flat=True)
+    )
+    location = operator_client.post("/rollouts/new/", {"scope": "selected", "server": ids})
+    page = operator_client.get(location["Location"])
+    data = {**_scope(page), "target_image": first.image_id, "preset": "custom", "reason": "x"}
+    refused = operator_client.post("/rollouts/new/plan/", data)
+    assert refused.status_code == 400
+    html = refused.content.decode()
+    assert 'id="id_one_image_for_all_error"' in html
+    assert re.search(r'id="id_one_image_for_all"[^>]*aria-invalid="true"', html) or re.search(
+        r'aria-invalid="true"[^>]*id="id_one_image_for_all"', html
+    )
+    rollout = _plan(operator_client, {**data, "one_image_for_all": "on"})
+    assert set(
+        rollout.servers.exclude(verdict="blocked").values_list("to_image_id", flat=True)
+    ) == {first.image_id}
+    # The second group's servers that change would drift from their group: said per row.
+    for row in rollout.servers.filter(group_id=second.id, verdict="change"):
+        assert any(w["code"] == "drift" for w in row.warnings)
+    for row in rollout.servers.filter(group_id=first.id, verdict="change"):
+        assert not any(w["code"] == "drift" for w in row.warnings)
+
+
+def _scope(page) -> dict:
+    scope = page.context["scope"]
+    return dict(scope.fields)
+
+
+# ---- 2. selections that scale -------------------------------------------------------------
+
+
+def test_ticks_are_stored_and_survive_paging_and_filter_changes(synced, operator_client):
+    first, second = Server.objects.filter(gone=False).order_by("name")[:2]
+    for server in (first, second):
+        response = operator_client.post(
+            "/rollouts/selection/", {"toggle": server.id, "server": server.id}
+        )
+        assert response.status_code == 302
+    # Another filter and another page: the ticks are still there, and the bar counts them.
+    other_filter = operator_client.get("/servers/", {"status": "REGISTERED", "sort": "-name"})
+    html = other_filter.content.decode()
+    assert "2 selected" in html
+    assert other_filter.context["selected_ids"] == {first.id, second.id}
+    # Unticking one removes only that one.
+    operator_client.post("/rollouts/selection/", {"toggle": first.id})
+    assert Selection.objects.get().server_ids == [second.id]
+    operator_client.post("/rollouts/selection/", {"clear": "1"})
+    assert Selection.objects.get().server_ids == []
+
+
+def test_select_all_matching_takes_every_server_of_the_filter(synced, operator_client):
+    group = _group_with_drift()
+    response = operator_client.post(
+        "/rollouts/selection/", {"all_matching": "1", "filter": f"group={group.id}"}
+    )
+    assert response.status_code == 302
+    expected = set(Server.objects.filter(group=group, gone=False).values_list("id", flat=True))
+    assert set(Selection.objects.get().server_ids) == expected
+    # Never the whole fleet from an empty filter.
+    operator_client.post("/rollouts/selection/", {"clear": "1"})
+    operator_client.post("/rollouts/selection/", {"all_matching": "1", "filter": ""})
+    assert Selection.objects.get().server_ids == []
+
+
+def test_the_plan_form_carries_a_selection_id_not_one_field_per_server(synced, operator_client):
+    group = _group_with_drift()
+    operator_client.post(
+        "/rollouts/selection/", {"all_matching": "1", "filter": f"group={group.id}"}
+    )
+    selection = Selection.objects.get()
+    html = operator_client.get(f"/rollouts/new/?selection={selection.pk}").content.decode()
+    assert f'name="selection" value="{selection.pk}"' in html
+    assert 'name="server"' not in html
+
+
+def test_someone_elses_selection_is_not_found(synced, operator_client, sso_client):
+    group = _group_with_drift()
+    operator_client.post(
+        "/rollouts/selection/", {"all_matching": "1", "filter": f"group={group.id}"}
+    )
+    selection = Selection.objects.get()
+    other = sso_client("olga.other", ["dashboard-operators"])
+    assert other.get(f"/rollouts/new/?selection={selection.pk}").status_code == 404
+    response = other.post(
+        "/rollouts/new/plan/", {"selection": selection.pk, "target_image": "x", "reason": "x"}
+    )
+    assert response.status_code == 404
+
+
+# ---- 3. presets and sign-off ---------------------------------------------------------------
+
+
+def test_the_careful_preset_sets_canary_signoff_waves_users_and_budget(synced, operator_client):
+    group = _group_with_drift()
+    page = operator_client.get("/rollouts/new/", {"group": group.id})
+    assert page.context["form"].initial["preset"] == "careful"
+    rollout = _plan(
+        operator_client,
+        {
+            **_scope(page),
+            "target_image": group.image_id,
+            "preset": "careful",
+            "canary": "junk that Custom would refuse",
+            "reason": "CHG-9",
+        },
+    )
+    changing = rollout.servers.filter(verdict="change").count()
+    assert rollout.preset == "careful" and rollout.canary_signoff
+    assert rollout.canary_size == 1
+    assert rollout.failure_budget == 1
+    assert rollout.session_policy == Rollout.SessionPolicy.WAIT_LOGOFF
+    assert rollout.wave_size == max(1, -(-changing // 10))
+
+
+def test_custom_uses_the_loose_fields_and_refuses_bad_ones_at_their_field(synced, operator_client):
+    group = _group_with_drift()
+    page = operator_client.get("/rollouts/new/", {"group": group.id})
+    data = {**_scope(page), "target_image": group.image_id, "preset": "custom", "reason": "x"}
+    refused = operator_client.post("/rollouts/new/plan/", {**data, "canary": "lots"})
+    assert refused.status_code == 400
+    html = refused.content.decode()
+    field = re.search(r"<input[^>]*name=\"canary\"[^>]*>", html).group(0)
+    assert 'aria-invalid="true"' in field and "id_canary_error" in field
+    error_at = html.index('id="id_canary_error"')
+    assert html.index('name="canary"') < error_at < html.index('name="wave_size"')
+    rollout = _plan(operator_client, {**data, "canary": "2", "wave_size": "3"})
+    assert (rollout.preset, rollout.canary_size, rollout.wave_size) == ("custom", 2, 3)
+    assert not rollout.canary_signoff
+
+
+def test_the_canary_wave_done_holds_the_rollout_for_signoff_until_resumed(settings, db):
+    settings.NOTIFY_WEBHOOK_URL = "http://127.0.0.1:9/hook"
+    rollout = Rollout.objects.create(
+        created_by="otto", state=Rollout.State.RUNNING, canary_size=1, canary_signoff=True
+    )
+    canary = RolloutWave.objects.create(rollout=rollout, number=1, size=1, state="done")
+    RolloutWave.objects.create(rollout=rollout, number=2, size=3)
+    with pytest.MonkeyPatch.context() as patch:
+        sent = []
+        patch.setattr("dashboard.notify.notify", lambda event, rid: sent.append((event, rid)))
+        assert signoff.hold_after_canary(rollout, canary)
+    rollout.refresh_from_db()
+    assert rollout.state == Rollout.State.PAUSED
+    assert sent == [("signoff_needed", rollout.pk)]
+    event = RolloutEvent.objects.filter(rollout=rollout, wave__isnull=True).first()
+    assert event.action == "hold_for_signoff"
+    assert signoff.pending(rollout)
+    assert lifecycle.allows(rollout, "resume")
+    # Without sign-off asked for, or after the last wave, nothing holds.
+    assert not signoff.hold_after_canary(rollout, canary)  # already paused
+    quiet = Rollout.objects.create(created_by="otto", state="running", canary_size=1)
+    wave = RolloutWave.objects.create(rollout=quiet, number=1, size=1, state="done")
+    RolloutWave.objects.create(rollout=quiet, number=2, size=1)
+    assert not signoff.hold_after_canary(quiet, wave)
+
+
+def test_the_rollout_page_says_it_waits_for_signoff(operator_client):
+    rollout = Rollout.objects.create(
+        created_by="otto", state=Rollout.State.RUNNING, canary_size=1, canary_signoff=True
+    )
+    canary = RolloutWave.objects.create(rollout=rollout, number=1, size=1, state="done")
+    RolloutWave.objects.create(rollout=rollout, number=2, size=3)
+    signoff.hold_after_canary(rollout, canary)
+    html = operator_client.get(f"/rollouts/{rollout.pk}/").content.decode()
+    assert 'id="signoff"' in html and "Sign off and continue" in html
+
+
+# ---- 4. forms people can use ----------------------------------------------------------------
+
+
+class _Inputs(HTMLParser):
+    """Every form control's id and the ids that labels point at (or wrap)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.controls: list[dict] = []
+        self.labelled: set[str] = set()
+        self._label_depth = 0
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "label":
+            self._label_depth += 1
+            if a.get("for"):
+                self.labelled.add(a["for"])
+        if tag in ("input", "select", "textarea") and a.get("type") not in ("hidden", "submit"):
+            self.controls.append({**a, "_wrapped": self._label_depth > 0})
+
+    def handle_endtag(self, tag):
+        if tag == "label":
+            self._label_depth -= 1
+
+
+def test_every_input_of_the_rollout_form_has_a_label(synced, operator_client):
+    group = _group_with_drift()
+    parser = _Inputs()
+    parser.feed(operator_client.get("/rollouts/new/", {"group": group.id}).content.decode())
+    form_controls = [c for c in parser.controls if c.get("name") not in ("q", None)]
+    assert form_controls
+    unlabelled = [
+        c
+        for c in form_controls
+        if not (c["_wrapped"] or c.get("id") in parser.labelled or c.get("aria-label"))
+    ]
+    assert unlabelled == []
+    assert any(c.get("name") == "reason" and c.get("id") in parser.labelled for c in form_controls)
+
+
+def test_plan_reasons_are_words_and_blocked_rows_carry_no_disconnect_warning(
+    synced, operator_client
+):
+    group = _group_with_drift()
+    linux_or_other = Server.objects.filter(gone=False).exclude(group=group)[:5]
+    ids = [
+        *Server.objects.filter(group=group).values_list("id", flat=True),
+        *[s.id for s in linux_or_other],
+    ]
+    rollout = _plan(
+        operator_client,
+        {
+            "server": ids,
+            "target_image": group.image_id,
+            "one_image_for_all": "on",
+            "preset": "custom",
+            "reason": "x",
+        },
+    )
+    html = operator_client.get(f"/rollouts/new/{rollout.pk}/").content.decode()
+    codes = set(RolloutServer.objects.filter(rollout=rollout).values_list("reason_code", flat=True))
+    for code in codes - {""}:
+        assert f">{code}<" not in html and f" {code} " not in html
+    assert ">not_in_maintenance<" not in html and ">active_sessions<" not in html
+    for row in rollout.servers.exclude(verdict="change"):
+        assert row.warnings == []
+
+
+def test_cancel_asks_first_and_names_what_it_stops(operator_client):
+    rollout = Rollout.objects.create(created_by="otto", state=Rollout.State.RUNNING)
+    for i, state in enumerate(["pending", "pending", "running", "succeeded"]):
+        RolloutServer.objects.create(
+            rollout=rollout,
+            server_id=f"s{i}",
+            server_name=f"s{i}",
+            to_image_id="i",
+            verdict="change",
+            state=state,
+        )
+    detail = operator_client.get(f"/rollouts/{rollout.pk}/").content.decode()
+    assert f'href="/rollouts/{rollout.pk}/cancel/"' in detail
+    assert f'action="/rollouts/{rollout.pk}/cancel/"' not in detail  # no one-click cancel
+    page = operator_client.get(f"/rollouts/{rollout.pk}/cancel/").content.decode()
+    effects = re.sub(r"<[^>]+>", "", page[page.index('id="cancel-effects"') :])
+    assert "2 servers not yet sent will not be sent" in effects
+    assert "1 server already changing finishes" in effects
+    rollout.refresh_from_db()
+    assert rollout.state == Rollout.State.RUNNING  # looking changed nothing
+    operator_client.post(f"/rollouts/{rollout.pk}/cancel/")
+    rollout.refresh_from_db()
+    assert rollout.state == Rollout.State.CANCELLING
+    assert rollout.servers.filter(state="cancelled").count() == 2
+
+
+# ---- 6. revert -----------------------------------------------------------------------------
+
+
+def test_revert_names_images_lets_you_pick_and_warns_of_drift(synced, operator_client):
+    group = _group_with_drift()
+    servers = list(Server.objects.filter(group=group, gone=False, drift=False)[:3])
+    old_image = (
+        Server.objects.filter(drift=True, group=group).values_list("image_id", flat=True).first()
+    )
+    rollout = Rollout.objects.create(
+        created_by="otto",
+        state=Rollout.State.SUCCEEDED,
+        target_image_id=group.image_id,
+        target_image_name=group.image_name,
+    )
+    for server in servers:
+        RolloutServer.objects.create(
+            rollout=rollout,
+            server_id=server.id,
+            server_name=server.name,
+            group_id=group.id,
+            group_name=group.name,
+            to_image_id=group.image_id,
+            verdict="change",
+            state="succeeded",
+            previous_image_id=old_image,
+            finished_at=timezone.now(),
+        )
+    page = operator_client.get(f"/rollouts/{rollout.pk}/revert/")
+    html = page.content.decode()
+    from dashboard.models import Image
+
+    assert Image.objects.get(pk=old_image).name in html
+    assert 'id="revert-drift"' in html and "re-creates drift" in html
+    response = operator_client.post(
+        f"/rollouts/{rollout.pk}/revert/", {"picked": "1", "server": [servers[0].id]}
+    )
+    assert response.status_code == 302
+    plan = Rollout.objects.latest("pk")
+    assert plan.kind == Rollout.Kind.REVERT
+    assert list(plan.servers.values_list("server_id", flat=True)) == [servers[0].id]
+    row = plan.servers.get()
+    assert row.to_image_name == Image.objects.get(pk=old_image).name
+    if row.verdict == "change":
+        assert any(w["code"] == "drift" for w in row.warnings)
+    nothing = operator_client.post(f"/rollouts/{rollout.pk}/revert/", {"picked": "1"})
+    assert nothing.status_code == 302 and Rollout.objects.latest("pk") == plan
+
+
+# ---- 7. exports ----------------------------------------------------------------------------
+
+
+def test_exports_carry_image_names_kind_links_and_utc_times(synced, operator_client):
+    group = _group_with_drift()
+    page = operator_client.get("/rollouts/new/", {"group": group.id, "drift": "yes"})
+    rollout = _plan(
+        operator_client,
+        {**_scope(page), "target_image": group.image_id, "preset": "custom", "reason": "x"},
+    )
+    confirm_from_page(operator_client, rollout)
+    body = json.loads(operator_client.get(f"/rollouts/{rollout.pk}/export.json").content)
+    assert body["kind"] == "plan"
+    assert body["url"].endswith(f"/rollouts/{rollout.pk}/")
+    assert body["target_image_name"] == group.image_name or body["target_image_name"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", body["created_at"])
+    assert all(re.fullmatch(r".+T.+Z", e["at"]) for e in body["events"])
+    row = body["servers"][0]
+    assert row["to_image_name"] and "from_image_name" in row
+    sheet = list(
+        csv.DictReader(
+            io.StringIO(operator_client.get(f"/rollouts/{rollout.pk}/export.csv").content.decode())
+        )
+    )
+    assert sheet[0]["kind"] == "plan" and sheet[0]["url"].endswith(f"/rollouts/{rollout.pk}/")
+    assert "to_image_name" in sheet[0]
+
+
+# ---- 9. the second demo identity -----------------------------------------------------------
+
+
+def test_the_second_demo_identity_approves_a_protected_rollout(settings, client, db):
+    settings.DEBUG = True
+    settings.DASHBOARD_DEV_USER = "demo"
+    settings.DASHBOARD_DEV_GROUPS = ["dashboard-admins"]
+    settings.DASHBOARD_DEV_SECOND_USER = "second.approver"
+    rollout = Rollout.objects.create(created_by="demo", state=Rollout.State.AWAITING_APPROVAL)
+    page = client.get(f"/rollouts/{rollout.pk}/", REMOTE_ADDR="127.0.0.1").content.decode()
+    assert "Approve as second.approver" in page
+    assert ">Approve<" not in page  # nobody approves their own rollout
+    client.post("/demo/identity/", {"who": "second", "next": f"/rollouts/{rollout.pk}/"})
+    page = client.get(f"/rollouts/{rollout.pk}/").content.decode()
+    assert "second.approver" in page and ">Approve<" in page
+    client.post(f"/rollouts/{rollout.pk}/approve/")
+    rollout.refresh_from_db()
+    assert (rollout.state, rollout.approved_by) == (Rollout.State.QUEUED, "second.approver")
+
+
+def test_no_second_identity_outside_the_local_demo(settings, client, db):
+    settings.DEBUG = True
+    settings.DASHBOARD_DEV_USER = "demo"
+    settings.DASHBOARD_DEV_SECOND_USER = "second.approver"
+    client.cookies["dashboard_demo_identity"] = "second"
+    # Not from loopback: no demo identity at all.
+    assert client.get("/", REMOTE_ADDR="10.1.2.3").status_code == 403
+    settings.DEBUG = False
+    assert client.get("/", REMOTE_ADDR="127.0.0.1").status_code == 403
