@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from openapi_spec_validator import validate
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from tests.api_helpers import API, bearer, make_token, small_fleet  # noqa: F401
+from tests.api_helpers import API, bearer
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +27,7 @@ EXAMPLES_PER_OPERATION = 15
 
 
 @pytest.fixture
-def admin_secret(make_token, settings) -> str:  # noqa: F811
+def admin_secret(make_token, settings) -> str:
     settings.API_REQUESTS_PER_MINUTE = 0  # the fuzzing sends hundreds of requests a minute
     return make_token("fuzz-bot", "admin")[1].secret
 
@@ -84,7 +84,7 @@ def test_every_post_takes_an_idempotency_key_and_answers_problems(admin_secret):
         assert {"404", "409"} <= set(operation["responses"]), path
 
 
-def test_the_live_api_answers_as_its_document_says(admin_secret, small_fleet, wsgi_app):  # noqa: F811
+def test_the_live_api_answers_as_its_document_says(admin_secret, small_fleet, wsgi_app):
     headers = {"Authorization": f"Bearer {admin_secret}"}
     schema = schemathesis.openapi.from_wsgi(f"{API}/openapi.json", wsgi_app, headers=headers)
     failures = []

@@ -2,7 +2,8 @@
 
 A fixed one-minute window per caller, counted in the database (upstream.DatabaseStore, the
 counter table the cloud's pacing uses, pruned by the heartbeat), so the limit holds across
-every web process and survives none of them.
+every web process and survives none of them. (The store counts only outside a transaction;
+API requests never run inside one.)
 """
 
 import math
