@@ -1,10 +1,11 @@
 """Every page on a phone and under axe-core, in Debian's chromium.
 
 One walk visits every page an operator or admin reaches — overview, groups, servers, a server,
-images, rollouts, a new rollout, a plan, a rollout with rows, audit, the cloud connection check,
-and the 403 and 404 pages. At each stop the page is checked at 390 px wide (nothing may scroll
-the page sideways on a phone) or at 1440 and 390 px under axe-core (the copy shipped in
-axe-playwright-python), which may find no serious or critical violation.
+images, rollouts, a new rollout (empty and filled), a plan, a rollout with rows, its cancel
+confirmation, audit, the cloud connection check, and the 403 and 404 pages. At each stop the
+page is checked at 390 px wide (nothing may scroll the page sideways on a phone) or at 1440 and
+390 px under axe-core (the copy shipped in axe-playwright-python), which may find no serious or
+critical violation.
 """
 
 import re
@@ -72,6 +73,13 @@ def walk(page: Page, url: str, settings) -> Iterator[str]:
     page.get_by_role("button", name=re.compile(r"Confirm and start")).click()
     expect(page.locator("#rollout-rows tr").first).to_be_visible()
     yield "rollout"
+
+    page.locator("#cancel-rollout").click()
+    expect(page.get_by_role("button", name=re.compile("Cancel"))).to_be_visible()
+    yield "cancel confirmation"
+
+    page.goto(url + "/rollouts/new/")
+    yield "new rollout, nothing chosen"
 
     page.goto(url + "/audit/")
     expect(page.locator("details.json").first).to_be_attached()
@@ -141,7 +149,7 @@ def test_axe_finds_no_serious_violation_on_any_page(dashboard, browser_page, set
         for finding in at_each_width(browser_page, serious_violations):
             rule = finding.split(": ", 1)[1].split(" ", 1)[0]
             found.setdefault((name, rule), []).append(finding)
-    assert len(visited) == 13, visited
+    assert len(visited) == 15, visited
     unexpected = {key: value for key, value in found.items() if key not in KNOWN}
     assert unexpected == {}, "axe-core: serious or critical violations"
     fixed = set(KNOWN) - set(found)
