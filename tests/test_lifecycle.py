@@ -54,7 +54,15 @@ def test_every_rollout_action_moves_exactly_the_states_the_table_allows(state, a
     assert (event.actor, event.reason) == ("otto", "because")
     assert audits.get().actor == "otto"
     waves = set(stored.waves.values_list("state", flat=True))
-    if action in ("pause", "halt", "cancel", "cancel_in_flight", "complete", "fail"):
+    if action in (
+        "pause",
+        "hold_for_signoff",
+        "halt",
+        "cancel",
+        "cancel_in_flight",
+        "complete",
+        "fail",
+    ):
         assert not waves & set(BUSY_WAVE_STATES), waves
     if action in ("cancel", "cancel_in_flight", "complete", "fail", "finish_cancel"):
         assert waves <= set(RolloutWave.FINAL_STATES), waves
@@ -116,6 +124,18 @@ def test_a_replayed_transition_changes_nothing_and_records_nothing():
     stale_copy.state = R.RUNNING  # what a second request read before the first committed
     assert not lifecycle.transition(stale_copy, "pause")
     assert RolloutEvent.objects.filter(rollout=rollout).count() == 1
+
+
+def test_a_hold_for_signoff_pauses_with_its_notification_and_resumes_like_a_pause(monkeypatch):
+    sent = []
+    monkeypatch.setattr(lifecycle.notify, "notify", lambda event, rid: sent.append(event))
+    rollout = rollout_in(R.RUNNING, (W.DONE, W.PENDING))
+    assert lifecycle.transition(rollout, "hold_for_signoff")
+    assert (rollout.state, sent) == (R.PAUSED, ["signoff_needed"])
+    assert "signoff_needed" in lifecycle.notify.EVENTS
+    assert lifecycle.allows(rollout, "resume") and lifecycle.allows(rollout, "cancel")
+    assert lifecycle.transition(rollout, "resume", by="otto")
+    assert list(rollout.waves.values_list("state", flat=True)) == [W.DONE, W.PENDING]
 
 
 def test_the_ui_asks_the_table_for_follow_ups_too():

@@ -87,6 +87,7 @@ WAVE: dict[str, Move] = {
 # not finished sending is cancelled when its rollout ends.
 _CASCADE: dict[str, tuple[str, ...]] = {
     "pause": ("stop",),
+    "hold_for_signoff": ("stop",),
     "halt": ("stop",),
     "resume": ("restart",),
     "cancel": ("finish_soak", "cancel"),
