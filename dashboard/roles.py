@@ -13,11 +13,20 @@ from functools import wraps
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from dashboard import audit
 
 VIEWER, OPERATOR, APPROVER, ADMIN = "viewer", "operator", "approver", "admin"
 ROLES = (VIEWER, OPERATOR, APPROVER, ADMIN)
+# How pages name each role, in the reader's language.
+ROLE_LABELS = {
+    VIEWER: gettext_lazy("viewer"),
+    OPERATOR: gettext_lazy("operator"),
+    APPROVER: gettext_lazy("approver"),
+    ADMIN: gettext_lazy("admin"),
+}
 
 # What each role may do, spelled out so the URL-walk test reads like a policy.
 IMPLIED = {
@@ -65,7 +74,9 @@ def refuse(request: HttpRequest, action: str, *, role: str = "", **details) -> N
     """
     code = "role.missing" if role else "access.refused"
     audit.refusal(request, action, code=code, target=request.path, required_role=role, **details)
-    raise PermissionDenied(f"This needs the {role} role." if role else "Not allowed.")
+    if role:
+        raise PermissionDenied(_("This needs the %(role)s role.") % {"role": ROLE_LABELS[role]})
+    raise PermissionDenied(_("Not allowed."))
 
 
 def require_role(role: str) -> Callable:

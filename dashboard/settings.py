@@ -51,6 +51,7 @@ MIDDLEWARE = [
     "dashboard.api.problems.ProblemMiddleware",
     "dashboard.security.RejectNulMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -127,9 +128,18 @@ DATABASES = {
 
 AUTH_PASSWORD_VALIDATORS: list[dict] = []  # no passwords: identity comes from SSO
 
-LANGUAGE_CODE = "en-us"
+# The language follows the browser (Accept-Language) until someone picks one in the navigation
+# (remembered in the language cookie); dates and numbers follow the language. Catalogs live in
+# locale/ as .po sources; `manage.py compiletranslations` builds the .mo files (not committed).
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
+LANGUAGE_COOKIE_HTTPONLY = True  # only the server reads it
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+LANGUAGE_COOKIE_SECURE = not DEBUG
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
-USE_I18N = False
+USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"

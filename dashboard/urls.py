@@ -8,6 +8,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("sign-out/", session.sign_out, name="sign-out"),
     path("demo/identity/", session.demo_identity, name="demo-identity"),
+    path("language/", session.set_language, name="set-language"),
     # inventory
     path("", inventory.overview, name="overview"),
     path("groups/", inventory.groups, name="groups"),

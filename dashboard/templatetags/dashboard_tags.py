@@ -5,6 +5,7 @@ import json
 from django import template
 from django.utils.safestring import SafeString, mark_safe
 
+from dashboard.roles import ROLE_LABELS
 from dashboard.templatetags.relative_time import relative_time
 
 register = template.Library()
@@ -17,6 +18,12 @@ def dict_get(mapping: dict, key):
     if not mapping:
         return None
     return mapping.get(key)
+
+
+@register.filter
+def role_label(role: str) -> str:
+    """`{{ role|role_label }}`: a role's name in the reader's language."""
+    return str(ROLE_LABELS.get(role, role))
 
 
 @register.filter
