@@ -42,16 +42,19 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 run: $(VENV)/.runtime
 	@mkdir -p var
 	@$(DEMO_ENV) $(PY) manage.py migrate --no-input -v 0
+	@$(DEMO_ENV) $(PY) manage.py compiletranslations >/dev/null
 	@$(DEMO_ENV) PORT=$(PORT) SIM_PORT=$(SIM_PORT) $(PY) manage.py serve
 
 test: $(VENV)/.dev
 	@mkdir -p var
+	@DEBUG=1 $(PY) manage.py compiletranslations >/dev/null
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports --cache-dir var/import-linter-cache
+	DEBUG=1 $(PY) manage.py checktranslations
 
 format: $(VENV)/.dev
 	$(VENV)/bin/ruff format .

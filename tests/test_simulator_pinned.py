@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from dashboard.simulator import render
 from dashboard.simulator.fleet import build_fleet
 from dashboard.simulator.state import SimConfig, SimState
 from tests.sim_fixtures import RunningSimulator, SimulatorFactory
@@ -59,6 +60,8 @@ class Script:
         query = [(k, str(v)) for k, v in (params or {}).items()]
         response = call(self.sim, method, path, query, body)
         answer = response.json() if response.content else None
+        # Byte for byte what `json.dumps` writes (listings are encoded by hand for speed).
+        assert response.content == (b"" if answer is None else json.dumps(answer).encode())
         self.answers.append([method, path, query, response.status_code, answer])
         return answer
 
@@ -232,3 +235,45 @@ def test_seeded_sessions_and_jobs_are_pinned() -> None:
         ]
     )
     assert found == PINNED["sessions.2000.5"], f'"sessions.2000.5": "{found}"'
+
+
+def test_listing_encoder_writes_what_json_dumps_writes_of_the_server_dict() -> None:
+    """`render.server_json` (ListServers) against `json.dumps(render.server(...))` (the shape
+    ShowServer answers), on every server of a seeded fleet in each state a job passes through,
+    with a shared batch job, a missing group and image, and unusual patched values."""
+    state = SimState(SimConfig(servers=300, seed=3, job_seconds=60.0), manual_clock=True)
+    state.set_manual_clock(FIXED_NOW)
+    state.reset()
+    ids = list(state.servers)
+    target = next(i for i in state.images.values() if i.name == TARGET)
+    state.set_faults(job_failure_rate=0.5)
+    state.change_images(target.id, ids[:100])
+    state.set_faults(shared_batch_job=True)
+    with state.lock:
+        render.batches.share(state, state.change_images(target.id, ids[100:200]))
+    state.patch_server(ids[1], name='Zürich «Ω» "quoted"\n', status=None, session_count=3)
+    state.patch_server(ids[2], freeze=[{"effect": 2, "scene": "POLICE", "extra": [1.5, None]}])
+    state.patch_server(ids[3], maintain_status=1, vm_status=True, image_id="no-such-image")
+    state.servers[ids[4]].group_id = "no-such-group"
+    state.servers[ids[5]].scaling_auto_create = None
+    state.set_maintenance(ids[6:9], True)
+    seen, checked, at = set(), 0, 0.0
+    for moment in (0, 3, 10, 59.999999, 60, 3600 * 5):  # seconds after the changes
+        state.advance(moment - at)
+        at, now = moment, state.now()
+        for server in state.servers.values():
+            expected = json.dumps(render.server(state, server, now))
+            assert render.server_json(state, server, now) == expected, server.id
+            checked += 1
+        seen |= {job.status(now) for job in state.jobs.values()}
+    assert checked == 6 * 300
+    assert seen == {"WAITING", "RUNNING", "SUCCESS", "FAILED"}
+    listed = render.listing(
+        1234, [render.server_json(state, state.servers[i], now) for i in ids[:2]]
+    )
+    as_dicts = {
+        "count": 1234,
+        "items": [render.server(state, state.servers[i], now) for i in ids[:2]],
+    }
+    assert listed.text == json.dumps(as_dicts)
+    assert render.listing(0, []).text == json.dumps({"count": 0, "items": []})

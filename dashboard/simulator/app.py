@@ -15,7 +15,16 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
-from dashboard.simulator import codes, control, faults, iam, images, permissions, workspaceapp
+from dashboard.simulator import (
+    codes,
+    control,
+    faults,
+    iam,
+    images,
+    permissions,
+    render,
+    workspaceapp,
+)
 from dashboard.simulator.auth import authenticate
 from dashboard.simulator.http import ApiError, Request, Response
 from dashboard.simulator.state import SimState, iso
@@ -259,7 +268,13 @@ def _json_or_text(body: bytes) -> Any:
 
 
 def _send(start_response: StartResponse, response: Response, request_id: str) -> list[bytes]:
-    payload = b"" if response.body is None else json.dumps(response.body).encode()
+    body = response.body
+    if body is None:
+        payload = b""
+    elif isinstance(body, render.JSONText):  # a listing encoded by its handler
+        payload = body.text.encode()
+    else:
+        payload = render.ENCODER.encode(body).encode()  # what json.dumps writes
     headers = [
         ("Content-Type", "application/json;charset=UTF-8"),
         ("Content-Length", str(len(payload))),

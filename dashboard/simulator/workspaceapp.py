@@ -79,8 +79,9 @@ def list_servers(req: Request) -> Response:
         # The group and id filters pick from the state's indexes; every check still applies.
         pool = state.servers_where(req.param("server_group_id"), req.param("server_id"))
         found = [s for s in pool if all(check(s) for check in checks)] if checks else pool
-        items = [render.server(state, s, now) for s in page(found, offset, limit)]
-    return Response(200, {"count": len(found), "items": items})
+        # Encoded here, field for field as `render.server` (which ShowServer still uses).
+        items = [render.server_json(state, s, now) for s in page(found, offset, limit)]
+    return Response(200, render.listing(len(found), items))
 
 
 def show_server(req: Request) -> Response:
