@@ -5,18 +5,21 @@ Against the simulator over real HTTP with its manual clock; faults of a single c
 the HTTP boundary (a transport adapter), the rest with the simulator's own fault knobs.
 """
 
+import contextlib
+import threading
 from collections import Counter
 from datetime import timedelta
 
 import pytest
 import requests
+from django.db import connection
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from dashboard import inventory
 from dashboard.cloud.client import CloudClient
 from dashboard.cloud.config import from_settings
-from dashboard.models import AuditEvent, Rollout, RolloutServer, Server
+from dashboard.models import AuditEvent, Rollout, RolloutServer, Server, ServerGroup
 from dashboard.rollouts import control, engine, planning, queue, recovery
 from dashboard.rollouts.reread import reread_servers
 from tests.sim_fixtures import cloud_settings
@@ -509,3 +512,82 @@ def test_maintenance_calls_are_audited_before_and_after(fleet):
     assert sorted(intent["server_ids"]) == sorted(
         changing(rollout).values_list("server_id", flat=True)
     )
+
+
+# --- 4. concurrent confirms over the same servers -------------------------------------------
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_confirms_of_crossing_plans_never_deadlock(
+    simulator_factory, settings, monkeypatch
+):
+    """Two plans over the same servers, their rows in opposite orders (the inventory renamed
+    them in between), confirmed at the same moment: one wins, the other is a stale plan,
+    refused and audited; never a deadlock."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks and deadlocks are PostgreSQL's (SQLite serialises writers)")
+    sim = simulator_factory(servers=1500)
+    settings.HUAWEICLOUD = {**settings.HUAWEICLOUD, **cloud_settings(sim)}
+    inventory.sync_now(client=client_with())
+    drifted = list(Server.objects.filter(drift=True).select_related("group"))
+    image = Counter(s.group.image_id for s in drifted).most_common(1)[0][0]
+    chosen = sorted(
+        (s for s in drifted if s.group.image_id == image),
+        key=lambda s: (s.group.name, s.name, s.id),
+    )
+    images = planning.image_map()
+
+    def plan() -> Rollout:
+        servers = list(Server.objects.filter(pk__in=[s.pk for s in chosen]).select_related("group"))
+        return planning.create_plan(
+            created_by="otto", servers=servers, target=images[image], images=images, reason="r"
+        )
+
+    first = plan()
+    for rank, server in enumerate(chosen):  # the opposite order for the second plan
+        Server.objects.filter(pk=server.pk).update(name=f"s{len(chosen) - rank:04d}")
+    for rank, group_id in enumerate(dict.fromkeys(s.group_id for s in chosen)):
+        ServerGroup.objects.filter(pk=group_id).update(name=f"g{1000 - rank:04d}")
+    second = plan()
+    order = [
+        list(r.servers.filter(verdict="change").order_by("pk").values_list("server_id", flat=True))
+        for r in (first, second)
+    ]
+    assert order[0] == order[1][::-1] and len(order[0]) >= 10
+
+    together = threading.Barrier(2)
+    hold = planning._hold_servers
+
+    def at_once(rollout):
+        # A confirm that waits on the other's locks meanwhile goes on alone after the timeout.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            together.wait(timeout=2)
+        return hold(rollout)
+
+    monkeypatch.setattr(planning, "_hold_servers", at_once)
+    answers: dict[int, object] = {}
+
+    def confirm(rollout_id: int) -> None:
+        try:
+            answers[rollout_id] = planning.confirm(rollout_id, "otto")
+        except BaseException as exc:  # a deadlock surfaced as an error: the test fails below
+            answers[rollout_id] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=confirm, args=(r.pk,)) for r in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    errors = [a for a in answers.values() if isinstance(a, BaseException)]
+    assert not errors, errors
+    outcomes = sorted(a.confirmed for a in answers.values())
+    assert outcomes == [False, True]
+    loser = next(a.rollout for a in answers.values() if not a.confirmed)
+    assert Rollout.objects.get(pk=loser.pk).state == "discarded"
+    refusal = AuditEvent.objects.get(rollout=loser, action="rollout.discard")
+    assert refusal.details["stale"]
+    assert RolloutServer.objects.filter(state="pending").count() == len(chosen)

@@ -19,7 +19,7 @@ from functools import partial
 
 from django.conf import settings
 from django.core import signing
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -460,12 +460,15 @@ def confirm(
             refused = PLAN_EXPIRED
         if refused:
             return Confirmation(rollout, False, [], refused)
+        _one_confirm_at_a_time()
         stale = _stale_reasons(rollout)
         if not stale:
             try:
                 with transaction.atomic():
                     _hold_servers(rollout)
-            except IntegrityError:
+            except (IntegrityError, OperationalError) as exc:
+                if isinstance(exc, OperationalError) and not _lost_a_race(exc):
+                    raise
                 # The partial unique index: another rollout took a server meanwhile.
                 stale = [_("Another rollout took one of these servers meanwhile.")]
         if stale:
@@ -509,6 +512,27 @@ def expire_plans(now: datetime | None = None) -> int:
         reason = _("Not confirmed within %(s)d seconds.") % {"s": settings.PLAN_TTL_SECONDS}
         expired += lifecycle.transition(rollout, "expire", reason=reason)
     return expired
+
+
+CONFIRM_LOCK = 0x524F4C4C  # PostgreSQL advisory lock: one confirm holds servers at a time
+
+
+def _one_confirm_at_a_time() -> None:
+    """Confirms run one after the other on PostgreSQL (until their transaction ends).
+
+    Two confirms over the same servers would otherwise add their rows to the one-active-rollout
+    index in opposite orders and deadlock (a 500). Now the second waits, then finds the
+    servers taken and is refused as a stale plan (409, audited). SQLite already serialises
+    writers.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CONFIRM_LOCK])
+
+
+def _lost_a_race(exc: OperationalError) -> bool:
+    """A deadlock or serialization failure: another transaction took the servers first."""
+    return getattr(exc.__cause__, "sqlstate", "") in ("40P01", "40001")
 
 
 def _hold_servers(rollout: Rollout) -> None:
