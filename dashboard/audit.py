@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from dashboard.logscrub import REDACTED, is_secret_name, scrub
 from dashboard.models import AuditEvent, RefusalWindow, Rollout
+from dashboard.netaddr import client_address
 
 log = logging.getLogger("dashboard.audit")
 
@@ -86,8 +87,6 @@ def record(
     Runs in the caller's transaction: an event about an action rolled back is rolled back
     with it. Raises ValueError for an unknown outcome.
     """
-    from dashboard.sso import client_address
-
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown audit outcome {outcome!r}")
     request_actor, groups = _actor_of(request_or_none)
@@ -139,8 +138,6 @@ def refusal_source(request: HttpRequest) -> str:
 
     An IPv6 client holds a whole /64, so that prefix is one source.
     """
-    from dashboard.sso import client_address
-
     address = client_address(request) or ""
     try:
         ip = ipaddress.ip_address(address)

@@ -15,10 +15,11 @@ from functools import partial
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Q, Sum
+from django.tasks import task
 from django.utils import timezone
 
 from dashboard.cloud import records
-from dashboard.cloud.client import PAGE_SIZE
+from dashboard.cloud.client import PAGE_SIZE, get_client
 from dashboard.cloud.errors import CloudError
 from dashboard.models import (
     Image,
@@ -59,10 +60,14 @@ def request_sync(trigger: str, requested_by: str = "") -> tuple[SyncRun, bool]:
         return running, False
 
 
-def _enqueue(run_id: int) -> None:
-    from dashboard import tasks
+@task()
+def sync_inventory(run_id: int) -> str:
+    """The queued sync (`request_sync` enqueues it; `dashboard.tasks` lists it)."""
+    return run_sync(run_id).state
 
-    tasks.sync_inventory.enqueue(run_id)
+
+def _enqueue(run_id: int) -> None:
+    sync_inventory.enqueue(run_id)
 
 
 def schedule_sync() -> None:
@@ -85,8 +90,6 @@ def _expire_stale_runs() -> None:
 
 def run_sync(run_id: int, client=None) -> SyncRun:
     """Execute a requested sync: read the whole inventory, then write it at once."""
-    from dashboard.cloud.client import get_client
-
     client = client or get_client()
     run = SyncRun.objects.get(pk=run_id)
     if run.state != SyncRun.State.RUNNING:

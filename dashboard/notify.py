@@ -31,6 +31,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Count
+from django.tasks import task
 from django.utils import timezone
 
 from dashboard import audit
@@ -85,10 +86,14 @@ def notify(event: str, rollout_id: int) -> None:
     transaction.on_commit(partial(_enqueue, event, rollout_id), robust=True)
 
 
-def _enqueue(event: str, rollout_id: int) -> None:
-    from dashboard import tasks
+@task()
+def deliver_notification(event: str, rollout_id: int) -> dict:
+    """The queued delivery (`notify` enqueues it; `dashboard.tasks` lists it)."""
+    return deliver(event, rollout_id)
 
-    tasks.deliver_notification.enqueue(event, rollout_id)
+
+def _enqueue(event: str, rollout_id: int) -> None:
+    deliver_notification.enqueue(event, rollout_id)
 
 
 def deliver(

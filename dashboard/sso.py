@@ -27,13 +27,11 @@ role), `request.sso_identity`, `request.sso_groups` and `request.roles` — reco
 headers on every request, so removing someone from a group takes effect on their next click.
 """
 
-import ipaddress
 import json
 import logging
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 import jwt
@@ -41,9 +39,12 @@ from django.conf import settings
 from django.contrib.auth import get_user_model, login, logout
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.views.defaults import permission_denied
 
+from dashboard import audit
 from dashboard.gunicorn_conf import REPEATED_HEADERS
+from dashboard.netaddr import is_loopback, is_trusted_proxy
 from dashboard.roles import roles_for_groups
 
 security_log = logging.getLogger("django.security.sso")
@@ -87,66 +88,6 @@ NO_ROLE = "sso.no_role"
 ACCOUNT_DISABLED = "sso.account_disabled"
 NO_IDENTITY = "sso.no_identity"
 CSRF_FAILED = "csrf.failed"
-
-
-# --- Addresses ------------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=8)
-def _networks(cidrs: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    try:
-        return tuple(ipaddress.ip_network(cidr.strip(), strict=False) for cidr in cidrs)
-    except ValueError as exc:
-        raise ImproperlyConfigured(f"TRUSTED_PROXY_CIDRS has an invalid entry: {exc}") from None
-
-
-def trusted_networks() -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    """TRUSTED_PROXY_CIDRS parsed. An empty list trusts nobody."""
-    return _networks(tuple(settings.TRUSTED_PROXY_CIDRS))
-
-
-def _ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        ip = ipaddress.ip_address(address.strip())
-    except ValueError:
-        return None
-    # An IPv4 client seen through a dual-stack socket arrives as ::ffff:a.b.c.d.
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
-
-
-def is_trusted_proxy(address: str) -> bool:
-    ip = _ip(address)
-    return ip is not None and any(ip in network for network in trusted_networks())
-
-
-def _is_loopback(address: str) -> bool:
-    ip = _ip(address)
-    return ip is not None and ip.is_loopback
-
-
-def client_address(request: HttpRequest) -> str | None:
-    """The client's address as the trusted proxy reports it, else the TCP peer.
-
-    X-Forwarded-For is read only when the peer is a trusted proxy, and then from the right:
-    the right-most hop that is not itself a trusted proxy is the first address no attacker
-    could have written (everything to its left is client-supplied).
-    """
-    peer = request.META.get("REMOTE_ADDR", "")
-    if not is_trusted_proxy(peer):
-        ip = _ip(peer)
-        return str(ip) if ip else None
-    chosen = _ip(peer)
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    for hop in reversed([part for part in forwarded.split(",") if part.strip()]):
-        ip = _ip(hop)
-        if ip is None:
-            break  # garbage from here leftwards was written by the client
-        chosen = ip
-        if not is_trusted_proxy(str(ip)):
-            break
-    return str(chosen) if chosen else None
 
 
 # --- Headers --------------------------------------------------------------------------------
@@ -352,7 +293,7 @@ def identity_from_request(request: HttpRequest) -> Identity | Refusal | None:
     if found is not None:
         return found
     remote = request.META.get("REMOTE_ADDR", "")
-    if settings.DEBUG and settings.DASHBOARD_DEV_USER and _is_loopback(remote):
+    if settings.DEBUG and settings.DASHBOARD_DEV_USER and is_loopback(remote):
         if settings.DASHBOARD_DEV_SECOND_USER and request.COOKIES.get(DEMO_COOKIE) == "second":
             # The second demo identity, so one person can try a four-eyes approval.
             return Identity(
@@ -367,8 +308,6 @@ def identity_from_request(request: HttpRequest) -> Identity | Refusal | None:
 
 
 def _refuse(request: HttpRequest, refusal: Refusal) -> HttpResponse:
-    from dashboard import audit
-
     security_log.warning(
         "refused SSO identity: %s (%s); peer=%s claimed=%r path=%s",
         refusal.reason,
@@ -453,10 +392,6 @@ class SSOMiddleware:
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """CSRF_FAILURE_VIEW: a refused state change is audited like any other refusal."""
-    from django.shortcuts import render
-
-    from dashboard import audit
-
     request.refusal_code = CSRF_FAILED
     if getattr(request, "sso_identity", None) is not None:
         # Anonymous requests are not audited anywhere: nobody to attribute them to, and an

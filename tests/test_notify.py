@@ -460,7 +460,7 @@ def test_notify_enqueues_delivery_only_when_the_transaction_commits(
     callbacks[0]()
 
     [task] = DBTaskResult.objects.all()
-    assert task.task_path == "dashboard.tasks.deliver_notification"
+    assert task.task_path == "dashboard.notify.deliver_notification"
     assert task.args_kwargs["args"] == ["halted", rollout.pk]
     assert task.status == "READY"
 

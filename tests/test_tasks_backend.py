@@ -138,7 +138,7 @@ def test_a_worker_survives_its_connection_cut_mid_task_and_runs_the_task_again(
         wait_for(finished, 90, "the sync run to end")  # never left "running"
         task = wait_for(
             lambda: DBTaskResult.objects.filter(
-                task_path="dashboard.tasks.sync_inventory", status="SUCCESSFUL"
+                task_path="dashboard.inventory.sync_inventory", status="SUCCESSFUL"
             ).first(),
             30,
             "the sync task to be run again",
