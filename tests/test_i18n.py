@@ -1,7 +1,14 @@
 """Languages: Accept-Language, the switcher that remembers a choice, the time zone shown."""
 
+from datetime import timedelta
+from pathlib import Path
+
 import pytest
 from django.conf import settings
+from django.utils import timezone, translation
+
+from dashboard import translations
+from dashboard.templatetags.relative_time import describe
 
 pytestmark = pytest.mark.django_db
 
@@ -51,3 +58,83 @@ def test_the_configured_time_zone_is_shown(viewer_client, settings):
     settings.TIME_ZONE = "Asia/Shanghai"
     html = viewer_client.get("/").content.decode()
     assert "Times in Asia/Shanghai" in html
+
+
+# --- The catalogs ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def compiled(settings):
+    """The .mo files built from locale/ as `make test` builds them, read afresh by Django."""
+    translations.compile_all()
+    settings.LOCALE_PATHS = list(settings.LOCALE_PATHS)  # the signal drops Django's cached catalogs
+    return settings
+
+
+def test_every_message_of_the_code_is_translated_in_every_catalog():
+    messages = translations.extract()
+    assert len(messages) > 100  # the scan found the templates and the code
+    for path in translations.catalog_paths():
+        assert translations.problems(path, messages) == []
+
+
+def _write_po(path: Path, entries: str) -> Path:
+    path.parent.mkdir(parents=True)
+    header = (
+        'msgid ""\nmsgstr ""\n"Language: zh_Hans\\n"\n"Plural-Forms: nplurals=1; plural=0;\\n"\n\n'
+    )
+    path.write_text(header + entries, encoding="utf-8")
+    return path
+
+
+def test_a_message_missing_untranslated_fuzzy_or_misplaced_is_reported(tmp_path):
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "dashboard").mkdir()
+    (tmp_path / "templates" / "page.html").write_text(
+        '{% load i18n %}<h1>{% translate "Servers" %}</h1>\n'
+        "  <p>{% blocktranslate count n=k %}{{ n }} server{% plural %}{{ n }} servers"
+        "{% endblocktranslate %}</p>\n"
+        '<p>{% translate "Brand new words" %}</p>'
+    )
+    (tmp_path / "dashboard" / "words.py").write_text(
+        'from django.utils.translation import gettext\nA = gettext("Half done")\n'
+        'B = gettext("Wave %(n)s")\n'
+    )
+    po = _write_po(
+        tmp_path / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.po",
+        'msgid "Servers"\nmsgstr "服务器"\n\n'
+        'msgid "%(n)s server"\nmsgid_plural "%(n)s servers"\nmsgstr[0] "%(n)s 台服务器"\n\n'
+        '#, fuzzy\nmsgid "Half done"\nmsgstr "一半"\n\n'
+        'msgid "Wave %(n)s"\nmsgstr "第 %(m)s 批"\n',
+    )
+    found = translations.problems(po, translations.extract(tmp_path))
+    assert found == [
+        "templates/page.html:3: not in the catalog: 'Brand new words'",
+        "dashboard/words.py:2: fuzzy in the catalog: 'Half done'",
+        "dashboard/words.py:3: placeholders differ: 'Wave %(n)s'",
+    ]
+
+
+def test_update_adds_missing_messages_untranslated_and_drops_unused_ones(tmp_path):
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "page.html").write_text('{% load i18n %}{% translate "Images" %}')
+    po = _write_po(
+        tmp_path / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.po",
+        'msgid "Gone"\nmsgstr "没了"\n',
+    )
+    messages = translations.extract(tmp_path)
+    assert translations.update(po, messages) == (1, 1)
+    assert translations.problems(po, messages) == ["templates/page.html:1: untranslated: 'Images'"]
+
+
+def test_a_chinese_browser_gets_the_pages_in_chinese(compiled, viewer_client):
+    html = viewer_client.get("/", headers={"Accept-Language": "zh-CN"}).content.decode()
+    assert ">概览</a>" in html and ">Overview</a>" not in html
+    assert "时区" in html
+
+
+def test_plurals_come_from_the_catalog_not_from_string_arithmetic(compiled):
+    now = timezone.now()
+    with translation.override("zh-hans"):
+        assert describe(now - timedelta(minutes=5), now) == "5 分钟前"
+        assert describe(now - timedelta(days=3), now) == "3 天前"
