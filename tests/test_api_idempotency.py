@@ -1,9 +1,12 @@
 """`Idempotency-Key` on every POST: the same key and body answer the first result and never
 act twice; another body under the same key is a 409; keys belong to one caller and expire."""
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -126,3 +129,28 @@ def test_a_key_is_one_line_of_printable_characters(operator_token, small_fleet):
     response = post(operator_token, "/plans", plan_body(), key="x" * 256)
     assert response.status_code == 422
     assert not Rollout.objects.exists()
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_the_same_key_sent_at_once_from_two_places_plans_once(make_token, small_fleet):
+    """Two requests with one key racing on PostgreSQL: the unique row lets one act; the other
+    answers its result or says it is still being answered. Never two plans."""
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL's concurrent connections")
+    _, issued = make_token("race-bot", "operator")
+    barrier = threading.Barrier(4)
+
+    def send(_n: int) -> int:
+        try:
+            client = Client(headers={"Authorization": f"Bearer {issued.secret}"})
+            barrier.wait()
+            return post(client, "/plans", plan_body(), key="raced").status_code
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(4) as pool:
+        statuses = list(pool.map(send, range(4)))
+
+    assert Rollout.objects.count() == 1
+    assert statuses.count(201) >= 1 and set(statuses) <= {201, 409}

@@ -34,6 +34,11 @@ def test_no_caller_is_a_401(db):
     assert response["WWW-Authenticate"].startswith("Bearer")
 
 
+def test_no_answer_is_kept_by_a_cache(operator_token, small_fleet):
+    assert operator_token.get(f"{API}/servers")["Cache-Control"] == "no-store"
+    assert Client().get(f"{API}/servers")["Cache-Control"] == "no-store"
+
+
 def test_an_unknown_path_and_an_unknown_rollout_are_404s(operator_token):
     problem(operator_token.get(f"{API}/nowhere"), 404, "not_found")
     problem(operator_token.get(f"{API}/rollouts/999999"), 404, "not_found")

@@ -174,7 +174,8 @@ def is_api_path(path: str) -> bool:
 
 
 class ProblemMiddleware:
-    """Under /api/, turn any error answered outside the API (HTML) into a problem document.
+    """Under /api/, turn any error answered outside the API (HTML) into a problem document,
+    and keep every answer out of caches.
 
     Sits near the top of MIDDLEWARE, so it sees the SSO refusal, the NUL refusal, Django's 404
     for an unknown path and django-ninja's bare 405. The refusal's stable reason code, when one
@@ -186,9 +187,11 @@ class ProblemMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        if not is_api_path(request.path) or response.status_code < 400:
+        if not is_api_path(request.path):
             return response
-        if response.get("Content-Type", "").startswith(CONTENT_TYPE):
+        # Answers carry the fleet, plans and their confirm tokens: no cache may keep them.
+        response["Cache-Control"] = "no-store"
+        if response.status_code < 400 or response.get("Content-Type", "").startswith(CONTENT_TYPE):
             return response
         status = response.status_code
         code = _BY_STATUS.get(status, "server.error" if status >= 500 else "request.malformed")
@@ -197,7 +200,7 @@ class ProblemMiddleware:
         extra = {"reason": refusal} if refusal else {}
         problem = Problem(status, code, detail, **extra)
         replaced = problem.response(request)
-        for header in ("Allow", "Retry-After", "WWW-Authenticate"):
+        for header in ("Allow", "Retry-After", "WWW-Authenticate", "Cache-Control"):
             if header in response:
                 replaced[header] = response[header]
         return replaced
