@@ -23,8 +23,6 @@ from dashboard.rollouts import planning
 
 router = Router(tags=["plans"])
 
-GROUP_TARGET = "group"  # the API's spelling of "each server to its own group's image"
-
 
 @router.post(
     "/plans",
@@ -49,9 +47,9 @@ def _create_plan(request: HttpRequest, body: schemas.PlanIn) -> tuple[int, dict]
     form = RolloutForm(
         _form_data(body), server_ids=_selection(body), max_servers=settings.ROLLOUT_MAX_SERVERS
     )
-    if body.target_image == GROUP_TARGET and not form.per_group:
+    if body.target_image == planning.GROUP_IMAGES and not form.per_group:
         # One group image among the servers: "each group's image" is that image.
-        form.data["target_image"] = form.recommended or GROUP_TARGET
+        form.data["target_image"] = form.recommended or planning.GROUP_IMAGES
     if not form.is_valid():
         errors = form_errors(form)
         audit.record(request, "rollout.plan", outcome="refused", errors=errors, via="api")
@@ -114,7 +112,7 @@ def _form_data(body: schemas.PlanIn) -> dict:
         "reason": body.reason,
         "update_access_agent": body.update_access_agent,
         "use_maintenance": body.use_maintenance,
-        "preset": body.preset,
+        "preset": body.preset or settings.ROLLOUT_DEFAULT_PRESET,
     }
     for name, value in body.safety.model_dump().items():
         if value is not None and value != "":

@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field
 
 from dashboard import forms
 from dashboard.models import Rollout
+from dashboard.rollouts import planning
 from dashboard.rollouts.control import RESUME_CHOICES
 
 # ---- problems -------------------------------------------------------------------------
@@ -178,7 +179,8 @@ class PlanIn(Schema):
     filter: ServerFilter | None = Field(None, description="every server the filter matches")
     target_image: str = Field(
         max_length=128,
-        description='an image id, or "group": each server to its own group\'s image',
+        description=f'an image id, or "{planning.GROUP_IMAGES}": each server to its own '
+        "group's image",
     )
     one_image_for_all: bool = Field(
         False, description="confirm one image for a selection spanning groups"
@@ -186,8 +188,11 @@ class PlanIn(Schema):
     reason: str = Field(min_length=1, max_length=500, description="a ticket or a few words")
     update_access_agent: bool = False
     use_maintenance: bool = False
-    preset: str = Field(
-        "careful", max_length=32, description='a safety preset ("careful", "standard") or "custom"'
+    preset: str | None = Field(
+        None,
+        max_length=32,
+        description='a safety preset ("careful", "standard") or "custom" (then `safety`); '
+        "default: the dashboard's default preset (ROLLOUT_DEFAULT_PRESET)",
     )
     safety: Safety = Field(default_factory=Safety)
 
