@@ -126,7 +126,7 @@ def problems(path: Path, messages: dict | None = None) -> list[str]:
         return [f"{path}: missing; run `manage.py checktranslations --update` to start it"]
     catalog = read(path)
     found = []
-    for key, message in sorted(messages.items()):
+    for key, message in sorted(messages.items(), key=lambda item: (item[0][0], item[0][1] or "")):
         entry = catalog.get(*key)
         where = message.places[0]
         if entry is None:

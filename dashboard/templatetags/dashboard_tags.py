@@ -4,6 +4,7 @@ import json
 
 from django import template
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from dashboard.roles import ROLE_LABELS
 from dashboard.templatetags.relative_time import relative_time
@@ -24,6 +25,74 @@ def dict_get(mapping: dict, key):
 def role_label(role: str) -> str:
     """`{{ role|role_label }}`: a role's name in the reader's language."""
     return str(ROLE_LABELS.get(role, role))
+
+
+# The cloud's status words (server status, job status and type), as its Chinese console says
+# them; a word not listed here is shown as the cloud sent it.
+CLOUD_WORDS = {
+    "REGISTERED": pgettext_lazy("server status", "registered"),
+    "FREEZE": pgettext_lazy("server status", "frozen"),
+    "NONE": pgettext_lazy("server status", "not registered"),
+    "MAINTAINING": pgettext_lazy("server status", "maintaining"),
+    "ABNORMAL": pgettext_lazy("server status", "abnormal"),
+    "ACTIVE": pgettext_lazy("server status", "running"),
+    "SHUTOFF": pgettext_lazy("server status", "shut down"),
+    "STOPPED": pgettext_lazy("server status", "stopped"),
+    "WAITING": pgettext_lazy("job status", "waiting"),
+    "RUNNING": pgettext_lazy("job status", "running"),
+    "SUCCESS": pgettext_lazy("job status", "succeeded"),
+    "FAILED": pgettext_lazy("job status", "failed"),
+    "CHANGE_SERVER_IMAGE": pgettext_lazy("job type", "change image"),
+    "CREATE_SERVER": pgettext_lazy("job type", "create server"),
+    "DELETE_SERVER": pgettext_lazy("job type", "delete server"),
+    "REBUILD": pgettext_lazy("job type", "rebuild"),
+    "REINSTALL_OS": pgettext_lazy("job type", "reinstall OS"),
+    "MIGRATE_SERVER": pgettext_lazy("job type", "migrate server"),
+    "REJOIN_DOMAIN": pgettext_lazy("job type", "rejoin domain"),
+    "UPGRADE_ACCESS_AGENT": pgettext_lazy("job type", "upgrade access agent"),
+    "UPDATE_FREEZE_STATUS": pgettext_lazy("job type", "update freeze status"),
+}
+SYNC_TRIGGERS = {
+    "schedule": gettext_lazy("scheduled"),
+    "manual": gettext_lazy("manual"),
+    "startup": gettext_lazy("at start-up"),
+    "rollout": gettext_lazy("after a rollout"),
+    "command": gettext_lazy("from the command line"),
+}
+
+
+AUDIT_OUTCOMES = {
+    "ok": pgettext_lazy("audit outcome", "ok"),
+    "refused": pgettext_lazy("audit outcome", "refused"),
+    "error": pgettext_lazy("audit outcome", "error"),
+}
+WORKER_STATES = {
+    "live": pgettext_lazy("worker state", "live"),
+    "stopped": pgettext_lazy("worker state", "stopped"),
+    "dead": pgettext_lazy("worker state", "dead"),
+}
+
+
+@register.filter
+def audit_outcome(outcome: str) -> str:
+    return str(AUDIT_OUTCOMES.get(outcome, outcome))
+
+
+@register.filter
+def worker_state(state: str) -> str:
+    return str(WORKER_STATES.get(state, state))
+
+
+@register.filter
+def cloud_word(code: str) -> str:
+    """`{{ server.status|cloud_word }}`: a cloud status or job word in the reader's language."""
+    return str(CLOUD_WORDS.get(code or "", (code or "").lower()))
+
+
+@register.filter
+def sync_trigger(trigger: str) -> str:
+    """`{{ run.trigger|sync_trigger }}`: what started an inventory sync."""
+    return str(SYNC_TRIGGERS.get(trigger, trigger))
 
 
 @register.filter
