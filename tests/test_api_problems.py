@@ -43,6 +43,9 @@ def test_an_unknown_path_and_an_unknown_rollout_are_404s(operator_token):
     problem(operator_token.get(f"{API}/nowhere"), 404, "not_found")
     problem(operator_token.get(f"{API}/rollouts/999999"), 404, "not_found")
     problem(post_json(operator_token, "/rollouts/999999/pause", {}), 404, "not_found")
+    beyond = 10**30  # past any id column: still just not found
+    problem(operator_token.get(f"{API}/plans/{beyond}"), 404, "not_found")
+    assert operator_token.get(f"{API}/rollouts", {"cursor": "9" * 20}).status_code == 200
 
 
 def test_a_method_the_path_does_not_take_is_a_405_naming_the_allowed_ones(operator_token):
