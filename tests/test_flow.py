@@ -477,3 +477,35 @@ def test_no_second_identity_outside_the_local_demo(settings, client, db):
     assert client.get("/", REMOTE_ADDR="10.1.2.3").status_code == 403
     settings.DEBUG = False
     assert client.get("/", REMOTE_ADDR="127.0.0.1").status_code == 403
+
+
+def test_select_all_matching_is_offered_only_for_a_filter(synced, operator_client):
+    group = _group_with_drift()
+    unfiltered = operator_client.get("/servers/", {"sort": "name"}).content.decode()
+    assert "select-all-matching" not in unfiltered
+    html = operator_client.get("/servers/", {"group": group.id}).content.decode()
+    assert 'id="select-all-matching"' in html
+    assert f'href="/rollouts/new/?group={group.id}"' in html  # the group's own Update
+
+
+def test_a_retry_of_a_per_group_rollout_keeps_each_server_on_its_group_image(
+    synced, operator_client
+):
+    first, second = _windows_groups()
+    ids = list(
+        Server.objects.filter(group__in=[first, second], gone=False).values_list("id", flat=True)
+    )
+    rollout = _plan(
+        operator_client,
+        {"server": ids, "target_image": "group", "preset": "custom", "reason": "CHG-8"},
+    )
+    changing = list(rollout.servers.filter(verdict="change"))
+    assert changing
+    Rollout.objects.filter(pk=rollout.pk).update(state=Rollout.State.FAILED)
+    RolloutServer.objects.filter(pk__in=[r.pk for r in changing]).update(state="failed")
+    response = operator_client.post(f"/rollouts/{rollout.pk}/retry/")
+    assert response.status_code == 302
+    retry = Rollout.objects.latest("pk")
+    assert retry.retry_of_id == rollout.pk and retry.target_image_id == ""
+    wanted = {r.server_id: r.to_image_id for r in changing}
+    assert {r.server_id: r.to_image_id for r in retry.servers.all()} == wanted

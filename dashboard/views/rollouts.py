@@ -219,6 +219,7 @@ def selection_update(request: HttpRequest) -> HttpResponse:
         context = {
             "selection": selections.current(request),
             "query": post.get("filter", ""),
+            "filtered": _has_filter(post.get("filter", "")),
             "matching": _int(post.get("matching")),
         }
         return render(request, "rollouts/selection_bar.html", context)
