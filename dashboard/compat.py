@@ -12,6 +12,9 @@ and price" as "the same marketplace product" (product code): a product carries i
 
 from dataclasses import dataclass, field
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
 WINDOWS = "Windows"
 ACTIVE_IMAGE = "active"
 BUSY_JOB_STATES = frozenset({"WAITING", "RUNNING"})
@@ -86,31 +89,36 @@ DISK_TOO_SMALL = "disk_too_small"
 ACTIVE_SESSIONS = "active_sessions"
 NOT_IN_MAINTENANCE = "not_in_maintenance"
 
+# Shown in the reader's language; the codes are what is stored and compared.
 MESSAGES = {
-    SAME_IMAGE: "Already runs the target image.",
-    SERVER_GONE: "The server no longer exists.",
-    SERVER_FROZEN: "The server is frozen (arrears, police or verification hold).",
-    SERVER_BUSY: "The server has a job waiting or running.",
-    IN_OTHER_ROLLOUT: "The server is in another active rollout.",
-    IMAGE_UNKNOWN: "The target image is not known.",
-    IMAGE_NOT_ACTIVE: "The target image is not active.",
-    OS_MISMATCH: "The target image has another operating system.",
-    OS_UNSUPPORTED: "Only Windows servers can change image today.",
-    ARCH_MISMATCH: "The target image is for another architecture.",
-    CURRENT_IMAGE_UNKNOWN: "The server's current image is unknown, so equivalence cannot be "
-    "checked.",
-    FREE_PAID_MISMATCH: "Free and paid images cannot be swapped for each other.",
-    PAID_PRODUCT_MISMATCH: "A paid image can only be swapped for one of the same marketplace "
-    "product and price.",
-    MARKET_PRODUCT_MISSING: "The marketplace image has no product id.",
-    DISK_TOO_SMALL: "The image needs a larger system disk than the server has.",
-    ACTIVE_SESSIONS: "Users are connected and will be disconnected.",
-    NOT_IN_MAINTENANCE: "The server is not in maintenance mode and may take new sessions.",
+    SAME_IMAGE: gettext_lazy("Already runs the target image."),
+    SERVER_GONE: gettext_lazy("The server no longer exists."),
+    SERVER_FROZEN: gettext_lazy("The server is frozen (arrears, police or verification hold)."),
+    SERVER_BUSY: gettext_lazy("The server has a job waiting or running."),
+    IN_OTHER_ROLLOUT: gettext_lazy("The server is in another active rollout."),
+    IMAGE_UNKNOWN: gettext_lazy("The target image is not known."),
+    IMAGE_NOT_ACTIVE: gettext_lazy("The target image is not active."),
+    OS_MISMATCH: gettext_lazy("The target image has another operating system."),
+    OS_UNSUPPORTED: gettext_lazy("Only Windows servers can change image today."),
+    ARCH_MISMATCH: gettext_lazy("The target image is for another architecture."),
+    CURRENT_IMAGE_UNKNOWN: gettext_lazy(
+        "The server's current image is unknown, so equivalence cannot be checked."
+    ),
+    FREE_PAID_MISMATCH: gettext_lazy("Free and paid images cannot be swapped for each other."),
+    PAID_PRODUCT_MISMATCH: gettext_lazy(
+        "A paid image can only be swapped for one of the same marketplace product and price."
+    ),
+    MARKET_PRODUCT_MISSING: gettext_lazy("The marketplace image has no product id."),
+    DISK_TOO_SMALL: gettext_lazy("The image needs a larger system disk than the server has."),
+    ACTIVE_SESSIONS: gettext_lazy("Users are connected and will be disconnected."),
+    NOT_IN_MAINTENANCE: gettext_lazy(
+        "The server is not in maintenance mode and may take new sessions."
+    ),
 }
 
 
 def reason(code: str, detail: str = "") -> Reason:
-    message = MESSAGES[code]
+    message = str(MESSAGES[code])
     return Reason(code, f"{message} {detail}".strip())
 
 
@@ -153,7 +161,12 @@ def _server_rules(server: ServerFacts, in_other_rollout: bool) -> list[Reason]:
 def _image_rules(server: ServerFacts, target: ImageFacts, current: ImageFacts | None) -> list:
     found = []
     if target.status != ACTIVE_IMAGE:
-        found.append(reason(IMAGE_NOT_ACTIVE, f"(status {target.status or 'unknown'})"))
+        found.append(
+            reason(
+                IMAGE_NOT_ACTIVE,
+                _("(status %(status)s)") % {"status": target.status or _("unknown")},
+            )
+        )
     if target.os_type != server.os_type:
         found.append(reason(OS_MISMATCH, f"({server.os_type or '?'} → {target.os_type or '?'})"))
     elif target.os_type != WINDOWS:
@@ -186,7 +199,7 @@ def _billing_rules(target: ImageFacts, current: ImageFacts | None) -> list[Reaso
 def _warnings(server: ServerFacts) -> tuple[Reason, ...]:
     found = []
     if server.session_count > 0:
-        found.append(reason(ACTIVE_SESSIONS, f"({server.session_count} active)"))
+        found.append(reason(ACTIVE_SESSIONS, _("(%(n)d active)") % {"n": server.session_count}))
     if not server.maintain_status:
         found.append(reason(NOT_IN_MAINTENANCE))
     return tuple(found)

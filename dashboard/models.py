@@ -27,9 +27,9 @@ class SyncRun(models.Model):
     """One inventory sync. The newest finished run says how fresh the pages are."""
 
     class State(models.TextChoices):
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
 
     state = models.CharField(max_length=16, choices=State.choices, default=State.RUNNING)
     trigger = models.CharField(max_length=32, default="schedule")  # schedule/manual/startup/…
@@ -83,11 +83,11 @@ class ServerGroup(models.Model):
 
 class Image(models.Model):
     class Type(models.TextChoices):
-        PRIVATE = "private"
-        SHARED = "shared"
-        PUBLIC = "public"
-        MARKETPLACE = "marketplace"
-        OTHER = "other"
+        PRIVATE = "private", _("Private")
+        SHARED = "shared", _("Shared")
+        PUBLIC = "public", _("Public")
+        MARKETPLACE = "marketplace", _("Marketplace")
+        OTHER = "other", _("Other")
 
     id = models.CharField(primary_key=True, max_length=128)
     name = models.CharField(max_length=255)
@@ -202,17 +202,20 @@ class Rollout(models.Model):
     """One batch image change as operators see it: a stored plan, then its execution."""
 
     class State(models.TextChoices):
-        PLANNED = "planned"  # stored plan, not confirmed
-        AWAITING_APPROVAL = "awaiting_approval"
-        QUEUED = "queued"  # confirmed, waiting for the worker
-        RUNNING = "running"
-        PAUSED = "paused"
-        HALTED = "halted"  # error budget crossed
-        CANCELLING = "cancelling"  # cancelled; jobs already in flight finish and are tracked
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"  # finished, some servers failed
-        CANCELLED = "cancelled"
-        DISCARDED = "discarded"  # a plan that was replaced or went stale
+        PLANNED = "planned", _("Planned")  # stored plan, not confirmed
+        AWAITING_APPROVAL = "awaiting_approval", _("Awaiting Approval")
+        QUEUED = "queued", _("Queued")  # confirmed, waiting for the worker
+        RUNNING = "running", _("Running")
+        PAUSED = "paused", _("Paused")
+        HALTED = "halted", _("Halted")  # error budget crossed
+        CANCELLING = (
+            "cancelling",
+            _("Cancelling"),
+        )  # cancelled; jobs already in flight finish and are tracked
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")  # finished, some servers failed
+        CANCELLED = "cancelled", _("Cancelled")
+        DISCARDED = "discarded", _("Discarded")  # a plan that was replaced or went stale
 
     ACTIVE_STATES = ("queued", "running", "paused", "halted", "cancelling", "awaiting_approval")
     FINAL_STATES = ("succeeded", "failed", "cancelled", "discarded")
@@ -220,10 +223,10 @@ class Rollout(models.Model):
     class Kind(models.TextChoices):
         """Why this rollout exists; `retry_of` names the rollout it came from."""
 
-        PLAN = "plan", "plan"
-        RETRY = "retry", "retry"
-        REVERT = "revert", "revert"
-        RESUME_RETRY = "resume_retry", "retry on resume"
+        PLAN = "plan", _("plan")
+        RETRY = "retry", _("retry")
+        REVERT = "revert", _("revert")
+        RESUME_RETRY = "resume_retry", _("retry on resume")
 
     state = models.CharField(
         max_length=24, choices=State.choices, default=State.PLANNED, db_index=True
@@ -253,9 +256,9 @@ class Rollout(models.Model):
 
     # --- safety: waves, error budget, users first, schedule ---------------------------------
     class SessionPolicy(models.TextChoices):
-        NONE = "none", "change at once (users are disconnected)"
-        WAIT = "wait", "wait for sessions to end, up to a deadline"
-        WAIT_LOGOFF = "wait_logoff", "wait, then warn and log users off"
+        NONE = "none", _("change at once (users are disconnected)")
+        WAIT = "wait", _("wait for sessions to end, up to a deadline")
+        WAIT_LOGOFF = "wait_logoff", _("wait, then warn and log users off")
 
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.PLAN)
     canary_size = models.PositiveIntegerField(default=0)  # servers in the first wave; 0: none
@@ -327,22 +330,28 @@ class RolloutServer(models.Model):
     """One server in a rollout. Every state change is a conditional UPDATE on `state`."""
 
     class Verdict(models.TextChoices):
-        CHANGE = "change"
-        SKIP = "skip"
-        BLOCKED = "blocked"
+        CHANGE = "change", _("Change")
+        SKIP = "skip", _("Skip")
+        BLOCKED = "blocked", _("Blocked")
 
     class State(models.TextChoices):
-        PLANNED = "planned"
-        PENDING = "pending"  # confirmed, not yet sent
-        SUBMITTING = "submitting"  # claimed by a worker, being re-read: not sent yet
-        SENDING = "sending"  # its batch-change-image call is in flight (may have been sent)
-        UNKNOWN = "unknown"  # the call's outcome is unknown; reconcile, never resend
-        WAITING = "waiting"  # job accepted, WAITING upstream
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"  # the job failed, or the cloud refused the server
-        SKIPPED = "skipped"  # already on target, or blocked at plan time
-        CANCELLED = "cancelled"
+        PLANNED = "planned", _("Planned")
+        PENDING = "pending", _("Pending")  # confirmed, not yet sent
+        SUBMITTING = (
+            "submitting",
+            _("Submitting"),
+        )  # claimed by a worker, being re-read: not sent yet
+        SENDING = (
+            "sending",
+            _("Sending"),
+        )  # its batch-change-image call is in flight (may have been sent)
+        UNKNOWN = "unknown", _("Unknown")  # the call's outcome is unknown; reconcile, never resend
+        WAITING = "waiting", _("Waiting")  # job accepted, WAITING upstream
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")  # the job failed, or the cloud refused the server
+        SKIPPED = "skipped", _("Skipped")  # already on target, or blocked at plan time
+        CANCELLED = "cancelled", _("Cancelled")
 
     # Rows in these states hold the server: no other rollout may take it.
     ACTIVE_STATES = ("pending", "submitting", "sending", "unknown", "waiting", "running")
@@ -429,15 +438,18 @@ class RolloutWave(models.Model):
     """One wave of a rollout. The next wave starts only when this one is done (and soaked)."""
 
     class State(models.TextChoices):
-        PENDING = "pending"
-        DRAINING = "draining"  # maintenance mode on; waiting for sessions to end
-        LOGGING_OFF = "logging_off"  # users warned; logoff after the delay
-        SENDING = "sending"
-        RUNNING = "running"
-        SOAKING = "soaking"
-        STOPPED = "stopped"  # its rollout paused or halted: sends nothing until resumed
-        DONE = "done"
-        CANCELLED = "cancelled"
+        PENDING = "pending", _("Pending")
+        DRAINING = "draining", _("Draining")  # maintenance mode on; waiting for sessions to end
+        LOGGING_OFF = "logging_off", _("Logging Off")  # users warned; logoff after the delay
+        SENDING = "sending", _("Sending")
+        RUNNING = "running", _("Running")
+        SOAKING = "soaking", _("Soaking")
+        STOPPED = (
+            "stopped",
+            _("Stopped"),
+        )  # its rollout paused or halted: sends nothing until resumed
+        DONE = "done", _("Done")
+        CANCELLED = "cancelled", _("Cancelled")
 
     FINAL_STATES = ("done", "cancelled")
 

@@ -32,7 +32,9 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Count
 from django.tasks import task
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from dashboard import audit
 from dashboard.logscrub import REDACTED, one_line, scrub
@@ -62,14 +64,16 @@ _RETRY_STATUSES = frozenset({429, *range(500, 600)})
 
 OK, ERROR, SKIPPED = "ok", "error", "skipped"
 
+# The e-mail is worded in the dashboard's own language (LANGUAGE_CODE): it goes to a team,
+# not to one person's browser. The webhook's JSON keeps its stable field names and codes.
 _HEADLINES = {
-    "started": "started",
-    "halted": "halted: the error budget was crossed",
-    "failed": "finished with failures",
-    "completed": "completed",
-    "awaiting_approval": "awaits approval",
-    "cancelled": "was cancelled",
-    "signoff_needed": "finished its canary wave and waits for sign-off",
+    "started": gettext_lazy("started"),
+    "halted": gettext_lazy("halted: the error budget was crossed"),
+    "failed": gettext_lazy("finished with failures"),
+    "completed": gettext_lazy("completed"),
+    "awaiting_approval": gettext_lazy("awaits approval"),
+    "cancelled": gettext_lazy("was cancelled"),
+    "signoff_needed": gettext_lazy("finished its canary wave and waits for sign-off"),
 }
 
 
@@ -252,26 +256,42 @@ def sign(body: bytes, secret: str) -> str:
 
 def email_subject(payload: dict[str, Any]) -> str:
     image = payload["target_image"]["name"] or payload["target_image"]["id"]
-    subject = f"Rollout #{payload['rollout_id']} {_HEADLINES[payload['event']]} ({image})"
+    with translation.override(settings.LANGUAGE_CODE):
+        subject = _("Rollout #%(id)s %(headline)s (%(image)s)") % {
+            "id": payload["rollout_id"],
+            "headline": _HEADLINES[payload["event"]],
+            "image": image,
+        }
     return " ".join(subject.split())[:200]  # one line: no header injection from cloud names
 
 
 def email_body(payload: dict[str, Any]) -> str:
-    counts = ", ".join(f"{state} {n}" for state, n in payload["counts"].items() if n)
+    with translation.override(settings.LANGUAGE_CODE):
+        return _email_body(payload)
+
+
+def _email_body(payload: dict[str, Any]) -> str:
+    # Lower case as in a sentence ("succeeded 3, failed 2"); Chinese has no case to lower.
+    labels = {state: str(label).lower() for state, label in RolloutServer.State.choices}
+    counts = ", ".join(f"{labels[state]} {n}" for state, n in payload["counts"].items() if n)
     image = payload["target_image"]
-    lines = [
-        f"Rollout #{payload['rollout_id']} {_HEADLINES[payload['event']]}.",
-        "",
-        f"State:        {payload['state']}",
-        f"Target image: {image['name']} ({image['id']})",
-        f"Requested by: {payload['created_by']}",
-        f"Reason:       {payload['reason'] or '-'}",
-        f"Started:      {payload['started_at'] or '-'}",
-        f"Finished:     {payload['finished_at'] or '-'}",
-        f"Servers:      {payload['total']} ({counts or 'none'})",
-        "",
-        payload["url"],
+    facts = [
+        (
+            _("State"),
+            str(dict(Rollout.State.choices).get(payload["state"], payload["state"])).lower(),
+        ),
+        (_("Target image"), f"{image['name']} ({image['id']})"),
+        (_("Requested by"), payload["created_by"]),
+        (_("Reason"), payload["reason"] or "-"),
+        (_("Started"), payload["started_at"] or "-"),
+        (_("Finished"), payload["finished_at"] or "-"),
+        (_("Servers"), f"{payload['total']} ({counts or _('none')})"),
     ]
+    headline = _("Rollout #%(id)s %(headline)s.") % {
+        "id": payload["rollout_id"],
+        "headline": _HEADLINES[payload["event"]],
+    }
+    lines = [headline, "", *(f"{label}: {value}" for label, value in facts), "", payload["url"]]
     return "\n".join(one_line(line) for line in lines) + "\n"
 
 

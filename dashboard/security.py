@@ -14,6 +14,7 @@ from django.core.exceptions import BadRequest
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import render
+from django.utils.translation import gettext as _
 
 NO_STORE = "no-store"
 
@@ -45,16 +46,16 @@ def _holds_nul(data: QueryDict) -> bool:
 def _nul_in(request: HttpRequest) -> str:
     """Where the request carries a NUL character ("" when it does not)."""
     if "\x00" in request.path:
-        return "the address"
+        return _("the address")
     if _holds_nul(request.GET):
-        return "the query string"
+        return _("the query string")
     if request.method == "POST":
         try:
             post = request.POST
         except (MultiPartParserError, BadRequest):
             return ""  # not ours to judge: the view's own parsing answers 400
         if _holds_nul(post):
-            return "a form field"
+            return _("a form field")
     return ""
 
 
@@ -64,6 +65,8 @@ class RejectNulMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if where := _nul_in(request):
-            message = f"The request was refused: {where} contains a NUL character."
+            message = _("The request was refused: %(where)s contains a NUL character.") % {
+                "where": where
+            }
             return render(request, "400.html", {"message": message}, status=400)
         return self.get_response(request)

@@ -40,6 +40,7 @@ from django.contrib.auth import get_user_model, login, logout
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.translation import gettext as _
 from django.views.defaults import permission_denied
 
 from dashboard import audit
@@ -386,7 +387,7 @@ class SSOMiddleware:
             return None
         if not request.roles:
             request.refusal_code = NO_IDENTITY
-            raise PermissionDenied("Sign in through the company SSO to use the dashboard.")
+            raise PermissionDenied(_("Sign in through the company SSO to use the dashboard."))
         return None
 
 

@@ -19,6 +19,8 @@ from urllib.parse import quote
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from dashboard.cloud import wire
 from dashboard.cloud.client import CloudClient, Query, get_client
@@ -39,15 +41,25 @@ SKIPPED = "skipped"  # nothing to probe it with (e.g. no server yet)
 NOT_SENT = "not_sent"  # a write: never sent by the check
 PASSING = frozenset({OK, SKIPPED, NOT_SENT})
 
+# Words for people, in the reader's language (the page) or English (the command).
 LABELS = {
-    OK: "OK",
-    DENIED: "Denied (403)",
-    NOT_PUBLISHED: "Not published in this region (404)",
-    UNREACHABLE: "Unreachable",
-    UNAUTHORIZED: "Credentials refused (401)",
-    FAILED: "Failed",
-    SKIPPED: "Skipped",
-    NOT_SENT: "Write, not sent",
+    OK: gettext_lazy("OK"),
+    DENIED: gettext_lazy("Denied (403)"),
+    NOT_PUBLISHED: gettext_lazy("Not published in this region (404)"),
+    UNREACHABLE: gettext_lazy("Unreachable"),
+    UNAUTHORIZED: gettext_lazy("Credentials refused (401)"),
+    FAILED: gettext_lazy("Failed"),
+    SKIPPED: gettext_lazy("Skipped"),
+    NOT_SENT: gettext_lazy("Write, not sent"),
+}
+AUTH_MODES = {
+    "IAM token (user and password)": gettext_lazy("IAM token (user and password)"),
+    "temporary keys (AK/SK and security token)": gettext_lazy(
+        "temporary keys (AK/SK and security token)"
+    ),
+    "AK/SK": gettext_lazy("access keys (AK/SK)"),
+    "unknown": gettext_lazy("unknown"),
+    "none": gettext_lazy("none"),
 }
 
 # The IAM action each API needs. The reference names only BatchChangeServerImage's
@@ -84,7 +96,7 @@ class Probe:
 
     @property
     def label(self) -> str:
-        return LABELS[self.result]
+        return str(LABELS[self.result])
 
     @property
     def passed(self) -> bool:
@@ -107,6 +119,10 @@ class Report:
     local_time: datetime | None = None
     problem: str = ""  # set when the check could not start (no credentials, no project)
     probes: tuple[Probe, ...] = field(default_factory=tuple)
+
+    @property
+    def auth_mode_label(self) -> str:
+        return str(AUTH_MODES.get(self.auth_mode, self.auth_mode))
 
     @property
     def clock_skew(self) -> timedelta | None:
@@ -161,7 +177,7 @@ def run_check(
         return Report(region=region, endpoints={}, auth_mode="unknown", problem=str(error))
     endpoints = {
         "WorkspaceApp": config.workspaceapp_endpoint,
-        "Workspace (images)": config.workspace_endpoint,
+        gettext_lazy("Workspace (images)"): config.workspace_endpoint,
         "IMS": config.ims_endpoint,
         "IAM": config.iam_endpoint,
     }
@@ -178,7 +194,9 @@ def run_check(
     try:
         expires = client.token_expires_at()
     except CloudError as error:
-        return Report(**report, problem=f"IAM refused the token request: {error}")
+        return Report(
+            **report, problem=_("IAM refused the token request: %(error)s") % {"error": error}
+        )
     context = _Context()
     reads = _reads(client, project, context, clock)
     probes = [*((project_probe,) if project_probe else ()), *reads]
@@ -198,18 +216,18 @@ def _project(client: CloudClient) -> tuple[Probe | None, str, str]:
     """(the probe of how the project was found, when it took a call; its id; its source)."""
     configured = client.config.project_id
     if configured:
-        return None, configured, "configured (HUAWEICLOUD_SDK_PROJECT_ID)"
+        return None, configured, _("configured (%(name)s)") % {"name": "HUAWEICLOUD_SDK_PROJECT_ID"}
     token = client.auth_mode.startswith("IAM token")
     api, purpose = (
-        ("KeystoneCreateUserTokenByPassword", "sign in as the IAM user")
+        ("KeystoneCreateUserTokenByPassword", _("sign in as the IAM user"))
         if token
-        else ("KeystoneListProjects", "find the region's project")
+        else ("KeystoneListProjects", _("find the region's project"))
     )
     try:
         project = client.project_id
     except CloudError as error:
         return _failed(api, purpose, error), "", ""
-    source = "from the IAM token's scope" if token else "found at IAM by the region's name"
+    source = _("from the IAM token's scope") if token else _("found at IAM by the region's name")
     return Probe(api, purpose, ACTIONS.get(api, ""), OK), project, source
 
 
@@ -226,31 +244,31 @@ def _reads(
     ]
     Step = tuple[str, str, Callable[[], tuple[str, Query] | None], Callable | None]
     steps: list[Step] = [
-        ("ListServers", "list servers (inventory, tracking)",
+        ("ListServers", _("list servers (inventory, tracking)"),
          lambda: (f"{app}/app-servers", [("limit", "1"), ("offset", "0")]), _remember_server),
-        ("ShowServer", "read one server (sessions, checks)",
+        ("ShowServer", _("read one server (sessions, checks)"),
          lambda: (f"{app}/app-servers/{quote(ctx.server_id, safe='')}", [])
          if ctx.server_id else None, None),
-        ("ListServerGroups", "list server groups",
+        ("ListServerGroups", _("list server groups"),
          lambda: (f"{app}/app-server-groups", [("limit", "1"), ("offset", "0")]), _remember_group),
-        ("ShowServerGroup", "read one group's image",
+        ("ShowServerGroup", _("read one group's image"),
          lambda: (f"{app}/app-server-groups/{quote(ctx.group_id, safe='')}", [])
          if ctx.group_id else None, None),
-        ("ListImages", "list IMS images (targets, compatibility)",
+        ("ListImages", _("list IMS images (targets, compatibility)"),
          lambda: (f"{cfg.ims_endpoint}/v2/cloudimages", [("limit", "1")]), None),
-        ("ListWorkspaceImages", "list Workspace images",
+        ("ListWorkspaceImages", _("list Workspace images"),
          lambda: (f"{cfg.workspace_endpoint}/v2/{p}/images", [("limit", "1"), ("offset", "0")]),
          None),
-        ("ListMarketImages", "read marketplace images",
+        ("ListMarketImages", _("read marketplace images"),
          lambda: (f"{cfg.workspace_endpoint}/v2/{p}/market-images",
                   [("image_ids", ctx.image_id)]) if ctx.image_id else None, None),
-        ("ShowJobDetail", "follow image-change jobs",
+        ("ShowJobDetail", _("follow image-change jobs"),
          lambda: (f"{cfg.workspaceapp_endpoint}/v2/{p}/job/{quote(ctx.job_id, safe='')}", [])
          if ctx.job_id else None, None),
-        ("ListSubJobs", "list image-change sub-jobs",
+        ("ListSubJobs", _("list image-change sub-jobs"),
          lambda: (f"{app}/app-server-sub-jobs",
                   [("job_type", "CHANGE_SERVER_IMAGE"), ("limit", "1"), ("offset", "0")]), None),
-        ("ListSessions", "find users before a change",
+        ("ListSessions", _("find users before a change"),
          lambda: (f"{app}/session/list-sessions", [*window, ("limit", "1"), ("offset", "0")]),
          None),
     ]  # fmt: skip
@@ -258,7 +276,7 @@ def _reads(
     for api, purpose, target, remember in steps:
         request = target()
         if request is None:
-            probes.append(Probe(api, purpose, ACTIONS[api], SKIPPED, "nothing to read it with"))
+            probes.append(Probe(api, purpose, ACTIONS[api], SKIPPED, _("nothing to read it with")))
             continue
         url, query = request
         try:
@@ -296,9 +314,9 @@ def _writes(ctx: _Context) -> list[Probe]:
     same resource (`workspace:server:list` refused → `workspace:server:batchChangeImage`
     is too, in any policy that grants by resource); otherwise it is reported not sent."""
     writes = (
-        ("BatchChangeServerImage", "change servers' images"),
-        ("BatchChangeServerMaintainMode", "put servers in maintenance"),
-        ("LogoffUserSession", "warn and log users off"),
+        ("BatchChangeServerImage", _("change servers' images")),
+        ("BatchChangeServerMaintainMode", _("put servers in maintenance mode")),
+        ("LogoffUserSession", _("warn and log users off")),
     )
     probes = []
     for api, purpose in writes:
@@ -306,10 +324,15 @@ def _writes(ctx: _Context) -> list[Probe]:
         resource = action.rsplit(":", 1)[0]
         refused = [a for a in ctx.refused if a.rsplit(":", 1)[0] == resource]
         if refused:
-            detail = f"not sent; the key is refused {refused[0]}, so it lacks {action} too"
+            detail = _("not sent; the key is refused %(refused)s, so it lacks %(action)s too") % {
+                "refused": refused[0],
+                "action": action,
+            }
             probes.append(Probe(api, purpose, action, DENIED, detail))
         else:
-            detail = f"not sent: no read proves a write is allowed; the key needs {action}"
+            detail = _("not sent: no read proves a write is allowed; the key needs %(action)s") % {
+                "action": action
+            }
             probes.append(Probe(api, purpose, action, NOT_SENT, detail))
     return probes
 
@@ -322,7 +345,9 @@ def _failed(api: str, purpose: str, error: CloudError) -> Probe:
     if status == 403:
         named = _POLICY.search(error.message)
         missing = named.group(1) if named else action
-        detail = f"the key lacks {missing}" + (f" ({error.error_code})" if error.error_code else "")
+        detail = _("the key lacks %(action)s") % {"action": missing} + (
+            f" ({error.error_code})" if error.error_code else ""
+        )
         return Probe(api, purpose, missing, DENIED, detail, status)
     if status == 404 and error.error_code in _NOT_PUBLISHED:
         return Probe(api, purpose, action, NOT_PUBLISHED, str(error), status)

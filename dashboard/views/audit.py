@@ -14,6 +14,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.translation import pgettext_lazy
 from django.views.decorators.http import require_GET
 
 from dashboard import audit as audit_log
@@ -23,14 +24,31 @@ from dashboard.roles import VIEWER, require_role
 
 PAGE_SIZE = 50
 CSV_COLUMNS = ["at", "actor", "action", "outcome", "target", "rollout", "client_ip", "groups"]
+# The export's header row, in the language of the person downloading it (the automation API
+# is the place for stable field names).
+CSV_TITLES = {
+    "at": pgettext_lazy("audit export", "at"),
+    "actor": pgettext_lazy("audit export", "actor"),
+    "action": pgettext_lazy("audit export", "action"),
+    "outcome": pgettext_lazy("audit export", "outcome"),
+    "target": pgettext_lazy("audit export", "target"),
+    "rollout": pgettext_lazy("audit export", "rollout"),
+    "client_ip": pgettext_lazy("audit export", "client_ip"),
+    "groups": pgettext_lazy("audit export", "groups"),
+    "details": pgettext_lazy("audit export", "details"),
+}
+OUTCOME_CHOICES = [
+    ("", pgettext_lazy("audit outcome", "any")),
+    (audit_log.OK, pgettext_lazy("audit outcome", "ok")),
+    (audit_log.REFUSED, pgettext_lazy("audit outcome", "refused")),
+    (audit_log.ERROR, pgettext_lazy("audit outcome", "error")),
+]
 
 
 class AuditFilterForm(forms.Form):
     actor = forms.CharField(required=False, max_length=150)
     action = forms.CharField(required=False, max_length=64)
-    outcome = forms.ChoiceField(
-        required=False, choices=[("", "any")] + [(o, o) for o in audit_log.OUTCOMES]
-    )
+    outcome = forms.ChoiceField(required=False, choices=OUTCOME_CHOICES)
     since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     # A bigger number than the id column holds is an error to show, not a query to send.
@@ -87,9 +105,9 @@ class _Echo:
         return value
 
 
-def _rows(events: QuerySet[AuditEvent]) -> Iterator[str]:
+def _rows(events: QuerySet[AuditEvent], header: list[str]) -> Iterator[str]:
     writer = csv.writer(_Echo())
-    yield writer.writerow([*CSV_COLUMNS, "details"])
+    yield writer.writerow(header)
     for event in events.iterator(chunk_size=2000):
         yield writer.writerow(
             [
@@ -112,7 +130,9 @@ def audit_export(request: HttpRequest) -> StreamingHttpResponse:
     _form, events = _filtered(request)
     audit_log.record(request, "audit.export", target=request.get_full_path()[:255])
     filename = f"audit-{timezone.now():%Y%m%d-%H%M%S}.csv"
-    response = StreamingHttpResponse(_rows(events), content_type="text/csv; charset=utf-8")
+    # The header is worded now: the rows stream after this view has returned.
+    header = [str(CSV_TITLES[column]) for column in [*CSV_COLUMNS, "details"]]
+    response = StreamingHttpResponse(_rows(events, header), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["Cache-Control"] = "no-store"
     return response

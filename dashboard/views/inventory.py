@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from dashboard import audit, inventory, keyset
@@ -160,9 +161,9 @@ def sync(request: HttpRequest) -> HttpResponse:
     if request.htmx:
         return _freshness_badge(request)
     if started:
-        messages.info(request, "Inventory refresh started.")
+        messages.info(request, _("Inventory refresh started."))
     else:
-        messages.info(request, "A refresh is already running; you joined it.")
+        messages.info(request, _("A refresh is already running; you joined it."))
     return redirect(local_path(request, request.POST.get("next", "")))
 
 
