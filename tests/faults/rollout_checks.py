@@ -1,6 +1,7 @@
 """What every rollout fault scenario asserts, beyond the task layer's invariants (scenario.py):
 each row final and explained, and every cloud write audited before it was sent."""
 
+import time
 from collections import Counter
 from typing import Any
 
@@ -65,3 +66,21 @@ def assert_cloud_writes_audited(sim: Any, rollout: Rollout) -> None:
     assert not missing, f"image-change calls without an audited intent: {missing}"
     outcomes = AuditEvent.objects.filter(rollout=rollout, action="api.batch_change_image")
     assert outcomes.count() >= 1
+
+
+def print_figures(sim: Any, rollout: Rollout, since: float) -> None:
+    """One line of figures per scenario (run with -s to see them): rows, calls, recovery."""
+    posts = sim.requests("POST", CHANGE_PATH)
+    audit = Counter(AuditEvent.objects.filter(rollout=rollout).values_list("action", flat=True))
+    results = Counter(
+        e.details.get("result")
+        for e in AuditEvent.objects.filter(rollout=rollout, action="api.batch_change_image")
+    )
+    states = dict(Counter(rows(rollout).values_list("state", flat=True)))
+    print(
+        f"\nFIGURES rows={rows(rollout).count()} states={states} "
+        f"change_calls={len(posts)} answered={sum(1 for p in posts if p.get('status') == 200)} "
+        f"results={dict(results)} resends={audit['rows.resend']} orphaned={audit['rows.orphaned']} "
+        f"deferred={audit['rows.send_deferred']} reconciled={audit['rows.reconciled']} "
+        f"final_after={time.monotonic() - since:.1f}s"
+    )

@@ -9,6 +9,7 @@ final and explained within a bound, and every image-change call audited before i
 
 import signal
 import threading
+import time
 from collections import Counter
 
 import pytest
@@ -24,6 +25,7 @@ from tests.faults.rollout_checks import (
     assert_cloud_writes_audited,
     assert_every_row_explained,
     assert_no_server_twice,
+    print_figures,
     rows,
     worker,
 )
@@ -47,8 +49,11 @@ def scenario(simulator_factory, tmp_path, settings):
     run.stop_all()
 
 
-def _finished_and_explained(scenario, expect: str = "succeeded") -> None:
+def _finished_and_explained(scenario, expect: str = "succeeded", since: float | None = None):
+    """Finish, check, and print the scenario's figures (docs/reliability.md quotes them)."""
+    begun = time.monotonic()
     rollout = scenario.finish()
+    print_figures(scenario.sim, rollout, since if since is not None else begun)
     assert rollout.state == expect, rollout.state
     assert_no_server_twice(scenario.sim)
     states = assert_every_row_explained(rollout, scenario.changing)
@@ -73,22 +78,22 @@ def _strike_when_rows(scenario, state: str):
     _kill(first)
     struck = set(rows(scenario.rollout).filter(state=state).values_list("server_id", flat=True))
     scenario.sim.state.set_faults(stall_seconds=0)
-    return struck
+    return struck, time.monotonic()
 
 
 def test_a_worker_killed_before_its_call_leaves_rows_that_are_sent_once(scenario):
-    struck = _strike_when_rows(scenario, "submitting")
+    struck, killed = _strike_when_rows(scenario, "submitting")
     worker(scenario, "w2")
-    _finished_and_explained(scenario)
+    _finished_and_explained(scenario, since=killed)
     orphaned = AuditEvent.objects.filter(rollout=scenario.rollout, action="rows.orphaned")
     back = {s for e in orphaned for s in e.details["never_sent_back_to_pending"]}
     assert struck <= back, "the dead worker's claims went back to pending"
 
 
 def test_a_worker_killed_in_its_call_is_reconciled_never_resent(scenario):
-    struck = _strike_when_rows(scenario, "sending")
+    struck, killed = _strike_when_rows(scenario, "sending")
     worker(scenario, "w2")
-    _finished_and_explained(scenario)
+    _finished_and_explained(scenario, since=killed)
     orphaned = AuditEvent.objects.filter(rollout=scenario.rollout, action="rows.orphaned")
     unknown = {s for e in orphaned for s in e.details["maybe_sent_to_reconcile"]}
     assert struck <= unknown, "the rows in the dead worker's call were reconciled"
