@@ -591,3 +591,20 @@ def test_concurrent_confirms_of_crossing_plans_never_deadlock(
     refusal = AuditEvent.objects.get(rollout=loser, action="rollout.discard")
     assert refusal.details["stale"]
     assert RolloutServer.objects.filter(state="pending").count() == len(chosen)
+
+
+def test_a_dead_workers_claims_in_a_cancelled_rollout_are_cancelled_not_sent(fleet):
+    rollout = confirmed(count=4)
+    Rollout.objects.filter(pk=rollout.pk).update(state="running")  # as its worker started it
+    stranded = changing(rollout).first()
+    # The worker claimed a chunk and died re-reading it; then an operator cancelled.
+    changing(rollout).filter(pk=stranded.pk).update(state="submitting", claim="gone-host-1-dead")
+    changing(rollout).filter(pk=stranded.pk).update(updated_at=timezone.now() - timedelta(hours=1))
+    control.cancel(rollout.pk, by="otto")
+    assert Rollout.objects.get(pk=rollout.pk).state == "cancelling"
+
+    engine.tick(rollout.pk, client_with(), **NO_SLEEP)
+
+    assert Rollout.objects.get(pk=rollout.pk).state == "cancelled"
+    assert set(states(rollout)) == {"cancelled"}
+    assert sent_ids(fleet) == []

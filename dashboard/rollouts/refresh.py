@@ -50,6 +50,11 @@ def track(rollout: Rollout, client) -> CloudError | None:
     Returns the cloud failure that kept some of it from happening (the rest still happened).
     """
     _orphaned_claims(rollout)
+    if rollout.state == Rollout.State.CANCELLING:
+        # Rows that came back to pending after the cancel (a dead worker's claims) are not sent.
+        rollout.servers.filter(state=S.PENDING).update(
+            state=S.CANCELLED, finished_at=timezone.now()
+        )
     rows = list(rollout.servers.filter(state__in=TRACKED))
     trouble = None
     if rows:
