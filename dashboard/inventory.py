@@ -21,6 +21,7 @@ from django.utils import timezone
 from dashboard.cloud import records
 from dashboard.cloud.client import PAGE_SIZE, get_client
 from dashboard.cloud.errors import CloudError
+from dashboard.dbloss import lost_database
 from dashboard.models import (
     Image,
     InventoryFigures,
@@ -99,10 +100,15 @@ def run_sync(run_id: int, client=None) -> SyncRun:
         snapshot = fetch(client)
         with transaction.atomic():
             seen, gone = store(snapshot, timezone.now())
-    except CloudError as exc:
-        log.warning("inventory sync %s failed: %s", run_id, exc)
-        return _finish(run, SyncRun.State.FAILED, client.calls - calls_before, error=str(exc))
     except Exception as exc:
+        if lost_database(exc):
+            # Left RUNNING, not failed: the worker puts the task back, and its rerun finds the
+            # run still running and does the sync (a FAILED mark would make the rerun give up).
+            log.warning("inventory sync %s lost its database connection; left to its rerun", run_id)
+            raise
+        if isinstance(exc, CloudError):
+            log.warning("inventory sync %s failed: %s", run_id, exc)
+            return _finish(run, SyncRun.State.FAILED, client.calls - calls_before, error=str(exc))
         log.exception("inventory sync %s failed", run_id)
         _finish(run, SyncRun.State.FAILED, client.calls - calls_before, error=type(exc).__name__)
         raise

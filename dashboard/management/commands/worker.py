@@ -18,7 +18,6 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.db import (
     DatabaseError,
-    InterfaceError,
     OperationalError,
     close_old_connections,
     connection,
@@ -30,6 +29,7 @@ from django_tasks_db.models import DBTaskResult
 
 from dashboard import inventory, upstream
 from dashboard.cloud import limits
+from dashboard.dbloss import lost_database
 from dashboard.heartbeat import (
     Heart,
     forget_old_workers,
@@ -56,17 +56,6 @@ def scheduled_duties() -> list:
         recovery.resume_stalled,
         planning.expire_plans,
     ]
-
-
-def lost_database(exc: BaseException | None) -> bool:
-    """Did `exc` (or what caused it) come from a broken or refused database connection?"""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, OperationalError | InterfaceError):
-            return True
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return False
 
 
 def _connection_broke() -> bool:
