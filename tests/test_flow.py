@@ -509,3 +509,44 @@ def test_a_retry_of_a_per_group_rollout_keeps_each_server_on_its_group_image(
     assert retry.retry_of_id == rollout.pk and retry.target_image_id == ""
     wanted = {r.server_id: r.to_image_id for r in changing}
     assert {r.server_id: r.to_image_id for r in retry.servers.all()} == wanted
+
+
+def test_a_rollout_holds_after_its_canary_against_the_simulator_until_resumed(
+    synced, operator_client, cloud_client
+):
+    from dashboard.rollouts import engine
+
+    group = ServerGroup.objects.filter(os_type="Windows").order_by("-servers_drifted")[0]
+    page = operator_client.get("/rollouts/new/", {"group": group.id})
+    rollout = _plan(
+        operator_client,
+        {
+            **_scope(page),
+            "target_image": group.image_id,
+            "preset": "custom",
+            "canary": "1",
+            "canary_signoff": "on",
+            "session_policy": "none",
+            "reason": "CHG-11",
+        },
+    )
+    changing = rollout.servers.filter(verdict="change").count()
+    assert changing >= 2 and rollout.canary_signoff
+    confirm_from_page(operator_client, rollout)
+    engine.start(rollout.pk, cloud_client, sleep=lambda s: None)
+    synced.advance(3600)  # the canary's job has finished
+    engine.tick(rollout.pk, cloud_client)
+    rollout.refresh_from_db()
+    assert rollout.state == Rollout.State.PAUSED
+    assert signoff.pending(rollout)
+    # Nothing after the canary was sent while it waits.
+    assert rollout.servers.exclude(wave=1).filter(verdict="change", job_id="").count() == (
+        changing - 1
+    )
+    html = operator_client.get(f"/rollouts/{rollout.pk}/").content.decode()
+    assert "Sign off and continue" in html
+    operator_client.post(f"/rollouts/{rollout.pk}/resume/", {"how": "continue"})
+    rollout.refresh_from_db()
+    assert rollout.state == Rollout.State.RUNNING and not signoff.pending(rollout)
+    engine.tick(rollout.pk, cloud_client)
+    assert rollout.servers.exclude(wave=1).exclude(job_id="").exists()  # the next wave is sent
