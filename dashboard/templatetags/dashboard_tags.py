@@ -73,6 +73,21 @@ WORKER_STATES = {
 }
 
 
+# IMS image states (ListImages `status`).
+IMAGE_STATES = {
+    "active": pgettext_lazy("image status", "active"),
+    "queued": pgettext_lazy("image status", "queued"),
+    "saving": pgettext_lazy("image status", "saving"),
+    "deleted": pgettext_lazy("image status", "deleted"),
+    "killed": pgettext_lazy("image status", "failed"),
+}
+
+
+@register.filter
+def image_status(status: str) -> str:
+    return str(IMAGE_STATES.get(status, status))
+
+
 @register.filter
 def audit_outcome(outcome: str) -> str:
     return str(AUDIT_OUTCOMES.get(outcome, outcome))
