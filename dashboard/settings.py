@@ -131,8 +131,11 @@ AUTH_PASSWORD_VALIDATORS: list[dict] = []  # no passwords: identity comes from S
 # The language follows the browser (Accept-Language) until someone picks one in the navigation
 # (remembered in the language cookie); dates and numbers follow the language. Catalogs live in
 # locale/ as .po sources; `manage.py compiletranslations` builds the .mo files (not committed).
-LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+# For a browser that asks for no language offered, and for notification e-mails.
+LANGUAGE_CODE = env_str("LANGUAGE_CODE", "en")
+if LANGUAGE_CODE not in dict(LANGUAGES):
+    raise ImproperlyConfigured(f"LANGUAGE_CODE must be one of {[code for code, _ in LANGUAGES]}")
 LOCALE_PATHS = [BASE_DIR / "locale"]
 LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
 LANGUAGE_COOKIE_HTTPONLY = True  # only the server reads it
