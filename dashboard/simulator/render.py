@@ -1,4 +1,8 @@
-"""The wire shapes: servers, groups, images (per API vocabulary) and jobs as JSON dicts."""
+"""The wire shapes: servers, groups, images (per API vocabulary) and jobs as JSON dicts.
+
+ListServers pages are written as JSON text directly (`server_json`, `listing`): the same
+bytes as `json.dumps` of the dicts, at a fraction of the cost.
+"""
 
 import json
 import zlib
@@ -107,7 +111,7 @@ def server(state: SimState, s: Server, now: datetime, detail: bool = False) -> d
 
 
 # Encodes as `json.dumps` does (ASCII, ", " and ": "), without its check for circular
-# references, which no answer can have and which cost as much as the encoding itself.
+# references, which no answer can have and which took about half the time of a page's.
 ENCODER = json.JSONEncoder(check_circular=False)
 PRODUCT_INFO_JSON = ENCODER.encode(product_info())
 FLAVOR_JSON = ENCODER.encode({"id": FLAVOR_ID, "links": []})
