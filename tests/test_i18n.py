@@ -7,7 +7,7 @@ import pytest
 from django.conf import settings
 from django.utils import timezone, translation
 
-from dashboard import translations
+from dashboard import notify, translations
 from dashboard.templatetags.relative_time import describe
 
 pytestmark = pytest.mark.django_db
@@ -138,3 +138,26 @@ def test_plurals_come_from_the_catalog_not_from_string_arithmetic(compiled):
     with translation.override("zh-hans"):
         assert describe(now - timedelta(minutes=5), now) == "5 分钟前"
         assert describe(now - timedelta(days=3), now) == "3 天前"
+
+
+def test_notification_emails_speak_the_dashboards_own_language(compiled):
+    payload = {
+        "event": "halted",
+        "rollout_id": 7,
+        "target_image": {"id": "img-1", "name": "WinSrv2022"},
+        "state": "halted",
+        "counts": {"succeeded": 3, "failed": 2},
+        "total": 5,
+        "created_by": "otto",
+        "reason": "",
+        "started_at": None,
+        "finished_at": None,
+        "url": "https://dash.example.org/rollouts/7/",
+    }
+    assert notify.email_subject(payload) == (
+        "Rollout #7 halted: the error budget was crossed (WinSrv2022)"
+    )
+    compiled.LANGUAGE_CODE = "zh-hans"
+    subject = notify.email_subject(payload)
+    assert subject.startswith("发布 #7 已中止") and "WinSrv2022" in subject
+    assert "成功 3, 失败 2" in notify.email_body(payload)
