@@ -4,6 +4,7 @@ import json
 
 from django import template
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from dashboard.roles import ROLE_LABELS
@@ -130,10 +131,10 @@ def duration(delta) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, seconds = divmod(rest, 60)
     if hours:
-        return f"{hours}h {minutes:02d}m"
+        return _("%(h)dh %(m)02dm") % {"h": hours, "m": minutes}
     if minutes:
-        return f"{minutes}m {seconds:02d}s"
-    return f"{seconds}s"
+        return _("%(m)dm %(s)02ds") % {"m": minutes, "s": seconds}
+    return _("%(s)ds") % {"s": seconds}
 
 
 @register.filter
