@@ -7,6 +7,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext_lazy
 
+from dashboard.models import Image, Rollout, RolloutServer, RolloutWave
 from dashboard.roles import ROLE_LABELS
 from dashboard.templatetags.relative_time import relative_time
 
@@ -87,6 +88,42 @@ IMAGE_STATES = {
 @register.filter
 def image_status(status: str) -> str:
     return str(IMAGE_STATES.get(status, status))
+
+
+PRESETS = {
+    "careful": gettext_lazy("Careful"),
+    "standard": gettext_lazy("Standard"),
+    "custom": gettext_lazy("Custom"),
+}
+
+
+@register.filter
+def row_state(state: str) -> str:
+    """`{{ state|row_state }}`: a rollout row's state code as its label, in the reader's words."""
+    return str(dict(RolloutServer.State.choices).get(state, state))
+
+
+@register.filter
+def rollout_state(state: str) -> str:
+    """A rollout's or a wave's state code as its label (the timeline holds both)."""
+    labels = {**dict(RolloutWave.State.choices), **dict(Rollout.State.choices)}
+    return str(labels.get(state, state))
+
+
+@register.filter
+def session_policy(policy: str) -> str:
+    return str(dict(Rollout.SessionPolicy.choices).get(policy, policy))
+
+
+@register.filter
+def image_type(kind: str) -> str:
+    return str(dict(Image.Type.choices).get(kind, kind))
+
+
+@register.filter
+def preset_label(name: str) -> str:
+    """A safety preset's name (settings.ROLLOUT_PRESETS, or custom) in the reader's language."""
+    return str(PRESETS.get(name, name.capitalize() if name else name))
 
 
 @register.filter
