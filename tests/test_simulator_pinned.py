@@ -263,7 +263,10 @@ def test_listing_encoder_writes_what_json_dumps_writes_of_the_server_dict() -> N
         at, now = moment, state.now()
         for server in state.servers.values():
             expected = json.dumps(render.server(state, server, now))
-            assert render.server_json(state, server, now) == expected, server.id
+            found = render.server_json(state, server, now)
+            # A field added to or changed in `render.server` must be written the same way in
+            # `render.server_json` (ListServers).
+            assert found == expected, f"server {server.id} at +{moment} s"
             checked += 1
         seen |= {job.status(now) for job in state.jobs.values()}
     assert checked == 6 * 300

@@ -111,7 +111,7 @@ def server(state: SimState, s: Server, now: datetime, detail: bool = False) -> d
 
 
 # Encodes as `json.dumps` does (ASCII, ", " and ": "), without its check for circular
-# references, which no answer can have and which took about half the time of a page's.
+# references, which no answer can have and which took about half of a page's encoding time.
 ENCODER = json.JSONEncoder(check_circular=False)
 PRODUCT_INFO_JSON = ENCODER.encode(product_info())
 FLAVOR_JSON = ENCODER.encode({"id": FLAVOR_ID, "links": []})
