@@ -10,8 +10,8 @@
   re-opens it. It also remembers the last contact, which the worker publishes on its heartbeat.
 
 This module is at the cloud layer: it knows no models. The database store is plugged in from
-above (`dashboard/upstream.py`, installed by the worker); without one, Django's configured cache
-is the store.
+above (`dashboard/upstream.py`, installed at start-up by dashboard/apps.py in every process);
+without one, Django's configured cache is the store.
 """
 
 import logging
@@ -297,7 +297,7 @@ _guard: Guard | None = None
 
 
 def use_store(store: Store | None) -> None:
-    """Install the store every worker shares (the worker installs the database's)."""
+    """Install the store every process shares (apps.py installs the database's)."""
     global _store, _guard
     with _lock:
         _store = store

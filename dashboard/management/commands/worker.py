@@ -28,7 +28,6 @@ from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 
 from dashboard import inventory, upstream
-from dashboard.cloud import limits
 from dashboard.dbloss import lost_database
 from dashboard.heartbeat import (
     Heart,
@@ -222,8 +221,6 @@ class Command(BaseCommand):
 
     def handle(self, *, interval: float, heartbeat: float, **options) -> None:
         worker_id = this_worker_id()
-        # Every worker paces its cloud calls through counters they all share.
-        limits.use_store(upstream.DatabaseStore())
         heart = Heart(worker_id, heartbeat, scheduled_duties())
         heart.beat_now()  # before the first claim: every task we hold has a heartbeat row
         heart.start()
