@@ -8,6 +8,7 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.core import signing
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
@@ -436,7 +437,14 @@ def test_a_revert_reads_revert_of_and_its_source_reads_reverted_by(
     assert f'Reverted by <a href="/rollouts/{revert.pk}/">' in listing
 
     data = viewer_client.get(f"/rollouts/{rollout.pk}/export.json").json()
-    assert data["follow_ups"] == [{"label": "Reverted by", "rollout": revert.pk, "kind": "revert"}]
+    assert data["follow_ups"] == [
+        {
+            "label": "Reverted by",
+            "rollout": revert.pk,
+            "kind": "revert",
+            "url": f"{settings.DASHBOARD_BASE_URL}/rollouts/{revert.pk}/",
+        }
+    ]
     reverted = viewer_client.get(f"/rollouts/{revert.pk}/export.json").json()
     assert (reverted["kind"], reverted["origin"]) == ("revert", f"Revert of #{rollout.pk}")
     rows = list(
