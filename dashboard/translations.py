@@ -136,14 +136,23 @@ def problems(path: Path, messages: dict | None = None) -> list[str]:
         elif not all(translations := _strings(entry.string)):
             found.append(f"{where}: untranslated: {message.msgid!r}")
         else:
-            wanted = _placeholders(message.msgid) | _placeholders(message.plural or "")
-            for translation in translations:
-                if _placeholders(translation) - wanted or (
-                    not message.plural and _placeholders(translation) != wanted
-                ):
-                    found.append(f"{where}: placeholders differ: {message.msgid!r}")
-                    break
+            found += _format_problems(message, translations, where)
     return found
+
+
+def _format_problems(message: Message, translations: tuple[str, ...], where: str) -> list[str]:
+    """A translation that would fail where it is %-formatted: other placeholders, or a lone %
+    (blocktranslate and Python's % need %% for a percent sign)."""
+    wanted = _placeholders(message.msgid) | _placeholders(message.plural or "")
+    is_format = bool(wanted) or "%%" in message.msgid
+    for translation in translations:
+        if _placeholders(translation) - wanted or (
+            not message.plural and _placeholders(translation) != wanted
+        ):
+            return [f"{where}: placeholders differ: {message.msgid!r}"]
+        if is_format and "%" in PLACEHOLDER.sub("", translation):
+            return [f"{where}: a lone % in the translation (write %%): {message.msgid!r}"]
+    return []
 
 
 def update(path: Path, messages: dict | None = None) -> tuple[int, int]:

@@ -98,17 +98,19 @@ def test_a_message_missing_untranslated_fuzzy_or_misplaced_is_reported(tmp_path)
     )
     (tmp_path / "dashboard" / "words.py").write_text(
         'from django.utils.translation import gettext\nA = gettext("Half done")\n'
-        'B = gettext("Wave %(n)s")\n'
+        'B = gettext("Wave %(n)s")\nC = gettext("%(n)s%% done")\n'
     )
     po = _write_po(
         tmp_path / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.po",
         'msgid "Servers"\nmsgstr "服务器"\n\n'
         'msgid "%(n)s server"\nmsgid_plural "%(n)s servers"\nmsgstr[0] "%(n)s 台服务器"\n\n'
         '#, fuzzy\nmsgid "Half done"\nmsgstr "一半"\n\n'
-        'msgid "Wave %(n)s"\nmsgstr "第 %(m)s 批"\n',
+        'msgid "Wave %(n)s"\nmsgstr "第 %(m)s 批"\n\n'
+        'msgid "%(n)s%% done"\nmsgstr "已完成 %(n)s%"\n',
     )
     found = translations.problems(po, translations.extract(tmp_path))
     assert found == [
+        "dashboard/words.py:4: a lone % in the translation (write %%): '%(n)s%% done'",
         "templates/page.html:3: not in the catalog: 'Brand new words'",
         "dashboard/words.py:2: fuzzy in the catalog: 'Half done'",
         "dashboard/words.py:3: placeholders differ: 'Wave %(n)s'",
