@@ -206,8 +206,9 @@ def summarize_refusals(*, before: datetime.datetime | None = None) -> int:
     """Write one `audit.suppressed` row for each finished minute in which refusals were
     counted but not recorded; forget old counters. Returns the rows written.
 
-    Runs with every refusal; safe to call from anywhere (each minute is summarized once, by
-    whichever process claims it first).
+    Runs with every refusal and among the worker's periodic duties (so a minute is summarized
+    even when no refusal follows it); safe to call from anywhere (each minute is summarized
+    once, by whichever process claims it first).
     """
     before = before or timezone.now().replace(second=0, microsecond=0)
     pending = RefusalWindow.objects.filter(

@@ -27,7 +27,7 @@ from django_tasks_db.compat import TaskContext, task_finished, task_started
 from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 
-from dashboard import inventory, upstream
+from dashboard import audit, inventory, upstream
 from dashboard.dbloss import lost_database
 from dashboard.heartbeat import (
     Heart,
@@ -51,6 +51,7 @@ def scheduled_duties() -> list:
         recover_dead_workers,
         forget_old_workers,
         upstream.prune_rate_windows,
+        audit.summarize_refusals,  # a quiet minute after refusals gets its summary too
         inventory.schedule_sync,
         recovery.resume_stalled,
         planning.expire_plans,
