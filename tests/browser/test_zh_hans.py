@@ -4,7 +4,8 @@ The browser asks for zh-Hans (Accept-Language) and walks the main pages. On each
 node a person can see is read, and any ASCII word in it that is not a name or a code is a
 finding: names come from the simulator's fleet (servers, groups, images) and the signed-in
 person; codes are written in `<code>` or a `.mono` element (ids, API and IAM action names,
-error codes) or are on the short allow-list below (units, acronyms, product names).
+error codes) or are on the short allow-list below (units, acronyms, product names). Text the
+cloud wrote (a job's error message) is marked translate="no" and shown as it came.
 """
 
 import re
@@ -39,12 +40,13 @@ CODE = re.compile(r"[0-9_.:/@]")
 
 # Every text node that is rendered and not inside a code, a .mono element or a script.
 VISIBLE_TEXT = """() => {
+  const SKIP = 'script, style, template, code, .mono, [translate="no"]';
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
   const found = [];
   for (let node = walker.nextNode(); node; node = walker.nextNode()) {
     const text = node.textContent.trim();
     const parent = node.parentElement;
-    if (!text || !parent || parent.closest('script, style, template, code, .mono')) continue;
+    if (!text || !parent || parent.closest(SKIP)) continue;
     if (!parent.checkVisibility({visibilityProperty: true, opacityProperty: false})) continue;
     found.push(text.replace(/\\s+/g, ' '));
   }
@@ -130,7 +132,8 @@ def test_the_main_pages_hold_no_untranslated_english(dashboard, zh_page):
 def test_the_check_finds_an_english_word_left_in_a_chinese_page(zh_page):
     zh_page.set_content(
         "<main><h1>服务器</h1><p>共 3 台 <b>servers</b></p><p class='mono'>WKS.00211102</p>"
-        "<p hidden>Hidden words</p><p>镜像 WinSrv2022 · 12 GB · workspace:server:list</p></main>"
+        "<p hidden>Hidden words</p><p translate='no'>The cloud's own words</p>"
+        "<p>镜像 WinSrv2022 · 12 GB · workspace:server:list</p></main>"
     )
     assert english_on(zh_page, names={"WinSrv"}) == ["'servers': servers"]
 
