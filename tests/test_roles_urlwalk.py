@@ -72,7 +72,29 @@ def api_acts(*, by: str) -> Expected:
     return (401, *acts(415, by=by)[1:])  # type: ignore[return-value]
 
 
-API_URLS: dict[str, Row] = {
+API_ROWS: dict[str, Row] = {
+    "api:api-root": Row(get=(404,) * 5, post=(404,) * 5),
+    "api-unknown": Row(get=(404,) * 5, post=(404,) * 5, kwargs=lambda d: {"rest": "nowhere"}),
+    "api:openapi": Row(get=API_READ, post=NOT_ALLOWED),
+    "api:list_groups": Row(get=API_READ, post=NOT_ALLOWED),
+    "api:list_images": Row(get=API_READ, post=NOT_ALLOWED),
+    "api:list_servers": Row(get=API_READ, post=NOT_ALLOWED),
+    "api:list_rollouts": Row(get=API_READ, post=NOT_ALLOWED),
+    "api:list_audit": Row(get=API_READ, post=NOT_ALLOWED),
+    "api:create_plan": Row(get=NOT_ALLOWED, post=api_acts(by="operator")),
+    "api:read_plan": Row(get=API_READ, post=NOT_ALLOWED, kwargs=_rollout),
+    "api:confirm_plan": Row(get=NOT_ALLOWED, post=api_acts(by="operator"), kwargs=_rollout),
+    "api:discard_plan": Row(get=NOT_ALLOWED, post=api_acts(by="operator"), kwargs=_rollout),
+    "api:read_rollout": Row(get=API_READ, post=NOT_ALLOWED, kwargs=_rollout),
+    "api:approve": Row(get=NOT_ALLOWED, post=api_acts(by="approver"), kwargs=_rollout),
+    "api:pause": Row(get=NOT_ALLOWED, post=api_acts(by="operator"), kwargs=_rollout),
+    "api:cancel": Row(get=NOT_ALLOWED, post=api_acts(by="operator"), kwargs=_rollout),
+    "api:resume": Row(get=NOT_ALLOWED, post=api_acts(by="operator"), kwargs=_rollout),
+    "api:retry": Row(get=NOT_ALLOWED, post=api_acts(by="operator"), kwargs=_rollout),
+    "api:revert": Row(get=NOT_ALLOWED, post=api_acts(by="operator"), kwargs=_rollout),
+}
+
+URLS: dict[str, Row] = {
     #                      anonymous  viewer  operator  approver  admin
     "healthz": Row(get=({200, 503},) * 5, post=(405,) * 5),  # public; 503 without a worker
     "sign-out": Row(post=acts(302, by="viewer")),  # to SSO_SIGN_OUT_URL
@@ -115,7 +137,7 @@ API_URLS: dict[str, Row] = {
     # The automation API answers for itself: 401 without a caller, 405 for a method a path does
     # not take (whoever asks), problem documents throughout. tests/test_api_roles.py walks it
     # with service tokens and JSON bodies; this walk posts an empty form through SSO sessions.
-    **API_URLS,
+    **API_ROWS,
 }
 
 
