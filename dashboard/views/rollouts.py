@@ -14,7 +14,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
+from django.db.models import Case, Count, Q, When
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -256,9 +256,12 @@ def plan_detail(request: HttpRequest, rollout_id: int) -> HttpResponse:
     rows = list(rollout.servers.all())
     counts = {v: sum(1 for r in rows if r.verdict == v) for v in RolloutServer.Verdict.values}
     chunks = sorted({r.chunk for r in rows if r.chunk})
+    # Blocked rows first when the list is cut: they are what the operator must read.
+    shown = rows if len(rows) <= ROWS_SHOWN else sorted(rows, key=lambda r: r.verdict != "blocked")
     context = {
         "rollout": rollout,
-        "rows": rows,
+        "rows": shown[:ROWS_SHOWN],
+        "rows_total": len(rows),
         "counts": counts,
         "chunks": [(c, sum(1 for r in rows if r.chunk == c)) for c in chunks],
         "sessions": sum(r.session_count for r in rows if r.verdict == RolloutServer.Verdict.CHANGE),
@@ -273,6 +276,10 @@ def plan_detail(request: HttpRequest, rollout_id: int) -> HttpResponse:
     add_never_cache_headers(response)
     patch_cache_control(response, no_store=True)
     return response
+
+
+# A page of thousands of rows is slow to draw and to read; the exports hold every row.
+ROWS_SHOWN = 500
 
 
 @dataclass
@@ -384,9 +391,17 @@ def detail(request: HttpRequest, rollout_id: int) -> HttpResponse:
     if rollout.state in (Rollout.State.PLANNED,):
         return redirect("rollout-plan", rollout.pk)
     rows = rollout.servers.all()
+    total = rows.count()
+    if total > ROWS_SHOWN:
+        # Failed, unknown and busy rows first: the ones that need someone.
+        attention = Case(
+            When(state__in=["failed", "unknown", *RolloutServer.ACTIVE_STATES], then=0), default=1
+        )
+        rows = rows.annotate(attention=attention).order_by("attention", "chunk", "server_name")
     context = {
         "rollout": rollout,
-        "rows": rows,
+        "rows": rows[:ROWS_SHOWN],
+        "rows_total": total,
         "summary": summary(rollout),
         "since": timezone.now().isoformat(),
         "derived": rollout.derived.all(),
