@@ -177,7 +177,14 @@ def update(path: Path, messages: dict | None = None) -> tuple[int, int]:
             dropped += 1
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as stream:
-        write_po(stream, catalog, width=100, sort_output=True, include_previous=False)
+        write_po(
+            stream,
+            catalog,
+            width=100,
+            sort_output=True,
+            include_previous=False,
+            include_lineno=False,
+        )
     return added, dropped
 
 
