@@ -1,5 +1,6 @@
 """Forms: the single source of truth for what may be submitted."""
 
+import datetime as dt
 from datetime import UTC, datetime
 
 from django import forms
@@ -9,9 +10,10 @@ from django.db.models.functions import Coalesce
 from django.forms.utils import flatatt
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import pgettext_lazy
 
-from dashboard import keyset
-from dashboard.models import Image, Rollout, Server, ServerGroup
+from dashboard import audit, keyset
+from dashboard.models import AuditEvent, Image, Rollout, Server, ServerGroup
 from dashboard.rollouts import planning
 
 YES_NO = [("", "any"), ("yes", "yes"), ("no", "no")]
@@ -387,3 +389,44 @@ def _amount(value: str) -> str:
     except ValueError:
         raise forms.ValidationError("Give a number of servers (5) or a percentage (10%).") from None
     return value
+
+
+# ---- the audit trail's filters (the audit page and the API's GET /audit) ----------------
+
+OUTCOME_CHOICES = [
+    ("", pgettext_lazy("audit outcome", "any")),
+    (audit.OK, pgettext_lazy("audit outcome", "ok")),
+    (audit.REFUSED, pgettext_lazy("audit outcome", "refused")),
+    (audit.ERROR, pgettext_lazy("audit outcome", "error")),
+]
+
+
+class AuditFilterForm(forms.Form):
+    actor = forms.CharField(required=False, max_length=150)
+    action = forms.CharField(required=False, max_length=64)
+    outcome = forms.ChoiceField(required=False, choices=OUTCOME_CHOICES)
+    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    # A bigger number than the id column holds is an error to show, not a query to send.
+    rollout = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+
+    def filter(self, events: QuerySet[AuditEvent]) -> QuerySet[AuditEvent]:
+        """`events` narrowed to the valid filters (invalid ones are ignored and shown)."""
+        data = self.cleaned_data if self.is_valid() else {}
+        if data.get("actor"):
+            events = events.filter(actor__iexact=data["actor"])
+        if data.get("action"):
+            events = events.filter(action__startswith=data["action"])
+        if data.get("outcome"):
+            events = events.filter(outcome=data["outcome"])
+        if data.get("since"):
+            events = events.filter(at__gte=_start_of(data["since"]))
+        if data.get("until"):
+            events = events.filter(at__lt=_start_of(data["until"] + dt.timedelta(days=1)))
+        if data.get("rollout"):
+            events = events.filter(rollout_id=data["rollout"])
+        return events
+
+
+def _start_of(day: dt.date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, dt.time.min))

@@ -8,9 +8,9 @@ from dashboard.api.auth import by
 from dashboard.api.inventory import form_errors
 from dashboard.api.problems import Problem
 from dashboard.api.rollouts import MAX_LIMIT, id_page
+from dashboard.forms import AuditFilterForm
 from dashboard.models import AuditEvent
 from dashboard.roles import VIEWER
-from dashboard.views.audit import AuditFilterForm
 
 router = Router(tags=["audit"])
 

@@ -5,10 +5,8 @@ export itself is audited, so reading the whole trail leaves a trace.
 """
 
 import csv
-import datetime
 from collections.abc import Iterator
 
-from django import forms
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -19,6 +17,7 @@ from django.views.decorators.http import require_GET
 
 from dashboard import audit as audit_log
 from dashboard.exports import safe_cell
+from dashboard.forms import AuditFilterForm
 from dashboard.models import AuditEvent
 from dashboard.roles import VIEWER, require_role
 
@@ -37,43 +36,6 @@ CSV_TITLES = {
     "groups": pgettext_lazy("audit export", "groups"),
     "details": pgettext_lazy("audit export", "details"),
 }
-OUTCOME_CHOICES = [
-    ("", pgettext_lazy("audit outcome", "any")),
-    (audit_log.OK, pgettext_lazy("audit outcome", "ok")),
-    (audit_log.REFUSED, pgettext_lazy("audit outcome", "refused")),
-    (audit_log.ERROR, pgettext_lazy("audit outcome", "error")),
-]
-
-
-class AuditFilterForm(forms.Form):
-    actor = forms.CharField(required=False, max_length=150)
-    action = forms.CharField(required=False, max_length=64)
-    outcome = forms.ChoiceField(required=False, choices=OUTCOME_CHOICES)
-    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    # A bigger number than the id column holds is an error to show, not a query to send.
-    rollout = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
-
-    def filter(self, events: QuerySet[AuditEvent]) -> QuerySet[AuditEvent]:
-        """`events` narrowed to the valid filters (invalid ones are ignored and shown)."""
-        data = self.cleaned_data if self.is_valid() else {}
-        if data.get("actor"):
-            events = events.filter(actor__iexact=data["actor"])
-        if data.get("action"):
-            events = events.filter(action__startswith=data["action"])
-        if data.get("outcome"):
-            events = events.filter(outcome=data["outcome"])
-        if data.get("since"):
-            events = events.filter(at__gte=_start_of(data["since"]))
-        if data.get("until"):
-            events = events.filter(at__lt=_start_of(data["until"] + datetime.timedelta(days=1)))
-        if data.get("rollout"):
-            events = events.filter(rollout_id=data["rollout"])
-        return events
-
-
-def _start_of(day: datetime.date) -> datetime.datetime:
-    return timezone.make_aware(datetime.datetime.combine(day, datetime.time.min))
 
 
 def _filtered(request: HttpRequest) -> tuple[AuditFilterForm, QuerySet[AuditEvent]]:
