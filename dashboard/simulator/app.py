@@ -129,11 +129,19 @@ def match(method: str, path: str) -> tuple[Route | None, dict[str, str], bool]:
 
 
 class SimulatorApp:
-    """WSGI callable over one SimState. `stopping` cuts latency and stalls short on shutdown."""
+    """WSGI callable over one SimState. `stopping` cuts latency and stalls short on shutdown;
+    `on_change` is called after each request that may have changed the state (every cloud
+    request is recorded in the log; control reads change nothing)."""
 
-    def __init__(self, state: SimState, stopping: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        state: SimState,
+        stopping: threading.Event | None = None,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
         self.state = state
         self.stopping = stopping or threading.Event()
+        self.on_change = on_change or (lambda: None)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         request_id = uuid.uuid4().hex
@@ -141,8 +149,13 @@ class SimulatorApp:
         method = environ["REQUEST_METHOD"]
         if path.startswith(control.PREFIX):
             response = control.handle(self.state, method, path, _read_body(environ))
+            if method != "GET":
+                self.on_change()
             return _send(start_response, response, request_id)
-        return self._cloud(environ, start_response, method, path, request_id)
+        try:
+            return self._cloud(environ, start_response, method, path, request_id)
+        finally:
+            self.on_change()
 
     def _cloud(
         self,

@@ -34,6 +34,8 @@ def handle(state: SimState, method: str, path: str, body: bytes) -> Response:
         ("POST", "reset"): _reset,
         ("GET", "faults"): lambda s, _d: Response(200, s.faults.as_dict()),
         ("POST", "faults"): _faults,
+        ("GET", "seed"): lambda s, _d: Response(200, {"fault_seed": s.fault_seed}),
+        ("POST", "seed"): _seed,
         ("GET", "clock"): lambda s, _d: Response(200, s.clock.as_dict()),
         ("POST", "clock"): _clock,
         ("GET", "fleet"): _fleet,
@@ -59,6 +61,7 @@ def _health(state: SimState, _data: dict[str, Any]) -> Response:
                 "images": len(state.images),
                 "jobs": len(state.jobs),
                 "seed": state.config.seed,
+                "fault_seed": state.fault_seed,
                 "clock": state.clock.as_dict(),
             },
         )
@@ -80,6 +83,15 @@ def _faults(state: SimState, data: dict[str, Any]) -> Response:
         return Response(200, state.set_faults(**data))
     except ValueError as error:
         return _error(400, str(error))
+
+
+def _seed(state: SimState, data: dict[str, Any]) -> Response:
+    """Restart the fault and job-failure draws from `seed`, so a fault run can be repeated."""
+    seed = data.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        return _error(400, 'seed must be an integer, e.g. {"seed": 42}')
+    state.reseed(seed)
+    return Response(200, {"fault_seed": state.fault_seed})
 
 
 def _clock(state: SimState, data: dict[str, Any]) -> Response:

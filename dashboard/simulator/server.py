@@ -1,7 +1,8 @@
 """A threaded WSGI server (wsgiref) that can drop a connection without answering.
 
 `start()` runs it in a background thread and returns a handle with `url` and `stop()`;
-`serve()` runs it in the foreground until interrupted (the runsim command).
+`serve()` runs it in the foreground until interrupted (the runsim command). With a
+`persist.Persister` the cloud is saved after requests and once more when it stops.
 """
 
 import contextlib
@@ -13,6 +14,7 @@ from socketserver import ThreadingMixIn
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
 from dashboard.simulator.app import DROP_KEY, SimulatorApp
+from dashboard.simulator.persist import Persister
 from dashboard.simulator.state import SimState
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,7 @@ class RunningServer:
     httpd: ThreadedWSGIServer
     stopping: threading.Event
     thread: threading.Thread | None = field(default=None)
+    persister: Persister | None = field(default=None)
 
     @property
     def url(self) -> str:
@@ -80,19 +83,26 @@ class RunningServer:
         self.httpd.server_close()
         if self.thread is not None:
             self.thread.join(timeout=10)
+        if self.persister is not None:
+            self.persister.close()  # after the last request, so it is in the file
 
 
-def make_server(state: SimState, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
+def make_server(
+    state: SimState, host: str = "127.0.0.1", port: int = 0, persister: Persister | None = None
+) -> RunningServer:
     """Bind (port 0 = a free port) without serving yet."""
     stopping = threading.Event()
     httpd = ThreadedWSGIServer((host, port), _RequestHandler)
-    httpd.set_app(SimulatorApp(state, stopping))
-    return RunningServer(state, host, httpd.server_address[1], httpd, stopping)
+    on_change = persister.changed if persister is not None else None
+    httpd.set_app(SimulatorApp(state, stopping, on_change=on_change))
+    return RunningServer(state, host, httpd.server_address[1], httpd, stopping, None, persister)
 
 
-def start(state: SimState, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
+def start(
+    state: SimState, host: str = "127.0.0.1", port: int = 0, persister: Persister | None = None
+) -> RunningServer:
     """Serve in a daemon thread; call `.stop()` when done."""
-    running = make_server(state, host, port)
+    running = make_server(state, host, port, persister)
     running.thread = threading.Thread(
         target=running.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
     )

@@ -53,6 +53,7 @@ class SimConfig:
     servers: int = 120
     seed: int = 1
     job_seconds: float = 60.0
+    fault_seed: int | None = None  # seeds the fault and job-failure draws; None: `seed`
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "SimConfig":
@@ -147,6 +148,9 @@ class SimState:
         self.config = config or SimConfig()
         self.clock = Clock(manual=manual_clock)
         self._initial_faults = faults or Faults()
+        self.fault_seed = (
+            self.config.seed if self.config.fault_seed is None else self.config.fault_seed
+        )
         self.reset()
 
     # --- lifecycle and controls ---------------------------------------------------------
@@ -167,8 +171,7 @@ class SimState:
             self.faults = replace(
                 self._initial_faults, rejections=dict(self._initial_faults.rejections)
             )
-            self.fault_rng = random.Random(self.config.seed * 7919 + 1)
-            self.job_rng = random.Random(self.config.seed * 7919 + 2)
+            self.reseed(self.fault_seed)
             self.job_ids = JobIds(575768277444198400 + self.config.seed * 10_000_000)
             self.sub_job_ids = JobIds(575768277481947136 + self.config.seed * 10_000_000)
             self.jobs: dict[str, Job] = {}
@@ -200,6 +203,38 @@ class SimState:
             start = seed.started or now - timedelta(seconds=seed.started_ago)
             self._add_job(server, seed.job_type, start, seed.duration, seed.fails, "", settle=False)
         self._settle(now)  # seed jobs change no image, so settling once at the end is the same
+
+    def reseed(self, seed: int) -> None:
+        """Restart the fault and job-failure draws from `seed` (the fleet stays as it is), so
+        a run with the same seed and the same requests meets the same faults."""
+        with self.lock:
+            self.fault_seed = seed
+            self.fault_rng = random.Random(seed * 7919 + 1)
+            self.job_rng = random.Random(seed * 7919 + 2)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything the cloud remembers, for a state file (persist.py); see `restore`."""
+        with self.lock:
+            kept = {k: v for k, v in vars(self).items() if k not in _NOT_SNAPSHOTTED}
+            # An itertools.count is not picklable on every Python: keep where it stands.
+            kept["_order"] = next(self._order)
+            kept["clock_fixed"] = self.clock._fixed
+            kept["config"] = {"servers": self.config.servers, "seed": self.config.seed,
+                              "job_seconds": self.config.job_seconds}  # fmt: skip
+            return kept
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Become the cloud `snapshot` describes (credentials stay those configured now)."""
+        with self.lock:
+            snapshot = dict(snapshot)
+            self.config = replace(self.config, **snapshot.pop("config"))
+            fixed = snapshot.pop("clock_fixed")
+            self.clock = Clock()
+            if fixed is not None:
+                self.clock.set_manual(fixed)
+            order = snapshot.pop("_order")
+            vars(self).update(snapshot)
+            self._order = itertools.count(order)
 
     def set_faults(self, **changes: Any) -> dict[str, Any]:
         """Change fault knobs (see Faults); returns them all. Raises ValueError on bad input."""
@@ -538,6 +573,9 @@ class SimState:
         """Every issued token expires now (to test re-authentication)."""
         with self.lock:
             self.tokens.clear()
+
+
+_NOT_SNAPSHOTTED = frozenset({"lock", "config", "clock", "_initial_faults"})
 
 
 def _session_order(session: UserSession) -> tuple[datetime, str]:

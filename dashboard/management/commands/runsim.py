@@ -6,8 +6,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from dashboard.env import env_float
-from dashboard.simulator import server
+from dashboard.env import env_float, env_str
+from dashboard.simulator import persist, server
 from dashboard.simulator.faults import Faults
 from dashboard.simulator.state import SimConfig, SimState
 
@@ -19,7 +19,10 @@ FAULT_OPTIONS = ("latency_ms", "error_rate", "throttle_rate", "job_failure_rate"
 def build_state(options: dict[str, Any]) -> SimState:
     """The simulator state for the command's options (credentials from the environment)."""
     config = SimConfig.from_env(
-        servers=options["servers"], seed=options["seed"], job_seconds=options["job_seconds"]
+        servers=options["servers"],
+        seed=options["seed"],
+        job_seconds=options["job_seconds"],
+        fault_seed=options.get("fault_seed"),
     )
     faults = Faults()
     try:
@@ -27,6 +30,26 @@ def build_state(options: dict[str, Any]) -> SimState:
     except ValueError as error:
         raise CommandError(str(error)) from None
     return SimState(config, faults=faults, manual_clock=options["manual_clock"])
+
+
+def fault_seed_default() -> int | None:
+    """SIM_SEED seeds the fault draws of a run (unset: the fleet's --seed)."""
+    text = env_str("SIM_SEED")
+    try:
+        return int(text) if text else None
+    except ValueError:
+        raise CommandError(f"SIM_SEED must be an integer, not {text!r}.") from None
+
+
+def open_state_file(state: SimState, options: dict[str, Any]) -> persist.Persister | None:
+    """Load (or with --reset, start afresh) the state file; None when there is none."""
+    path = options["state_file"]
+    if not path:
+        return None
+    try:
+        return persist.Persister(state, path, reset=options["reset"])
+    except persist.StateFileError as error:
+        raise CommandError(str(error)) from None
 
 
 def serve_until_stopped(running: server.RunningServer, stop: threading.Event) -> None:
@@ -60,6 +83,22 @@ class Command(BaseCommand):
         parser.add_argument("--drop-after-rate", type=float, default=0.0)
         parser.add_argument("--stall-seconds", type=float, default=0.0)
         parser.add_argument(
+            "--fault-seed",
+            type=int,
+            default=fault_seed_default(),
+            help="Seed of the fault and job-failure draws (default SIM_SEED, else --seed).",
+        )
+        parser.add_argument(
+            "--state-file",
+            default=env_str("SIM_STATE_FILE"),
+            help="Keep the simulated cloud in this file across restarts (default SIM_STATE_FILE).",
+        )
+        parser.add_argument(
+            "--reset",
+            action="store_true",
+            help="Start from a fresh fleet even if the state file exists (it is overwritten).",
+        )
+        parser.add_argument(
             "--manual-clock",
             action="store_true",
             help="Freeze time; move it with POST /_sim/clock {'advance': seconds}.",
@@ -71,9 +110,12 @@ class Command(BaseCommand):
         if options["servers"] < 1:
             raise CommandError("--servers must be at least 1.")
         state = build_state(options)
+        persister = open_state_file(state, options)
         try:
-            running = server.make_server(state, options["host"], options["port"])
+            running = server.make_server(state, options["host"], options["port"], persister)
         except OSError as error:
+            if persister is not None:
+                persister.close()
             raise CommandError(
                 f"Cannot listen on {options['host']}:{options['port']}: {error}"
             ) from None
@@ -83,7 +125,10 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Simulator on {running.url}: {len(state.servers)} servers in {len(state.groups)} "
             f"groups, {len(state.images)} images, seed {state.config.seed}, jobs take "
-            f"{state.config.job_seconds:g}s. Ctrl-C stops."
+            f"{state.config.job_seconds:g}s, fault seed {state.fault_seed}. Ctrl-C stops."
         )
+        if persister is not None:
+            kept = "loaded from" if persister.loaded else "kept in"
+            self.stdout.write(f"The simulated cloud is {kept} {persister.path}.")
         serve_until_stopped(running, stop)
         self.stdout.write("Simulator stopped.")

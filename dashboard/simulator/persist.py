@@ -1,0 +1,140 @@
+"""The simulated cloud kept in a state file, so a restarted simulator answers as before.
+
+The file is one header line (`MAGIC VERSION`) and then a pickle of `SimState.snapshot()`:
+the fleet, jobs (pending and finished), shared batch jobs, sessions, tokens, fault knobs and
+draws, the request log and the manual clock. It is written atomically (a temporary file in
+the same directory, then a rename), a short while after each request and at shutdown.
+A file of another version, or one that cannot be read, is refused with a message naming it;
+only `reset=True` (runsim --reset) replaces it with a fresh fleet.
+
+A pickle runs code when loaded: load only state files the simulator itself wrote (the demo
+keeps them under var/).
+"""
+
+import contextlib
+import logging
+import os
+import pickle
+import tempfile
+import threading
+from pathlib import Path
+
+from dashboard.simulator.state import SimState
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"huawei-workspace-simulator-state"
+VERSION = 1
+DEBOUNCE_SECONDS = 0.5
+
+
+class StateFileError(Exception):
+    """A state file the simulator will not load (the message names the file and the fix)."""
+
+
+def save(state: SimState, path: Path) -> None:
+    """Write `state` to `path` atomically: readers see the old file or the new, never half."""
+    with state.lock:
+        payload = pickle.dumps(state.snapshot(), protocol=pickle.HIGHEST_PROTOCOL)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(MAGIC + b" %d\n" % VERSION)
+            out.write(payload)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def load(state: SimState, path: Path) -> None:
+    """Make `state` the cloud saved in `path`. Raises StateFileError for a file it refuses."""
+    try:
+        content = path.read_bytes()
+    except OSError as error:
+        raise StateFileError(f"Cannot read the simulator state file {path}: {error}") from None
+    header, _, payload = content.partition(b"\n")
+    magic, _, version = header.partition(b" ")
+    if magic != MAGIC:
+        raise _refused(path, "it is not a simulator state file")
+    if version != b"%d" % VERSION:
+        shown = version.decode("ascii", "replace") or "?"
+        raise _refused(path, f"it holds version {shown}; this simulator reads version {VERSION}")
+    try:
+        snapshot = pickle.loads(payload)  # noqa: S301 (a file this simulator wrote, see above)
+        state.restore(snapshot)
+    except Exception as error:  # any damage shows up as some error while unpickling
+        raise _refused(path, f"it cannot be read ({type(error).__name__}: {error})") from None
+
+
+def _refused(path: Path, why: str) -> StateFileError:
+    return StateFileError(
+        f"The simulator state file {path} is refused: {why}. Move it away, or start with "
+        "--reset to replace it with a fresh fleet."
+    )
+
+
+class Persister:
+    """Loads the state file at start (unless `reset`) and saves it after changes and at close.
+
+    `changed()` is called after every request; a background thread saves once things have
+    been quiet for `delay` seconds, so a burst of requests costs one write.
+    """
+
+    def __init__(
+        self,
+        state: SimState,
+        path: Path | str,
+        *,
+        reset: bool = False,
+        delay: float = DEBOUNCE_SECONDS,
+    ) -> None:
+        self.state = state
+        self.path = Path(path)
+        self.delay = delay
+        self.loaded = False
+        if self.path.exists() and not reset:
+            load(state, self.path)
+            self.loaded = True
+        save(state, self.path)  # a fresh or reset fleet is on disk from the start
+        self._dirty = threading.Event()
+        self._closing = threading.Event()
+        self._write = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="simulator-state", daemon=True)
+        self._thread.start()
+
+    def changed(self) -> None:
+        self._dirty.set()
+
+    def flush(self) -> None:
+        """Save now (if anything changed since the last save)."""
+        with self._write:
+            if self._dirty.is_set():
+                self._dirty.clear()
+                save(self.state, self.path)
+
+    def close(self) -> None:
+        """Stop the background saver and write the final state."""
+        self._closing.set()
+        self._dirty.set()  # wake the thread so it can see `_closing`
+        self._thread.join(timeout=10)
+        with self._write:
+            self._dirty.clear()
+            save(self.state, self.path)
+
+    def _run(self) -> None:
+        while not self._closing.is_set():
+            self._dirty.wait()
+            if self._closing.is_set():
+                return
+            self._closing.wait(self.delay)  # let a burst of requests finish first
+            if self._closing.is_set():
+                return
+            try:
+                self.flush()
+            except OSError:
+                log.exception("could not write the simulator state file %s", self.path)

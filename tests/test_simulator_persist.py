@@ -1,0 +1,181 @@
+"""The simulator keeps its cloud in a state file across restarts, and seeds its faults per run."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from django.core.management import CommandError, call_command
+
+from dashboard.management.commands import runsim
+from dashboard.simulator import persist, server
+from dashboard.simulator.faults import Faults
+from dashboard.simulator.state import SimConfig, SimState
+from tests.sim_fixtures import RunningSimulator
+from tests.sim_fixtures import signed_call as call
+
+TIMEOUT = 10
+CONFIG = SimConfig(servers=24, seed=7, job_seconds=60.0)
+
+
+def start(path: Path, *, reset: bool = False) -> RunningSimulator:
+    state = SimState(CONFIG, manual_clock=True)
+    persister = persist.Persister(state, path, reset=reset)
+    handle = server.start(state, persister=persister)
+    return RunningSimulator(handle.url, state, handle)
+
+
+def v1(sim: RunningSimulator, rest: str) -> str:
+    return f"/v1/{sim.config.project_id}{rest}"
+
+
+def listing(sim: RunningSimulator) -> list[dict[str, Any]]:
+    answer = call(sim, "GET", v1(sim, "/app-servers"), [("limit", "100")])
+    assert answer.status_code == 200
+    return answer.json()["items"]
+
+
+def job(sim: RunningSimulator, job_id: str) -> dict[str, Any]:
+    answer = call(sim, "GET", f"/v2/{sim.config.project_id}/job/{job_id}")
+    assert answer.status_code == 200
+    return answer.json()
+
+
+def accept_change(sim: RunningSimulator) -> tuple[str, str, str]:
+    """Change one server to another image of its family; (server id, image id, job id)."""
+    for item in listing(sim):
+        if item.get("maintain_status") is not True:
+            continue
+        group = sim.state.groups[item["server_group_id"]]
+        image = sim.state.images[group.image_id]
+        if image.kind != "private" or item["image_id"] == image.id:
+            continue
+        body = {"server_ids": [item["id"]], "image_id": image.id, "image_type": "private",
+                "os_type": image.os_type}  # fmt: skip
+        answer = call(sim, "POST", v1(sim, "/app-servers/actions/batch-change-image"), body=body)
+        assert answer.status_code == 200, answer.text
+        outcome = answer.json()["items"][0]
+        if outcome["job_id"]:
+            return item["id"], image.id, outcome["job_id"]
+    raise AssertionError("no server accepted an image change")
+
+
+def test_a_restarted_simulator_answers_as_before_and_settles_earlier_jobs(tmp_path: Path) -> None:
+    path = tmp_path / "sim.state"
+    first = start(path)
+    try:
+        server_id, image_id, job_id = accept_change(first)
+        requests.post(f"{first.url}/_sim/clock", json={"advance": 5}, timeout=TIMEOUT)
+        servers_before, job_before = listing(first), job(first, job_id)
+        log_before = first.state.requests()
+        clock_before = first.state.clock.as_dict()
+    finally:
+        first.handle.stop()
+    assert path.exists()
+
+    second = start(path)
+    try:
+        assert second.state.requests() == log_before
+        assert second.state.clock.as_dict() == clock_before
+        assert listing(second) == servers_before
+        assert job(second, job_id) == job_before
+        assert job_before["status"] in ("WAITING", "RUNNING")
+        requests.post(f"{second.url}/_sim/clock", json={"advance": 120}, timeout=TIMEOUT)
+        assert job(second, job_id)["status"] == "SUCCESS"
+        after = {s["id"]: s for s in listing(second)}
+        assert after[server_id]["image_id"] == image_id
+    finally:
+        second.handle.stop()
+
+
+def test_the_state_file_is_written_while_running_not_only_at_shutdown(tmp_path: Path) -> None:
+    path = tmp_path / "sim.state"
+    sim = start(path)
+    try:
+        _, _, job_id = accept_change(sim)
+        sim.handle.persister.flush()
+        copy = SimState(CONFIG, manual_clock=True)
+        persist.load(copy, path)
+        assert job_id in copy.jobs
+        assert not list(tmp_path.glob("*.tmp*"))  # the temporary file was renamed into place
+    finally:
+        sim.handle.stop()
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"not a state file at all", "not a simulator state file"),
+        (persist.MAGIC + b" 999\n" + b"whatever", "version 999"),
+        (persist.MAGIC + b" %d\n" % persist.VERSION + b"\x80garbage", "cannot be read"),
+    ],
+)
+def test_a_corrupt_or_foreign_state_file_is_refused_naming_the_file(
+    tmp_path: Path, content: bytes, reason: str
+) -> None:
+    path = tmp_path / "sim.state"
+    path.write_bytes(content)
+    with pytest.raises(persist.StateFileError) as refused:
+        persist.Persister(SimState(CONFIG, manual_clock=True), path)
+    assert str(path) in str(refused.value)
+    assert reason in str(refused.value)
+    assert path.read_bytes() == content  # never silently replaced
+
+
+def test_reset_starts_a_fresh_fleet_over_a_bad_state_file(tmp_path: Path) -> None:
+    path = tmp_path / "sim.state"
+    path.write_bytes(b"garbage")
+    sim = start(path, reset=True)
+    try:
+        assert len(listing(sim)) == CONFIG.servers
+    finally:
+        sim.handle.stop()
+    assert path.read_bytes().startswith(persist.MAGIC)
+
+
+def test_runsim_refuses_a_corrupt_state_file_with_a_clear_message(tmp_path: Path) -> None:
+    path = tmp_path / "sim.state"
+    path.write_bytes(b"garbage")
+    with pytest.raises(CommandError, match=r"sim\.state.*--reset"):
+        call_command("runsim", "--port", "0", "--state-file", str(path))
+
+
+def fault_outcomes(sim: RunningSimulator, calls: int = 40) -> list[int | None]:
+    outcomes: list[int | None] = []
+    for _ in range(calls):
+        answer = call(sim, "GET", v1(sim, "/app-server-groups"))
+        outcomes.append(answer.status_code)
+    return outcomes
+
+
+def test_the_fault_generator_is_seeded_per_run_through_the_control(tmp_path: Path) -> None:
+    state = SimState(CONFIG, faults=Faults(error_rate=0.3, throttle_rate=0.2), manual_clock=True)
+    handle = server.start(state)
+    sim = RunningSimulator(handle.url, state, handle)
+    try:
+        runs = []
+        for seed in (11, 11, 12):
+            answer = requests.post(f"{sim.url}/_sim/seed", json={"seed": seed}, timeout=TIMEOUT)
+            assert answer.status_code == 200
+            assert answer.json()["fault_seed"] == seed
+            runs.append(fault_outcomes(sim))
+        assert runs[0] == runs[1]
+        assert runs[0] != runs[2]
+        assert set(runs[0]) >= {200, 429}
+        bad = requests.post(f"{sim.url}/_sim/seed", json={"seed": "x"}, timeout=TIMEOUT)
+        assert bad.status_code == 400
+        assert json.loads(bad.text)["error"]
+    finally:
+        handle.stop()
+
+
+def test_the_fault_seed_comes_from_sim_seed_and_leaves_the_fleet_alone(monkeypatch) -> None:
+    monkeypatch.setenv("SIM_SEED", "42")
+    parser = runsim.Command().create_parser("manage.py", "runsim")
+    options = vars(parser.parse_args([]))
+    state = runsim.build_state(options)
+    assert state.fault_seed == 42
+    assert state.config.seed == 1
+    fresh = SimState(SimConfig(seed=1))
+    assert sorted(state.servers) == sorted(fresh.servers)
