@@ -17,7 +17,7 @@ from dashboard.api.auth import by
 from dashboard.api.inventory import filter_form, form_errors
 from dashboard.api.problems import Problem
 from dashboard.forms import RolloutForm
-from dashboard.models import Rollout, RolloutServer, Server
+from dashboard.models import Rollout, Server
 from dashboard.roles import OPERATOR, VIEWER
 from dashboard.rollouts import planning
 
@@ -156,10 +156,6 @@ def confirm_plan(
 
 def _confirm(request: HttpRequest, rollout_id: int, body: schemas.ConfirmIn) -> tuple[int, dict]:
     rollout = _plan_for_user(rollout_id)
-    if rollout.state != Rollout.State.PLANNED:
-        raise _state_conflict(request, rollout, "confirm")
-    if not rollout.servers.filter(verdict=RolloutServer.Verdict.CHANGE).exists():
-        raise Problem(409, "plan.nothing_to_change")
     result = planning.confirm(
         rollout.pk, request.user.get_username(), token=body.confirm_token, request=request
     )

@@ -394,7 +394,11 @@ CONFIRM_DAMAGED = "confirm_token_invalid"
 CONFIRM_TOO_OLD = "confirm_token_expired"
 CONFIRM_OTHER_PLAN = "confirm_token_other_plan"
 PLAN_EXPIRED = "plan_expired"
+NOTHING_TO_CHANGE = "plan.nothing_to_change"
 REFUSALS = {
+    NOTHING_TO_CHANGE: gettext_lazy(
+        "Nothing in this plan would change; there is nothing to confirm."
+    ),
     CONFIRM_UNSIGNED: gettext_lazy(
         "This confirm did not come from the plan page; open the plan and confirm it there."
     ),
@@ -445,15 +449,19 @@ def confirm(
     token: str | None = None,
     request: HttpRequest | None = None,
 ) -> Confirmation:
-    """Confirm a stored plan exactly as planned, or refuse it (token, expiry, stale).
+    """Confirm a stored plan exactly as planned, or refuse it (nothing to change, token,
+    expiry, stale). The plan page and the API both render this answer.
 
     `token` is checked when given (the view always gives it); worker-side callers that hold
-    the plan itself pass None.
+    the plan itself pass None. A rollout no longer `planned` (a replay) is answered
+    unconfirmed, with no refusal and nothing stale.
     """
     with transaction.atomic():
         rollout = Rollout.objects.select_for_update().get(pk=rollout_id)
         if rollout.state != Rollout.State.PLANNED:
             return Confirmation(rollout, False, [])
+        if not rollout.servers.filter(verdict=RolloutServer.Verdict.CHANGE).exists():
+            return Confirmation(rollout, False, [], NOTHING_TO_CHANGE)
         refused = token_refusal(rollout, token) if token is not None else ""
         if not refused and timezone.now() >= plan_expires_at(rollout):
             lifecycle.transition(rollout, "expire", by=confirmed_by, request=request)

@@ -310,13 +310,6 @@ def _per_group(rows: list[RolloutServer]) -> list[GroupChange]:
 def confirm(request: HttpRequest, rollout_id: int) -> HttpResponse:
     """Start exactly the plan the operator saw: the form carries that page's signed token."""
     rollout = _get_rollout_for_user(request, rollout_id)
-    if rollout.state != Rollout.State.PLANNED:
-        return redirect("rollout-detail", rollout.pk)  # a replayed confirm changes nothing
-    if not rollout.servers.filter(verdict=RolloutServer.Verdict.CHANGE).exists():
-        messages.error(
-            request, _("Nothing in this plan would change; there is nothing to confirm.")
-        )
-        return redirect("rollout-plan", rollout.pk)
     result = planning.confirm(
         rollout.pk,
         request.user.username,
@@ -341,7 +334,7 @@ def confirm(request: HttpRequest, rollout_id: int) -> HttpResponse:
         )
     if result.confirmed:
         messages.success(request, _("Rollout #%(id)d confirmed.") % {"id": rollout.pk})
-    return redirect("rollout-detail", rollout.pk)
+    return redirect("rollout-detail", rollout.pk)  # a replayed confirm changes nothing
 
 
 @require_POST

@@ -1,0 +1,123 @@
+"""The rollout pages and the automation API apply one rule each, from the rollout domain.
+
+Every test runs the same situation through both callers (a person on the pages, a pipeline
+on the API) and asserts the same outcome in the database and the audit trail, so a rule
+copied into one caller and changed there fails here.
+"""
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from dashboard.models import AuditEvent, Rollout, RolloutServer, Server
+from dashboard.rollouts import planning
+from tests.api_helpers import API, running_rollout
+
+pytestmark = pytest.mark.django_db
+
+CALLERS = ["page", "api"]
+
+
+@pytest.fixture
+def caller(request) -> str:
+    """Which caller a test goes through; its client is `clients[caller]`."""
+    return request.param
+
+
+@pytest.fixture
+def clients(operator_client: Client, operator_token: Client) -> dict[str, Client]:
+    return {"page": operator_client, "api": operator_token}
+
+
+def api_post(client: Client, path: str, body: dict | None = None):
+    return client.post(f"{API}{path}", body or {}, content_type="application/json")
+
+
+def refusals(action: str) -> list[dict]:
+    events = AuditEvent.objects.filter(action=action, outcome="refused").order_by("pk")
+    return [event.details for event in events]
+
+
+def finished_rollout(states: dict[str, str], *, previous: str = "") -> Rollout:
+    """A failed rollout whose rows ended in `states` (server id → row state)."""
+    rollout = Rollout.objects.create(
+        created_by="someone.else",
+        target_image_id="img-new",
+        target_image_name="Win 2022 v7",
+        state=Rollout.State.FAILED,
+        reason="CHG-9",
+    )
+    for server_id, state in states.items():
+        RolloutServer.objects.create(
+            rollout=rollout,
+            server_id=server_id,
+            server_name=server_id,
+            group_id="sg-1",
+            from_image_id="img-old",
+            to_image_id="img-new",
+            previous_image_id=previous,
+            verdict=RolloutServer.Verdict.CHANGE,
+            state=state,
+        )
+    return rollout
+
+
+@pytest.fixture
+def third_server(small_fleet) -> Server:
+    return Server.objects.create(
+        id="srv-3",
+        name="fin-03",
+        group=small_fleet["group"],
+        image_id="img-old",
+        os_type="Windows",
+        status="REGISTERED",
+        drift=True,
+        synced_at=timezone.now(),
+    )
+
+
+def follow_ups(rollout: Rollout) -> list[Rollout]:
+    return list(Rollout.objects.filter(retry_of=rollout))
+
+
+# ---- 1. confirm: a plan with nothing to change is refused ---------------------------------
+
+
+def confirm(caller: str, client: Client, rollout: Rollout):
+    token = planning.confirm_token(rollout)
+    if caller == "page":
+        return client.post(reverse("rollout-confirm", args=[rollout.pk]), {"confirm_token": token})
+    return api_post(client, f"/plans/{rollout.pk}/confirm", {"confirm_token": token})
+
+
+@pytest.mark.parametrize("caller", CALLERS, indirect=True)
+def test_a_plan_with_nothing_to_change_is_refused_and_stays_a_plan(caller, clients, small_fleet):
+    plan = Rollout.objects.create(created_by="otto", target_image_id="img-new")
+    RolloutServer.objects.create(
+        rollout=plan,
+        server_id="srv-1",
+        server_name="fin-01",
+        to_image_id="img-new",
+        verdict=RolloutServer.Verdict.SKIP,
+    )
+
+    response = confirm(caller, clients[caller], plan)
+
+    assert response.status_code == 409
+    if caller == "api":
+        assert response.json()["code"] == "plan.nothing_to_change"
+    else:
+        assert "Nothing in this plan would change" in response.content.decode()
+    plan.refresh_from_db()
+    assert plan.state == Rollout.State.PLANNED and not plan.confirmed_by
+    assert [d["code"] for d in refusals("rollout.confirm")] == [planning.NOTHING_TO_CHANGE]
+
+
+@pytest.mark.parametrize("caller", CALLERS, indirect=True)
+def test_a_replayed_confirm_changes_nothing(caller, clients, small_fleet):
+    started = running_rollout(created_by="otto")
+    response = confirm(caller, clients[caller], started)
+    assert response.status_code in (302, 409)
+    started.refresh_from_db()
+    assert started.state == Rollout.State.RUNNING and not started.confirmed_by
