@@ -8,7 +8,7 @@ import pytest
 import requests
 from django.core.management import CommandError, call_command
 
-from dashboard.management.commands import runsim
+from dashboard.management.commands import runsim, serve
 from dashboard.simulator import persist, server
 from dashboard.simulator.faults import Faults
 from dashboard.simulator.state import SimConfig, SimState
@@ -179,3 +179,36 @@ def test_the_fault_seed_comes_from_sim_seed_and_leaves_the_fleet_alone(monkeypat
     assert state.config.seed == 1
     fresh = SimState(SimConfig(seed=1))
     assert sorted(state.servers) == sorted(fresh.servers)
+
+
+def test_make_run_keeps_the_simulated_cloud_in_a_file_under_var(settings, monkeypatch, tmp_path):
+    monkeypatch.delenv("SIM_STATE_FILE", raising=False)
+    settings.VAR_DIR = tmp_path / "var"
+    args = serve.simulator_args(8971, 120)
+    assert args[args.index("--state-file") + 1] == str(tmp_path / "var" / "simulator-8971.state")
+    assert args[args.index("--port") + 1] == "8971"
+    monkeypatch.setenv("SIM_STATE_FILE", str(tmp_path / "mine.state"))
+    args = serve.simulator_args(8971, 120)
+    assert args[args.index("--state-file") + 1] == str(tmp_path / "mine.state")
+
+
+def test_make_clean_removes_the_state_file_with_var() -> None:
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    clean = makefile.split("\nclean:", 1)[1].split("\n\n", 1)[0]
+    assert " var " in clean or clean.rstrip().endswith(" var")
+
+
+def test_a_reset_applies_to_the_first_start_only_not_to_a_restart(monkeypatch) -> None:
+    started: list[list[str]] = []
+
+    class Recorder:
+        pid = 1
+
+        def __init__(self, args: list[str]) -> None:
+            started.append(args)
+
+    monkeypatch.setattr(serve.subprocess, "Popen", Recorder)
+    child = serve.Child("simulator", ["runsim"], once=["--reset"])
+    child.start()
+    child.start()
+    assert started == [["runsim", "--reset"], ["runsim"]]

@@ -3,6 +3,8 @@
 Ctrl-C (or SIGTERM) stops all three. A child that exits after start-up (a crash, an OOM kill,
 a lost database) is started again after a backoff that doubles up to `RESTART_CAP` seconds and
 starts over once the child has stayed up a minute; each restart is logged. Used by `make run`.
+The simulated cloud is kept in a state file under var/ (SIM_STATE_FILE), so after a restart
+of the simulator or of `make run` it still agrees with the dashboard's history.
 """
 
 import logging
@@ -15,7 +17,10 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+
+from dashboard.env import env_bool, env_str
 
 log = logging.getLogger("dashboard.serve")
 
@@ -38,6 +43,13 @@ def _wait_for(url: str, seconds: float) -> bool:
     return False
 
 
+def simulator_args(sim_port: int, servers: int) -> list[str]:
+    """runsim's arguments, keeping the cloud in SIM_STATE_FILE or var/simulator-<port>.state."""
+    state_file = env_str("SIM_STATE_FILE") or str(settings.VAR_DIR / f"simulator-{sim_port}.state")
+    return ["runsim", "--host", "127.0.0.1", "--port", str(sim_port), "--servers", str(servers),
+            "--state-file", state_file]  # fmt: skip
+
+
 @dataclass
 class Child:
     """One supervised process and its restart schedule."""
@@ -49,9 +61,11 @@ class Child:
     backoff: float = RESTART_FIRST
     restart_at: float | None = None
     restarts: int = field(default=0)
+    once: list[str] = field(default_factory=list)  # extra arguments for the first start only
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.args)
+        self.process = subprocess.Popen(self.args + self.once)
+        self.once = []  # a restart after a crash must not, say, reset the simulated cloud again
         self.started = time.monotonic()
         self.restart_at = None
         log.info("serve: %s started (pid %d)", self.name, self.process.pid)
@@ -100,8 +114,23 @@ class Command(BaseCommand):
             "--servers", type=int, default=int(os.environ.get("SIM_SERVERS", "120"))
         )
         parser.add_argument("--no-simulator", action="store_true", help="Use a real cloud.")
+        parser.add_argument(
+            "--reset-simulator",
+            action="store_true",
+            default=env_bool("SIM_RESET"),
+            help="Start the simulated cloud afresh, replacing its state file (SIM_RESET=1).",
+        )
 
-    def handle(self, *, port: int, sim_port: int, servers: int, no_simulator: bool, **options):
+    def handle(
+        self,
+        *,
+        port: int,
+        sim_port: int,
+        servers: int,
+        no_simulator: bool,
+        reset_simulator: bool,
+        **options,
+    ):
         manage = [sys.executable, "manage.py"]
         children: list[Child] = []
 
@@ -111,8 +140,9 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, interrupt)
         try:
             if not no_simulator:
-                sim = [*manage, "runsim", "--host", "127.0.0.1", "--port", str(sim_port)]
-                children.append(Child("simulator", [*sim, "--servers", str(servers)]))
+                sim = [*manage, *simulator_args(sim_port, servers)]
+                once = ["--reset"] if reset_simulator else []
+                children.append(Child("simulator", sim, once=once))
                 children[-1].start()
                 if not _wait_for(f"http://127.0.0.1:{sim_port}/_sim/health", 30):
                     raise CommandError("The simulator did not start.")
