@@ -121,3 +121,55 @@ def test_a_replayed_confirm_changes_nothing(caller, clients, small_fleet):
     assert response.status_code in (302, 409)
     started.refresh_from_db()
     assert started.state == Rollout.State.RUNNING and not started.confirmed_by
+
+
+# ---- 2. retry: the failed and unknown servers ------------------------------------------------
+
+
+def retry(caller: str, client: Client, rollout: Rollout):
+    if caller == "page":
+        return client.post(reverse("rollout-retry", args=[rollout.pk]))
+    return api_post(client, f"/rollouts/{rollout.pk}/retry")
+
+
+@pytest.mark.parametrize("caller", CALLERS, indirect=True)
+def test_a_retry_plans_the_failed_and_unknown_servers(caller, clients, third_server):
+    done = finished_rollout({"srv-1": "failed", "srv-2": "succeeded", "srv-3": "unknown"})
+
+    response = retry(caller, clients[caller], done)
+
+    assert response.status_code == (302 if caller == "page" else 201), response.content
+    [plan] = follow_ups(done)
+    assert plan.kind == Rollout.Kind.RETRY and plan.state == Rollout.State.PLANNED
+    assert set(plan.servers.values_list("server_id", flat=True)) == {"srv-1", "srv-3"}
+    event = AuditEvent.objects.get(action="rollout.retry", outcome="ok")
+    assert event.details["servers"] == 2 and event.rollout_id == plan.pk
+
+
+@pytest.mark.parametrize("caller", CALLERS, indirect=True)
+def test_nothing_failed_is_nothing_to_retry(caller, clients, small_fleet):
+    done = finished_rollout({"srv-1": "succeeded", "srv-2": "skipped"})
+    response = retry(caller, clients[caller], done)
+    if caller == "api":
+        assert response.status_code == 409
+        assert response.json()["code"] == "plan.nothing_to_change"
+        assert response.json()["detail"] == "Nothing to retry: no server failed."
+    else:
+        assert response.status_code == 302
+        page = clients[caller].get(response["Location"]).content.decode()
+        assert "Nothing to retry: no server failed." in page
+    assert follow_ups(done) == []
+
+
+@pytest.mark.parametrize("action", ["retry"])
+@pytest.mark.parametrize("caller", CALLERS, indirect=True)
+def test_a_running_rollout_has_no_follow_up_plan(caller, clients, small_fleet, action):
+    running = running_rollout()
+    path = f"/rollouts/{running.pk}/{action}"
+    if caller == "page":
+        response = clients[caller].post(reverse(f"rollout-{action}", args=[running.pk]))
+    else:
+        response = api_post(clients[caller], path)
+    assert response.status_code == (302 if caller == "page" else 409)
+    assert follow_ups(running) == []
+    assert [d["state"] for d in refusals(f"rollout.{action}")] == ["running"]

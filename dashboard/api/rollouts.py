@@ -1,7 +1,7 @@
 """Rollouts: read one (servers, waves, timeline), list them, and act on them.
 
 Each action calls what the rollout page's button calls (planning.approve, control.pause,
-resume, cancel, revert, planning.plan_again); lifecycle.py alone decides which state allows
+resume, cancel, retry, revert); lifecycle.py alone decides which state allows
 which action, and a refused one is a 409 `rollout.state_conflict` carrying the state.
 """
 
@@ -14,7 +14,7 @@ from dashboard.api import idempotency, present, schemas
 from dashboard.api.auth import by
 from dashboard.api.plans import _refused, _state_conflict
 from dashboard.api.problems import Problem
-from dashboard.models import Rollout, RolloutServer
+from dashboard.models import Rollout
 from dashboard.roles import APPROVER, OPERATOR, VIEWER, can_approve
 from dashboard.rollouts import control, lifecycle, planning
 
@@ -174,30 +174,9 @@ def retry(
 
     def answer() -> tuple[int, dict]:
         rollout = _rollout_for_user(rollout_id)
-        if not lifecycle.allows(rollout, "retry"):
-            raise _state_conflict(request, rollout, "retry")
-        ids = body.servers or list(
-            rollout.servers.filter(
-                state__in=[RolloutServer.State.FAILED, RolloutServer.State.UNKNOWN]
-            ).values_list("server_id", flat=True)
-        )
-        if not ids:
-            raise Problem(409, "plan.nothing_to_change", "Nothing to retry: no server failed.")
-        plan, errors = planning.plan_again(
-            rollout,
-            ids,
-            created_by=request.user.get_username(),
-            reason=f"Retry of #{rollout.pk}: {rollout.reason}"[:500],
-            retry_of=rollout,
-            kind=Rollout.Kind.RETRY,
-        )
-        if plan is None:
-            raise Problem(
-                422,
-                "validation.invalid",
-                errors=[{"field": "servers", "message": message} for message in errors],
-            )
-        _audited(request, "rollout.retry", plan, retry_of=rollout.pk, servers=len(ids))
+        retried = control.retry(rollout.pk, body.servers, by=request.user.get_username())
+        plan = _followed_up(request, rollout, "retry", retried)
+        _audited(request, "rollout.retry", plan, retry_of=rollout.pk, servers=retried.servers)
         return 201, present.plan(plan)
 
     return idempotency.once(request, idempotency_key, answer)
@@ -239,6 +218,20 @@ def revert(
         return 201, present.plan(plan)
 
     return idempotency.once(request, idempotency_key, answer)
+
+
+def _followed_up(
+    request: HttpRequest, rollout: Rollout, action: str, follow_up: control.FollowUp
+) -> Rollout:
+    """The retry or revert plan made, or the problem that says why there is none."""
+    if follow_up.refused == control.STATE_CONFLICT:
+        raise _state_conflict(request, rollout, action)
+    if follow_up.refused == control.INVALID:
+        errors = [{"field": "servers", "message": message} for message in follow_up.errors]
+        raise Problem(422, follow_up.refused, errors=errors)
+    if follow_up.plan is None:
+        raise Problem(409, follow_up.refused, " ".join(follow_up.errors))
+    return follow_up.plan
 
 
 def _audited(request: HttpRequest, action: str, rollout: Rollout, **details) -> None:

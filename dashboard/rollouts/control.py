@@ -1,14 +1,17 @@
-"""Operator controls on a started rollout: pause, resume (also after a halt), cancel, revert.
+"""Operator controls on a started rollout: pause, resume (also after a halt), cancel, and the
+follow-up plans: retry and revert (the rollout pages and the API call the same functions).
 
 Which control is allowed in which state is decided by lifecycle.py alone; these functions
 make the move (through lifecycle.transition) and the work that goes with it.
 """
 
+from dataclasses import dataclass, field
 from functools import partial
 
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from dashboard.models import Image, Rollout, RolloutServer, Server
 from dashboard.rollouts import lifecycle, planning
@@ -116,6 +119,53 @@ def cancel(
             # that ran the rollout died with its chain.
             transaction.on_commit(partial(enqueue_tick, rollout_id, delay=0))
     return cancelled
+
+
+# Why no follow-up plan was made (stable codes; the API answers them as they are).
+STATE_CONFLICT = "rollout.state_conflict"  # the rollout's state does not allow it
+NOTHING_TO_CHANGE = planning.NOTHING_TO_CHANGE  # no server to retry, or none to put back
+INVALID = "validation.invalid"  # the servers named are refused (`errors` says why)
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """A retry or revert of a rollout: the new plan, or why there is none."""
+
+    plan: Rollout | None
+    servers: int = 0  # how many servers were asked for
+    refused: str = ""
+    errors: list[str] = field(default_factory=list)  # what to tell the person, when refused
+
+
+def retry(rollout_id: int, server_ids: list[str] | None = None, *, by: str) -> FollowUp:
+    """Plan the failed and unknown servers (or `server_ids`) again, linked to this rollout.
+
+    The plan has the rollout's image and options and goes through the same selection
+    checks as an operator's choice. Confirm it like any plan.
+    """
+    rollout = Rollout.objects.get(pk=rollout_id)
+    if not lifecycle.allows(rollout, "retry"):
+        return FollowUp(None, refused=STATE_CONFLICT)
+    ids = server_ids or list(
+        rollout.servers.filter(
+            state__in=[RolloutServer.State.FAILED, RolloutServer.State.UNKNOWN]
+        ).values_list("server_id", flat=True)
+    )
+    if not ids:
+        return FollowUp(
+            None, refused=NOTHING_TO_CHANGE, errors=[_("Nothing to retry: no server failed.")]
+        )
+    plan, errors = planning.plan_again(
+        rollout,
+        ids,
+        created_by=by,
+        reason=f"Retry of #{rollout.pk}: {rollout.reason}"[:500],
+        retry_of=rollout,
+        kind=Rollout.Kind.RETRY,
+    )
+    if plan is None:
+        return FollowUp(None, len(ids), refused=INVALID, errors=errors)
+    return FollowUp(plan, len(ids))
 
 
 def revert(rollout_id: int, server_ids: list[str], *, by: str, reason: str) -> Rollout:

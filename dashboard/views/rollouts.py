@@ -619,6 +619,17 @@ def revert(request: HttpRequest, rollout_id: int) -> HttpResponse:
     return redirect("rollout-plan", plan.pk)
 
 
+def _followed_up(
+    request: HttpRequest, rollout: Rollout, action: str, follow_up: control.FollowUp
+) -> bool:
+    """Whether a retry or revert made its plan; if not, the person is told why."""
+    if follow_up.refused == control.STATE_CONFLICT:
+        _refused(request, rollout, action)
+    for message in follow_up.errors:
+        messages.error(request, message)
+    return follow_up.plan is not None
+
+
 @dataclass(frozen=True)
 class RevertRow:
     row: RolloutServer
@@ -655,31 +666,12 @@ def _revert_context(rollout: Rollout) -> dict:
 def retry(request: HttpRequest, rollout_id: int) -> HttpResponse:
     """A new plan of only the failed and unknown servers, linked to this rollout."""
     rollout = _get_rollout_for_user(request, rollout_id)
-    ids = list(
-        rollout.servers.filter(
-            state__in=[RolloutServer.State.FAILED, RolloutServer.State.UNKNOWN]
-        ).values_list("server_id", flat=True)
-    )
-    if not lifecycle.allows(rollout, "retry"):
-        _refused(request, rollout, "retry")
+    retried = control.retry(rollout.pk, by=request.user.username)
+    if not _followed_up(request, rollout, "retry", retried):
         return redirect("rollout-detail", rollout.pk)
-    if not ids:
-        messages.error(request, _("Nothing to retry: no server failed."))
-        return redirect("rollout-detail", rollout.pk)
-    new_plan, errors = planning.plan_again(
-        rollout,
-        ids,
-        created_by=request.user.username,
-        reason=f"Retry of #{rollout.pk}: {rollout.reason}"[:500],
-        retry_of=rollout,
-        kind=Rollout.Kind.RETRY,
-    )
-    if new_plan is None:
-        for message in errors:
-            messages.error(request, message)
-        return redirect("rollout-detail", rollout.pk)
-    _audit(request, "rollout.retry", new_plan, retry_of=rollout.pk, servers=len(ids))
-    return redirect("rollout-plan", new_plan.pk)
+    plan = retried.plan
+    _audit(request, "rollout.retry", plan, retry_of=rollout.pk, servers=retried.servers)
+    return redirect("rollout-plan", plan.pk)
 
 
 # ---- history and export -------------------------------------------------------------------
