@@ -161,7 +161,7 @@ def test_nothing_failed_is_nothing_to_retry(caller, clients, small_fleet):
     assert follow_ups(done) == []
 
 
-@pytest.mark.parametrize("action", ["retry"])
+@pytest.mark.parametrize("action", ["retry", "revert"])
 @pytest.mark.parametrize("caller", CALLERS, indirect=True)
 def test_a_running_rollout_has_no_follow_up_plan(caller, clients, small_fleet, action):
     running = running_rollout()
@@ -173,3 +173,47 @@ def test_a_running_rollout_has_no_follow_up_plan(caller, clients, small_fleet, a
     assert response.status_code == (302 if caller == "page" else 409)
     assert follow_ups(running) == []
     assert [d["state"] for d in refusals(f"rollout.{action}")] == ["running"]
+
+
+# ---- 3. revert: the succeeded servers, and no empty plan left behind -----------------------
+
+
+def revert(caller: str, client: Client, rollout: Rollout):
+    if caller == "page":
+        # A script's POST: no server named, no "picked" marker from the page's list.
+        return client.post(reverse("rollout-revert", args=[rollout.pk]))
+    return api_post(client, f"/rollouts/{rollout.pk}/revert")
+
+
+@pytest.mark.parametrize("caller", CALLERS, indirect=True)
+def test_a_revert_puts_the_succeeded_servers_back(caller, clients, small_fleet):
+    done = finished_rollout({"srv-1": "succeeded", "srv-2": "failed"}, previous="img-old")
+    Server.objects.filter(pk="srv-1").update(image_id="img-new")
+
+    response = revert(caller, clients[caller], done)
+
+    assert response.status_code == (302 if caller == "page" else 201), response.content
+    [plan] = follow_ups(done)
+    assert plan.kind == Rollout.Kind.REVERT
+    assert list(plan.servers.values_list("server_id", "to_image_id")) == [("srv-1", "img-old")]
+    assert plan.reason == f"Revert of #{done.pk}: CHG-9"
+    event = AuditEvent.objects.get(action="rollout.revert", outcome="ok")
+    assert event.details["servers"] == 1 and event.details["reverts"] == done.pk
+
+
+@pytest.mark.parametrize("caller", CALLERS, indirect=True)
+def test_no_previous_image_leaves_no_revert_plan(caller, clients, small_fleet):
+    done = finished_rollout({"srv-1": "succeeded", "srv-2": "succeeded"}, previous="")
+    before = Rollout.objects.count()
+
+    response = revert(caller, clients[caller], done)
+
+    message = "None of these servers has a recorded previous image."
+    if caller == "api":
+        assert response.status_code == 409
+        assert response.json()["code"] == "plan.nothing_to_change"
+        assert response.json()["detail"] == message
+    else:
+        assert response.status_code == 302
+        assert message in clients[caller].get(response["Location"]).content.decode()
+    assert Rollout.objects.count() == before

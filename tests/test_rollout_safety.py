@@ -214,7 +214,7 @@ def test_a_revert_plans_each_server_back_to_its_previous_image(synced):
     assert run(rollout, client, sim, advance=3600) == "succeeded"
     resync(client)
 
-    plan = control.revert(rollout.pk, list(before), by="otto", reason="roll back")
+    plan = control.revert(rollout.pk, list(before), by="otto").plan
     assert plan.kind == "revert" and plan.retry_of_id == rollout.pk
     assert dict(plan.servers.values_list("server_id", "to_image_id")) == before
     assert planning.confirm(plan.pk, "otto").confirmed
@@ -233,7 +233,7 @@ def test_a_revert_to_a_vanished_image_is_blocked_with_a_reason(synced):
     row = rollout.servers.filter(state="succeeded").first()
     rollout.servers.filter(pk=row.pk).update(previous_image_id="img-that-is-gone")
 
-    plan = control.revert(rollout.pk, [row.server_id], by="otto", reason="roll back")
+    plan = control.revert(rollout.pk, [row.server_id], by="otto").plan
 
     planned = plan.servers.get()
     assert planned.verdict == "blocked" and planned.reason_code == "image_not_active"

@@ -16,7 +16,7 @@ from dashboard.api.plans import _refused, _state_conflict
 from dashboard.api.problems import Problem
 from dashboard.models import Rollout
 from dashboard.roles import APPROVER, OPERATOR, VIEWER, can_approve
-from dashboard.rollouts import control, lifecycle, planning
+from dashboard.rollouts import control, planning
 
 router = Router(tags=["rollouts"])
 
@@ -196,24 +196,8 @@ def revert(
 
     def answer() -> tuple[int, dict]:
         rollout = _rollout_for_user(rollout_id)
-        if not lifecycle.allows(rollout, "revert"):
-            raise _state_conflict(request, rollout, "revert")
-        chosen = body.servers or list(
-            rollout.servers.filter(state="succeeded").values_list("server_id", flat=True)
-        )
-        plan = control.revert(
-            rollout.pk,
-            chosen,
-            by=request.user.get_username(),
-            reason=f"Revert of #{rollout.pk}: {rollout.reason}"[:500],
-        )
-        if not plan.servers.exists():
-            plan.delete()
-            raise Problem(
-                409,
-                "plan.nothing_to_change",
-                "None of these servers has a recorded previous image.",
-            )
+        reverted = control.revert(rollout.pk, body.servers, by=request.user.get_username())
+        plan = _followed_up(request, rollout, "revert", reverted)
         _audited(request, "rollout.revert", plan, reverts=rollout.pk, servers=plan.servers.count())
         return 201, present.plan(plan)
 

@@ -8,6 +8,7 @@ make the move (through lifecycle.transition) and the work that goes with it.
 from dataclasses import dataclass, field
 from functools import partial
 
+from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
@@ -168,13 +169,37 @@ def retry(rollout_id: int, server_ids: list[str] | None = None, *, by: str) -> F
     return FollowUp(plan, len(ids))
 
 
-def revert(rollout_id: int, server_ids: list[str], *, by: str, reason: str) -> Rollout:
-    """Plan a change back to each server's previous image (recorded when it was sent).
+def revert(rollout_id: int, server_ids: list[str] | None = None, *, by: str) -> FollowUp:
+    """Plan the succeeded servers (or `server_ids`) back to the images they ran before.
 
-    Servers whose previous image is gone or no longer compatible show up blocked in the
-    plan, with the reason, so the operator sees it before confirming.
+    A server with no recorded previous image is left out; when that leaves nothing, no plan
+    is kept. Servers whose previous image is gone or no longer compatible show up blocked in
+    the plan, with the reason, so the operator sees it before confirming.
     """
     rollout = Rollout.objects.get(pk=rollout_id)
+    if not lifecycle.allows(rollout, "revert"):
+        return FollowUp(None, refused=STATE_CONFLICT)
+    chosen = [i for i in (server_ids or [])[: settings.ROLLOUT_MAX_SERVERS] if i]
+    if not server_ids:
+        chosen = list(
+            rollout.servers.filter(state=RolloutServer.State.SUCCEEDED).values_list(
+                "server_id", flat=True
+            )
+        )
+    with transaction.atomic():
+        plan = _plan_revert(rollout, chosen, by=by)
+        if not plan.servers.exists():
+            plan.delete()
+            return FollowUp(
+                None,
+                len(chosen),
+                refused=NOTHING_TO_CHANGE,
+                errors=[_("None of these servers has a recorded previous image.")],
+            )
+    return FollowUp(plan, len(chosen))
+
+
+def _plan_revert(rollout: Rollout, server_ids: list[str], *, by: str) -> Rollout:
     rows = rollout.servers.filter(server_id__in=server_ids).exclude(previous_image_id="")
     previous = dict(rows.values_list("server_id", "previous_image_id"))
     servers = list(Server.objects.select_related("group").filter(id__in=list(previous)))
@@ -190,7 +215,7 @@ def revert(rollout_id: int, server_ids: list[str], *, by: str, reason: str) -> R
         target=None,
         targets=targets,
         images=images,
-        reason=reason,
+        reason=f"Revert of #{rollout.pk}: {rollout.reason}"[:500],
         retry_of=rollout,
         kind=Rollout.Kind.REVERT,
     )

@@ -598,23 +598,16 @@ def revert(request: HttpRequest, rollout_id: int) -> HttpResponse:
         return redirect("rollout-detail", rollout.pk)
     if request.method == "GET":
         return render(request, "rollouts/revert.html", _revert_context(rollout))
-    chosen = [i for i in request.POST.getlist("server")[: settings.ROLLOUT_MAX_SERVERS] if i]
-    if not chosen and "picked" not in request.POST:
-        # No choice made (a script): every succeeded server, as the button used to.
-        chosen = list(rollout.servers.filter(state="succeeded").values_list("server_id", flat=True))
-    if not chosen:
+    chosen = [i for i in request.POST.getlist("server") if i]
+    if not chosen and "picked" in request.POST:
+        # The page's list was sent with nothing ticked; a script that names no server gets
+        # every succeeded one, as the API does.
         messages.error(request, _("Choose at least one server to revert."))
         return redirect("rollout-revert", rollout.pk)
-    plan = control.revert(
-        rollout.pk,
-        chosen,
-        by=request.user.username,
-        reason=f"Revert of #{rollout.pk}: {rollout.reason}"[:500],
-    )
-    if not plan.servers.exists():
-        plan.delete()
-        messages.error(request, _("None of these servers has a recorded previous image."))
+    reverted = control.revert(rollout.pk, chosen, by=request.user.username)
+    if not _followed_up(request, rollout, "revert", reverted):
         return redirect("rollout-detail", rollout.pk)
+    plan = reverted.plan
     _audit(request, "rollout.revert", plan, reverts=rollout.pk, servers=plan.servers.count())
     return redirect("rollout-plan", plan.pk)
 
