@@ -212,3 +212,22 @@ def test_a_reset_applies_to_the_first_start_only_not_to_a_restart(monkeypatch) -
     child.start()
     child.start()
     assert started == [["runsim", "--reset"], ["runsim"]]
+
+
+def test_a_file_written_by_other_simulator_code_is_refused(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "sim.state"
+    persist.save(SimState(CONFIG, manual_clock=True), path)
+    monkeypatch.setattr(persist, "schema", lambda: "another shape of servers and jobs")
+    with pytest.raises(persist.StateFileError, match="different version of the simulator"):
+        persist.load(SimState(CONFIG, manual_clock=True), path)
+
+
+def test_a_snapshot_missing_part_of_the_cloud_is_refused(tmp_path: Path, monkeypatch) -> None:
+    state = SimState(CONFIG, manual_clock=True)
+    snapshot = state.snapshot()
+    del snapshot["jobs"]
+    monkeypatch.setattr(SimState, "snapshot", lambda self: snapshot)
+    path = tmp_path / "sim.state"
+    persist.save(state, path)
+    with pytest.raises(persist.StateFileError, match="jobs"):
+        persist.load(SimState(CONFIG, manual_clock=True), path)

@@ -12,13 +12,19 @@ keeps them under var/).
 """
 
 import contextlib
+import hashlib
 import logging
 import os
 import pickle
 import tempfile
 import threading
+from dataclasses import fields
 from pathlib import Path
 
+from dashboard.simulator.faults import Faults
+from dashboard.simulator.fleet import Group, Image, SeedJob, Server
+from dashboard.simulator.jobs import Job
+from dashboard.simulator.sessions import UserSession
 from dashboard.simulator.state import SimState
 
 log = logging.getLogger(__name__)
@@ -32,10 +38,21 @@ class StateFileError(Exception):
     """A state file the simulator will not load (the message names the file and the fix)."""
 
 
+def schema() -> str:
+    """The shape of what a file holds: a file of other fields would unpickle into objects that
+    miss some, and fail later in odd places, so it is refused at the start instead."""
+    shapes = [
+        f"{kind.__name__}:{','.join(f.name for f in fields(kind))}"
+        for kind in (Server, Group, Image, SeedJob, Job, UserSession, Faults)
+    ]
+    return hashlib.sha256("|".join(shapes).encode()).hexdigest()[:16]
+
+
 def save(state: SimState, path: Path) -> None:
     """Write `state` to `path` atomically: readers see the old file or the new, never half."""
     with state.lock:
-        payload = pickle.dumps(state.snapshot(), protocol=pickle.HIGHEST_PROTOCOL)
+        saved = {"schema": schema(), "state": state.snapshot()}
+        payload = pickle.dumps(saved, protocol=pickle.HIGHEST_PROTOCOL)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -65,10 +82,18 @@ def load(state: SimState, path: Path) -> None:
         shown = version.decode("ascii", "replace") or "?"
         raise _refused(path, f"it holds version {shown}; this simulator reads version {VERSION}")
     try:
-        snapshot = pickle.loads(payload)  # noqa: S301 (a file this simulator wrote, see above)
-        state.restore(snapshot)
+        saved = pickle.loads(payload)  # noqa: S301 (a file this simulator wrote, see above)
+        shape, snapshot = saved["schema"], saved["state"]
     except Exception as error:  # any damage shows up as some error while unpickling
         raise _refused(path, f"it cannot be read ({type(error).__name__}: {error})") from None
+    if shape != schema():
+        raise _refused(path, "it was written by a different version of the simulator")
+    if not isinstance(snapshot, dict):
+        raise _refused(path, "it does not hold a simulated cloud")
+    try:
+        state.restore(snapshot)
+    except ValueError as error:
+        raise _refused(path, str(error)) from None
 
 
 def _refused(path: Path, why: str) -> StateFileError:

@@ -226,6 +226,14 @@ class SimState:
     def restore(self, snapshot: dict[str, Any]) -> None:
         """Become the cloud `snapshot` describes (credentials stay those configured now)."""
         with self.lock:
+            expected = set(vars(self)) - _NOT_SNAPSHOTTED | {"clock_fixed", "config"}
+            missing, unknown = expected - set(snapshot), set(snapshot) - expected
+            if missing or unknown:
+                raise ValueError(
+                    "it does not hold this simulator's cloud (missing: "
+                    f"{', '.join(sorted(missing)) or 'none'}; unknown: "
+                    f"{', '.join(sorted(unknown)) or 'none'})"
+                )
             snapshot = dict(snapshot)
             self.config = replace(self.config, **snapshot.pop("config"))
             fixed = snapshot.pop("clock_fixed")
