@@ -231,3 +231,25 @@ def test_a_snapshot_missing_part_of_the_cloud_is_refused(tmp_path: Path, monkeyp
     persist.save(state, path)
     with pytest.raises(persist.StateFileError, match="jobs"):
         persist.load(SimState(CONFIG, manual_clock=True), path)
+
+
+def test_sessions_messages_and_shared_batch_jobs_survive_a_restart(tmp_path: Path) -> None:
+    state = SimState(CONFIG, faults=Faults(shared_batch_job=True), manual_clock=True)
+    handle = server.start(state, persister=persist.Persister(state, tmp_path / "sim.state"))
+    sim = RunningSimulator(handle.url, state, handle)
+    try:
+        accept_change(sim)
+        some_server = next(iter(state.servers))
+        session = state.add_session(some_server, user="rosa.rossi")
+        state.logoff([session.id], delay_time=30, message_type=1, message="bye")
+        before = (state.snapshot()["batches"], state.user_sessions(), state.messages())
+    finally:
+        handle.stop()
+    assert before[0]  # the change was accepted under a shared job
+    restarted = SimState(CONFIG, manual_clock=True)
+    persist.load(restarted, tmp_path / "sim.state")
+    assert restarted.faults.shared_batch_job
+    assert (restarted.batches, restarted.user_sessions(), restarted.messages()) == before
+    restarted.advance(31)
+    ended = next(s for s in restarted.user_sessions() if s.id == session.id)
+    assert not ended.live

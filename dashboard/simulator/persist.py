@@ -18,6 +18,7 @@ import os
 import pickle
 import tempfile
 import threading
+import time
 from dataclasses import fields
 from pathlib import Path
 
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 MAGIC = b"huawei-workspace-simulator-state"
 VERSION = 1
 DEBOUNCE_SECONDS = 0.5
+# A save holds the simulator's lock while it pickles (0.2 s for a full request log): the next
+# save waits at least this many times as long, so saving never takes more than a tenth of it.
+QUIET_FACTOR = 10
 
 
 class StateFileError(Exception):
@@ -106,8 +110,9 @@ def _refused(path: Path, why: str) -> StateFileError:
 class Persister:
     """Loads the state file at start (unless `reset`) and saves it after changes and at close.
 
-    `changed()` is called after every request; a background thread saves once things have
-    been quiet for `delay` seconds, so a burst of requests costs one write.
+    `changed()` is called after every request; a background thread saves `delay` seconds
+    later (or QUIET_FACTOR times the last save's cost, if longer), so a burst of requests
+    costs one write.
     """
 
     def __init__(
@@ -122,6 +127,7 @@ class Persister:
         self.path = Path(path)
         self.delay = delay
         self.loaded = False
+        self._pause = delay
         if self.path.exists() and not reset:
             load(state, self.path)
             self.loaded = True
@@ -140,7 +146,9 @@ class Persister:
         with self._write:
             if self._dirty.is_set():
                 self._dirty.clear()
+                began = time.monotonic()
                 save(self.state, self.path)
+                self._pause = max(self.delay, QUIET_FACTOR * (time.monotonic() - began))
 
     def close(self) -> None:
         """Stop the background saver and write the final state."""
@@ -156,7 +164,7 @@ class Persister:
             self._dirty.wait()
             if self._closing.is_set():
                 return
-            self._closing.wait(self.delay)  # let a burst of requests finish first
+            self._closing.wait(self._pause)  # let a burst of requests finish first
             if self._closing.is_set():
                 return
             try:
