@@ -10,7 +10,7 @@ from django.db.models.functions import Coalesce
 from django.forms.utils import flatatt
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from django.utils.translation import pgettext_lazy
+from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from dashboard import audit, keyset
 from dashboard.models import AuditEvent, Image, Rollout, Server, ServerGroup
@@ -129,6 +129,27 @@ class ServerFilterForm(forms.Form):
         if not self.is_valid():
             return {}
         return {k: v for k, v in self.cleaned_data.items() if v and k != "sort"}
+
+    # Said by the pages and the API when a filter would select the whole fleet.
+    NOTHING_FILTERED = gettext_lazy("Filter the servers first: a rollout never takes them all.")
+
+    @classmethod
+    def for_fleet(cls, data) -> "ServerFilterForm":
+        """The form bound to `data`, offering the live groups and every image."""
+        return cls(
+            data,
+            groups=list(ServerGroup.objects.filter(gone=False)),
+            images=list(Image.objects.all()),
+        )
+
+    def selection(self) -> list[str] | None:
+        """The ids of the live servers the filter matches, as a rollout's selection: one more
+        than a rollout holds, so the rollout form can say the selection is too large. None
+        when the filter narrows nothing: a rollout never takes the whole fleet."""
+        if not self.active_filters():
+            return None
+        ids = self.filter(Server.objects.all()).values_list("id", flat=True)
+        return list(ids[: settings.ROLLOUT_MAX_SERVERS + 1])
 
 
 def _yes_no(servers: QuerySet[Server], answer: str, condition: Q) -> QuerySet[Server]:

@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from dashboard.models import AuditEvent, Rollout, RolloutServer, Server
+from dashboard.models import AuditEvent, Rollout, RolloutServer, Selection, Server
 from dashboard.rollouts import planning
 from tests.api_helpers import API, running_rollout
 
@@ -217,3 +217,37 @@ def test_no_previous_image_leaves_no_revert_plan(caller, clients, small_fleet):
         assert response.status_code == 302
         assert message in clients[caller].get(response["Location"]).content.decode()
     assert Rollout.objects.count() == before
+
+
+# ---- 4. a filter as a selection: the servers it matches, never the whole fleet -------------
+
+
+def select_by_filter(caller: str, client: Client, query: str, body: dict) -> list[str] | str:
+    """The servers the caller took from the filter, or what it said when it refused."""
+    if caller == "page":
+        response = client.post(reverse("rollout-new"), {"scope": "filter", "filter": query})
+        assert response.status_code == 302
+        if response["Location"] == reverse("servers"):
+            return client.get(response["Location"]).content.decode()
+        return Selection.objects.get(created_by="otto.operator").server_ids
+    body = {"filter": body, "target_image": "img-new", "reason": "CHG-4", "preset": "custom"}
+    response = api_post(client, "/plans", body)
+    if response.status_code != 201:
+        assert response.status_code == 422
+        return response.json()["detail"]
+    return [row["server_id"] for row in response.json()["servers"]]
+
+
+@pytest.mark.parametrize("caller", CALLERS, indirect=True)
+def test_a_filter_selects_the_live_servers_it_matches(caller, clients, small_fleet):
+    Server.objects.filter(pk="srv-2").update(gone=True)
+    chosen = select_by_filter(caller, clients[caller], "drift=yes", {"drift": "yes"})
+    assert chosen == ["srv-1"]
+
+
+@pytest.mark.parametrize("caller", CALLERS, indirect=True)
+def test_a_filter_that_narrows_nothing_selects_nothing(caller, clients, small_fleet):
+    said = select_by_filter(caller, clients[caller], "sort=name", {"sort": "name"})
+    assert isinstance(said, str)
+    assert "Filter the servers first: a rollout never takes them all." in said
+    assert not Selection.objects.exists() and not Rollout.objects.exists()

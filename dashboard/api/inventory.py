@@ -81,9 +81,7 @@ def list_servers(
 def filter_form(filters: schemas.ServerFilter) -> ServerFilterForm:
     """The servers page's form, bound to the API's filters; a value it refuses is a 422."""
     data: dict[str, Any] = filters.model_dump(exclude_none=True)
-    form = ServerFilterForm(
-        data, groups=list(ServerGroup.objects.filter(gone=False)), images=list(Image.objects.all())
-    )
+    form = ServerFilterForm.for_fleet(data)
     if not form.is_valid():
         raise Problem(422, "validation.invalid", errors=form_errors(form))
     return form

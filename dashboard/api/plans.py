@@ -16,8 +16,8 @@ from dashboard.api import idempotency, present, schemas
 from dashboard.api.auth import by
 from dashboard.api.inventory import filter_form, form_errors
 from dashboard.api.problems import Problem
-from dashboard.forms import RolloutForm
-from dashboard.models import Rollout, Server
+from dashboard.forms import RolloutForm, ServerFilterForm
+from dashboard.models import Rollout
 from dashboard.roles import OPERATOR, VIEWER
 from dashboard.rollouts import planning
 
@@ -92,16 +92,15 @@ def _selection(body: schemas.PlanIn) -> list[str]:
     if body.servers is not None:
         return body.servers
     filters = body.filter or schemas.ServerFilter(group=body.group)
-    form = filter_form(filters)
-    if not form.active_filters():
+    ids = filter_form(filters).selection()
+    if ids is None:
         raise Problem(
             422,
             "validation.invalid",
-            "Filter the servers first: a rollout never takes them all.",
+            str(ServerFilterForm.NOTHING_FILTERED),
             errors=[{"field": "filter", "message": "an empty filter selects nothing"}],
         )
-    ids = form.filter(Server.objects.all()).values_list("id", flat=True)
-    return list(ids[: settings.ROLLOUT_MAX_SERVERS + 1])
+    return ids
 
 
 def _form_data(body: schemas.PlanIn) -> dict:

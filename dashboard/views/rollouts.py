@@ -28,7 +28,7 @@ from django_htmx.http import HttpResponseStopPolling
 from dashboard import audit
 from dashboard.exports import safe_cell
 from dashboard.forms import RolloutForm, ServerFilterForm
-from dashboard.models import Image, Rollout, RolloutServer, Selection, Server, ServerGroup
+from dashboard.models import Rollout, RolloutServer, Selection, Server, ServerGroup
 from dashboard.roles import APPROVER, OPERATOR, VIEWER, can_approve, require_role
 from dashboard.rollouts import control, engine, lifecycle, planning, signoff
 from dashboard.rollouts import selection as selections
@@ -38,23 +38,7 @@ from dashboard.rollouts.progress import summary
 
 
 def _filter_form(query: str) -> ServerFilterForm:
-    return ServerFilterForm(
-        QueryDict(query),
-        groups=list(ServerGroup.objects.filter(gone=False)),
-        images=list(Image.objects.all()),
-    )
-
-
-def _filter_ids(query: str) -> list[str]:
-    """Every live server the servers-page filter `query` matches (one more than a rollout
-    holds, so the form can say the selection is too large)."""
-    ids = _filter_form(query).filter(Server.objects.all()).values_list("id", flat=True)
-    return list(ids[: settings.ROLLOUT_MAX_SERVERS + 1])
-
-
-def _has_filter(query: str) -> bool:
-    """Whether `query` narrows the fleet at all: an empty filter is never a selection."""
-    return bool(_filter_form(query).active_filters())
+    return ServerFilterForm.for_fleet(QueryDict(query))
 
 
 @dataclass(frozen=True)
@@ -81,8 +65,9 @@ def _scope(request: HttpRequest, data: QueryDict) -> Scope | None:
             raise Http404(_("No such selection of yours."))
         return Scope(list(found.server_ids), selection=found)
     query = data.get("filter", "")
-    if _has_filter(query):
-        return Scope(_filter_ids(query), filter=query)
+    ids = _filter_form(query).selection()
+    if ids is not None:
+        return Scope(ids, filter=query)
     if isinstance(data, QueryDict) and data.getlist("server"):
         # A few servers named directly (scripts, tests); pages send a selection id instead.
         return Scope(data.getlist("server"))
@@ -135,10 +120,11 @@ def _store_selection(request: HttpRequest) -> HttpResponse:
     selection), or every server matching the filter, become the selection to plan."""
     if request.POST.get("scope") == "filter":
         query = request.POST.get("filter", "")
-        if not _has_filter(query):
-            messages.error(request, _("Filter the servers first: a rollout never takes them all."))
+        ids = _filter_form(query).selection()
+        if ids is None:
+            messages.error(request, ServerFilterForm.NOTHING_FILTERED)
             return redirect("servers")
-        chosen = selections.replace(request, _filter_ids(query), query)
+        chosen = selections.replace(request, ids, query)
     else:
         chosen = selections.add(request, request.POST.getlist("server")[:1000])
     return redirect(f"{reverse('rollout-new')}?selection={chosen.pk}")
@@ -199,10 +185,11 @@ def selection_update(request: HttpRequest) -> HttpResponse:
         selections.clear(request)
     elif "all_matching" in post:
         query = post.get("filter", "")
-        if _has_filter(query):
-            selections.replace(request, _filter_ids(query), query)
+        ids = _filter_form(query).selection()
+        if ids is not None:
+            selections.replace(request, ids, query)
         else:
-            messages.error(request, _("Filter the servers first: a rollout never takes them all."))
+            messages.error(request, ServerFilterForm.NOTHING_FILTERED)
     elif "toggle" in post:
         server_id = post.get("toggle", "")
         if server_id in post.getlist("server"):
@@ -219,7 +206,7 @@ def selection_update(request: HttpRequest) -> HttpResponse:
         context = {
             "selection": selections.current(request),
             "query": post.get("filter", ""),
-            "filtered": _has_filter(post.get("filter", "")),
+            "filtered": bool(_filter_form(post.get("filter", "")).active_filters()),
             "matching": _int(post.get("matching")),
         }
         return render(request, "rollouts/selection_bar.html", context)
