@@ -251,3 +251,35 @@ def test_a_filter_that_narrows_nothing_selects_nothing(caller, clients, small_fl
     assert isinstance(said, str)
     assert "Filter the servers first: a rollout never takes them all." in said
     assert not Selection.objects.exists() and not Rollout.objects.exists()
+
+
+# ---- 5. approve: a second person, never the rollout's own author ---------------------------
+
+
+def approve(caller: str, client: Client, rollout: Rollout):
+    if caller == "page":
+        return client.post(reverse("rollout-approve", args=[rollout.pk]))
+    return api_post(client, f"/rollouts/{rollout.pk}/approve")
+
+
+@pytest.mark.parametrize("caller", CALLERS, indirect=True)
+def test_nobody_approves_their_own_rollout(caller, admin_client_sso, small_fleet):
+    own = running_rollout(created_by="Ada.Admin", state=Rollout.State.AWAITING_APPROVAL)
+
+    response = approve(caller, admin_client_sso, own)
+
+    assert response.status_code == 403
+    own.refresh_from_db()
+    assert own.state == Rollout.State.AWAITING_APPROVAL and not own.approved_by
+    assert [d["why"] for d in refusals("rollout.approve")] == ["submitter cannot approve"]
+
+
+@pytest.mark.parametrize("caller", CALLERS, indirect=True)
+def test_a_second_person_approves(caller, admin_client_sso, small_fleet):
+    waiting = running_rollout(created_by="otto", state=Rollout.State.AWAITING_APPROVAL)
+
+    response = approve(caller, admin_client_sso, waiting)
+
+    assert response.status_code == (302 if caller == "page" else 200)
+    waiting.refresh_from_db()
+    assert (waiting.state, waiting.approved_by) == (Rollout.State.QUEUED, "ada.admin")

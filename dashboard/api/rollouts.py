@@ -15,7 +15,7 @@ from dashboard.api.auth import by
 from dashboard.api.plans import _refused, _state_conflict
 from dashboard.api.problems import Problem
 from dashboard.models import Rollout
-from dashboard.roles import APPROVER, OPERATOR, VIEWER, can_approve
+from dashboard.roles import APPROVER, OPERATOR, VIEWER
 from dashboard.rollouts import control, planning
 
 router = Router(tags=["rollouts"])
@@ -94,10 +94,11 @@ def approve(request: HttpRequest, rollout_id: int, idempotency_key: idempotency.
     """A second person releases a rollout of a protected group; never its own author."""
 
     def act(rollout: Rollout) -> int:
-        if not can_approve(request, rollout.created_by):
+        approval = planning.approve(rollout.pk, request.user.get_username(), request=request)
+        if approval.refused == planning.SAME_PERSON:
             _refused(request, rollout, "approve", why="submitter cannot approve")
-            raise Problem(403, "approval.same_person", "A second person must approve it.")
-        if not planning.approve(rollout.pk, request.user.get_username(), request=request):
+            raise Problem(403, approval.refused, "A second person must approve it.")
+        if not approval.approved:
             raise _state_conflict(request, rollout, "approve")
         return 200
 

@@ -27,6 +27,7 @@ from django.utils.translation import gettext_lazy, ngettext
 
 from dashboard import compat
 from dashboard.models import Image, Rollout, RolloutServer, RolloutWave, Server
+from dashboard.roles import can_approve
 from dashboard.rollouts import lifecycle
 from dashboard.rollouts.facts import servers_in_active_rollouts, verdicts
 from dashboard.rollouts.policy import needs_second_approval
@@ -637,9 +638,28 @@ def plan_again(
     return plan, []
 
 
-def approve(rollout_id: int, approved_by: str, *, request: HttpRequest | None = None) -> bool:
-    """Release a rollout that waits for a second person. True if this call approved it."""
+SAME_PERSON = "approval.same_person"  # the code of a refused approval by its own author
+
+
+@dataclass(frozen=True)
+class Approval:
+    approved: bool  # this call approved it (False: refused, or a state that does not wait)
+    refused: str = ""  # SAME_PERSON when the four-eyes rule refused it
+
+
+def approve(rollout_id: int, approved_by: str, *, request: HttpRequest | None = None) -> Approval:
+    """Release a rollout that waits for a second person, never its own author.
+
+    With a request, the approver is the request's identity (an approver or admin, see
+    roles.can_approve); without one, `approved_by` must differ from the author.
+    """
     rollout = Rollout.objects.get(pk=rollout_id)
+    if request is not None:
+        second_person = can_approve(request, rollout.created_by)
+    else:
+        second_person = approved_by.casefold() != rollout.created_by.casefold()
+    if not second_person:
+        return Approval(False, SAME_PERSON)
     with transaction.atomic():
         approved = lifecycle.transition(
             rollout,
@@ -652,4 +672,4 @@ def approve(rollout_id: int, approved_by: str, *, request: HttpRequest | None = 
         )
         if approved:
             transaction.on_commit(partial(enqueue_start, rollout_id))
-    return approved
+    return Approval(approved)

@@ -484,12 +484,13 @@ def _parse_since(value: str | None) -> datetime | None:
 @require_role(APPROVER)
 def approve(request: HttpRequest, rollout_id: int) -> HttpResponse:
     rollout = _get_rollout_for_user(request, rollout_id)
-    if not can_approve(request, rollout.created_by):
+    approval = planning.approve(rollout.pk, request.user.username, request=request)
+    if approval.refused == planning.SAME_PERSON:
         _audit(
             request, "rollout.approve", rollout, outcome="refused", why="submitter cannot approve"
         )
         raise PermissionDenied(_("A second person must approve this rollout."))
-    if planning.approve(rollout.pk, request.user.username, request=request):
+    if approval.approved:
         messages.success(request, _("Approved; the rollout starts now."))
     else:
         _refused(request, rollout, "approve")
