@@ -369,6 +369,29 @@ class RolloutForm(forms.Form):
             raise forms.ValidationError("The start time is in the past.")
         return when
 
+    def create_plan(self, *, created_by: str, retry_of: Rollout | None = None) -> Rollout:
+        """Store the plan this valid form describes (the plan page and POST /plans alike)."""
+        data = self.cleaned_data
+        return planning.create_plan(
+            created_by=created_by,
+            servers=self.servers,
+            target=self.target(),
+            targets=self.targets(),
+            images=self.images,
+            reason=data["reason"],
+            update_access_agent=data["update_access_agent"],
+            use_maintenance=data["use_maintenance"],
+            retry_of=retry_of,
+            kind=Rollout.Kind.RETRY if retry_of else Rollout.Kind.PLAN,
+            safety=self.safety(),
+            preset=data["preset"],
+        )
+
+    def audit_details(self, rollout: Rollout) -> dict:
+        """What the audit trail says about a plan made from this form."""
+        image = rollout.target_image_id or self.cleaned_data["target_image"]
+        return {"servers": len(self.servers), "image": image, "preset": rollout.preset}
+
     def target(self) -> Image | None:
         """The one image for every server, or None for each server's group image."""
         chosen = self.cleaned_data["target_image"]

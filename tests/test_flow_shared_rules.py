@@ -283,3 +283,36 @@ def test_a_second_person_approves(caller, admin_client_sso, small_fleet):
     assert response.status_code == (302 if caller == "page" else 200)
     waiting.refresh_from_db()
     assert (waiting.state, waiting.approved_by) == (Rollout.State.QUEUED, "ada.admin")
+
+
+# ---- 6. plan: the rollout form stores the plan, whoever submits it -------------------------
+
+
+@pytest.mark.parametrize("caller", CALLERS, indirect=True)
+def test_a_plan_is_stored_and_audited_the_same_way(caller, clients, small_fleet):
+    fields = {"target_image": "img-new", "reason": "CHG-6", "preset": "custom", "canary": "1"}
+    if caller == "page":
+        response = clients[caller].post(
+            reverse("rollout-plan-create"), {"filter": "group=sg-1", **fields}
+        )
+        assert response.status_code == 302, response.content
+    else:
+        body = {**fields, "group": "sg-1", "safety": {"canary": "1"}}
+        del body["canary"]
+        response = api_post(clients[caller], "/plans", body)
+        assert response.status_code == 201, response.content
+
+    plan = Rollout.objects.get()
+    assert (plan.kind, plan.state, plan.target_image_id) == ("plan", "planned", "img-new")
+    assert (plan.reason, plan.preset, plan.canary_size) == ("CHG-6", "custom", 1)
+    assert set(plan.servers.values_list("server_id", "verdict")) == {
+        ("srv-1", "change"),
+        ("srv-2", "change"),
+    }
+    event = AuditEvent.objects.get(action="rollout.plan")
+    assert (event.outcome, event.rollout_id) == ("ok", plan.pk)
+    assert {k: event.details[k] for k in ("servers", "image", "preset")} == {
+        "servers": 2,
+        "image": "img-new",
+        "preset": "custom",
+    }

@@ -54,27 +54,14 @@ def _create_plan(request: HttpRequest, body: schemas.PlanIn) -> tuple[int, dict]
         errors = form_errors(form)
         audit.record(request, "rollout.plan", outcome="refused", errors=errors, via="api")
         raise Problem(422, "validation.invalid", errors=errors)
-    rollout = planning.create_plan(
-        created_by=request.user.get_username(),
-        servers=form.servers,
-        target=form.target(),
-        targets=form.targets(),
-        images=form.images,
-        reason=form.cleaned_data["reason"],
-        update_access_agent=form.cleaned_data["update_access_agent"],
-        use_maintenance=form.cleaned_data["use_maintenance"],
-        safety=form.safety(),
-        preset=form.cleaned_data["preset"],
-    )
+    rollout = form.create_plan(created_by=request.user.get_username())
     audit.record(
         request,
         "rollout.plan",
         rollout=rollout,
         target=f"rollout #{rollout.pk}",
-        servers=len(form.servers),
-        image=rollout.target_image_id or form.cleaned_data["target_image"],
-        preset=rollout.preset,
         via="api",
+        **form.audit_details(rollout),
     )
     return 201, present.plan(rollout)
 

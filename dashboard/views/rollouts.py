@@ -142,29 +142,8 @@ def plan(request: HttpRequest) -> HttpResponse:
         audit.record(request, "rollout.plan", outcome="refused", errors=form.errors.get_json_data())
         context = _new_context(form, scope, errors=[])
         return render(request, "rollouts/new.html", context, status=400)
-    source = _retry_source(request)
-    rollout = planning.create_plan(
-        created_by=request.user.username,
-        servers=form.servers,
-        target=form.target(),
-        targets=form.targets(),
-        images=form.images,
-        reason=form.cleaned_data["reason"],
-        update_access_agent=form.cleaned_data["update_access_agent"],
-        use_maintenance=form.cleaned_data["use_maintenance"],
-        retry_of=source,
-        kind=Rollout.Kind.RETRY if source else Rollout.Kind.PLAN,
-        safety=form.safety(),
-        preset=form.cleaned_data["preset"],
-    )
-    _audit(
-        request,
-        "rollout.plan",
-        rollout,
-        servers=len(form.servers),
-        image=rollout.target_image_id or form.cleaned_data["target_image"],
-        preset=rollout.preset,
-    )
+    rollout = form.create_plan(created_by=request.user.username, retry_of=_retry_source(request))
+    _audit(request, "rollout.plan", rollout, **form.audit_details(rollout))
     return redirect("rollout-plan", rollout.pk)
 
 
