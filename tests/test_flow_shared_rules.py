@@ -316,3 +316,19 @@ def test_a_plan_is_stored_and_audited_the_same_way(caller, clients, small_fleet)
         "image": "img-new",
         "preset": "custom",
     }
+
+
+# ---- 7. resume: the lifecycle decides which state resumes -----------------------------------
+
+
+@pytest.mark.parametrize("caller", CALLERS, indirect=True)
+def test_a_running_rollout_is_not_resumed(caller, clients, small_fleet):
+    running = running_rollout()
+    if caller == "page":
+        url = reverse("rollout-resume", args=[running.pk])
+        response = clients[caller].post(url, {"how": "continue"})
+    else:
+        response = api_post(clients[caller], f"/rollouts/{running.pk}/resume", {"how": "continue"})
+    assert response.status_code == (302 if caller == "page" else 409)
+    assert [d["state"] for d in refusals("rollout.resume")] == ["running"]
+    assert not running.events.filter(action="resume").exists()
