@@ -1,6 +1,8 @@
 """The simulator keeps its cloud in a state file across restarts, and seeds its faults per run."""
 
 import json
+import signal
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -253,3 +255,26 @@ def test_sessions_messages_and_shared_batch_jobs_survive_a_restart(tmp_path: Pat
     restarted.advance(31)
     ended = next(s for s in restarted.user_sessions() if s.id == session.id)
     assert not ended.live
+
+
+def test_make_run_stops_at_once_on_a_refused_state_file_and_says_how_to_reset(
+    tmp_path: Path, monkeypatch, capfd
+) -> None:
+    path = tmp_path / "simulator.state"
+    path.write_bytes(b"garbage")
+    monkeypatch.setenv("SIM_STATE_FILE", str(path))
+    monkeypatch.delenv("SIM_RESET", raising=False)
+    previous = signal.getsignal(signal.SIGTERM)  # serve installs its own
+    try:
+        with pytest.raises(CommandError, match="SIM_RESET=1 make run"):
+            call_command("serve", "--port", "0", "--sim-port", str(free_port()))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert f"The simulator state file {path} is refused" in capfd.readouterr().err
+    assert path.read_bytes() == b"garbage"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

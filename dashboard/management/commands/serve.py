@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -30,9 +31,10 @@ STEADY_AFTER = 60.0  # a child up this long is healthy again: its backoff starts
 POLL = 0.5
 
 
-def _wait_for(url: str, seconds: float) -> bool:
+def _wait_for(url: str, seconds: float, alive: Callable[[], bool] = lambda: True) -> bool:
+    """Whether `url` answers within `seconds` (False at once when `alive()` turns False)."""
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and alive():
         try:
             with urllib.request.urlopen(url, timeout=1):  # noqa: S310 (loopback only)
                 return True
@@ -69,6 +71,9 @@ class Child:
         self.started = time.monotonic()
         self.restart_at = None
         log.info("serve: %s started (pid %d)", self.name, self.process.pid)
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def check(self, now: float) -> None:
         """Restart the child if it exited and its backoff has passed."""
@@ -144,8 +149,12 @@ class Command(BaseCommand):
                 once = ["--reset"] if reset_simulator else []
                 children.append(Child("simulator", sim, once=once))
                 children[-1].start()
-                if not _wait_for(f"http://127.0.0.1:{sim_port}/_sim/health", 30):
-                    raise CommandError("The simulator did not start.")
+                health = f"http://127.0.0.1:{sim_port}/_sim/health"
+                if not _wait_for(health, 30, children[-1].running):
+                    raise CommandError(
+                        "The simulator did not start (its message is above). If it refused its "
+                        "state file, SIM_RESET=1 make run starts it from a fresh fleet."
+                    )
             children.append(Child("worker", [*manage, "worker"]))
             children[-1].start()
             web = [*manage, "runserver", f"127.0.0.1:{port}", "--noreload"]
