@@ -99,7 +99,8 @@ URLS: dict[str, Row] = {
     "healthz": Row(get=({200, 503},) * 5, post=(405,) * 5),  # public; 503 without a worker
     "sign-out": Row(post=acts(302, by="viewer")),  # to SSO_SIGN_OUT_URL
     "demo-identity": Row(post=acts(404, by="viewer")),  # only the local demo (DEBUG) has it
-    "set-language": Row(post=acts(302, by="viewer")),  # back to the page, in the chosen language
+    # An empty POST names no language: refused with a message (a real choice redirects back).
+    "set-language": Row(post=acts(400, by="viewer")),
     "overview": Row(get=READ),
     "groups": Row(get=READ),
     "servers": Row(get=READ),
