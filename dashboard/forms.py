@@ -10,29 +10,31 @@ from django.db.models.functions import Coalesce
 from django.forms.utils import flatatt
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from django.utils.translation import gettext_lazy, pgettext_lazy
+from django.utils.translation import gettext_lazy, ngettext, pgettext_lazy
+from django.utils.translation import gettext_lazy as _
 
 from dashboard import audit, keyset
 from dashboard.models import AuditEvent, Image, Rollout, Server, ServerGroup
 from dashboard.rollouts import planning
 
-YES_NO = [("", "any"), ("yes", "yes"), ("no", "no")]
+ANY = pgettext_lazy("filter", "any")
+YES_NO = [("", ANY), ("yes", _("yes")), ("no", _("no"))]
 JOB_STATUSES = [
-    ("", "any"),
-    ("WAITING", "waiting"),
-    ("RUNNING", "running"),
-    ("SUCCESS", "success"),
-    ("FAILED", "failed"),
-    ("none", "no job"),
+    ("", ANY),
+    ("WAITING", pgettext_lazy("job status", "waiting")),
+    ("RUNNING", pgettext_lazy("job status", "running")),
+    ("SUCCESS", pgettext_lazy("job status", "succeeded")),
+    ("FAILED", pgettext_lazy("job status", "failed")),
+    ("none", _("no job")),
 ]
 STATUSES = [
-    ("", "any"),
-    ("REGISTERED", "registered"),
-    ("MAINTAINING", "maintaining"),
-    ("STOPPED", "stopped"),
-    ("FREEZE", "frozen"),
-    ("UNREGISTER", "unregistered"),
-    ("NONE", "abnormal"),
+    ("", ANY),
+    ("REGISTERED", pgettext_lazy("server status", "registered")),
+    ("MAINTAINING", pgettext_lazy("server status", "maintaining")),
+    ("STOPPED", pgettext_lazy("server status", "stopped")),
+    ("FREEZE", pgettext_lazy("server status", "frozen")),
+    ("UNREGISTER", pgettext_lazy("server status", "unregistered")),
+    ("NONE", pgettext_lazy("server status", "abnormal")),
 ]
 # Sort name → the key the servers page is ordered (and keyset-paged) by, with `id` after it.
 # Keys never compare NULL: no group sorts as "", no job as the earliest time.
@@ -69,14 +71,14 @@ class PlainSelect(forms.Select):
 class ServerFilterForm(forms.Form):
     """Search, filters and sort for the servers page. Unknown values are simply ignored."""
 
-    q = forms.CharField(required=False, max_length=200, label="Search")
+    q = forms.CharField(required=False, max_length=200, label=_("Search"))
     group = forms.ChoiceField(required=False)
-    image = forms.ChoiceField(required=False, label="Current image")
+    image = forms.ChoiceField(required=False, label=_("Current image"))
     status = forms.ChoiceField(required=False, choices=STATUSES)
     maintenance = forms.ChoiceField(required=False, choices=YES_NO)
-    sessions = forms.ChoiceField(required=False, choices=YES_NO, label="Has sessions")
-    drift = forms.ChoiceField(required=False, choices=YES_NO, label="Not on group image")
-    job_status = forms.ChoiceField(required=False, choices=JOB_STATUSES, label="Last job")
+    sessions = forms.ChoiceField(required=False, choices=YES_NO, label=_("Has sessions"))
+    drift = forms.ChoiceField(required=False, choices=YES_NO, label=_("Not on group image"))
+    job_status = forms.ChoiceField(required=False, choices=JOB_STATUSES, label=_("Last job"))
     sort = forms.ChoiceField(required=False, choices=[(k, k) for k in SORTS])
 
     def __init__(self, *args, groups: list[ServerGroup], images: list[Image], **kwargs):
@@ -84,8 +86,8 @@ class ServerFilterForm(forms.Form):
         for field in self.fields.values():
             if isinstance(field, forms.ChoiceField):
                 field.widget = PlainSelect(choices=field.choices)
-        self.fields["group"].choices = [("", "all groups")] + [(g.id, g.name) for g in groups]
-        self.fields["image"].choices = [("", "any image")] + [(i.id, i.name) for i in images]
+        self.fields["group"].choices = [("", _("all groups"))] + [(g.id, g.name) for g in groups]
+        self.fields["image"].choices = [("", _("any image"))] + [(i.id, i.name) for i in images]
 
     def filter(self, servers: QuerySet[Server]) -> QuerySet[Server]:
         """Apply the valid filters; an invalid form filters nothing but keeps `gone` out.
@@ -176,22 +178,27 @@ PRESET_FIELDS = (
 
 def preset_choices() -> list[tuple[str, str]]:
     presets = settings.ROLLOUT_PRESETS
-    return [*((name, p["label"]) for name, p in presets.items()), (CUSTOM, "Custom")]
+    return [*((name, p["label"]) for name, p in presets.items()), (CUSTOM, _("Custom"))]
 
 
 def describe_preset(preset: dict) -> str:
     """ "Canary 1, then sign-off · waves of 10% · …" in words, for the preset's choice."""
     parts = []
     if preset.get("canary"):
-        signoff = ", paused for sign-off" if preset.get("canary_signoff") else ""
-        parts.append(f"canary of {preset['canary']}{signoff}")
-    parts.append(f"waves of {preset['wave_size']}" if preset.get("wave_size") else "one wave")
-    if preset.get("soak_minutes"):
-        parts.append(f"{preset['soak_minutes']} min soak between waves")
+        if preset.get("canary_signoff"):
+            parts.append(_("canary of %(n)s, paused for sign-off") % {"n": preset["canary"]})
+        else:
+            parts.append(_("canary of %(n)s") % {"n": preset["canary"]})
+    if preset.get("wave_size"):
+        parts.append(_("waves of %(n)s") % {"n": preset["wave_size"]})
+    else:
+        parts.append(str(_("one wave")))
+    if minutes := preset.get("soak_minutes"):
+        parts.append(_("%(n)s min soak between waves") % {"n": minutes})
     policy = dict(Rollout.SessionPolicy.choices).get(preset.get("session_policy", "none"), "")
-    parts.append(f"users: {policy}")
+    parts.append(_("users: %(policy)s") % {"policy": policy})
     if preset.get("failure_budget"):
-        parts.append(f"halt after more than {preset['failure_budget']} failures")
+        parts.append(_("halt after more than %(n)s failures") % {"n": preset["failure_budget"]})
     return " · ".join(parts)
 
 
@@ -207,88 +214,90 @@ class RolloutForm(forms.Form):
     """
 
     target_image = forms.ChoiceField(
-        label="Target image", error_messages={"required": "Choose the image to move to."}
+        label=_("Target image"), error_messages={"required": _("Choose the image to move to.")}
     )
     one_image_for_all = forms.BooleanField(
-        required=False, label="Yes, put the servers of every selected group on this one image"
+        required=False, label=_("Yes, put the servers of every selected group on this one image")
     )
     reason = forms.CharField(
         max_length=500,
-        label="Reason or ticket",
-        help_text="Shown on the rollout, in the audit log and in notifications.",
-        widget=forms.TextInput(attrs={"placeholder": "e.g. CHG-1234 November patches"}),
-        error_messages={"required": "Say why (a ticket or a few words)."},
+        label=_("Reason or ticket"),
+        help_text=_("Shown on the rollout, in the audit log and in notifications."),
+        widget=forms.TextInput(attrs={"placeholder": _("e.g. CHG-1234 November patches")}),
+        error_messages={"required": _("Say why (a ticket or a few words).")},
     )
-    update_access_agent = forms.BooleanField(required=False, label="Also upgrade the access agent")
+    update_access_agent = forms.BooleanField(
+        required=False, label=_("Also upgrade the access agent")
+    )
     use_maintenance = forms.BooleanField(
-        required=False, label="Put servers into maintenance mode first (cleared after success)"
+        required=False, label=_("Put servers into maintenance mode first (cleared after success)")
     )
     # Left out (a script posting the loose fields), it is Custom.
-    preset = forms.ChoiceField(label="Safety", required=False, widget=forms.RadioSelect)
+    preset = forms.ChoiceField(label=_("Safety"), required=False, widget=forms.RadioSelect)
     # Safety under Custom: waves, sign-off, error budget, users first, schedule.
     canary = forms.CharField(
         required=False,
         max_length=8,
-        label="Canary wave",
-        help_text="Servers (e.g. 2) or a share (e.g. 5%); empty: no canary.",
+        label=_("Canary wave"),
+        help_text=_("Servers (e.g. 2) or a share (e.g. 5%); empty: no canary."),
     )
     canary_signoff = forms.BooleanField(
         required=False,
-        label="Pause after the canary for sign-off",
-        help_text="The rollout holds once the canary is done, until someone resumes it.",
+        label=_("Pause after the canary for sign-off"),
+        help_text=_("The rollout holds once the canary is done, until someone resumes it."),
     )
     wave_size = forms.CharField(
         required=False,
         max_length=8,
-        label="Then waves of",
-        help_text="Servers or a share; empty: all the rest at once.",
+        label=_("Then waves of"),
+        help_text=_("Servers or a share; empty: all the rest at once."),
     )
     soak_minutes = forms.IntegerField(
-        required=False, min_value=0, max_value=24 * 60, label="Soak after each wave (min)"
+        required=False, min_value=0, max_value=24 * 60, label=_("Soak after each wave (min)")
     )
     failure_budget = forms.CharField(
         required=False,
         max_length=8,
-        label="Error budget",
-        help_text="Failures (e.g. 3) or a share (e.g. 10%) that halt the rollout; empty: none.",
+        label=_("Error budget"),
+        help_text=_("Failures (e.g. 3) or a share (e.g. 10%) that halt the rollout; empty: none."),
     )
     session_policy = forms.ChoiceField(
         required=False,
         choices=Rollout.SessionPolicy.choices,
         initial=Rollout.SessionPolicy.NONE,
-        label="Users on the servers",
+        label=_("Users on the servers"),
     )
     canary_session_policy = forms.ChoiceField(
         required=False,
-        choices=[("", "as the other waves"), *Rollout.SessionPolicy.choices],
-        label="Users on the canary wave",
+        choices=[("", _("as the other waves")), *Rollout.SessionPolicy.choices],
+        label=_("Users on the canary wave"),
     )
     session_wait_minutes = forms.IntegerField(
         required=False,
         min_value=0,
         max_value=24 * 60,
         initial=15,
-        label="Wait for sessions up to (min)",
+        label=_("Wait for sessions up to (min)"),
     )
     logoff_delay_minutes = forms.IntegerField(
         required=False,
         min_value=0,
         max_value=24 * 60,
         initial=5,
-        label="Then log off after a warning of (min)",
+        label=_("Then log off after a warning of (min)"),
     )
-    logoff_message = forms.CharField(required=False, max_length=255, label="Warning message")
+    logoff_message = forms.CharField(required=False, max_length=255, label=_("Warning message"))
     scheduled_at = forms.DateTimeField(
         required=False,
-        label="Start at",
-        help_text="Empty: as soon as confirmed.",
+        label=_("Start at"),
+        help_text=_("Empty: as soon as confirmed."),
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
     )
     start_below_sessions = forms.IntegerField(
         required=False,
         min_value=1,
         max_value=1_000_000,  # the column is a 32-bit integer; no fleet has more sessions
-        label="Only start while active sessions are below",
+        label=_("Only start while active sessions are below"),
     )
 
     def __init__(self, *args, server_ids: list[str], max_servers: int, **kwargs):
@@ -306,7 +315,7 @@ class RolloutForm(forms.Form):
         self.per_group = len(self.group_images) > 1
         choices = [(o.image.id, o.label) for o in self.options]
         if self.per_group:
-            choices.insert(0, (planning.GROUP_IMAGES, "Each server to its own group's image"))
+            choices.insert(0, (planning.GROUP_IMAGES, _("Each server to its own group's image")))
         self.fields["target_image"].choices = choices
         self.fields["preset"].choices = preset_choices()
         self.presets = [
@@ -330,7 +339,7 @@ class RolloutForm(forms.Form):
         for message in self.selection_errors():
             self.add_error(None, message)
         if not self.options and not self.selection_errors():
-            self.add_error(None, "No image is compatible with any of the selected servers.")
+            self.add_error(None, _("No image is compatible with any of the selected servers."))
         target = cleaned.get("target_image")
         if (
             self.per_group
@@ -340,9 +349,15 @@ class RolloutForm(forms.Form):
         ):
             self.add_error(
                 "one_image_for_all",
-                f"The selection spans {len(self.groups)} groups with different images; "
-                "confirm that all of them should get this one image, or choose "
-                "“each server to its own group's image”.",
+                ngettext(
+                    "The selection spans %(n)d group with different images; confirm that it "
+                    "should get this one image, or choose “each server to its own group's image”.",
+                    "The selection spans %(n)d groups with different images; confirm that all "
+                    "of them should get this one image, or choose “each server to its own "
+                    "group's image”.",
+                    len(self.groups),
+                )
+                % {"n": len(self.groups)},
             )
         preset = cleaned.get("preset") or CUSTOM
         cleaned["preset"] = preset
@@ -366,7 +381,7 @@ class RolloutForm(forms.Form):
     def clean_scheduled_at(self):
         when = self.cleaned_data["scheduled_at"]
         if when and when < timezone.now():
-            raise forms.ValidationError("The start time is in the past.")
+            raise forms.ValidationError(_("The start time is in the past."))
         return when
 
     def create_plan(self, *, created_by: str, retry_of: Rollout | None = None) -> Rollout:
@@ -431,7 +446,9 @@ def _amount(value: str) -> str:
     try:
         planning.resolve_amount(value, 100)
     except ValueError:
-        raise forms.ValidationError("Give a number of servers (5) or a percentage (10%).") from None
+        raise forms.ValidationError(
+            _("Give a number of servers (5) or a percentage (10%).")
+        ) from None
     return value
 
 

@@ -8,30 +8,42 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext_lazy
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from dashboard import audit
 from dashboard.api import tokens
 from dashboard.models import ServiceToken
-from dashboard.roles import ADMIN, ROLES, require_role
+from dashboard.roles import ADMIN, ROLE_LABELS, ROLES, require_role
 
-EXPIRY_DAYS = [(7, "7 days"), (30, "30 days"), (90, "90 days"), (180, "180 days"), (365, "1 year")]
+EXPIRY_DAYS = [
+    *(
+        (days, ngettext_lazy("%(n)d day", "%(n)d days", "n") % {"n": days})
+        for days in (7, 30, 90, 180)
+    ),
+    (365, _("1 year")),
+]
 
 
 class TokenForm(forms.Form):
     name = forms.SlugField(
         max_length=50,
-        help_text="Lowercase letters, digits and dashes, e.g. deploy-bot; shown as token:<name>.",
+        help_text=_(
+            "Lowercase letters, digits and dashes, e.g. deploy-bot; shown as token:<name>."
+        ),
     )
-    role = forms.ChoiceField(choices=[(role, role) for role in ROLES], initial="operator")
+    role = forms.ChoiceField(
+        choices=[(role, ROLE_LABELS[role]) for role in ROLES], initial="operator"
+    )
     expires_in = forms.TypedChoiceField(
-        choices=EXPIRY_DAYS, coerce=int, initial=90, label="Expires after"
+        choices=EXPIRY_DAYS, coerce=int, initial=90, label=_("Expires after")
     )
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].lower()
         if ServiceToken.objects.filter(name=name).exists():
-            raise forms.ValidationError("A token of that name exists; pick another name.")
+            raise forms.ValidationError(_("A token of that name exists; pick another name."))
         return name
 
 
@@ -77,7 +89,9 @@ def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
     token = get_object_or_404(ServiceToken, pk=token_id)
     if tokens.revoke(token, by=request.user.get_username()):
         audit.record(request, "token.revoke", target=token.actor)
-        messages.success(request, f"{token.actor} revoked; it stops working at once.")
+        messages.success(
+            request, gettext("%(name)s revoked; it stops working at once.") % {"name": token.actor}
+        )
     else:
-        messages.info(request, f"{token.actor} was already revoked.")
+        messages.info(request, gettext("%(name)s was already revoked.") % {"name": token.actor})
     return redirect("tokens")

@@ -58,7 +58,7 @@ def resume(
             failed.update(
                 state=RolloutServer.State.SKIPPED,
                 reason_code="skipped_after_failure",
-                reason_message="Failed; skipped by an operator on resume.",
+                reason_message=_("Failed; skipped by an operator on resume."),
             )
         if how == RETRY_FAILED:
             retry = _plan_retry(rollout, list(failed.values_list("server_id", flat=True)), by)
@@ -84,7 +84,9 @@ def _plan_retry(rollout: Rollout, server_ids: list[str], by: str) -> Rollout | N
         rollout,
         server_ids,
         created_by=by if by != lifecycle.WORKER else rollout.created_by,
-        reason=f"Retry of #{rollout.pk}: {rollout.reason}"[:500],
+        reason=(_("Retry of #%(id)s: %(reason)s") % {"id": rollout.pk, "reason": rollout.reason})[
+            :500
+        ],
         retry_of=rollout,
         kind=Rollout.Kind.RESUME_RETRY,
     )
@@ -160,7 +162,9 @@ def retry(rollout_id: int, server_ids: list[str] | None = None, *, by: str) -> F
         rollout,
         ids,
         created_by=by,
-        reason=f"Retry of #{rollout.pk}: {rollout.reason}"[:500],
+        reason=(_("Retry of #%(id)s: %(reason)s") % {"id": rollout.pk, "reason": rollout.reason})[
+            :500
+        ],
         retry_of=rollout,
         kind=Rollout.Kind.RETRY,
     )
@@ -215,7 +219,9 @@ def _plan_revert(rollout: Rollout, server_ids: list[str], *, by: str) -> Rollout
         target=None,
         targets=targets,
         images=images,
-        reason=f"Revert of #{rollout.pk}: {rollout.reason}"[:500],
+        reason=(_("Revert of #%(id)s: %(reason)s") % {"id": rollout.pk, "reason": rollout.reason})[
+            :500
+        ],
         retry_of=rollout,
         kind=Rollout.Kind.REVERT,
     )

@@ -14,6 +14,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from dashboard import audit, heartbeat, inventory
 from dashboard.cloud import records
@@ -93,7 +94,7 @@ def _orphaned_claims(rollout: Rollout) -> None:
     if unknown:
         stray.update(
             state=S.UNKNOWN,
-            error_message="The worker stopped while sending; reconciling with the cloud.",
+            error_message=_("The worker stopped while sending; reconciling with the cloud."),
         )
     if returned or unknown:
         audit.record_for_rollout(
@@ -207,7 +208,9 @@ def _tracked(row: RolloutServer, server: records.Server | None, client, now) -> 
     if job is None:
         return (
             _failed(
-                "JOB_VANISHED", "The job vanished upstream and the server no longer shows it.", now
+                "JOB_VANISHED",
+                _("The job vanished upstream and the server no longer shows it."),
+                now,
             )
             if server is None
             else _by_image(row, server, now)
@@ -245,23 +248,28 @@ def _reconcile(
             "state": S.CANCELLED,
             "finished_at": now,
             "error_code": "NOT_ACCEPTED",
-            "error_message": "The cloud showed no job for this server; the rollout was "
-            "cancelled, so it was not sent again.",
+            "error_message": _(
+                "The cloud showed no job for this server; the rollout was cancelled, so it was "
+                "not sent again."
+            ),
         }, NOT_ACCEPTED
     if row.send_attempts < settings.ROLLOUT_SEND_ATTEMPTS:
         return {
             "state": S.PENDING,
             "claim": "",
             "error_code": "NOT_ACCEPTED",
-            "error_message": (
-                f"The cloud showed no job for this server after call {row.send_attempts}; "
-                "sending it again."
-            )[:1000],
+            "error_message": _(
+                "The cloud showed no job for this server after call %(n)d; sending it again."
+            )
+            % {"n": row.send_attempts},
         }, RESEND
     return _failed(
         "NOT_ACCEPTED",
-        f"The cloud shows no job for this server after {row.send_attempts} calls with "
-        "ambiguous or no answers; it was not changed. Retry it.",
+        _(
+            "The cloud shows no job for this server after %(n)d calls with ambiguous or no "
+            "answers; it was not changed. Retry it."
+        )
+        % {"n": row.send_attempts},
         now,
     ), NOT_ACCEPTED
 
@@ -300,7 +308,7 @@ def _by_image(row: RolloutServer, server: records.Server, now) -> dict:
     if server.image_id == row.to_image_id:
         return {"state": S.SUCCEEDED, "finished_at": now, "verified": True}
     return _failed(
-        "JOB_VANISHED", "The job vanished upstream and the server still runs its old image.", now
+        "JOB_VANISHED", _("The job vanished upstream and the server still runs its old image."), now
     )
 
 
@@ -330,7 +338,7 @@ def _job_error(job: records.Job | None, server_id: str = "") -> tuple[str, str]:
     for sub in (own,) if own is not None else job.sub_jobs if job else ():
         if sub.error_code or sub.error_message:
             return sub.error_code[:64], sub.error_message[:1000]
-    return "JOB_FAILED", "The image change job failed."
+    return "JOB_FAILED", _("The image change job failed.")
 
 
 def finish_if_done(rollout: Rollout) -> str:

@@ -29,6 +29,7 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import Case, CharField, F, Value, When
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from dashboard import audit, compat
 from dashboard.cloud import records
@@ -193,7 +194,7 @@ def _recheck(rows: list[RolloutServer], client, reads=None) -> list[RolloutServe
                 row,
                 S.SKIPPED,
                 code=compat.SAME_IMAGE,
-                message="Already on the target image when it was about to be sent.",
+                message=_("Already on the target image when it was about to be sent."),
             )
         else:
             headline = verdict.reason
@@ -201,7 +202,7 @@ def _recheck(rows: list[RolloutServer], client, reads=None) -> list[RolloutServe
                 row,
                 S.FAILED,
                 code=headline.code,
-                message=f"Not sent: {headline.message}",
+                message=_("Not sent: %(reason)s") % {"reason": headline.message},
             )
     if previous:  # what each server runs now, for a later revert: one statement
         RolloutServer.objects.filter(pk__in=list(previous)).update(
@@ -309,7 +310,7 @@ def _on_error(
             submitted_at=sent_at,
             request_id=exc.request_id,
             error_code=exc.error_code,
-            error_message=f"Outcome unknown: {exc.message}"[:1000],
+            error_message=(_("Outcome unknown: %(message)s") % {"message": exc.message})[:1000],
         )
         details["result"] = "unknown"
     audit.record_for_rollout(rollout, "api.batch_change_image", outcome=audit.ERROR, **details)
@@ -362,7 +363,7 @@ def _record_items(rows: list[RolloutServer], result: records.ChangeResult, sent_
     if missing:
         claimed.filter(pk__in=missing).update(
             state=RolloutServer.State.UNKNOWN,
-            error_message="The answer did not mention this server.",
+            error_message=_("The answer did not mention this server."),
             **common,
         )
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 
 from dashboard import audit
 from dashboard.cloud.errors import CloudError
@@ -113,7 +114,7 @@ def _log_off(rollout: Rollout, wave: RolloutWave, client, server_ids: list[str])
             ids,
             delay_seconds=rollout.logoff_delay_seconds,
             message=rollout.logoff_message or _default_message(rollout),
-            title="Maintenance",
+            title=gettext("Maintenance"),
         )
     except CloudError as exc:
         log.warning("rollout %s wave %s: logoff failed: %s", rollout.pk, wave.number, exc)
@@ -136,10 +137,11 @@ def _log_off(rollout: Rollout, wave: RolloutWave, client, server_ids: list[str])
 
 def _default_message(rollout: Rollout) -> str:
     minutes = max(1, rollout.logoff_delay_seconds // 60)
-    return (
-        "This server is being updated. Please save your work: "
-        f"you will be signed out in {minutes} min."
-    )
+    return ngettext(
+        "This server is being updated. Please save your work: you will be signed out in %(n)d min.",
+        "This server is being updated. Please save your work: you will be signed out in %(n)d min.",
+        minutes,
+    ) % {"n": minutes}
 
 
 def _logging_off(rollout, wave, client, sleep, now):

@@ -5,7 +5,7 @@ import json
 from django import template
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, pgettext_lazy
+from django.utils.translation import gettext_lazy, pgettext, pgettext_lazy
 
 from dashboard.models import Image, Rollout, RolloutServer, RolloutWave
 from dashboard.roles import ROLE_LABELS
@@ -95,6 +95,12 @@ PRESETS = {
     "standard": gettext_lazy("Standard"),
     "custom": gettext_lazy("Custom"),
 }
+
+
+@register.filter
+def actor_label(actor: str) -> str:
+    """Who did it: a person's name as it is; the worker (lifecycle.WORKER) named in words."""
+    return pgettext("actor", "worker") if actor == "worker" else actor
 
 
 @register.filter

@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import add_never_cache_headers, patch_cache_control
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy, ngettext, pgettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
@@ -406,9 +406,9 @@ def _live_context(request: HttpRequest, rollout: Rollout) -> dict:
 TIMELINE_LENGTH = 200  # newest first; the JSON export carries every event
 
 RESUME_LABELS = [
-    ("continue", "Continue with the next waves"),
-    ("skip_failed", "Skip the failed servers, then continue"),
-    ("retry_failed", "Plan a retry of the failed servers, and continue"),
+    ("continue", gettext_lazy("Continue with the next waves")),
+    ("skip_failed", gettext_lazy("Skip the failed servers, then continue")),
+    ("retry_failed", gettext_lazy("Plan a retry of the failed servers, and continue")),
 ]
 
 
@@ -661,7 +661,7 @@ def history(request: HttpRequest) -> HttpResponse:
             day = datetime.strptime(filters["date"], "%Y-%m-%d").date()
             rollouts = rollouts.filter(created_at__date=day)
         except ValueError:
-            messages.error(request, "The date must look like 2026-11-26.")
+            messages.error(request, _("The date must look like 2026-11-26."))
     page = Paginator(rollouts.order_by("-created_at"), 50).get_page(request.GET.get("page"))
     context = {"page": page, "filters": filters, "states": Rollout.State.choices}
     return render(request, "rollouts/list.html", context)
@@ -688,6 +688,32 @@ EXPORT_FIELDS = [
 # Rollout-level columns repeated on every CSV row, so a sheet of several exports still says
 # which rollout each row belongs to and where it came from.
 ROLLOUT_COLUMNS = ["rollout", "url", "kind", "origin", "follow_ups", "outcome"]
+# The CSV's header row in the language of the person downloading it; the JSON export keeps
+# these names as its stable keys.
+COLUMN_TITLES = {
+    "rollout": pgettext_lazy("export column", "rollout"),
+    "url": pgettext_lazy("export column", "url"),
+    "kind": pgettext_lazy("export column", "kind"),
+    "origin": pgettext_lazy("export column", "origin"),
+    "follow_ups": pgettext_lazy("export column", "follow_ups"),
+    "outcome": pgettext_lazy("export column", "outcome"),
+    "server_id": pgettext_lazy("export column", "server_id"),
+    "server_name": pgettext_lazy("export column", "server_name"),
+    "group_name": pgettext_lazy("export column", "group_name"),
+    "from_image_id": pgettext_lazy("export column", "from_image_id"),
+    "from_image_name": pgettext_lazy("export column", "from_image_name"),
+    "to_image_id": pgettext_lazy("export column", "to_image_id"),
+    "to_image_name": pgettext_lazy("export column", "to_image_name"),
+    "verdict": pgettext_lazy("export column", "verdict"),
+    "reason_code": pgettext_lazy("export column", "reason_code"),
+    "state": pgettext_lazy("export column", "state"),
+    "job_id": pgettext_lazy("export column", "job_id"),
+    "error_code": pgettext_lazy("export column", "error_code"),
+    "error_message": pgettext_lazy("export column", "error_message"),
+    "submitted_at": pgettext_lazy("export column", "submitted_at"),
+    "finished_at": pgettext_lazy("export column", "finished_at"),
+    "verified": pgettext_lazy("export column", "verified"),
+}
 
 
 def _iso(value):
@@ -715,7 +741,7 @@ def _url(rollout_id: int) -> str:
 @require_role(VIEWER)
 def export(request: HttpRequest, rollout_id: int, fmt: str) -> HttpResponse:
     if fmt not in ("csv", "json"):
-        raise Http404("Export as csv or json.")
+        raise Http404(_("Export as csv or json."))
     rollout = _get_rollout_for_user(request, rollout_id)
     rows = [[_iso(v) for v in r] for r in rollout.servers.values_list(*EXPORT_FIELDS)]
     origin, follow_ups = _links(rollout)
@@ -752,7 +778,7 @@ def export(request: HttpRequest, rollout_id: int, fmt: str) -> HttpResponse:
     else:
         response = HttpResponse(content_type="text/csv; charset=utf-8")
         writer = csv.writer(response)
-        writer.writerow([*ROLLOUT_COLUMNS, *EXPORT_FIELDS])
+        writer.writerow([str(COLUMN_TITLES.get(c, c)) for c in (*ROLLOUT_COLUMNS, *EXPORT_FIELDS)])
         shared = [
             rollout.pk,
             _url(rollout.pk),

@@ -12,14 +12,15 @@ import re
 from collections.abc import Iterator
 
 import pytest
+from django.db.models import Count
 from django.utils import translation
 from playwright.sync_api import Page, expect
 
 from dashboard import inventory, translations
 from dashboard.cloud.client import CloudClient
 from dashboard.cloud.config import from_settings
-from dashboard.models import Image, Server, ServerGroup
-from tests.browser.conftest import ARTIFACTS
+from dashboard.models import Image, Rollout, Server, ServerGroup
+from tests.browser.conftest import ARTIFACTS, BackgroundWorker
 from tests.sim_fixtures import cloud_settings
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -105,9 +106,14 @@ def main_pages(page: Page, url: str) -> Iterator[str]:
     """Each main page in turn, named once it is loaded."""
     for name, path in [
         ("overview", "/"),
+        ("groups", "/groups/"),
+        ("servers", "/servers/"),
         ("images", "/images/"),
+        ("rollouts", "/rollouts/"),
         ("audit", "/audit/"),
         ("cloud check", "/cloud/"),
+        ("service tokens", "/tokens/"),
+        ("new rollout, nothing chosen", "/rollouts/new/"),
     ]:
         page.goto(url + path)
         expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
@@ -124,8 +130,6 @@ def test_the_main_pages_hold_no_untranslated_english(dashboard, zh_page):
     for name in main_pages(zh_page, dashboard):
         if english := english_on(zh_page, names):
             found[name] = english
-        if name == "overview":
-            zh_page.screenshot(path=str(ARTIFACTS / "overview-zh-hans.png"))
     assert found == {}, "\n".join(f"{k}: {v}" for k, vs in found.items() for v in vs)
 
 
@@ -151,3 +155,72 @@ def test_the_switcher_changes_the_language_and_remembers_it(dashboard, browser_p
     page.get_by_role("button", name="English").click()
     expect(page.locator("html")).to_have_attribute("lang", "en")
     assert page.url.endswith("/servers/")  # back where the switch was made
+
+
+@pytest.fixture
+def live_dashboard(live_server, simulator_factory, settings):
+    translations.compile_all()
+    settings.LOCALE_PATHS = list(settings.LOCALE_PATHS)
+    sim = simulator_factory(servers=24, job_seconds=3, manual_clock=False)
+    settings.HUAWEICLOUD = {**settings.HUAWEICLOUD, **cloud_settings(sim)}
+    settings.DEBUG = True
+    settings.DASHBOARD_DEV_USER = "ada.admin"
+    settings.DASHBOARD_DEV_GROUPS = ["dashboard-admins"]
+    settings.ROLLOUT_REFRESH_SECONDS = 0.5
+    settings.SYNC_INTERVAL_SECONDS = 0
+    inventory.sync_now(client=CloudClient(from_settings()))
+    with BackgroundWorker():
+        yield live_server.url, sim
+
+
+def test_the_rollout_flow_holds_no_untranslated_english(live_dashboard, zh_page):
+    url, sim = live_dashboard
+    page = zh_page
+    names = fleet_names("ada.admin")
+    found = {}
+
+    def check(name: str) -> None:
+        expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
+        if english := english_on(page, names):
+            found[name] = english
+
+    group = (  # the group with the most servers to change
+        Server.objects.filter(drift=True, frozen=False)
+        .exclude(job_status__in=["WAITING", "RUNNING"])
+        .values("group_id")
+        .annotate(n=Count("id"))
+        .order_by("-n")
+        .values_list("group_id", flat=True)
+        .first()
+    )
+    page.goto(f"{url}/groups/")
+    page.locator(f"a.button[href$='/rollouts/new/?group={group}']").click()
+    expect(page.locator("#id_reason")).to_be_visible()
+    check("new rollout")
+
+    page.fill("#id_reason", "变更 42 月度补丁")
+    page.check("#preset-custom")  # every server at once: no canary sign-off, no session wait
+    page.locator("form[action$='/rollouts/new/plan/'] button[type=submit]").click()
+    confirm = page.locator("form[action$='/confirm/'] button[type=submit]")
+    expect(confirm).to_be_visible()
+    check("plan")
+    rollout = Rollout.objects.latest("pk")
+    refused = rollout.servers.filter(verdict="change").first()
+    sim.state.reject(refused.server_id, "WKS.00129901")  # its explanation is translated
+
+    confirm.click()
+    expect(page.locator("#rollout-rows tr").first).to_be_visible()
+    check("rollout, live")
+    # Final once the poller stops (it drops hx-get with the last answer).
+    expect(page.locator("#rollout-poller")).not_to_have_attribute(
+        "hx-get", re.compile("."), timeout=90_000
+    )
+    expect(page.locator(f"#row-{refused.pk}")).to_have_attribute("data-state", "failed")
+    check("rollout, finished")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "rollout-zh-hans.png"), full_page=False)
+
+    page.locator("#retry-failed").click()  # a plan of only the failed server
+    expect(page.locator("form[action$='/confirm/'] button[type=submit]")).to_be_visible()
+    check("retry plan")
+    assert found == {}, "\n".join(f"{k}: {v}" for k, vs in found.items() for v in vs)
