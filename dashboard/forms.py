@@ -197,8 +197,16 @@ def describe_preset(preset: dict) -> str:
         parts.append(_("%(n)s min soak between waves") % {"n": minutes})
     policy = dict(Rollout.SessionPolicy.choices).get(preset.get("session_policy", "none"), "")
     parts.append(_("users: %(policy)s") % {"policy": policy})
-    if preset.get("failure_budget"):
-        parts.append(_("halt after more than %(n)s failures") % {"n": preset["failure_budget"]})
+    if budget := str(preset.get("failure_budget") or ""):
+        if budget.isdigit():  # a count: "1 failure", "2 failures"
+            text = ngettext(
+                "halt after more than %(n)s failure",
+                "halt after more than %(n)s failures",
+                int(budget),
+            )
+        else:  # a share of the servers, e.g. "5%"
+            text = _("halt after more than %(n)s failures")
+        parts.append(text % {"n": budget})
     return " · ".join(parts)
 
 

@@ -550,3 +550,12 @@ def test_a_rollout_holds_after_its_canary_against_the_simulator_until_resumed(
     assert rollout.state == Rollout.State.RUNNING and not signoff.pending(rollout)
     engine.tick(rollout.pk, cloud_client)
     assert rollout.servers.exclude(wave=1).exclude(job_id="").exists()  # the next wave is sent
+
+
+def test_the_presets_name_their_error_budget_in_the_right_number(synced, operator_client):
+    """A budget of one failure reads "1 failure"; a share of the servers keeps the plural."""
+    group = ServerGroup.objects.order_by("name").first()
+    page = operator_client.get(f"/rollouts/new/?group={group.pk}").content.decode()
+    assert "halt after more than 1 failure " in page or "halt after more than 1 failure<" in page
+    assert "halt after more than 1 failures" not in page
+    assert "halt after more than 5% failures" in page
