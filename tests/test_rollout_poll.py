@@ -255,3 +255,15 @@ def test_a_refresh_in_which_no_job_moved_sends_no_rows_to_pollers(
     assert "<tr " not in html  # the summary may move ("checked N s ago"), the rows did not
     row = rollout.servers.get()
     assert row.last_checked_at >= since
+
+
+def test_check_times_read_as_relative_times_with_the_exact_time_on_hover(viewer_client):
+    rollout = make_rollout(2)
+    now = timezone.now()
+    Rollout.objects.filter(pk=rollout.pk).update(last_checked_at=now)
+    RolloutServer.objects.filter(rollout=rollout).update(last_checked_at=now - timedelta(minutes=3))
+    html = viewer_client.get(f"/rollouts/{rollout.pk}/").content.decode()
+    assert "jobs checked <time" in html and "just now</time>" in html
+    assert "3 min ago</time>" in html
+    assert "minutes ago" not in html  # not Django's timesince ("0 minutes ago")
+    assert 'title="' in html.split("jobs checked <time", 1)[1].split(">", 1)[0]
