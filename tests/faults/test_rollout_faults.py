@@ -100,20 +100,21 @@ def test_a_worker_killed_in_its_call_is_reconciled_never_resent(scenario):
 
 
 def test_the_cloud_stalled_past_the_read_timeout(scenario):
-    """Every call stalls longer than the workers' read timeout (5 s) from the moment the next
-    wave is claimed: its re-read or its image-change call times out (not sent, or outcome
-    unknown), and the rollout still ends with every server changed once."""
-    worker(scenario, "w1")
-    scenario.wait_first_wave_sent()
-    scenario.sim.advance(scenario.sim.config.job_seconds + 1)
-    wait_for(lambda: rows(scenario.rollout).filter(state="submitting").exists(), 60, "a claim")
+    """Every call stalls longer than the workers' read timeout (5 s) from before the canary is
+    claimed: its re-read or its image-change call times out (not sent, or outcome unknown), and
+    once the cloud answers again the rollout still ends with every server changed once.
+
+    The stall starts before the worker does: a claim lasts only as long as one re-read, too
+    short to be seen reliably by polling, so the stall cannot wait for one."""
     scenario.sim.state.set_faults(stall_seconds=6.5)
+    worker(scenario, "w1")
     timed_out = AuditEvent.objects.filter(
         rollout=scenario.rollout,
         action__in=("api.batch_change_image", "rows.send_deferred"),
         outcome="error",
     )
-    wait_for(timed_out.exists, 90, "a call to time out")
+    wait_for(timed_out.exists, 150, "a call to time out")
+    assert not rows(scenario.rollout).filter(state="failed").exists()
     scenario.sim.state.set_faults(stall_seconds=0)
     _finished_and_explained(scenario)
 
