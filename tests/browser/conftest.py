@@ -10,6 +10,12 @@ import threading
 from pathlib import Path
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
+
+from dashboard import inventory
+from dashboard.cloud.client import CloudClient
+from dashboard.cloud.config import from_settings
+from tests.sim_fixtures import cloud_settings
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 ARGS = [
@@ -86,3 +92,25 @@ class BackgroundWorker:
     def __exit__(self, *exc) -> None:
         self.stopped.set()
         self.thread.join(timeout=30)
+
+
+def start_demo_dashboard(live_server, simulator_factory, settings, *, servers: int) -> str:
+    """A live dashboard on a synced simulated fleet, signed in as the local demo operator."""
+    sim = simulator_factory(servers=servers)
+    settings.HUAWEICLOUD = {**settings.HUAWEICLOUD, **cloud_settings(sim)}
+    settings.DEBUG = True  # the local demo identity stands in for the SSO proxy
+    settings.DASHBOARD_DEV_USER = "otto.operator"
+    settings.DASHBOARD_DEV_GROUPS = ["dashboard-operators"]
+    settings.SYNC_INTERVAL_SECONDS = 0
+    inventory.sync_now(client=CloudClient(from_settings()))
+    return live_server.url
+
+
+def serious_violations(page) -> list[str]:
+    """axe-core's serious and critical violations on the page, a line each."""
+    results = Axe().run(page).response
+    return [
+        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes'][:3]]}"
+        for v in results["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]

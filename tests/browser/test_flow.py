@@ -10,38 +10,25 @@
 import re
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
-from dashboard import inventory
-from dashboard.cloud.client import CloudClient
-from dashboard.cloud.config import from_settings
 from dashboard.models import Rollout, Selection, Server, ServerGroup
-from tests.browser.conftest import ARGS, ARTIFACTS, CHROMIUM, DESKTOP, PHONE
-from tests.sim_fixtures import cloud_settings
+from tests.browser.conftest import (
+    ARGS,
+    ARTIFACTS,
+    CHROMIUM,
+    DESKTOP,
+    PHONE,
+    serious_violations,
+    start_demo_dashboard,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
 def dashboard(live_server, simulator_factory, settings):
-    sim = simulator_factory(servers=120)
-    settings.HUAWEICLOUD = {**settings.HUAWEICLOUD, **cloud_settings(sim)}
-    settings.DEBUG = True  # the local demo identity stands in for the SSO proxy
-    settings.DASHBOARD_DEV_USER = "otto.operator"
-    settings.DASHBOARD_DEV_GROUPS = ["dashboard-operators"]
-    settings.SYNC_INTERVAL_SECONDS = 0
-    inventory.sync_now(client=CloudClient(from_settings()))
-    return live_server.url
-
-
-def serious(page: Page) -> list[str]:
-    results = Axe().run(page).response
-    return [
-        f"{v['id']}: {[n['target'] for n in v['nodes'][:3]]}"
-        for v in results["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
+    return start_demo_dashboard(live_server, simulator_factory, settings, servers=120)
 
 
 def no_sideways_scroll(page: Page) -> None:
@@ -58,7 +45,7 @@ def test_update_a_group_from_the_groups_page(dashboard, browser_page, viewport):
     page.goto(dashboard + "/rollouts/new/")
     expect(page.locator("#rollout-empty")).to_be_visible()
     expect(page.locator("input[name=target_image]")).to_have_count(0)
-    assert serious(page) == []
+    assert serious_violations(page) == []
 
     page.goto(dashboard + "/groups/")
     page.get_by_role("link", name=f"Update this group: {group.name}").click()
@@ -69,7 +56,7 @@ def test_update_a_group_from_the_groups_page(dashboard, browser_page, viewport):
     expect(first).to_contain_text("Recommended")
     expect(page.locator("#preset-careful")).to_be_checked()
     no_sideways_scroll(page)
-    assert serious(page) == []
+    assert serious_violations(page) == []
 
     # A missing reason is said at the field, and the field says so to a screen reader.
     page.get_by_role("button", name="Show the plan").click()
@@ -84,7 +71,7 @@ def test_update_a_group_from_the_groups_page(dashboard, browser_page, viewport):
     expect(page.locator("dl.facts")).to_contain_text("paused after the canary for sign-off")
     assert "not_in_maintenance" not in page.locator("main").inner_text()  # words, not codes
     no_sideways_scroll(page)
-    assert serious(page) == []
+    assert serious_violations(page) == []
     page.screenshot(path=str(ARTIFACTS / f"flow-plan-{viewport['width']}.png"), full_page=True)
 
 
@@ -113,7 +100,7 @@ def test_a_selection_survives_paging_and_filters_and_is_planned_by_id(dashboard,
     page.select_option("#id_drift", "yes")
     expect(page).to_have_url(re.compile(r"drift=yes"))
     expect(page.locator("#selection-bar")).to_contain_text("3 selected")
-    assert serious(page) == []
+    assert serious_violations(page) == []
 
     # Select all matching the filter: the banner names the count and takes them all.
     matching = Server.objects.filter(gone=False, drift=True).count()

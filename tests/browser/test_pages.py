@@ -12,15 +12,10 @@ import re
 from collections.abc import Callable, Iterator
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
-from dashboard import inventory
-from dashboard.cloud.client import CloudClient
-from dashboard.cloud.config import from_settings
 from dashboard.models import Server
-from tests.browser.conftest import DESKTOP, PHONE
-from tests.sim_fixtures import cloud_settings
+from tests.browser.conftest import DESKTOP, PHONE, serious_violations, start_demo_dashboard
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -32,14 +27,7 @@ KNOWN: dict[tuple[str, str], str] = {}
 
 @pytest.fixture
 def dashboard(live_server, simulator_factory, settings):
-    sim = simulator_factory(servers=30)
-    settings.HUAWEICLOUD = {**settings.HUAWEICLOUD, **cloud_settings(sim)}
-    settings.DEBUG = True  # the local demo identity stands in for the SSO proxy
-    settings.DASHBOARD_DEV_USER = "otto.operator"
-    settings.DASHBOARD_DEV_GROUPS = ["dashboard-operators"]
-    settings.SYNC_INTERVAL_SECONDS = 0
-    inventory.sync_now(client=CloudClient(from_settings()))
-    return live_server.url
+    return start_demo_dashboard(live_server, simulator_factory, settings, servers=30)
 
 
 def walk(page: Page, url: str, settings) -> Iterator[str]:
@@ -120,15 +108,6 @@ def sideways(page: Page) -> list[str]:
             .map(e => e.tagName.toLowerCase() + (e.className ? '.' + e.className : ''))"""
     )
     return [f"scrolls sideways ({width[0]} > {width[1]} px): {', '.join(culprits)}"]
-
-
-def serious_violations(page: Page) -> list[str]:
-    results = Axe().run(page).response
-    return [
-        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes'][:3]]}"
-        for v in results["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
 
 
 def test_no_page_scrolls_sideways_on_a_phone(dashboard, browser_page, settings):
