@@ -10,6 +10,7 @@ from urllib.parse import unquote, urlparse
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.csp import CSP
 
+from dashboard.cloud import projects as cloud_projects
 from dashboard.env import env_bool, env_float, env_int, env_list, env_secret, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -263,6 +264,10 @@ HUAWEICLOUD = {
     "RETRY_DEADLINE": env_float("HUAWEICLOUD_RETRY_DEADLINE", 60.0, minimum=0.0),
     "VERIFY_TLS": env_bool("HUAWEICLOUD_VERIFY_TLS", True),
 }
+# Several projects (regions) in one dashboard: a TOML file listing them (README, "Several
+# projects"). Without it the variables above describe the one project, named after its region.
+CLOUD_PROJECTS_FILE = env_str("CLOUD_PROJECTS_FILE")
+CLOUD_PROJECTS = cloud_projects.load(CLOUD_PROJECTS_FILE) if CLOUD_PROJECTS_FILE else ()
 
 # --- Inventory and rollouts ---------------------------------------------------------------
 SYNC_INTERVAL_SECONDS = env_int("SYNC_INTERVAL_SECONDS", 300, minimum=0)

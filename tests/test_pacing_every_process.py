@@ -14,8 +14,8 @@ from dashboard.models import CloudRateWindow
 @pytest.fixture
 def fresh_guard(monkeypatch, settings):
     """This process's guard rebuilt from the settings the test sets (restored afterwards)."""
-    monkeypatch.setattr(limits, "_guard", None)
-    monkeypatch.setattr(cloud_client_module, "_client", None)
+    monkeypatch.setattr(limits, "_guards", {})
+    monkeypatch.setattr(cloud_client_module, "_clients", {})
     return settings
 
 

@@ -24,10 +24,11 @@ from urllib.parse import quote, urlsplit
 import requests
 import urllib3.exceptions
 
-from dashboard.cloud import limits, wire
+from dashboard.cloud import limits, projects, wire
 from dashboard.cloud.auth import USER_AGENT, AkSkAuth, Auth, IssuedToken, TokenAuth
-from dashboard.cloud.config import CloudConfig, from_settings
+from dashboard.cloud.config import CloudConfig, for_project, from_settings
 from dashboard.cloud.errors import CloudError, Outcome
+from dashboard.cloud.projects import ProjectConfig
 from dashboard.cloud.records import (
     ChangeResult,
     ChangeTarget,
@@ -825,20 +826,23 @@ def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
 
 
 _client_lock = threading.Lock()
-_client: CloudClient | None = None
+_clients: dict[str, CloudClient] = {}
 # Projects found at IAM, per (IAM endpoint, AK, region), as the SDK caches them.
 _projects_lock = threading.Lock()
 _projects: dict[tuple[str, str, str], str] = {}
 
 
-def get_client() -> CloudClient:
-    """The process-wide client, rebuilt when settings.HUAWEICLOUD changes."""
-    global _client
-    config = from_settings()
+def get_client(project: ProjectConfig | None = None) -> CloudClient:
+    """The process-wide client of `project` (the default one when None), rebuilt when its
+    configuration changes. Each project has its own pacing and circuit breaker."""
+    project = project or projects.default()
+    config = for_project(project)
+    key = "" if project.legacy else project.name
     with _client_lock:
-        if _client is None or _client.config != config:
-            _client = CloudClient(config, guard=limits.process_guard())
-        return _client
+        client = _clients.get(key)
+        if client is None or client.config != config:
+            client = _clients[key] = CloudClient(config, guard=limits.process_guard(key))
+        return client
 
 
 def reachable(timeout: float = 1.0) -> bool:

@@ -12,6 +12,9 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from dashboard.cloud.projects import ProjectConfig
+from dashboard.env import env_secret, env_str
+
 _ENDPOINTS = Path(__file__).with_name("data") / "endpoints.json"
 
 
@@ -78,6 +81,45 @@ def from_settings() -> CloudConfig:
         iam_password=c["IAM_PASSWORD"],
         iam_domain=c["IAM_DOMAIN"],
         region=region,
+        connect_timeout=c["CONNECT_TIMEOUT"],
+        read_timeout=c["READ_TIMEOUT"],
+        retry_deadline=c["RETRY_DEADLINE"],
+        verify_tls=c["VERIFY_TLS"],
+    )
+
+
+def for_project(project: ProjectConfig) -> CloudConfig:
+    """The connection of one configured project.
+
+    Endpoints: the project's own override, else the HUAWEICLOUD_*_ENDPOINT variable (one
+    gateway or simulator for every project), else the region's table. Secrets are read from
+    the variables the project names, now, so a rotated secret file is picked up.
+    """
+    if project.legacy:
+        return from_settings()
+    c = settings.HUAWEICLOUD
+
+    def endpoint(service: str, key: str) -> str:
+        return _endpoint(
+            service, project.endpoint(key) or c[f"{key.upper()}_ENDPOINT"], project.region
+        )
+
+    def secret(name: str) -> str:
+        return env_secret(name) if name else ""
+
+    return CloudConfig(
+        workspaceapp_endpoint=endpoint("WorkspaceApp", "workspaceapp"),
+        workspace_endpoint=endpoint("Workspace", "workspace"),
+        ims_endpoint=endpoint("IMS", "ims"),
+        iam_endpoint=endpoint("IAM", "iam"),
+        project_id=project.project_id,
+        ak=secret(project.ak_env),
+        sk=secret(project.sk_env),
+        security_token=secret(project.security_token_env),
+        iam_user=env_str(project.iam_user_env) if project.iam_user_env else "",
+        iam_password=secret(project.iam_password_env),
+        iam_domain=env_str(project.iam_domain_env) if project.iam_domain_env else "",
+        region=project.region,
         connect_timeout=c["CONNECT_TIMEOUT"],
         read_timeout=c["READ_TIMEOUT"],
         retry_deadline=c["RETRY_DEADLINE"],

@@ -293,35 +293,71 @@ NO_GUARD = Guard(None, None)
 
 _lock = threading.Lock()
 _store: Store | None = None
-_guard: Guard | None = None
+# One guard per project: a project whose cloud is failing opens its own breaker, not the
+# others', and pacing counts each project's calls apart (the cloud throttles per project).
+_guards: dict[str, Guard] = {}
+
+
+class _Prefixed:
+    """A store whose keys carry the project, so projects are paced apart."""
+
+    def __init__(self, store: Store, prefix: str) -> None:
+        self.store = store
+        self.prefix = prefix
+
+    def hit(self, key: str, ttl: float) -> int:
+        return self.store.hit(f"{self.prefix}:{key}", ttl)
 
 
 def use_store(store: Store | None) -> None:
     """Install the store every process shares (apps.py installs the database's)."""
-    global _store, _guard
+    global _store
     with _lock:
         _store = store
-        _guard = None
+        _guards.clear()
 
 
-def process_guard() -> Guard:
-    """This process's guard: its breaker, and a limiter over the installed store."""
-    global _guard
+def process_guard(project: str = "") -> Guard:
+    """This process's guard for `project`: its breaker, and a limiter over the installed store."""
     with _lock:
-        if _guard is None:
+        guard = _guards.get(project)
+        if guard is None:
             rates = parse_rates(getattr(settings, "CLOUD_RATE_LIMITS", ""))
-            _guard = Guard(
-                RateLimiter(_store or CacheStore(), rates),
+            store = _store or CacheStore()
+            guard = _guards[project] = Guard(
+                RateLimiter(_Prefixed(store, project) if project else store, rates),
                 CircuitBreaker(
                     threshold=getattr(settings, "CLOUD_BREAKER_FAILURES", 5),
                     cooldown=getattr(settings, "CLOUD_BREAKER_COOLDOWN", 30.0),
                 ),
             )
-        return _guard
+        return guard
 
 
-def contact() -> Contact | None:
-    """This process's last cloud contact, or None before any guarded call."""
+def contact(project: str | None = None) -> Contact | None:
+    """This process's last cloud contact (for one project, or across all), None before any.
+
+    Across projects: the newest answer and failure, and unreachable since the earliest open
+    breaker, so a heartbeat reports a project that is down even while others answer.
+    """
     with _lock:
-        guard = _guard
-    return guard.breaker.contact() if guard and guard.breaker else None
+        guards = [_guards[project]] if project in _guards else []
+        if project is None:
+            guards = list(_guards.values())
+    contacts = [g.breaker.contact() for g in guards if g.breaker]
+    if not contacts:
+        return None
+    if len(contacts) == 1:
+        return contacts[0]
+    failing = [c for c in contacts if c.unreachable_since]
+    worst = min(failing, key=lambda c: c.unreachable_since) if failing else None
+    failed = [c for c in contacts if c.failed_at]
+    last_failed = max(failed, key=lambda c: c.failed_at) if failed else None
+    return Contact(
+        state=worst.state if worst else "closed",
+        ok_at=max((c.ok_at for c in contacts if c.ok_at), default=None),
+        failed_at=last_failed.failed_at if last_failed else None,
+        error=(worst or last_failed).error if (worst or last_failed) else "",
+        unreachable_since=worst.unreachable_since if worst else None,
+        consecutive_failures=max(c.consecutive_failures for c in contacts),
+    )
