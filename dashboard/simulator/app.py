@@ -25,9 +25,9 @@ from dashboard.simulator import (
     render,
     workspaceapp,
 )
-from dashboard.simulator.auth import authenticate
+from dashboard.simulator.auth import Denied, authenticate
 from dashboard.simulator.http import ApiError, Request, Response
-from dashboard.simulator.state import SimState, iso
+from dashboard.simulator.state import SimCloud, SimState, iso
 
 DROP_KEY = "simulator.drop"
 P = r"/(?P<project_id>[^/]+)"
@@ -148,7 +148,8 @@ class SimulatorApp:
         path = environ.get("PATH_INFO", "/")
         method = environ["REQUEST_METHOD"]
         if path.startswith(control.PREFIX):
-            response = control.handle(self.state, method, path, _read_body(environ))
+            query = environ.get("QUERY_STRING", "")
+            response = control.handle(self.state, method, path, _read_body(environ), query)
             if method != "GET":
                 self.on_change()
             return _send(start_response, response, request_id)
@@ -166,40 +167,67 @@ class SimulatorApp:
         request_id: str,
     ) -> Iterable[bytes]:
         query = parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
-        state = self.state
-        with state.lock:
-            knobs = state.faults
+        headers = _headers(environ)
+        route, args, known = match(method, path)
+        body = _read_body(environ)
+        project = self._project(route, args, query, headers, body)
+        with project.lock:
+            knobs = project.faults
             latency, stall = knobs.latency_ms / 1000, knobs.stall_seconds
             retry_after = None if knobs.omit_retry_after else knobs.retry_after_seconds
-            outcome = faults.decide(knobs, state.fault_rng)
+            outcome = faults.decide(knobs, project.fault_rng)
         entry: dict[str, Any] = {"method": method, "path": path, "query": query,
                                  "request_id": request_id, "time": iso(datetime.now(UTC)),
                                  "fault": outcome}  # fmt: skip
         if outcome == faults.DROP_BEFORE:
-            # Closed before the body is read or anything is processed.
+            # Closed before anything is processed (the body the service never saw is not kept).
             entry.update(body=None, status=None)
-            state.record(entry)
+            project.record(entry)
             environ[DROP_KEY] = True
             return []
-        body = _read_body(environ)
         entry["body"] = _json_or_text(body)
         if latency:
             self.stopping.wait(latency)
         if stall:
             entry["stalled"] = stall
             self.stopping.wait(stall)
-        response = self._gateway(outcome, retry_after, request_id) or self._dispatch(
-            environ, method, path, query, body, request_id
+        response = self._gateway(project, outcome, retry_after, request_id) or self._dispatch(
+            project, route, args, known, method, path, query, headers, body, request_id
         )
         entry["status"] = response.status
-        state.record(entry)
+        project.record(entry)
         if outcome == faults.DROP_AFTER:
             environ[DROP_KEY] = True  # processed, but the answer never leaves
             return []
         return _send(start_response, response, request_id)
 
+    def _project(
+        self,
+        route: Route | None,
+        args: dict[str, str],
+        query: list[tuple[str, str]],
+        headers: dict[str, str],
+        body: bytes,
+    ) -> SimState:
+        """The project whose faults, log and data answer a request: the one its path names,
+        else the one an IAM request names, else the credentials' (X-Project-Id, the token's
+        scope, the key's first project), else the default. An unknown one: the default."""
+        cloud = self.state.cloud
+        if len(cloud.projects) == 1:
+            return cloud.default
+        if "project_id" in args:
+            return cloud.project(args["project_id"]) or cloud.default
+        named = iam.project_named(cloud, route.handler, query, headers, body) if route else None
+        return (
+            named
+            or cloud.project(headers.get("x-project-id"))
+            or cloud.token_project(headers.get("x-auth-token", ""))
+            or _key_project(cloud, headers.get("authorization", ""))
+            or cloud.default
+        )
+
     def _gateway(
-        self, outcome: str | None, retry_after: int | None, request_id: str
+        self, project: SimState, outcome: str | None, retry_after: int | None, request_id: str
     ) -> Response | None:
         if outcome == faults.THROTTLE:
             body = codes.gateway(codes.GW_THROTTLED, "The throttling threshold has been reached: "
@@ -207,47 +235,64 @@ class SimulatorApp:
             headers = {} if retry_after is None else {"Retry-After": str(retry_after)}
             return Response(429, body, headers)
         if outcome == faults.ERROR:
-            status = 503 if self.state.fault_rng.random() < 0.5 else 500
+            with project.lock:
+                status = 503 if project.fault_rng.random() < 0.5 else 500
             code = codes.UNAVAILABLE if status == 503 else codes.INTERNAL
             return Response(status, codes.wks(code))
         return None
 
     def _dispatch(
         self,
-        environ: dict[str, Any],
+        project: SimState,
+        route: Route | None,
+        args: dict[str, str],
+        known: bool,
         method: str,
         path: str,
         query: list[tuple[str, str]],
+        headers: dict[str, str],
         body: bytes,
         request_id: str,
     ) -> Response:
-        route, args, known = match(method, path)
         api = API_NAMES.get(route.handler, "") if route else ""
-        with self.state.lock:
-            unpublished = api in self.state.faults.unpublished_apis
-            refused = api in self.state.faults.denied_apis
+        with project.lock:
+            unpublished = api in project.faults.unpublished_apis
+            refused = api in project.faults.denied_apis
         if route is None or unpublished:
             if known and not unpublished:
                 return Response(405, codes.wks(codes.METHOD_NOT_ALLOWED))
             message = "The API does not exist or has not been published in the environment"
             return Response(404, codes.gateway(codes.GW_NOT_FOUND, message, request_id))
-        headers = _headers(environ)
+        caller = None
         if route.authenticated:
-            denied = authenticate(self.state, method, path, query, headers, body)
-            if denied:
-                return Response(401, codes.gateway(denied.code, denied.message, request_id))
+            found = authenticate(self.state, method, path, query, headers, body)
+            if isinstance(found, Denied):
+                return Response(401, codes.gateway(found.code, found.message, request_id))
+            caller = found
         if refused:  # the key's policy does not allow this API's action
             return Response(403, codes.wks(codes.FORBIDDEN, permissions.denial_message(api)))
-        project = args.pop("project_id", None)
-        if project is not None and project != self.state.config.project_id:
+        # A project the credentials cannot use (unknown, or another key's / token's): 403 with
+        # the generic WKS "no permission" code, in the path or in X-Project-Id alike.
+        wanted = args.pop("project_id", None) or headers.get("x-project-id")
+        if caller is not None and wanted and wanted not in caller.projects:
             return Response(403, codes.wks(codes.FORBIDDEN))
         if body and not headers.get("content-type", "").startswith("application/json"):
             return Response(415, codes.wks(codes.UNSUPPORTED_MEDIA))
-        req = Request(method, path, query, headers, body, self.state, request_id, args)
+        req = Request(method, path, query, headers, body, project, request_id, args, None, caller)
         try:
             return route.handler(req)
         except ApiError as error:
             return Response(error.status, error.body, error.headers)
+
+
+_ACCESS = re.compile(r"Access=([^,\s]+)")
+
+
+def _key_project(cloud: SimCloud, authorization: str) -> SimState | None:
+    """The first project of the access key a signature names (not yet verified)."""
+    found = _ACCESS.search(authorization)
+    key = cloud.keys.get(found.group(1)) if found else None
+    return cloud.project(key.projects[0]) if key else None
 
 
 def _headers(environ: dict[str, Any]) -> dict[str, str]:

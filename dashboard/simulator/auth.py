@@ -21,6 +21,15 @@ class Denied:
     message: str
 
 
+@dataclass(frozen=True)
+class Caller:
+    """Who passed the gateway. `projects`: those its key or token may use (a token is scoped
+    to one). `sees`: those IAM lists to it (a token's user sees every project)."""
+
+    projects: tuple[str, ...]
+    sees: tuple[str, ...]
+
+
 def authenticate(
     state: SimState,
     method: str,
@@ -28,12 +37,13 @@ def authenticate(
     query: Sequence[tuple[str, str]],
     headers: Mapping[str, str],
     body: bytes,
-) -> Denied | None:
-    """None when the request may pass the gateway, else why not (APIGW code and message)."""
+) -> Caller | Denied:
+    """The caller when the request may pass the gateway, else why not (APIGW code, message)."""
     token = headers.get("x-auth-token")
     if token:
-        if state.token_valid(token):
-            return None
+        scoped = state.cloud.token_project(token)
+        if scoped is not None:
+            return Caller((scoped.config.project_id,), tuple(state.cloud.projects))
         return Denied(codes.GW_AUTH, "Incorrect IAM authentication information: token expires "
                       "or decrypt token fail")  # fmt: skip
     if not headers.get("authorization"):
@@ -49,11 +59,14 @@ def _check_signature(
     query: Sequence[tuple[str, str]],
     headers: Mapping[str, str],
     body: bytes,
-) -> Denied | None:
-    config = state.config
+) -> Caller | Denied:
+    keys = state.cloud.keys
+    used: list[str] = []
 
     def secret_for(ak: str) -> str | None:
-        return config.sk if ak == config.ak else None
+        used.append(ak)
+        key = keys.get(ak)
+        return key.sk if key else None
 
     try:
         verify(method, path, query, headers, body, secret_for, datetime.now(UTC), MAX_SKEW_SECONDS)
@@ -62,7 +75,8 @@ def _check_signature(
             return Denied(codes.GW_SIGNATURE_EXPIRED, "Incorrect app authentication information: "
                           "signature expired")  # fmt: skip
         return Denied(codes.GW_AUTH, f"Incorrect IAM authentication information: {error.reason}")
-    if config.security_token and headers.get("x-security-token") != config.security_token:
+    key = keys[used[-1]]
+    if key.security_token and headers.get("x-security-token") != key.security_token:
         return Denied(codes.GW_AUTH, "Incorrect IAM authentication information: security token "
                       "invalid")  # fmt: skip
-    return None
+    return Caller(key.projects, key.projects)

@@ -1,6 +1,8 @@
 """The /_sim/ control endpoints: health, request log, reset, server patches, faults, clock.
 
-No authentication and no faults here; the simulator only listens on loopback.
+No authentication and no faults here; the simulator only listens on loopback. An endpoint acts
+on one project: `?project=<id>` (or `"project"` in a JSON body), else the default (first) one.
+The clock is shared by every project, and a reset without a project resets them all.
 """
 
 import json
@@ -8,6 +10,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 from dashboard.simulator import render
 from dashboard.simulator.http import Response
@@ -16,17 +19,28 @@ from dashboard.simulator.state import SimState, iso
 PREFIX = "/_sim/"
 
 
-def handle(state: SimState, method: str, path: str, body: bytes) -> Response:
-    """Answer a control request; unknown paths are 404, malformed bodies 400."""
+def handle(state: SimState, method: str, path: str, body: bytes, query: str = "") -> Response:
+    """Answer a control request; unknown paths and projects are 404, malformed bodies 400."""
     try:
         data = json.loads(body) if body else {}
     except ValueError:
         return _error(400, "body is not JSON")
     if not isinstance(data, dict):
         return _error(400, "body must be a JSON object")
+    named = dict(parse_qsl(query)).get("project") or data.pop("project", None)
+    if named is not None and not isinstance(named, str):
+        return _error(400, "project must be a project id")
+    project = state.cloud.project(named) if named else state.cloud.default
+    if project is None:
+        return _error(
+            404, f"no project {named}; the projects are {', '.join(state.cloud.projects)}"
+        )
     server = re.fullmatch(r"/_sim/servers/([^/]+)", path)
     if server:
-        return _server(state, method, server.group(1), data)
+        return _server(project, method, server.group(1), data)
+    if (method, path) == ("POST", f"{PREFIX}reset") and not named:
+        state.cloud.reset()
+        return _health(project, {})
     route: dict[tuple[str, str], Callable[[SimState, dict[str, Any]], Response]] = {
         ("GET", "health"): _health,
         ("GET", "requests"): lambda s, _d: Response(200, {"requests": s.requests()}),
@@ -43,7 +57,7 @@ def handle(state: SimState, method: str, path: str, body: bytes) -> Response:
     handler = route.get((method, path.removeprefix(PREFIX)))
     if handler is None:
         return _error(404, f"no control endpoint {method} {path}")
-    return handler(state, data)
+    return handler(project, data)
 
 
 def _error(status: int, message: str) -> Response:
@@ -63,6 +77,16 @@ def _health(state: SimState, _data: dict[str, Any]) -> Response:
                 "seed": state.config.seed,
                 "fault_seed": state.fault_seed,
                 "clock": state.clock.as_dict(),
+                "project_id": state.config.project_id,
+                "region": state.config.region,
+                "projects": [
+                    {
+                        "project_id": p.config.project_id,
+                        "region": p.config.region,
+                        "servers": len(p.servers),
+                    }
+                    for p in state.all_projects()
+                ],
             },
         )
 

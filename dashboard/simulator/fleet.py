@@ -2,7 +2,9 @@
 
 `build_fleet(servers, seed)` always returns the same fleet for the same arguments. The first
 servers cover every scenario once (so even a tiny test fleet has each case); the rest are drawn
-from weighted scenarios with a seeded RNG.
+from weighted scenarios with a seeded RNG. A `salt` (another project's id) draws a different
+fleet from the same seed, so two projects of one simulator never share an id; `prefix` starts
+its group and server names (the project's region), so a reader can tell the fleets apart.
 """
 
 import itertools
@@ -166,16 +168,28 @@ class _Ids:
         return "".join([MACHINE_NAME_CHARS[below(size)] for _ in range(n)])
 
 
-def build_fleet(servers: int = 120, seed: int = 1) -> Fleet:
-    """The fleet for `servers` servers and `seed`; equal arguments give an equal fleet."""
-    rng = random.Random(seed)
+def build_fleet(
+    servers: int = 120,
+    seed: int = 1,
+    *,
+    salt: str = "",
+    prefix: str = "",
+    region: str = "cn-north-4",
+) -> Fleet:
+    """The fleet for `servers` servers and `seed` (and `salt`, `prefix`, `region`); equal
+    arguments give an equal fleet."""
+    # A string seed is hashed with SHA-512, so a salted fleet is the same in every process.
+    rng = random.Random(f"{seed}/{salt}" if salt else seed)
     ids = _Ids(rng)
     images = _build_images(ids)
     by_name = {i.name: i for i in images}
-    groups = _build_groups(ids, by_name, _group_count(servers))
+    groups = _build_groups(ids, by_name, _group_count(servers), prefix)
     vpc_id = ids.uuid()
+    zones = tuple(f"{region}{letter}" for letter in "abc")
     fleet_servers = [
-        _build_server(ids, rng, n, groups[n % len(groups)], by_name, _scenario(rng, n, len(groups)))
+        _build_server(
+            ids, rng, n, groups[n % len(groups)], by_name, _scenario(rng, n, len(groups)), zones
+        )
         for n in range(servers)
     ]
     return Fleet(groups=groups, servers=fleet_servers, images=images, vpc_id=vpc_id)
@@ -244,11 +258,14 @@ def _family_images(by_name: dict[str, Image], family: str) -> list[Image]:
     return [by_name[f"{prefix}-{g}"] for g in GENERATIONS]
 
 
-def _build_groups(ids: _Ids, by_name: dict[str, Image], count: int) -> list[Group]:
+def _build_groups(
+    ids: _Ids, by_name: dict[str, Image], count: int, prefix: str = ""
+) -> list[Group]:
     groups = []
     for n in range(count):
         base = GROUP_NAMES[n % len(GROUP_NAMES)]
         name = base if n < len(GROUP_NAMES) else f"{base}-{n // len(GROUP_NAMES) + 1:02d}"
+        name = f"{prefix}-{name}" if prefix else name
         family = GROUP_FAMILY[n % len(GROUP_FAMILY)]
         newest = _family_images(by_name, family)[-1]
         groups.append(
@@ -273,6 +290,7 @@ def _build_server(
     group: Group,
     by_name: dict[str, Image],
     scenario: str,
+    zones: tuple[str, ...] = ("cn-north-4a", "cn-north-4b", "cn-north-4c"),
 ) -> Server:
     family = _family_images(by_name, group.family)
     drifted = scenario.startswith("drifted")
@@ -290,7 +308,7 @@ def _build_server(
         mac="fa:16:3e:" + ":".join([f"{ids.below(256):02x}" for _ in range(3)]),
         port_id=ids.uuid(),
         create_time=created,
-        availability_zone=rng.choice(("cn-north-4a", "cn-north-4b", "cn-north-4c")),
+        availability_zone=rng.choice(zones),
         seed_job=SeedJob("CREATE_SERVER", started=created, duration=420.0),
         scenario=scenario,
     )

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from dashboard.simulator import codes
+from dashboard.simulator.auth import Caller
 from dashboard.simulator.state import SimState
 
 
@@ -27,10 +28,11 @@ class Request:
     query: list[tuple[str, str]]
     headers: dict[str, str]  # lower-cased names
     body: bytes
-    state: SimState
+    state: SimState  # the project the request is answered from
     request_id: str
     args: dict[str, str] = field(default_factory=dict)
     now: datetime | None = None
+    caller: Caller | None = None  # None on the routes that need no authentication
 
     def param(self, name: str) -> str | None:
         for key, value in self.query:

@@ -1,10 +1,11 @@
 """IAM (Keystone) handlers: password tokens, token validation and project lookup."""
 
+import json
 from typing import Any
 
 from dashboard.simulator import codes
 from dashboard.simulator.http import ApiError, Request, Response
-from dashboard.simulator.state import SimState, iso
+from dashboard.simulator.state import SimCloud, SimState, iso
 
 DOMAIN_ID = "d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0"
 USER_ID = "u1u1u1u1u1u1u1u1u1u1u1u1u1u1u1u1"
@@ -42,18 +43,20 @@ def _credentials_match(state: SimState, user: dict[str, Any]) -> bool:
 
 
 def create_token(req: Request) -> Response:
-    """KeystoneCreateUserTokenByPassword: 201 with the token in X-Subject-Token."""
+    """KeystoneCreateUserTokenByPassword: 201 with the token in X-Subject-Token, scoped to the
+    project the body names by id or name (the default project when it names none)."""
     user, scope = _password_identity(req.json(lambda _m: _bad_body()))
     state = req.state
     if not _credentials_match(state, user):
         raise ApiError(
             401, codes.keystone(401, "The username or password is wrong.", "Unauthorized")
         )
-    project = _project(state)
     wanted = scope.get("project") or {}
-    if wanted and wanted.get("name", project["name"]) != project["name"]:
+    scoped = _scoped(state.cloud, wanted) if wanted else state.cloud.default
+    if scoped is None:
         raise ApiError(401, codes.keystone(401, "The project is not found.", "Unauthorized"))
-    token, issued, expires = state.issue_token()
+    project = _project(scoped)
+    token, issued, expires = scoped.issue_token()
     body = {
         "token": {
             "expires_at": iso(expires).replace("Z", "000Z"),
@@ -77,13 +80,49 @@ def create_token(req: Request) -> Response:
     return Response(201, body, {"X-Subject-Token": token})
 
 
+def _scoped(cloud: SimCloud, wanted: Any) -> SimState | None:
+    """The project a token scope names (`id`, else `name`), or None."""
+    if not isinstance(wanted, dict):
+        return None
+    if "id" in wanted:
+        found = cloud.project(wanted["id"]) if isinstance(wanted["id"], str) else None
+        if found is None or wanted.get("name", found.config.region) != found.config.region:
+            return None
+        return found
+    named = cloud.named(wanted.get("name")) if isinstance(wanted.get("name"), str) else []
+    return named[0] if named else None
+
+
+def project_named(
+    cloud: SimCloud,
+    handler: object,
+    query: list[tuple[str, str]],
+    headers: dict[str, str],
+    body: bytes,
+) -> SimState | None:
+    """The project an IAM request is about (token scope, subject token, looked-up name)."""
+    if handler is create_token:
+        try:
+            scope = json.loads(body)["auth"].get("scope") or {}
+        except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
+            return None
+        return _scoped(cloud, scope.get("project")) if isinstance(scope, dict) else None
+    if handler is validate_token:
+        return cloud.token_project(headers.get("x-subject-token", ""))
+    if handler is list_projects:
+        name = next((value for key, value in query if key == "name"), None)
+        named = cloud.named(name) if name else []
+        return named[0] if named else None
+    return None
+
+
 def validate_token(req: Request) -> Response:
     """KeystoneValidateToken: 200 when the X-Subject-Token is live, else 404."""
     subject = req.headers.get("x-subject-token", "")
-    if not req.state.token_valid(subject):
+    scoped = req.state.cloud.token_project(subject)
+    if scoped is None:
         raise ApiError(404, codes.keystone(404, "Could not find token.", "Not Found"))
-    project = _project(req.state)
-    return Response(200, {"token": {"methods": ["password"], "project": project}})
+    return Response(200, {"token": {"methods": ["password"], "project": _project(scoped)}})
 
 
 def _project(state: SimState) -> dict[str, Any]:
@@ -99,22 +138,31 @@ def _project(state: SimState) -> dict[str, Any]:
     }
 
 
+def _visible(req: Request) -> list[SimState]:
+    """The projects IAM shows the caller, in configured order."""
+    cloud = req.state.cloud
+    sees = req.caller.sees if req.caller else tuple(cloud.projects)
+    return [p for pid, p in cloud.projects.items() if pid in sees]
+
+
 def list_projects(req: Request) -> Response:
     """KeystoneListProjects (`?name=<region>`, what the SDK calls to find a project id)."""
     name = req.param("name")
-    project = _project(req.state)
-    projects = [project] if name in (None, project["name"]) else []
-    # Knob: an account with no project, or several, under the region's name.
-    extra = req.state.faults.iam_projects - 1
-    if projects and extra < 0:
-        projects = []
-    for n in range(max(0, extra) if projects else 0):
-        projects.append({**project, "id": f"{n + 1:032x}"})
+    projects = []
+    for state in _visible(req):
+        if name not in (None, state.config.region):
+            continue
+        project = _project(state)
+        # Knob: an account with no project, or several, under the region's name.
+        extra = state.faults.iam_projects - 1
+        if extra < 0:
+            continue
+        projects.append(project)
+        projects.extend({**project, "id": f"{n + 1:032x}"} for n in range(extra))
     return Response(200, {"projects": projects, "links": {"self": "/v3/projects"}})
 
 
 def list_auth_projects(req: Request) -> Response:
-    """KeystoneListAuthProjects."""
-    return Response(
-        200, {"projects": [_project(req.state)], "links": {"self": "/v3/auth/projects"}}
-    )
+    """KeystoneListAuthProjects: every project the caller can see."""
+    projects = [_project(state) for state in _visible(req)]
+    return Response(200, {"projects": projects, "links": {"self": "/v3/auth/projects"}})

@@ -1,11 +1,17 @@
 """The simulated cloud kept in a state file, so a restarted simulator answers as before.
 
-The file is one header line (`MAGIC VERSION`) and then a pickle of `SimState.snapshot()`:
-the fleet, jobs (pending and finished), shared batch jobs, sessions, tokens, fault knobs and
-draws, the request log and the manual clock. It is written atomically (a temporary file in
-the same directory, then a rename), a short while after each request and at shutdown.
-A file of another version, or one that cannot be read, is refused with a message naming it;
-only `reset=True` (runsim --reset) replaces it with a fresh fleet.
+The file is one header line (`MAGIC VERSION`) and then a pickle of `SimState.snapshot()` of
+every project: the fleet, jobs (pending and finished), shared batch jobs, sessions, tokens,
+fault knobs and draws, the request log and the manual clock. The default project's is under
+"state" (where a one-project simulator always wrote it), the others' under "projects" by id.
+A project is restored from the snapshot of its id (a lone snapshot into a lone project, as
+before several projects); a configured project the file does not hold starts with a fresh
+fleet, and one the file holds but is no longer configured is dropped.
+
+It is written atomically (a temporary file in the same directory, then a rename), a short
+while after each request and at shutdown. A file of another version, or one that cannot be
+read, is refused with a message naming it; only `reset=True` (runsim --reset) replaces it
+with a fresh fleet.
 
 A pickle runs code when loaded: load only state files the simulator itself wrote (the demo
 keeps them under var/).
@@ -55,7 +61,13 @@ def schema() -> str:
 def save(state: SimState, path: Path) -> None:
     """Write `state` to `path` atomically: readers see the old file or the new, never half."""
     with state.lock:
-        saved = {"schema": schema(), "state": state.snapshot()}
+        default, *others = state.all_projects()
+        saved = {
+            "schema": schema(),
+            "project_id": default.config.project_id,
+            "state": default.snapshot(),
+            "projects": {p.config.project_id: p.snapshot() for p in others},
+        }
         payload = pickle.dumps(saved, protocol=pickle.HIGHEST_PROTOCOL)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -88,16 +100,31 @@ def load(state: SimState, path: Path) -> None:
     try:
         saved = pickle.loads(payload)  # noqa: S301 (a file this simulator wrote, see above)
         shape, snapshot = saved["schema"], saved["state"]
+        # A file from before several projects holds the default project only, without its id.
+        first = saved.get("project_id") or state.all_projects()[0].config.project_id
+        snapshots = {first: snapshot, **saved.get("projects", {})}
     except Exception as error:  # any damage shows up as some error while unpickling
         raise _refused(path, f"it cannot be read ({type(error).__name__}: {error})") from None
     if shape != schema():
         raise _refused(path, "it was written by a different version of the simulator")
-    if not isinstance(snapshot, dict):
+    if not all(isinstance(s, dict) for s in snapshots.values()):
         raise _refused(path, "it does not hold a simulated cloud")
-    try:
-        state.restore(snapshot)
-    except ValueError as error:
-        raise _refused(path, str(error)) from None
+    projects = state.all_projects()
+    if len(projects) == 1 and len(snapshots) == 1:
+        snapshots = {projects[0].config.project_id: snapshot}  # as before several projects
+    for project in projects:
+        found = snapshots.pop(project.config.project_id, None)
+        if found is None:
+            log.info("the state file %s holds no project %s: a fresh fleet", path,
+                     project.config.project_id)  # fmt: skip
+            continue
+        try:
+            project.restore(found)
+        except ValueError as error:
+            raise _refused(path, f"project {project.config.project_id}: {error}") from None
+    if snapshots:
+        log.warning("the state file %s holds projects no longer configured, dropped: %s", path,
+                    ", ".join(str(pid) for pid in snapshots))  # fmt: skip
 
 
 def _refused(path: Path, why: str) -> StateFileError:

@@ -264,7 +264,7 @@ def group(state: SimState, g: Group, detail: bool = False) -> dict[str, Any]:
         "secondary_server_group_ids": [],
         "server_group_status": True,
         "site_type": "CENTER",
-        "site_id": "cn-north-4",
+        "site_id": state.config.region,
         "app_server_flavor_count": 1,
         "app_server_count": state.servers_in(g.id),
         "app_group_count": 1,

@@ -8,17 +8,24 @@ by time), and servers and sessions are indexed by group and by server, so a requ
 what it touches, not the size of the fleet (a 50,000-server fleet is a benchmark size).
 The control methods (`set_faults`, `advance`, `patch_server`, …) are the same ones the
 /_sim/ endpoints call, for in-process tests.
+
+One simulator may serve several projects (`SimConfig.projects`, or SIM_PROJECTS as JSON): each
+is a `SimState` of its own (fleet, jobs, sessions, tokens, faults, request log), and they share
+a `SimCloud`: one lock, one clock and the keys. The `SimState` built from a config is the first
+(default) project; `state.project(id)` reaches the others.
 """
 
+import hashlib
 import heapq
 import itertools
+import json
 import os
 import random
 import secrets
 import threading
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -41,6 +48,35 @@ PATCHABLE = frozenset(
 
 
 @dataclass(frozen=True)
+class SimProject:
+    """One project of a simulator that serves several: where it is and the key that opens it.
+
+    A key (AK) may open several projects (one account, several regions): give it the same SK
+    everywhere. `servers` and `seed` default to the SimConfig's.
+    """
+
+    project_id: str
+    region: str = "cn-north-4"
+    ak: str = DEMO_AK
+    sk: str = DEMO_SK
+    security_token: str = ""
+    servers: int | None = None
+    seed: int | None = None
+
+
+PROJECT_FIELDS = frozenset(f.name for f in fields(SimProject))
+
+
+@dataclass(frozen=True)
+class Key:
+    """An access key as the gateway knows it: its secret and the projects it may use."""
+
+    sk: str
+    security_token: str
+    projects: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class SimConfig:
     ak: str = DEMO_AK
     sk: str = DEMO_SK
@@ -54,6 +90,54 @@ class SimConfig:
     seed: int = 1
     job_seconds: float = 60.0
     fault_seed: int | None = None  # seeds the fault and job-failure draws; None: `seed`
+    # Several projects, the first the default; empty: one, from the fields above.
+    projects: tuple[SimProject, ...] = ()
+
+    def __post_init__(self) -> None:
+        seen: set[str] = set()
+        for project in self.projects:
+            pid = project.project_id
+            if not isinstance(pid, str) or not pid or "/" in pid or len(pid) > 128:
+                raise ValueError(f"project id {pid!r}: 1 to 128 characters, no '/'")
+            if pid in seen:
+                raise ValueError(f"project {pid} is listed twice")
+            seen.add(pid)
+            if project.servers is not None and project.servers < 1:
+                raise ValueError(f"project {pid}: servers must be at least 1")
+        self.keys()  # refuses one AK with two secrets
+
+    def per_project(self) -> tuple["SimConfig", ...]:
+        """One config per project, the default first (this config itself when none is listed)."""
+        if not self.projects:
+            return (self,)
+        return tuple(
+            replace(
+                self,
+                project_id=p.project_id,
+                region=p.region,
+                ak=p.ak,
+                sk=p.sk,
+                security_token=p.security_token,
+                servers=self.servers if p.servers is None else p.servers,
+                seed=self.seed if p.seed is None else p.seed,
+                projects=(),
+            )
+            for p in self.projects
+        )
+
+    def keys(self) -> dict[str, Key]:
+        """AK → Key; raises ValueError when one AK is given two secrets or security tokens."""
+        keys: dict[str, Key] = {}
+        for config in self.per_project():
+            known = keys.get(config.ak)
+            if known is None:
+                keys[config.ak] = Key(config.sk, config.security_token, (config.project_id,))
+            elif (known.sk, known.security_token) != (config.sk, config.security_token):
+                raise ValueError(f"the access key of project {config.project_id} is listed with "
+                                 "another secret for another project")  # fmt: skip
+            else:
+                keys[config.ak] = replace(known, projects=(*known.projects, config.project_id))
+        return keys
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "SimConfig":
@@ -69,8 +153,40 @@ class SimConfig:
             "iam_domain": "HUAWEICLOUD_IAM_DOMAIN",
             "region": "HUAWEICLOUD_REGION",
         }
-        found = {field: env[name] for field, name in names.items() if env.get(name)}
+        found: dict[str, Any] = {field: env[name] for field, name in names.items() if env.get(name)}
+        if env.get("SIM_PROJECTS"):
+            found["projects"] = parse_projects(env["SIM_PROJECTS"])
         return replace(cls(), **found, **overrides)
+
+
+def parse_projects(text: str) -> tuple[SimProject, ...]:
+    """SIM_PROJECTS: a JSON list of objects with `project_id`, `region`, `ak`, `sk` and optional
+    `security_token`, `servers` and `seed`. Raises ValueError saying what is wrong."""
+    try:
+        items = json.loads(text)
+    except ValueError as error:
+        raise ValueError(f"SIM_PROJECTS is not JSON: {error}") from None
+    if not isinstance(items, list) or not items:
+        raise ValueError('SIM_PROJECTS must be a JSON list of projects, e.g. [{"project_id": …}]')
+    projects = []
+    for n, item in enumerate(items, start=1):
+        if not isinstance(item, dict):
+            raise ValueError(f"SIM_PROJECTS item {n} is not an object")
+        unknown = set(item) - PROJECT_FIELDS
+        if unknown:
+            raise ValueError(f"SIM_PROJECTS item {n}: unknown field {sorted(unknown)[0]!r}")
+        for name in ("project_id", "region"):
+            if not isinstance(item.get(name), str) or not item[name]:
+                raise ValueError(f"SIM_PROJECTS item {n}: {name} is required (a string)")
+        for name in ("ak", "sk", "security_token"):
+            if name in item and not isinstance(item[name], str):
+                raise ValueError(f"SIM_PROJECTS item {n}: {name} must be a string")
+        for name in ("servers", "seed"):
+            value = item.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError(f"SIM_PROJECTS item {n}: {name} must be an integer")
+        projects.append(SimProject(**item))
+    return tuple(projects)
 
 
 class Clock:
@@ -140,25 +256,97 @@ class ChangeRequest:
     server_ids: tuple[str, ...]
 
 
+class SimCloud:
+    """What the projects of one simulator share: a lock, a clock and the gateway's keys.
+
+    `projects` keeps the configured order; the first is the default. Every lookup here costs
+    what the number of projects costs, never the size of a fleet.
+    """
+
+    def __init__(self, config: SimConfig, clock: Clock) -> None:
+        self.config = config
+        self.lock = threading.RLock()
+        self.clock = clock
+        self.keys = config.keys()
+        self.projects: dict[str, SimState] = {}
+
+    @property
+    def default(self) -> "SimState":
+        return next(iter(self.projects.values()))
+
+    def project(self, project_id: str | None) -> "SimState | None":
+        return self.projects.get(project_id) if project_id else None
+
+    def named(self, name: str) -> list["SimState"]:
+        """The projects IAM names `name` (a project is named after its region)."""
+        return [p for p in self.projects.values() if p.config.region == name]
+
+    def token_project(self, token: str) -> "SimState | None":
+        """The project a live IAM token is scoped to, or None."""
+        if not token:
+            return None
+        with self.lock:
+            return next((p for p in self.projects.values() if p.token_valid(token)), None)
+
+    def reset(self) -> None:
+        """Every project back to its fresh fleet (see SimState.reset)."""
+        with self.lock:
+            for project in self.projects.values():
+                project.reset()
+
+
+def _salt_number(salt: str) -> int:
+    """A stable number from a project's salt (0 for the default project's empty salt)."""
+    if not salt:
+        return 0
+    return int(hashlib.sha256(salt.encode()).hexdigest()[:8], 16) % 1000 + 1
+
+
 class SimState:
+    """One project's cloud. Built from a SimConfig it is the default project, and builds the
+    others of `config.projects` beside it (reach them with `project(id)`)."""
+
     def __init__(
         self, config: SimConfig | None = None, *, faults: Faults | None = None, manual_clock=False
     ) -> None:
-        self.lock = threading.RLock()
-        self.config = config or SimConfig()
-        self.clock = Clock(manual=manual_clock)
+        config = config or SimConfig()
+        cloud = SimCloud(config, Clock(manual=manual_clock))
+        for index, project_config in enumerate(config.per_project()):
+            state = self if index == 0 else SimState.__new__(SimState)
+            # The default project keeps the fleet a one-project simulator has; the others draw
+            # theirs salted with their id, named after their region.
+            salt = "" if index == 0 else project_config.project_id
+            state._join(cloud, project_config, faults, salt)
+
+    def _join(self, cloud: SimCloud, config: SimConfig, faults: Faults | None, salt: str) -> None:
+        self.cloud = cloud
+        self.lock = cloud.lock
+        self.clock = cloud.clock
+        self.config = config
+        self.fleet_salt = salt
         self._initial_faults = faults or Faults()
         self.fault_seed = (
             self.config.seed if self.config.fault_seed is None else self.config.fault_seed
         )
+        cloud.projects[config.project_id] = self
         self.reset()
+
+    def project(self, project_id: str) -> "SimState":
+        """Another project of the same simulator (or this one). Raises KeyError."""
+        return self.cloud.projects[project_id]
+
+    def all_projects(self) -> list["SimState"]:
+        """Every project of this simulator, the default first."""
+        return list(self.cloud.projects.values())
 
     # --- lifecycle and controls ---------------------------------------------------------
 
     def reset(self) -> None:
         """Back to the freshly built fleet, the initial faults and an empty request log."""
         with self.lock:
-            fleet = build_fleet(self.config.servers, self.config.seed)
+            salt, region = self.fleet_salt, self.config.region
+            fleet = build_fleet(self.config.servers, self.config.seed, salt=salt,
+                                prefix=region if salt else "", region=region)  # fmt: skip
             self.vpc_id = fleet.vpc_id
             self.groups: dict[str, Group] = {g.id: g for g in fleet.groups}
             # Servers leave through delete_server and sessions arrive through _add_session,
@@ -172,8 +360,10 @@ class SimState:
                 self._initial_faults, rejections=dict(self._initial_faults.rejections)
             )
             self.reseed(self.fault_seed)
-            self.job_ids = JobIds(575768277444198400 + self.config.seed * 10_000_000)
-            self.sub_job_ids = JobIds(575768277481947136 + self.config.seed * 10_000_000)
+            # Another project's jobs are numbered apart (still 18 digits).
+            apart = self.config.seed * 10_000_000 + _salt_number(self.fleet_salt) * 10**13
+            self.job_ids = JobIds(575768277444198400 + apart)
+            self.sub_job_ids = JobIds(575768277481947136 + apart)
             self.jobs: dict[str, Job] = {}
             self.batches: dict[str, tuple[str, ...]] = {}  # shared job id → member job ids
             self.batch_of: dict[str, str] = {}  # member job id → shared job id
@@ -186,7 +376,9 @@ class SimState:
             self._order = itertools.count()
             self.tokens: dict[str, datetime] = {}
             self.request_log: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_LIMIT)
-            self.session_factory = SessionFactory(self.config.seed)
+            self.session_factory = SessionFactory(
+                self.config.seed + _salt_number(self.fleet_salt) * 1_000_003
+            )
             self.sessions: dict[str, UserSession] = {}
             self._sessions_of: dict[str, list[UserSession]] = {}  # server id → its sessions
             self._sorted_sessions: list[UserSession] = []  # by (started, id); rebuilt on change
@@ -237,7 +429,7 @@ class SimState:
             snapshot = dict(snapshot)
             self.config = replace(self.config, **snapshot.pop("config"))
             fixed = snapshot.pop("clock_fixed")
-            self.clock = Clock()
+            self.clock.set_real()  # the clock all projects share
             if fixed is not None:
                 self.clock.set_manual(fixed)
             order = snapshot.pop("_order")
@@ -583,7 +775,7 @@ class SimState:
             self.tokens.clear()
 
 
-_NOT_SNAPSHOTTED = frozenset({"lock", "config", "clock", "_initial_faults"})
+_NOT_SNAPSHOTTED = frozenset({"lock", "config", "clock", "_initial_faults", "cloud", "fleet_salt"})
 
 
 def _session_order(session: UserSession) -> tuple[datetime, str]:

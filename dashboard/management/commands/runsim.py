@@ -17,13 +17,17 @@ FAULT_OPTIONS = ("latency_ms", "error_rate", "throttle_rate", "job_failure_rate"
 
 
 def build_state(options: dict[str, Any]) -> SimState:
-    """The simulator state for the command's options (credentials from the environment)."""
-    config = SimConfig.from_env(
-        servers=options["servers"],
-        seed=options["seed"],
-        job_seconds=options["job_seconds"],
-        fault_seed=options.get("fault_seed"),
-    )
+    """The simulator state for the command's options (credentials, and the projects of
+    SIM_PROJECTS when set, from the environment)."""
+    try:
+        config = SimConfig.from_env(
+            servers=options["servers"],
+            seed=options["seed"],
+            job_seconds=options["job_seconds"],
+            fault_seed=options.get("fault_seed"),
+        )
+    except ValueError as error:
+        raise CommandError(str(error)) from None
     faults = Faults()
     try:
         faults.update({name: options[name] for name in FAULT_OPTIONS})
@@ -127,6 +131,13 @@ class Command(BaseCommand):
             f"groups, {len(state.images)} images, seed {state.config.seed}, jobs take "
             f"{state.config.job_seconds:g}s, fault seed {state.fault_seed}. Ctrl-C stops."
         )
+        projects = state.all_projects()
+        if len(projects) > 1:
+            for project in projects:
+                self.stdout.write(
+                    f"  project {project.config.project_id} ({project.config.region}): "
+                    f"{len(project.servers)} servers in {len(project.groups)} groups"
+                )
         if persister is not None:
             kept = "loaded from" if persister.loaded else "kept in"
             self.stdout.write(f"The simulated cloud is {kept} {persister.path}.")
