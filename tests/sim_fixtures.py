@@ -1,11 +1,13 @@
 """Pytest fixtures for a running simulator on a free loopback port.
 
-- `simulator_factory(servers=24, seed=7, job_seconds=60, manual_clock=True, **faults)` starts
-  one (stopped at teardown) and returns a `RunningSimulator`.
+- `simulator_factory(servers=24, seed=7, job_seconds=60, manual_clock=True, projects=(),
+  **faults)` starts one (stopped at teardown) and returns a `RunningSimulator`; `projects`
+  (SimProject, …) serves several projects, `state` being the first.
 - `simulator`: a fresh default one per test (manual clock: jobs move only with `advance`).
 - `sim_settings`: settings.HUAWEICLOUD points at `simulator` (endpoints, AK/SK, project).
 - `cloud_client`: the dashboard's CloudClient configured from those settings.
-- `signed_call(sim, method, path, params, body)`: a raw request signed as the SDK signs it.
+- `signed_call(sim, method, path, params, body)`: a raw request signed as the SDK signs it
+  (with the default project's key unless `ak`/`sk` say otherwise).
 """
 
 import json
@@ -20,7 +22,7 @@ import requests
 from dashboard.cloud.signing import canonical_query, sign_request
 from dashboard.simulator import server
 from dashboard.simulator.faults import Faults
-from dashboard.simulator.state import SimConfig, SimState
+from dashboard.simulator.state import SimConfig, SimProject, SimState
 
 TEST_SERVERS = 24
 TEST_SEED = 7
@@ -58,6 +60,7 @@ def signed_call(
     body: Any = None,
     *,
     sign: bool = True,
+    ak: str | None = None,
     sk: str | None = None,
     sdk_date: str | None = None,
     headers: dict[str, str] | None = None,
@@ -70,7 +73,9 @@ def signed_call(
     sent = {"Content-Type": "application/json", **(headers or {})}
     if sign:
         config = sim.config
-        sent = sign_request(method, url, sent, data, config.ak, sk or config.sk, sdk_date=sdk_date)
+        sent = sign_request(
+            method, url, sent, data, ak or config.ak, sk or config.sk, sdk_date=sdk_date
+        )
     return requests.request(method, url, data=data or None, headers=sent, timeout=timeout)
 
 
@@ -87,9 +92,10 @@ def simulator_factory() -> Iterator[SimulatorFactory]:
         seed: int = TEST_SEED,
         job_seconds: float = TEST_JOB_SECONDS,
         manual_clock: bool = True,
+        projects: tuple[SimProject, ...] = (),
         **faults: Any,
     ) -> RunningSimulator:
-        config = SimConfig(servers=servers, seed=seed, job_seconds=job_seconds)
+        config = SimConfig(servers=servers, seed=seed, job_seconds=job_seconds, projects=projects)
         knobs = Faults()
         knobs.update(faults)
         state = SimState(config, faults=knobs, manual_clock=manual_clock)

@@ -206,7 +206,7 @@ def test_a_reset_applies_to_the_first_start_only_not_to_a_restart(monkeypatch) -
     class Recorder:
         pid = 1
 
-        def __init__(self, args: list[str]) -> None:
+        def __init__(self, args: list[str], **_options: Any) -> None:
             started.append(args)
 
     monkeypatch.setattr(serve.subprocess, "Popen", Recorder)

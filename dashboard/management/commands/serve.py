@@ -5,8 +5,13 @@ a lost database) is started again after a backoff that doubles up to `RESTART_CA
 starts over once the child has stayed up a minute; each restart is logged. Used by `make run`.
 The simulated cloud is kept in a state file under var/ (SIM_STATE_FILE), so after a restart
 of the simulator or of `make run` it still agrees with the dashboard's history.
+With several projects configured (CLOUD_PROJECTS_FILE) the simulator serves each of them, with
+the keys the dashboard will sign with; they reach it through its environment (SIM_PROJECTS),
+never its command line.
 """
 
+import hashlib
+import json
 import logging
 import os
 import signal
@@ -21,7 +26,8 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from dashboard.env import env_bool, env_str
+from dashboard.cloud.projects import ProjectConfig
+from dashboard.env import env_bool, env_secret, env_str
 
 log = logging.getLogger("dashboard.serve")
 
@@ -52,6 +58,42 @@ def simulator_args(sim_port: int, servers: int) -> list[str]:
             "--state-file", state_file]  # fmt: skip
 
 
+def derived_project_id(region: str) -> str:
+    """The simulator's id of a project configured without one: stable and taken from its
+    region, so the dashboard's IAM lookup by region finds it."""
+    return hashlib.md5(region.encode()).hexdigest()  # noqa: S324 (an id, not a secret)
+
+
+def simulator_projects(projects: tuple[ProjectConfig, ...]) -> str | None:
+    """SIM_PROJECTS for the simulator: every configured project with the keys read from the
+    variables it names (NAME or NAME_FILE); None for the one project of the old variables,
+    which the simulator reads itself as before."""
+    if not projects or all(p.legacy for p in projects):
+        return None
+    items: list[dict[str, str]] = []
+    used: set[str] = set()
+    for project in projects:
+        project_id = project.project_id or derived_project_id(project.region)
+        if project_id in used:  # a second project of one region without an id
+            project_id = derived_project_id(f"{project.region}/{project.name}")
+        used.add(project_id)
+        item = {"project_id": project_id, "region": project.region}
+        for field_name, variable in (("ak", project.ak_env), ("sk", project.sk_env),
+                                     ("security_token", project.security_token_env)):  # fmt: skip
+            value = env_secret(variable) if variable else ""
+            if value:  # unset: the simulator's demo key
+                item[field_name] = value
+        items.append(item)
+    return json.dumps(items)
+
+
+def simulator_env() -> dict[str, str] | None:
+    """The simulator child's environment: this one plus SIM_PROJECTS when several projects
+    (or a projects file) are configured; None (inherit this one) otherwise."""
+    found = simulator_projects(tuple(getattr(settings, "CLOUD_PROJECTS", ())))
+    return None if found is None else {**os.environ, "SIM_PROJECTS": found}
+
+
 @dataclass
 class Child:
     """One supervised process and its restart schedule."""
@@ -64,9 +106,10 @@ class Child:
     restart_at: float | None = None
     restarts: int = field(default=0)
     once: list[str] = field(default_factory=list)  # extra arguments for the first start only
+    env: dict[str, str] | None = None  # None: this process's environment
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.args + self.once)
+        self.process = subprocess.Popen(self.args + self.once, env=self.env)
         self.once = []  # a restart after a crash must not, say, reset the simulated cloud again
         self.started = time.monotonic()
         self.restart_at = None
@@ -147,7 +190,7 @@ class Command(BaseCommand):
             if not no_simulator:
                 sim = [*manage, *simulator_args(sim_port, servers)]
                 once = ["--reset"] if reset_simulator else []
-                children.append(Child("simulator", sim, once=once))
+                children.append(Child("simulator", sim, once=once, env=simulator_env()))
                 children[-1].start()
                 health = f"http://127.0.0.1:{sim_port}/_sim/health"
                 if not _wait_for(health, 30, children[-1].running):
