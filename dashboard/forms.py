@@ -1,6 +1,7 @@
 """Forms: the single source of truth for what may be submitted."""
 
 import datetime as dt
+import uuid
 from datetime import UTC, datetime
 
 from django import forms
@@ -14,7 +15,7 @@ from django.utils.translation import gettext_lazy, ngettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from dashboard import audit, keyset
-from dashboard.models import AuditEvent, Image, Rollout, Server, ServerGroup
+from dashboard.models import AuditEvent, Image, Project, Rollout, Server, ServerGroup
 from dashboard.rollouts import planning
 
 ANY = pgettext_lazy("filter", "any")
@@ -367,6 +368,8 @@ class RolloutForm(forms.Form):
                 )
                 % {"n": len(self.groups)},
             )
+        if target and target != planning.GROUP_IMAGES and not self.errors:
+            self._check_target_in_every_project(target)
         preset = cleaned.get("preset") or CUSTOM
         cleaned["preset"] = preset
         if preset != CUSTOM:
@@ -376,6 +379,32 @@ class RolloutForm(forms.Form):
                 cleaned[name] = settings.ROLLOUT_PRESETS[preset].get(name, cleaned.get(name))
             cleaned["canary_session_policy"] = ""
         return cleaned
+
+    def _check_target_in_every_project(self, image_id: str) -> None:
+        """One image for all across projects only if every project has it (a public image of
+        one region); else each group's image is the way to update several projects at once."""
+        split = planning.by_project(self.servers)
+        if len(split) < 2:
+            return
+        having = set(
+            Image.objects.filter(id=image_id, project_id__in=split).values_list(
+                "project_id", flat=True
+            )
+        )
+        missing = [pid for pid in split if pid not in having]
+        if missing:
+            names = ", ".join(
+                sorted(Project.objects.filter(pk__in=missing).values_list("name", flat=True))
+            )
+            self.add_error(
+                "target_image",
+                _(
+                    "The selection spans several projects and this image is not in %(projects)s. "
+                    "Choose “each server to its own group's image”, or select servers of one "
+                    "project."
+                )
+                % {"projects": names},
+            )
 
     def clean_canary(self) -> str:
         return _amount(self.cleaned_data["canary"])
@@ -393,22 +422,37 @@ class RolloutForm(forms.Form):
         return when
 
     def create_plan(self, *, created_by: str, retry_of: Rollout | None = None) -> Rollout:
-        """Store the plan this valid form describes (the plan page and POST /plans alike)."""
+        """Store the plan this valid form describes (the plan page and POST /plans alike).
+
+        A selection that spans projects becomes one plan per project, sharing a `plan_set`:
+        the first is returned, and its page shows the others beside it.
+        """
         data = self.cleaned_data
-        return planning.create_plan(
-            created_by=created_by,
-            servers=self.servers,
-            target=self.target(),
-            targets=self.targets(),
-            images=self.images,
-            reason=data["reason"],
-            update_access_agent=data["update_access_agent"],
-            use_maintenance=data["use_maintenance"],
-            retry_of=retry_of,
-            kind=Rollout.Kind.RETRY if retry_of else Rollout.Kind.PLAN,
-            safety=self.safety(),
-            preset=data["preset"],
-        )
+        split = planning.by_project(self.servers)
+        plan_set = uuid.uuid4().hex if len(split) > 1 else ""
+        per_group = data["target_image"] == planning.GROUP_IMAGES
+        plans = []
+        for project_id, servers in split.items() or [(None, self.servers)]:
+            images = planning.image_map(project_id) if len(split) > 1 else self.images
+            chosen = self.target()
+            plans.append(
+                planning.create_plan(
+                    created_by=created_by,
+                    servers=servers,
+                    target=images.get(chosen.id) if chosen else None,
+                    targets=planning.group_targets(servers, images) if per_group else None,
+                    images=images,
+                    reason=data["reason"],
+                    update_access_agent=data["update_access_agent"],
+                    use_maintenance=data["use_maintenance"],
+                    retry_of=retry_of,
+                    kind=Rollout.Kind.RETRY if retry_of else Rollout.Kind.PLAN,
+                    safety=self.safety(),
+                    preset=data["preset"],
+                    plan_set=plan_set,
+                )
+            )
+        return plans[0]
 
     def audit_details(self, rollout: Rollout) -> dict:
         """What the audit trail says about a plan made from this form."""

@@ -3,7 +3,9 @@
 A sync reads everything first (every page at the API's largest page size), then writes it in
 one transaction, so a sync that fails half-way leaves the previous snapshot intact. Servers
 and images that disappeared upstream are marked gone, not silently kept. At most one sync
-runs at a time (a partial unique index on SyncRun); a second request joins the running one.
+runs at a time per project (a partial unique index on SyncRun); a second request joins the
+running one. Each project syncs on its own with its own client, so a project whose cloud is
+down or whose key is refused fails its own runs and holds up no other.
 """
 
 import logging
@@ -14,17 +16,19 @@ from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, F, Max, Q, Sum
 from django.tasks import task
 from django.utils import timezone
 
+from dashboard import projects
 from dashboard.cloud import records
-from dashboard.cloud.client import PAGE_SIZE, get_client
+from dashboard.cloud.client import PAGE_SIZE
 from dashboard.cloud.errors import CloudError
 from dashboard.dbloss import lost_database
 from dashboard.models import (
     Image,
     InventoryFigures,
+    Project,
     Server,
     ServerGroup,
     ServerImageSeen,
@@ -46,19 +50,30 @@ class Snapshot:
     images: list[records.Image]
 
 
-def request_sync(trigger: str, requested_by: str = "") -> tuple[SyncRun, bool]:
-    """Start a sync in the background, or join the one running. Returns (run, started)."""
+def request_sync(
+    trigger: str, requested_by: str = "", project: Project | None = None
+) -> tuple[SyncRun, bool]:
+    """Start a sync of `project` (the default one) in the background, or join the one running.
+    Returns (run, started)."""
+    project = project or projects.default()
     _expire_stale_runs()
     try:
         with transaction.atomic():
-            run = SyncRun.objects.create(trigger=trigger, requested_by=requested_by)
+            run = SyncRun.objects.create(
+                project=project, trigger=trigger, requested_by=requested_by
+            )
             transaction.on_commit(partial(_enqueue, run.pk))
         return run, True
     except IntegrityError:
-        running = SyncRun.objects.filter(state=SyncRun.State.RUNNING).first()
-        if running is None:  # it finished between our insert and this read
-            return request_sync(trigger, requested_by)
+        running = SyncRun.objects.filter(project=project, state=SyncRun.State.RUNNING).first()
+        if running is None:  # finished between our insert and this read: try once more
+            return request_sync(trigger, requested_by, project)
         return running, False
+
+
+def request_syncs(trigger: str, requested_by: str = "") -> list[tuple[SyncRun, bool]]:
+    """`request_sync` for every configured project."""
+    return [request_sync(trigger, requested_by, p) for p in projects.rows()]
 
 
 @task()
@@ -72,15 +87,16 @@ def _enqueue(run_id: int) -> None:
 
 
 def schedule_sync() -> None:
-    """Heartbeat duty: start a sync when the last one is older than the interval."""
+    """Heartbeat duty: start each project's sync when its last one is older than the interval."""
     interval = settings.SYNC_INTERVAL_SECONDS
-    last = SyncRun.objects.order_by("-started_at").first()
-    if last is None or (
-        interval
-        and last.state != SyncRun.State.RUNNING
-        and timezone.now() - last.started_at >= timedelta(seconds=interval)
-    ):
-        request_sync("startup" if last is None else "schedule")
+    for project in projects.rows():
+        last = SyncRun.objects.filter(project=project).order_by("-started_at").first()
+        if last is None or (
+            interval
+            and last.state != SyncRun.State.RUNNING
+            and timezone.now() - last.started_at >= timedelta(seconds=interval)
+        ):
+            request_sync("startup" if last is None else "schedule", project=project)
 
 
 def _expire_stale_runs() -> None:
@@ -90,16 +106,20 @@ def _expire_stale_runs() -> None:
 
 
 def run_sync(run_id: int, client=None) -> SyncRun:
-    """Execute a requested sync: read the whole inventory, then write it at once."""
-    client = client or get_client()
-    run = SyncRun.objects.get(pk=run_id)
+    """Execute a requested sync: read the project's whole inventory, then write it at once."""
+    run = SyncRun.objects.select_related("project").get(pk=run_id)
     if run.state != SyncRun.State.RUNNING:
         return run
+    if client is None:
+        try:
+            client = projects.client_for(run.project)
+        except projects.NotConfigured as exc:
+            return _finish(run, SyncRun.State.FAILED, 0, error=str(exc))
     calls_before = client.calls
     try:
         snapshot = fetch(client)
         with transaction.atomic():
-            seen, gone = store(snapshot, timezone.now())
+            seen, gone = store(snapshot, timezone.now(), run.project)
     except Exception as exc:
         if lost_database(exc):
             # Left RUNNING, not failed: the worker puts the task back, and its rerun finds the
@@ -115,9 +135,9 @@ def run_sync(run_id: int, client=None) -> SyncRun:
     return _finish(run, SyncRun.State.SUCCEEDED, client.calls - calls_before, seen, gone)
 
 
-def sync_now(trigger: str = "manual", client=None) -> SyncRun:
+def sync_now(trigger: str = "manual", client=None, project: Project | None = None) -> SyncRun:
     """Run a sync in this process (management command, tests). Joins none: fails if busy."""
-    run, started = request_sync(trigger)
+    run, started = request_sync(trigger, project=project)
     if not started:
         return run
     return run_sync(run.pk, client)
@@ -198,7 +218,7 @@ def _servers_in_flight(client, pool: ThreadPoolExecutor) -> list[records.Server]
     return servers
 
 
-def store(snapshot: Snapshot, now) -> tuple[int, int]:
+def store(snapshot: Snapshot, now, project: Project | None = None) -> tuple[int, int]:
     """Upsert the snapshot in bulk and mark what vanished as gone. Returns (seen, gone).
 
     Only servers whose facts changed are written; the rest are stamped in one statement.
@@ -206,13 +226,14 @@ def store(snapshot: Snapshot, now) -> tuple[int, int]:
     show (per group and for the fleet) are counted from the snapshot and stored with it:
     the snapshot's servers are exactly the live servers once it is stored.
     """
-    _store_images(snapshot.images, now)
+    project = project or projects.default()
+    _store_images(snapshot.images, now, project)
     group_images = {g.id: g.image_id for g in snapshot.groups}
-    facts = [_server_facts(s, group_images) for s in snapshot.servers]
+    facts = [_server_facts(s, group_images, project.pk) for s in snapshot.servers]
     by_group = _count_by_group(facts)
-    _store_groups(snapshot.groups, by_group, now)
-    _store_totals(sum(by_group.values(), Figures()), len(snapshot.groups), now)
-    stored = _stored_servers()
+    _store_groups(snapshot.groups, by_group, now, project)
+    _store_totals(project, sum(by_group.values(), Figures()), len(snapshot.groups), now)
+    stored = _stored_servers(project)
     # Model instances only for what is written: building one costs more than comparing.
     changed = [Server(synced_at=now, **f) for f in facts if stored.get(f["id"]) != _compared(f)]
     _upsert(Server, changed, SERVER_FIELDS)
@@ -222,17 +243,19 @@ def store(snapshot: Snapshot, now) -> tuple[int, int]:
     for start in range(0, len(vanished), BATCH):
         chunk = vanished[start : start + BATCH]
         gone += Server.objects.filter(id__in=chunk).update(gone=True, drift=False)
-    Server.objects.filter(gone=False).update(synced_at=now)  # exactly the snapshot's servers
+    # Exactly the snapshot's servers.
+    Server.objects.filter(project=project, gone=False).update(synced_at=now)
     _record_images_seen(changed, now)
-    ServerImageSeen.objects.filter(server__gone=False, image_id=F("server__image_id")).update(
-        last_seen=now
-    )
+    ServerImageSeen.objects.filter(
+        server__project=project, server__gone=False, image_id=F("server__image_id")
+    ).update(last_seen=now)
     return len(facts), gone
 
 
-def _store_images(images: list[records.Image], now) -> None:
+def _store_images(images: list[records.Image], now, project: Project) -> None:
     rows = [
         Image(
+            project=project,
             id=i.id,
             name=i.name,
             image_type=i.image_type,
@@ -249,13 +272,22 @@ def _store_images(images: list[records.Image], now) -> None:
         )
         for i in images
     ]
-    _upsert(Image, rows, [f.name for f in Image._meta.fields if f.name != "id"])
-    Image.objects.filter(gone=False).exclude(synced_at=now).update(gone=True)
+    Image.objects.bulk_create(
+        rows,
+        batch_size=BATCH,
+        update_conflicts=True,
+        unique_fields=["project", "id"],
+        update_fields=[
+            f.name for f in Image._meta.fields if f.name not in ("row", "project", "id")
+        ],
+    )
+    Image.objects.filter(project=project, gone=False).exclude(synced_at=now).update(gone=True)
 
 
-def _store_groups(groups: list[records.ServerGroup], figures: dict, now) -> None:
+def _store_groups(groups: list[records.ServerGroup], figures: dict, now, project: Project) -> None:
     rows = [
         ServerGroup(
+            project=project,
             id=g.id,
             name=g.name,
             description=g.description,
@@ -275,7 +307,7 @@ def _store_groups(groups: list[records.ServerGroup], figures: dict, now) -> None
         for g in groups
     ]
     _upsert(ServerGroup, rows, [f.name for f in ServerGroup._meta.fields if f.name != "id"])
-    ServerGroup.objects.filter(gone=False).exclude(synced_at=now).update(gone=True)
+    ServerGroup.objects.filter(project=project, gone=False).exclude(synced_at=now).update(gone=True)
 
 
 BUSY_JOB_STATUSES = frozenset({"WAITING", "RUNNING"})
@@ -317,9 +349,9 @@ def _count_by_group(facts: list[dict]) -> dict[str | None, Figures]:
     return {group_id: Figures(*c) for group_id, c in counts.items()}
 
 
-def _store_totals(totals: Figures, groups: int, now) -> None:
+def _store_totals(project: Project, totals: Figures, groups: int, now) -> None:
     InventoryFigures.objects.update_or_create(
-        pk=1,
+        project=project,
         defaults={
             "servers": totals.servers,
             "servers_drifted": totals.drifted,
@@ -345,19 +377,37 @@ def recount_figures() -> None:
         "busy": Count("id", filter=Q(job_status__in=BUSY_JOB_STATUSES)),
         "sessions": Sum("session_count", default=0),
     }
-    rows = Server.objects.filter(gone=False).values("group_id").annotate(**counts)
-    by_group = {row.pop("group_id"): Figures(**row) for row in rows}
-    groups = list(ServerGroup.objects.filter(gone=False))
-    for group in groups:
-        for name, value in by_group.get(group.id, Figures()).group_fields().items():
-            setattr(group, name, value)
-    ServerGroup.objects.bulk_update(groups, list(Figures().group_fields()), batch_size=BATCH)
-    _store_totals(sum(by_group.values(), Figures()), len(groups), timezone.now())
+    owners = set(Server.objects.values_list("project", flat=True).distinct())
+    owners |= set(ServerGroup.objects.values_list("project", flat=True).distinct())
+    for project in Project.objects.filter(pk__in=owners):
+        live = Server.objects.filter(project=project, gone=False)
+        rows = live.values("group_id").annotate(**counts)
+        by_group = {row.pop("group_id"): Figures(**row) for row in rows}
+        groups = list(ServerGroup.objects.filter(project=project, gone=False))
+        for group in groups:
+            for name, value in by_group.get(group.id, Figures()).group_fields().items():
+                setattr(group, name, value)
+        ServerGroup.objects.bulk_update(groups, list(Figures().group_fields()), batch_size=BATCH)
+        _store_totals(project, sum(by_group.values(), Figures()), len(groups), timezone.now())
 
 
-def fleet_figures() -> InventoryFigures:
-    """The fleet totals the last sync stored (zeros before the first)."""
-    return InventoryFigures.objects.filter(pk=1).first() or InventoryFigures()
+FIGURE_FIELDS = ("servers", "servers_drifted", "servers_in_maintenance", "servers_busy")
+
+
+def fleet_figures(project: Project | None = None) -> InventoryFigures:
+    """The totals the last syncs stored: one project's, or every project's added up (zeros
+    before the first sync). One query over one row per project."""
+    rows = InventoryFigures.objects.all()
+    if project is not None:
+        rows = rows.filter(project=project)
+    rows = list(rows)
+    if len(rows) == 1:
+        return rows[0]
+    total = InventoryFigures()
+    for name in (*FIGURE_FIELDS, "sessions", "groups"):
+        setattr(total, name, sum(getattr(r, name) for r in rows))
+    total.updated_at = min((r.updated_at for r in rows if r.updated_at), default=None)
+    return total
 
 
 # Every column the sync writes, and the ones that say whether a server changed.
@@ -368,9 +418,10 @@ _COMPARED = [f.attname for f in Server._meta.fields if f.name not in ("id", "syn
 _GONE = _COMPARED.index("gone")
 
 
-def _stored_servers() -> dict[str, tuple]:
-    """Every stored server's compared columns (gone ones included), by id."""
-    rows = Server.objects.values_list("id", *_COMPARED).iterator(chunk_size=2000)
+def _stored_servers(project: Project) -> dict[str, tuple]:
+    """Every stored server's compared columns (gone ones included) in `project`, by id."""
+    stored = Server.objects.filter(project=project)
+    rows = stored.values_list("id", *_COMPARED).iterator(chunk_size=2000)
     return {values[0]: values[1:] for values in rows}
 
 
@@ -378,12 +429,13 @@ def _compared(facts: dict) -> tuple:
     return tuple(facts[name] for name in _COMPARED)
 
 
-def _server_facts(s: records.Server, group_images: dict[str, str]) -> dict:
+def _server_facts(s: records.Server, group_images: dict[str, str], project_id: int) -> dict:
     """A snapshot server as Server column values (by attname), all but `synced_at`."""
     ip_addresses = " ".join(s.ip_addresses)[:1024]
     group_image = group_images.get(s.group_id, "")
     return {
         "id": s.id,
+        "project_id": project_id,
         "name": s.name,
         "machine_name": s.machine_name,
         "group_id": s.group_id if s.group_id in group_images else None,
@@ -436,14 +488,58 @@ def _upsert(model, rows: list, update_fields: list[str]) -> None:
     )
 
 
-def last_sync() -> SyncRun | None:
-    return SyncRun.objects.exclude(state=SyncRun.State.RUNNING).order_by("-started_at").first()
+def last_sync(project: Project | None = None) -> SyncRun | None:
+    runs = SyncRun.objects.exclude(state=SyncRun.State.RUNNING)
+    if project is not None:
+        runs = runs.filter(project=project)
+    return runs.order_by("-started_at").first()
 
 
-def freshness() -> dict:
-    """What every page shows about how fresh its data is (two queries)."""
-    finished = SyncRun.objects.filter(state=SyncRun.State.SUCCEEDED).order_by("-finished_at")
+@dataclass(frozen=True)
+class ProjectFreshness:
+    project: Project
+    last_synced: object  # datetime | None
+    sync_running: bool
+    failed_at: object  # datetime | None: the last run failed (after the last success)
+    error: str
+
+
+def freshness(project: Project | None = None) -> dict:
+    """What every page shows about how fresh its data is, per project (four queries).
+
+    `last_synced` is the stalest project's last success (a page is as fresh as its oldest
+    part); `projects_freshness` tells each project's, with the error of a failing one.
+    """
+    shown = [project] if project is not None else projects.rows()
+    runs = SyncRun.objects.filter(project__in=shown)
+    synced = dict(
+        runs.filter(state=SyncRun.State.SUCCEEDED)
+        .values("project")
+        .annotate(at=Max("finished_at"))
+        .values_list("project", "at")
+    )
+    running = set(runs.filter(state=SyncRun.State.RUNNING).values_list("project", flat=True))
+    latest_failures: dict[int, SyncRun] = {}
+    for run in runs.filter(state=SyncRun.State.FAILED).order_by("-finished_at")[:50]:
+        latest_failures.setdefault(run.project_id, run)
+    rows = []
+    for p in shown:
+        failure = latest_failures.get(p.pk)
+        if failure and synced.get(p.pk) and failure.finished_at <= synced[p.pk]:
+            failure = None  # a success came after it
+        rows.append(
+            ProjectFreshness(
+                project=p,
+                last_synced=synced.get(p.pk),
+                sync_running=p.pk in running,
+                failed_at=failure.finished_at if failure else None,
+                error=failure.error if failure else "",
+            )
+        )
+    times = [r.last_synced for r in rows]
     return {
-        "last_synced": finished.values_list("finished_at", flat=True).first(),
-        "sync_running": SyncRun.objects.filter(state=SyncRun.State.RUNNING).exists(),
+        "last_synced": None if not times or None in times else min(times),
+        "sync_running": bool(running),
+        "projects_freshness": rows,
+        "failing_projects": [r for r in rows if r.failed_at],
     }

@@ -10,6 +10,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from dashboard.cloud import projects as cloud_projects
+
 
 class TouchingQuerySet(models.QuerySet):
     """`.update()` also bumps `updated_at`, as `save()` does through auto_now.
@@ -23,6 +25,54 @@ class TouchingQuerySet(models.QuerySet):
         return super().update(**kwargs)
 
 
+class Project(models.Model):
+    """A cloud project in one region, as configured (dashboard/cloud/projects.py).
+
+    The configuration is the truth about a project (credentials, endpoints, roles); this row
+    is what inventory and rollouts belong to, created from the configuration when first used.
+    A project dropped from the configuration keeps its row and history, marked not configured.
+    """
+
+    name = models.SlugField(max_length=63, unique=True)
+    region = models.CharField(max_length=64)
+    label = models.CharField(max_length=255, blank=True)
+    # The cloud's project id once known (configured, or found through IAM by region).
+    cloud_project_id = models.CharField(max_length=64, blank=True)
+    configured = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.label or self.name
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name
+
+
+def default_project_id() -> int:
+    """The default project's row (the first configured), for rows made without a project:
+    what the single-project dashboard and its data always belonged to."""
+    config = cloud_projects.default()
+    project, _ = Project.objects.get_or_create(
+        name=config.name,
+        defaults={
+            "region": config.region,
+            "label": config.label,
+            "cloud_project_id": config.project_id,
+        },
+    )
+    return project.pk
+
+
+def _project_field(related_name: str) -> models.ForeignKey:
+    return models.ForeignKey(
+        Project, on_delete=models.PROTECT, related_name=related_name, default=default_project_id
+    )
+
+
 class SyncRun(models.Model):
     """One inventory sync. The newest finished run says how fresh the pages are."""
 
@@ -31,6 +81,7 @@ class SyncRun(models.Model):
         SUCCEEDED = "succeeded", _("Succeeded")
         FAILED = "failed", _("Failed")
 
+    project = _project_field("sync_runs")
     state = models.CharField(max_length=16, choices=State.choices, default=State.RUNNING)
     trigger = models.CharField(max_length=32, default="schedule")  # schedule/manual/startup/…
     requested_by = models.CharField(max_length=150, blank=True)
@@ -44,15 +95,18 @@ class SyncRun(models.Model):
     class Meta:
         ordering = ["-started_at"]
         constraints = [
-            # At most one running sync: a second request joins it instead of starting another.
+            # At most one running sync per project: a second request joins it.
             models.UniqueConstraint(
-                fields=["state"], condition=Q(state="running"), name="one_running_sync"
+                fields=["project", "state"],
+                condition=Q(state="running"),
+                name="one_running_sync_per_project",
             )
         ]
 
 
 class ServerGroup(models.Model):
     id = models.CharField(primary_key=True, max_length=128)
+    project = _project_field("groups")
     name = models.CharField(max_length=255)
     description = models.TextField(blank=True)
     os_type = models.CharField(max_length=16, blank=True)
@@ -89,7 +143,10 @@ class Image(models.Model):
         MARKETPLACE = "marketplace", _("Marketplace")
         OTHER = "other", _("Other")
 
-    id = models.CharField(primary_key=True, max_length=128)
+    # The same public image has one id in every project of a region: rows are per project.
+    row = models.BigAutoField(primary_key=True)
+    project = _project_field("images")
+    id = models.CharField(max_length=128)
     name = models.CharField(max_length=255)
     image_type = models.CharField(max_length=16, choices=Type.choices, default=Type.PRIVATE)
     os_type = models.CharField(max_length=16, blank=True)
@@ -105,6 +162,9 @@ class Image(models.Model):
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "id"], name="one_image_row_per_project")
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -112,6 +172,7 @@ class Image(models.Model):
 
 class Server(models.Model):
     id = models.CharField(primary_key=True, max_length=128)
+    project = _project_field("servers")
     name = models.CharField(max_length=255)
     machine_name = models.CharField(max_length=255, blank=True)
     group = models.ForeignKey(
@@ -167,8 +228,11 @@ class Server(models.Model):
 
 
 class InventoryFigures(models.Model):
-    """Fleet totals of live servers, one row (pk=1) the sync rewrites with its snapshot."""
+    """Fleet totals of a project's live servers, one row the sync rewrites with its snapshot."""
 
+    project = models.OneToOneField(
+        Project, on_delete=models.CASCADE, related_name="figures", default=default_project_id
+    )
     servers = models.PositiveIntegerField(default=0)
     servers_drifted = models.PositiveIntegerField(default=0)
     servers_in_maintenance = models.PositiveIntegerField(default=0)
@@ -231,6 +295,10 @@ class Rollout(models.Model):
     state = models.CharField(
         max_length=24, choices=State.choices, default=State.PLANNED, db_index=True
     )
+    # A rollout never spans projects: a selection that does becomes one plan per project,
+    # sharing a `plan_set` so the plan page shows them together.
+    project = _project_field("rollouts")
+    plan_set = models.CharField(max_length=32, blank=True, db_index=True)
     created_by = models.CharField(max_length=150)
     created_at = models.DateTimeField(auto_now_add=True)
     reason = models.CharField(max_length=500, blank=True)
@@ -511,6 +579,10 @@ class AuditEvent(models.Model):
     rollout = models.ForeignKey(
         Rollout, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_events"
     )
+    # The project an action touched (None: the dashboard itself, or before projects).
+    project = models.ForeignKey(
+        Project, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_events"
+    )
     details = models.JSONField(default=dict, blank=True)
 
     class Meta:
@@ -585,12 +657,14 @@ class ServiceToken(models.Model):
 
     The secret is shown once and only its SHA-256 is stored: it is a long random string, so a
     plain hash cannot be reversed by guessing. A token acts with one role, as "token:<name>"
-    in the audit. Scope beyond the role (e.g. a project, once the dashboard has several) is a
-    column added here and one filter in dashboard/api/auth.py.
+    in the audit. `project` narrows it to one project (None: every project).
     """
 
     name = models.SlugField(max_length=50, unique=True)
     role = models.CharField(max_length=16)  # dashboard.roles.ROLES
+    project = models.ForeignKey(
+        Project, null=True, blank=True, on_delete=models.PROTECT, related_name="tokens"
+    )
     secret_hash = models.CharField(max_length=64, unique=True)
     prefix = models.CharField(max_length=12)  # the secret's first characters, to tell tokens apart
     created_by = models.CharField(max_length=150)

@@ -11,8 +11,7 @@ in several regions lists them in a TOML file, one `[[project]]` table each:
     ak_env = "BEIJING_AK"            # the NAMES of the variables (or NAME_FILE) holding secrets
     sk_env = "BEIJING_SK"
     operator_groups = ["ops-beijing"]   # optional: SSO groups that operate this project only
-    approver_groups = ["leads-beijing"]
-    viewer_groups = []
+    approver_groups = ["leads-beijing"]  # optional: … that approve this project's rollouts
     [project.endpoints]              # optional: workspaceapp, workspace, ims, iam
     iam = "https://iam.example.internal"
 
@@ -43,7 +42,9 @@ CREDENTIALS = (
     "iam_password_env",
     "iam_domain_env",
 )
-GROUP_LISTS = ("operator_groups", "approver_groups", "viewer_groups")
+# Project groups add rights in one project to a person (and let them view the dashboard); the
+# global ROLE_*_GROUPS grant their role in every project.
+GROUP_LISTS = ("operator_groups", "approver_groups")
 KEYS = frozenset({"name", "region", "label", "project_id", "endpoints", *CREDENTIALS, *GROUP_LISTS})
 # The single-project variables, as `ak_env` … would name them in a file.
 LEGACY_CREDENTIALS = {
@@ -73,7 +74,6 @@ class ProjectConfig:
     endpoints: tuple[tuple[str, str], ...] = ()
     operator_groups: tuple[str, ...] = ()
     approver_groups: tuple[str, ...] = ()
-    viewer_groups: tuple[str, ...] = ()
     legacy: bool = field(default=False, compare=False)  # built from the single-project variables
 
     @property

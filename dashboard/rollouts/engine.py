@@ -24,8 +24,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from dashboard.cloud import limits
-from dashboard.cloud.client import get_client
+from dashboard import projects
 from dashboard.cloud.errors import CloudError
 from dashboard.models import Rollout, RolloutServer
 from dashboard.rollouts import lifecycle, refresh, waves
@@ -46,8 +45,8 @@ class Step:
 def begin(rollout_id: int, client=None, *, sleep: Callable[[float], None] = time.sleep) -> Step:
     """queued → running when the schedule and the session threshold allow, then the first
     tick (so a rollout of one wave without user handling is sent at once)."""
-    client = client or get_client()
-    rollout = Rollout.objects.get(pk=rollout_id)
+    rollout = Rollout.objects.select_related("project").get(pk=rollout_id)
+    client = client or projects.client_for(rollout.project)
     if rollout.state == Rollout.State.QUEUED:
         try:
             wait = _start_blocker(rollout, client)
@@ -101,10 +100,10 @@ def step(
     sleep: Callable[[float], None] = time.sleep,
 ) -> Step:
     """One tick, and how long until the next one should run (None: the usual interval)."""
-    client = client or get_client()
-    rollout = Rollout.objects.get(pk=rollout_id)
+    rollout = Rollout.objects.select_related("project").get(pk=rollout_id)
     if rollout.is_final or (token and rollout.refresh_token != token):
         return Step(rollout.state)  # finished, or this chain was replaced by a newer one
+    client = client or projects.client_for(rollout.project)
     trouble = refresh.track(rollout, client)
     rollout.refresh_from_db()
     if rollout.state == Rollout.State.RUNNING:
@@ -131,7 +130,7 @@ def _note_cloud(rollout: Rollout, trouble: CloudError | None) -> None:
             rollout.cloud_unreachable_since, rollout.cloud_error = None, ""
         return
     # This worker's breaker may know the run of failures began earlier (cloud/limits.py).
-    contact = limits.contact()
+    contact = projects.cloud_contact(rollout.project)
     since = (
         rollout.cloud_unreachable_since
         or (contact.unreachable_since if contact is not None else None)

@@ -50,8 +50,21 @@ class TargetOption:
         )
 
 
-def image_map() -> dict[str, Image]:
-    return {i.id: i for i in Image.objects.all()}
+def image_map(project_id: int | None = None) -> dict[str, Image]:
+    """Images by id: one project's, or every project's (an id two projects share is one image
+    as far as its facts go: the same public image of a region)."""
+    images = (
+        Image.objects.all() if project_id is None else Image.objects.filter(project_id=project_id)
+    )
+    return {i.id: i for i in images}
+
+
+def by_project(servers: list[Server]) -> dict[int, list[Server]]:
+    """The servers split by project, in order: a rollout never spans projects."""
+    split: dict[int, list[Server]] = {}
+    for server in servers:
+        split.setdefault(server.project_id, []).append(server)
+    return split
 
 
 def target_options(servers: list[Server], images: dict[str, Image]) -> list[TargetOption]:
@@ -191,12 +204,21 @@ def create_plan(
     targets: dict[str, Image | None] | None = None,
     kind: str = Rollout.Kind.PLAN,
     preset: str = "",
+    plan_set: str = "",
 ) -> Rollout:
     """Store a plan: the rollout and one row per server, in one transaction.
 
     `target` is the image for every server; a plan per group, or a revert, passes `targets`
-    (server id → image) instead, and its API calls are then grouped per image.
+    (server id → image) instead, and its API calls are then grouped per image. The servers
+    belong to one project (`by_project` splits a selection that spans several); the plan
+    belongs to it.
     """
+    owners = {s.project_id for s in servers}
+    if len(owners) > 1:
+        raise ValueError("a rollout never spans projects: split the servers with by_project()")
+    owner = {"project_id": owners.pop()} if owners else {}
+    if retry_of is not None:
+        owner = {"project_id": retry_of.project_id}
     safety = safety or Safety()
     busy = servers_in_active_rollouts(s.id for s in servers)
     per_server = targets is not None
@@ -217,6 +239,8 @@ def create_plan(
         label = "each group's image"
     with transaction.atomic():
         rollout = Rollout.objects.create(
+            **owner,
+            plan_set=plan_set,
             created_by=created_by,
             reason=reason,
             kind=kind,

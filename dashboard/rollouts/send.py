@@ -170,10 +170,12 @@ def _defer(rollout_id: int, chunk: int, rows: list[RolloutServer], exc: CloudErr
 def _recheck(rows: list[RolloutServer], client, reads=None) -> list[RolloutServer]:
     """Re-read the servers from the API and re-judge them. Returns the rows still to send."""
     fresh = reread_servers(client, rows, reads)
+    project = Rollout.objects.filter(pk=rows[0].rollout_id).values("project_id")[:1]
     images = {
         i.id: i
         for i in Image.objects.filter(
-            id__in={r.to_image_id for r in rows} | {s.image_id for s in fresh.values()}
+            project_id=project,
+            id__in={r.to_image_id for r in rows} | {s.image_id for s in fresh.values()},
         )
     }
     keep, previous = [], {}
@@ -253,7 +255,7 @@ def _send(
 
 def _change_target(rollout: Rollout, image_id: str) -> records.ChangeTarget:
     """What to send for a chunk: one image per call (a revert's chunks differ per image)."""
-    image = Image.objects.filter(pk=image_id).first()
+    image = Image.objects.filter(project_id=rollout.project_id, id=image_id).first()
     if image is None or image_id == rollout.target_image_id:
         return records.ChangeTarget(
             image_id=image_id,
