@@ -278,7 +278,7 @@ class SimulatorApp:
             return Response(403, codes.wks(codes.FORBIDDEN))
         if body and not headers.get("content-type", "").startswith("application/json"):
             return Response(415, codes.wks(codes.UNSUPPORTED_MEDIA))
-        req = Request(method, path, query, headers, body, project, request_id, args, None, caller)
+        req = Request(method, path, query, headers, body, project, request_id, args, caller=caller)
         try:
             return route.handler(req)
         except ApiError as error:

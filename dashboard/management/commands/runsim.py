@@ -126,17 +126,23 @@ class Command(BaseCommand):
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
-        self.stdout.write(
-            f"Simulator on {running.url}: {len(state.servers)} servers in {len(state.groups)} "
-            f"groups, {len(state.images)} images, seed {state.config.seed}, jobs take "
-            f"{state.config.job_seconds:g}s, fault seed {state.fault_seed}. Ctrl-C stops."
-        )
         projects = state.all_projects()
+        fleet = (
+            f"{len(state.servers)} servers in {len(state.groups)} groups, {len(state.images)} "
+            f"images, seed {state.config.seed}"
+            if len(projects) == 1
+            else f"{len(projects)} projects"
+        )
+        self.stdout.write(
+            f"Simulator on {running.url}: {fleet}, jobs take {state.config.job_seconds:g}s, "
+            f"fault seed {state.fault_seed}. Ctrl-C stops."
+        )
         if len(projects) > 1:
             for project in projects:
                 self.stdout.write(
                     f"  project {project.config.project_id} ({project.config.region}): "
-                    f"{len(project.servers)} servers in {len(project.groups)} groups"
+                    f"{len(project.servers)} servers in {len(project.groups)} groups, "
+                    f"{len(project.images)} images, seed {project.config.seed}"
                 )
         if persister is not None:
             kept = "loaded from" if persister.loaded else "kept in"
