@@ -102,6 +102,7 @@ def main(argv: list[str]) -> int:
         dw.refresh_cycle(report, sim, first.pk, server_ids, args.browsers, args.submit_latency)
         dw.rollout_pages(report, first.pk, args.rollout, before_submit, args.runs)
         sim.latency(0)
+        dw.refresh_all_moved(report, sim, first.pk, args.rollout, JOB_SECONDS)
         dw.refresh_until_final(sim, first.pk, env.new_client(), JOB_SECONDS)
 
         # 2 again with four calls in flight, on the same servers after a fresh fleet.

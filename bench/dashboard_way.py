@@ -335,6 +335,44 @@ def refresh_cycle(
     )
 
 
+def refresh_all_moved(
+    report: Report, sim: env.Sim, rollout_id: int, size: int, job_seconds: float
+) -> None:
+    """One tick after every job moved, each its own way: a third failed with a message naming
+    its server, a third still runs (a job three times as long), the rest succeeded. Its SQL
+    statements must not grow with the rows that moved."""
+    from dashboard.models import RolloutServer
+
+    rows = RolloutServer.objects.filter(rollout_id=rollout_id)
+    ids = list(rows.order_by("pk").values_list("server_id", flat=True))
+    failing, slow = set(ids[0::3]), set(ids[1::3])
+    with sim.state.lock:
+        for job in sim.state.jobs.values():
+            if job.target_image_id and job.server_id in failing:
+                job.fails, job.error_code = True, "WKS.00129901"
+                job.error_message = f"{job.server_name} could not be rebuilt."
+            if job.target_image_id and job.server_id in slow:
+                job.duration *= 3
+    sim.state.advance(job_seconds + 1)
+    client = env.new_client()
+    began = timezone.now()
+    with CaptureQueriesContext(connection) as captured:
+        refresh_once(rollout_id, client)
+    moved = Counter(rows.filter(updated_at__gte=began).values_list("state", flat=True))
+    name = f"refresh.{size}_active.all_moved"
+    report.figure(f"{name}.rows_moved", f"{moved.total()} {dict(moved)}", size)
+    report.figure(
+        f"{name}.db_statements",
+        len(captured),
+        "20 (the tick's own SQL, the same for 10 rows moved as for 1,000)",
+    )
+    report.figure(
+        f"{name}.api_calls",
+        f"{client.calls} {dict(client.calls_by_api)}",
+        f"re-reads as refresh.{size}_active + {len(failing)} ShowJobDetail (a failed job's error)",
+    )
+
+
 # ---- figure 4 -------------------------------------------------------------------------------
 
 
