@@ -5,6 +5,7 @@ Against the simulator over real HTTP with its manual clock, as the worker runs a
 (engine.tick). Faults of single calls are made at the HTTP boundary (a transport adapter).
 """
 
+import sqlite3
 from collections import Counter
 
 import pytest
@@ -27,6 +28,7 @@ BOUND = 20  # statements of one tick, however many rows moved
 FEW, MANY = 10, 1000
 CHANGE_PATH = "/app-servers/actions/batch-change-image"
 NO_SLEEP = {"sleep": lambda s: None}
+ROW_WRITE = 'UPDATE "dashboard_rolloutserver"'
 
 
 class Boundary(requests.adapters.HTTPAdapter):
@@ -190,3 +192,25 @@ def test_a_row_another_worker_moved_during_the_tick_is_not_overwritten(fleet) ->
     assert {rows[pk].error_message for pk in taken_ids} == {"moved by another worker"}
     others = [row for pk, row in rows.items() if pk not in taken_ids]
     assert {row.state for row in others} == {"succeeded"}
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's limit of bound parameters")
+def test_past_the_databases_parameter_limit_the_rows_are_written_in_batches(fleet) -> None:
+    target, servers = movable()
+    rollout = started(target, servers[:40], client_with(Boundary(lose=CHANGE_PATH)))
+    assert states(rollout) == {"unknown": 40}
+    connection.ensure_connection()
+    raw = connection.connection
+    limit = raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    raw.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 250)  # room for about ten rows
+    try:
+        with CaptureQueriesContext(connection) as captured:
+            engine.tick(rollout.pk, client_with(), **NO_SLEEP)
+    finally:
+        raw.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
+
+    writes = [q for q in captured.captured_queries if q["sql"].startswith(ROW_WRITE)]
+    assert 2 < len(writes) < 20  # the moved rows in several statements, not one each
+    jobs = dict(rollout.servers.values_list("server_id", "job_id"))
+    shown = {j.server_id: j.id for j in fleet.state.jobs.values() if j.target_image_id}
+    assert states(rollout) == {"waiting": 40} and jobs == {s: shown[s] for s in jobs}
