@@ -1,15 +1,22 @@
 from django.conf import settings
 from django.http import HttpRequest
 
-from dashboard.roles import ADMIN, APPROVER, OPERATOR
+from dashboard.roles import ADMIN, APPROVER, OPERATOR, holds_anywhere
 
 
 def dashboard(request: HttpRequest) -> dict:
+    """What every page may ask of the person: their global roles, and whether they hold a role
+    anywhere (`can_operate`, `can_approve`: globally or in at least one project).
+
+    Whether they may act on one rollout depends on its project: pages about a rollout get
+    `can_operate_this` / `can_approve_this` from their view.
+    """
     roles = getattr(request, "roles", frozenset())
     return {
         "TIME_ZONE_NAME": settings.TIME_ZONE,
         "roles": roles,
-        "can_operate": OPERATOR in roles,
-        "can_approve": APPROVER in roles,
+        "project_roles": getattr(request, "project_roles", {}),
+        "can_operate": holds_anywhere(request, OPERATOR),
+        "can_approve": holds_anywhere(request, APPROVER),
         "is_admin": ADMIN in roles,
     }

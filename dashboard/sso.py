@@ -23,8 +23,10 @@ Every refusal carries a stable reason code (`Refusal.code`, e.g. `sso.untrusted_
 and shown on the 403 page.
 
 The result is `request.user` (a Django user, created on first sight only for people holding a
-role), `request.sso_identity`, `request.sso_groups` and `request.roles` — recomputed from the
-headers on every request, so removing someone from a group takes effect on their next click.
+role), `request.sso_identity`, `request.sso_groups`, `request.roles` (the global roles) and
+`request.project_roles` (the roles a project's own groups grant in that project; holding one
+lets a person in as a viewer, see dashboard/roles.py) — recomputed from the headers on every
+request, so removing someone from a group takes effect on their next click.
 """
 
 import json
@@ -46,7 +48,7 @@ from django.views.defaults import permission_denied
 from dashboard import audit
 from dashboard.gunicorn_conf import REPEATED_HEADERS
 from dashboard.netaddr import is_loopback, is_trusted_proxy
-from dashboard.roles import roles_for_groups
+from dashboard.roles import VIEWER, project_roles_for_groups, roles_for_groups
 
 security_log = logging.getLogger("django.security.sso")
 
@@ -342,6 +344,7 @@ class SSOMiddleware:
         request.sso_identity = None
         request.sso_groups = ()
         request.roles = frozenset()
+        request.project_roles = {}
         found = identity_from_request(request)
         if isinstance(found, Refusal):
             return _refuse(request, found)
@@ -355,6 +358,9 @@ class SSOMiddleware:
         request.sso_identity = found
         request.sso_groups = found.groups
         roles = roles_for_groups(found.groups)
+        project_roles = project_roles_for_groups(found.groups)
+        if project_roles:
+            roles |= {VIEWER}  # a role in one project lets a person see the dashboard
         if not roles:
             return _refuse(
                 request, Refusal(NO_ROLE, "no dashboard role in the SSO groups", found.username)
@@ -379,6 +385,7 @@ class SSOMiddleware:
             user.email = found.email
             user.save(update_fields=["email"])
         request.roles = roles
+        request.project_roles = project_roles
         return self.get_response(request)
 
     def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs):
