@@ -2,6 +2,12 @@
 
 Views read top to bottom: load, check access, validate, act, respond. The plan is stored
 before it is shown; confirming submits exactly that stored plan.
+
+Access: every viewer sees every project's rollouts. The role decorators let in whoever holds
+the role globally or in some project; each action then checks the role IN THE PROJECT of the
+rollout it acts on (`roles.require_in`, an audited 403). Planning needs operator in every
+project of the selected servers; a selection spanning projects becomes one plan per project
+(siblings sharing `Rollout.plan_set`), shown together on the plan page, each confirmed alone.
 """
 
 import csv
@@ -25,11 +31,19 @@ from django.utils.translation import gettext_lazy, ngettext, pgettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from dashboard import audit
+from dashboard import audit, projects
 from dashboard.exports import safe_cell
 from dashboard.forms import RolloutForm, ServerFilterForm
-from dashboard.models import Rollout, RolloutServer, Selection, Server, ServerGroup
-from dashboard.roles import APPROVER, OPERATOR, VIEWER, can_approve, require_role
+from dashboard.models import Project, Rollout, RolloutServer, Selection, Server, ServerGroup
+from dashboard.roles import (
+    APPROVER,
+    OPERATOR,
+    VIEWER,
+    can_approve,
+    has_role,
+    require_in,
+    require_role,
+)
 from dashboard.rollouts import control, engine, lifecycle, planning, signoff
 from dashboard.rollouts import selection as selections
 from dashboard.rollouts.progress import summary
@@ -102,7 +116,8 @@ def new(request: HttpRequest) -> HttpResponse:
     if scope is None:
         return render(request, "rollouts/new.html", {"form": None, "scope": None})
     form = RolloutForm(server_ids=scope.server_ids, max_servers=settings.ROLLOUT_MAX_SERVERS)
-    return render(request, "rollouts/new.html", _new_context(form, scope))
+    errors = form.selection_errors() + _not_operated_errors(request, form.servers)
+    return render(request, "rollouts/new.html", _new_context(form, scope, errors=errors))
 
 
 def _new_context(form: RolloutForm, scope: Scope, errors: list[str] | None = None) -> dict:
@@ -113,6 +128,28 @@ def _new_context(form: RolloutForm, scope: Scope, errors: list[str] | None = Non
         "errors": form.selection_errors() if errors is None else errors,
         "max_servers": settings.ROLLOUT_MAX_SERVERS,
     }
+
+
+def _projects_of(servers: list[Server]) -> list[Project]:
+    """The projects the servers belong to, by name."""
+    return list(Project.objects.filter(pk__in={s.project_id for s in servers}).order_by("name"))
+
+
+def _not_operated_errors(request: HttpRequest, servers: list[Server]) -> list[str]:
+    """Say so on the form when the selection holds servers of projects the person does not
+    operate (planning it would be refused)."""
+    missing = [p.name for p in _projects_of(servers) if not has_role(request, OPERATOR, p)]
+    if not missing:
+        return []
+    return [
+        ngettext(
+            "You do not operate the project %(projects)s: leave its servers out of the selection.",
+            "You do not operate the projects %(projects)s: leave their servers out of the "
+            "selection.",
+            len(missing),
+        )
+        % {"projects": ", ".join(missing)}
+    ]
 
 
 def _store_selection(request: HttpRequest) -> HttpResponse:
@@ -138,11 +175,18 @@ def plan(request: HttpRequest) -> HttpResponse:
     form = RolloutForm(
         request.POST, server_ids=scope.server_ids, max_servers=settings.ROLLOUT_MAX_SERVERS
     )
+    # Operator in every project the plan would touch (one plan per project), before anything
+    # about the plan is checked or stored.
+    for project in _projects_of(form.servers):
+        require_in(request, OPERATOR, project)
+    retry_of = _retry_source(request)
+    if retry_of is not None:
+        require_in(request, OPERATOR, retry_of.project)
     if not form.is_valid():
         audit.record(request, "rollout.plan", outcome="refused", errors=form.errors.get_json_data())
         context = _new_context(form, scope, errors=[])
         return render(request, "rollouts/new.html", context, status=400)
-    rollout = form.create_plan(created_by=request.user.username, retry_of=_retry_source(request))
+    rollout = form.create_plan(created_by=request.user.username, retry_of=retry_of)
     _audit(request, "rollout.plan", rollout, **form.audit_details(rollout))
     return redirect("rollout-plan", rollout.pk)
 
@@ -203,12 +247,21 @@ def _audit(request: HttpRequest, action: str, rollout: Rollout, **details) -> No
 
 def _retry_source(request: HttpRequest) -> Rollout | None:
     source = request.POST.get("retry_of", "")
-    return Rollout.objects.filter(pk=source).first() if source.isdigit() else None
+    if not source.isdigit() or len(source) > 18:
+        return None
+    return Rollout.objects.select_related("project").filter(pk=source).first()
 
 
 def _get_rollout_for_user(request: HttpRequest, rollout_id: int) -> Rollout:
-    # Every viewer may see every rollout; the role decorators guard the actions.
-    return get_object_or_404(Rollout, pk=rollout_id)
+    # Every viewer may see every project's rollouts; acting needs the role in its project.
+    return get_object_or_404(Rollout.objects.select_related("project"), pk=rollout_id)
+
+
+def _get_rollout_to_act_on(request: HttpRequest, rollout_id: int, role: str) -> Rollout:
+    """The rollout, once the person holds `role` in its project (else an audited 403)."""
+    rollout = _get_rollout_for_user(request, rollout_id)
+    require_in(request, role, rollout.project, rollout=rollout.pk)
+    return rollout
 
 
 @require_GET
@@ -237,6 +290,8 @@ def plan_detail(request: HttpRequest, rollout_id: int) -> HttpResponse:
         "budget": engine.budget_text(rollout.failure_budget),
         "events": list(rollout.events.all()[:50]),
         "per_group": _per_group(rows),
+        "can_operate_this": has_role(request, OPERATOR, rollout.project),
+        "plan_set": _plan_set(request, rollout),
     }
     response = render(request, "rollouts/plan.html", context)
     add_never_cache_headers(response)
@@ -246,6 +301,39 @@ def plan_detail(request: HttpRequest, rollout_id: int) -> HttpResponse:
 
 # A page of thousands of rows is slow to draw and to read; the exports hold every row.
 ROWS_SHOWN = 500
+
+
+@dataclass(frozen=True)
+class SiblingPlan:
+    """One project's plan of a selection that spanned projects."""
+
+    plan: Rollout
+    changing: int  # servers it would change
+    current: bool  # the plan this page shows
+    may_confirm: bool  # the person operates its project
+
+
+def _plan_set(request: HttpRequest, rollout: Rollout) -> list[SiblingPlan]:
+    """Every plan made from the same selection, one per project (empty for a lone plan)."""
+    if not rollout.plan_set:
+        return []
+    plans = (
+        Rollout.objects.filter(plan_set=rollout.plan_set)
+        .select_related("project")
+        .annotate(
+            changing=Count("servers", filter=Q(servers__verdict=RolloutServer.Verdict.CHANGE))
+        )
+        .order_by("project__name", "pk")
+    )
+    return [
+        SiblingPlan(
+            plan=p,
+            changing=p.changing,
+            current=p.pk == rollout.pk,
+            may_confirm=has_role(request, OPERATOR, p.project),
+        )
+        for p in plans
+    ]
 
 
 @dataclass
@@ -275,7 +363,7 @@ def _per_group(rows: list[RolloutServer]) -> list[GroupChange]:
 @require_role(OPERATOR)
 def confirm(request: HttpRequest, rollout_id: int) -> HttpResponse:
     """Start exactly the plan the operator saw: the form carries that page's signed token."""
-    rollout = _get_rollout_for_user(request, rollout_id)
+    rollout = _get_rollout_to_act_on(request, rollout_id, OPERATOR)
     result = planning.confirm(
         rollout.pk,
         request.user.username,
@@ -307,7 +395,7 @@ def confirm(request: HttpRequest, rollout_id: int) -> HttpResponse:
 @require_role(OPERATOR)
 def discard(request: HttpRequest, rollout_id: int) -> HttpResponse:
     """Cancel on the plan page: the plan is discarded (audited; on its timeline)."""
-    rollout = _get_rollout_for_user(request, rollout_id)
+    rollout = _get_rollout_to_act_on(request, rollout_id, OPERATOR)
     if not planning.discard(rollout.pk, by=request.user.username, request=request):
         _audit(request, "rollout.discard", rollout, outcome="refused", state=rollout.state)
         messages.error(request, _("Only a plan that has not been confirmed can be discarded."))
@@ -320,7 +408,7 @@ def discard(request: HttpRequest, rollout_id: int) -> HttpResponse:
 @require_role(OPERATOR)
 def replan(request: HttpRequest, rollout_id: int) -> HttpResponse:
     """A fresh plan for the same servers, image and options (after a stale plan)."""
-    old = _get_rollout_for_user(request, rollout_id)
+    old = _get_rollout_to_act_on(request, rollout_id, OPERATOR)
     server_ids = list(old.servers.values_list("server_id", flat=True))
     rollout, errors = planning.plan_again(
         old,
@@ -390,7 +478,8 @@ def _live_context(request: HttpRequest, rollout: Rollout) -> dict:
     allowed = lifecycle.allowed(rollout)
     return {
         "allowed": allowed,
-        "can_approve_this": "approve" in allowed and can_approve(request, rollout.created_by),
+        "can_operate_this": has_role(request, OPERATOR, rollout.project),
+        "can_approve_this": "approve" in allowed and can_approve(request, rollout),
         "waves": list(rollout.waves.all()),
         "events": list(rollout.events.all()[:TIMELINE_LENGTH]),
         "budget_used": _budget_used(rollout),
@@ -462,7 +551,7 @@ def _parse_since(value: str | None) -> datetime | None:
 @require_POST
 @require_role(APPROVER)
 def approve(request: HttpRequest, rollout_id: int) -> HttpResponse:
-    rollout = _get_rollout_for_user(request, rollout_id)
+    rollout = _get_rollout_to_act_on(request, rollout_id, APPROVER)
     approval = planning.approve(rollout.pk, request.user.username, request=request)
     if approval.refused == planning.SAME_PERSON:
         _audit(
@@ -491,7 +580,7 @@ def _refused(request: HttpRequest, rollout: Rollout, action: str) -> None:
 @require_role(OPERATOR)
 def cancel(request: HttpRequest, rollout_id: int) -> HttpResponse:
     """GET: a confirmation that says what cancelling stops; POST: cancel."""
-    rollout = _get_rollout_for_user(request, rollout_id)
+    rollout = _get_rollout_to_act_on(request, rollout_id, OPERATOR)
     if request.method == "GET":
         if not lifecycle.allows(rollout, "cancel"):
             return redirect("rollout-detail", rollout.pk)
@@ -523,7 +612,7 @@ def cancel(request: HttpRequest, rollout_id: int) -> HttpResponse:
 @require_POST
 @require_role(OPERATOR)
 def pause(request: HttpRequest, rollout_id: int) -> HttpResponse:
-    rollout = _get_rollout_for_user(request, rollout_id)
+    rollout = _get_rollout_to_act_on(request, rollout_id, OPERATOR)
     if control.pause(rollout.pk, by=request.user.username, request=request):
         messages.info(request, _("Paused: nothing more is sent; jobs in flight are still tracked."))
     else:
@@ -534,7 +623,8 @@ def pause(request: HttpRequest, rollout_id: int) -> HttpResponse:
 @require_POST
 @require_role(OPERATOR)
 def resume(request: HttpRequest, rollout_id: int) -> HttpResponse:
-    rollout = _get_rollout_for_user(request, rollout_id)
+    """Go on after a pause, a halt or the canary's sign-off hold."""
+    rollout = _get_rollout_to_act_on(request, rollout_id, OPERATOR)
     how = request.POST.get("how", control.CONTINUE)
     if how not in control.RESUME_CHOICES:
         _audit(request, "rollout.resume", rollout, outcome="refused", how=how[:20])
@@ -559,7 +649,7 @@ def resume(request: HttpRequest, rollout_id: int) -> HttpResponse:
 def revert(request: HttpRequest, rollout_id: int) -> HttpResponse:
     """GET: pick which servers go back (their previous image by name, and whether that
     re-creates drift from their group's image). POST: plan the revert of those."""
-    rollout = _get_rollout_for_user(request, rollout_id)
+    rollout = _get_rollout_to_act_on(request, rollout_id, OPERATOR)
     if not lifecycle.allows(rollout, "revert"):
         _refused(request, rollout, "revert")
         return redirect("rollout-detail", rollout.pk)
@@ -602,7 +692,7 @@ def _revert_context(rollout: Rollout) -> dict:
     rows = list(
         rollout.servers.filter(state=RolloutServer.State.SUCCEEDED).exclude(previous_image_id="")
     )
-    images = planning.image_map()
+    images = planning.image_map(rollout.project_id)
     servers = Server.objects.select_related("group").in_bulk([r.server_id for r in rows])
     listed = []
     for row in rows:
@@ -625,7 +715,7 @@ def _revert_context(rollout: Rollout) -> dict:
 @require_role(OPERATOR)
 def retry(request: HttpRequest, rollout_id: int) -> HttpResponse:
     """A new plan of only the failed and unknown servers, linked to this rollout."""
-    rollout = _get_rollout_for_user(request, rollout_id)
+    rollout = _get_rollout_to_act_on(request, rollout_id, OPERATOR)
     retried = control.retry(rollout.pk, by=request.user.username)
     if not _followed_up(request, rollout, "retry", retried):
         return redirect("rollout-detail", rollout.pk)
@@ -641,7 +731,8 @@ def retry(request: HttpRequest, rollout_id: int) -> HttpResponse:
 @require_role(VIEWER)
 def history(request: HttpRequest) -> HttpResponse:
     rollouts = (
-        Rollout.objects.prefetch_related("derived")
+        Rollout.objects.select_related("project")
+        .prefetch_related("derived")
         .annotate(
             total=Count("servers"),
             succeeded=Count("servers", filter=Q(servers__state=RolloutServer.State.SUCCEEDED)),
@@ -649,7 +740,21 @@ def history(request: HttpRequest) -> HttpResponse:
         )
         .exclude(state=Rollout.State.DISCARDED)
     )
-    filters = {k: request.GET.get(k, "").strip() for k in ("state", "user", "group", "date")}
+    filters = {
+        k: request.GET.get(k, "").strip()[:200]
+        for k in ("state", "user", "group", "date", "project")
+    }
+    if filters["project"]:
+        project = Project.objects.filter(name=filters["project"]).first()
+        if project is None:
+            messages.error(
+                request,
+                _("No project is called “%(name)s”; the list shows every project.")
+                % {"name": filters["project"][:63]},
+            )
+            filters["project"] = ""
+        else:
+            rollouts = rollouts.filter(project=project)
     if filters["state"]:
         rollouts = rollouts.filter(state=filters["state"])
     if filters["user"]:
@@ -663,7 +768,14 @@ def history(request: HttpRequest) -> HttpResponse:
         except ValueError:
             messages.error(request, _("The date must look like 2026-11-26."))
     page = Paginator(rollouts.order_by("-created_at"), 50).get_page(request.GET.get("page"))
-    context = {"page": page, "filters": filters, "states": Rollout.State.choices}
+    several = projects.several()
+    context = {
+        "page": page,
+        "filters": filters,
+        "states": Rollout.State.choices,
+        "several": several,
+        "projects": projects.rows() if several else [],
+    }
     return render(request, "rollouts/list.html", context)
 
 
@@ -750,6 +862,7 @@ def export(request: HttpRequest, rollout_id: int, fmt: str) -> HttpResponse:
     if fmt == "json":
         body = {
             "rollout": rollout.pk,
+            "project": rollout.project.name,
             "state": rollout.state,
             "outcome": outcome,
             "kind": rollout.kind,
