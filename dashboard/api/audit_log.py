@@ -5,7 +5,7 @@ from ninja import Query, Router
 
 from dashboard.api import schemas
 from dashboard.api.auth import by
-from dashboard.api.inventory import form_errors
+from dashboard.api.inventory import ProjectName, form_errors, listed
 from dashboard.api.problems import Problem
 from dashboard.api.rollouts import MAX_LIMIT, id_page
 from dashboard.forms import AuditFilterForm
@@ -24,11 +24,14 @@ router = Router(tags=["audit"])
 def list_audit(
     request: HttpRequest,
     filters: Query[schemas.AuditFilter],
+    project: str | None = ProjectName,
     cursor: str | None = Query(None, max_length=20, description="a page's next cursor"),
     limit: int = Query(50, ge=1, le=MAX_LIMIT),
 ):
-    """Who did what, from where, and how it ended (pages and API alike)."""
+    """Who did what, from where, and how it ended (pages and API alike). A token scoped to a
+    project reads only the events about that project."""
     form = AuditFilterForm(filters.model_dump(exclude_none=True))
     if not form.is_valid():
         raise Problem(422, "validation.invalid", errors=form_errors(form))
-    return id_page(form.filter(AuditEvent.objects.all()), cursor, limit)
+    rows = listed(request, form.filter(AuditEvent.objects.all()), project)
+    return id_page(rows, cursor, limit)

@@ -6,7 +6,10 @@ Two ways in, tried in this order:
   the rest of the dashboard exactly like a signed-in person's: `request.user` is a user named
   `token:<name>` (never saved), `request.sso_identity` carries that name and `request.roles`
   the token's role with the rights it implies. So `require_role`, `can_approve`, the lifecycle's
-  actor and the audit need nothing of their own for tokens;
+  actor and the audit need nothing of their own for tokens. A token scoped to one project
+  (`ServiceToken.project`) holds its role in that project only (`request.project_roles`) and
+  sees nothing else: `visible()` is the one filter every read and action goes through, so
+  another project's rollout is a 404, as if it did not exist;
 * the SSO session the browser already has (identity and roles set by the SSO middleware). A
   cookie travels without being asked for, so its state changes need the CSRF token, as pages do.
 
@@ -19,6 +22,7 @@ ask. A body must be JSON, and may not carry a NUL character (PostgreSQL refuses 
 import re
 
 from django.contrib.auth import get_user_model
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from ninja.security import HttpBearer
 from ninja.security.base import AuthBase
@@ -27,8 +31,8 @@ from ninja.utils import check_csrf
 from dashboard import audit
 from dashboard.api import limits, tokens
 from dashboard.api.problems import TITLES, Problem
-from dashboard.models import ServiceToken
-from dashboard.roles import IMPLIED, ROLES, has_role, refuse
+from dashboard.models import Project, ServiceToken
+from dashboard.roles import IMPLIED, ROLES, holds_anywhere, refuse
 from dashboard.sso import CSRF_FAILED, Identity
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -47,7 +51,13 @@ def _sign_in_as_token(request: HttpRequest, token: ServiceToken) -> None:
     request.user = get_user_model()(username=token.actor)
     request.sso_identity = Identity(username=token.actor, groups=(), source="token")
     request.sso_groups = ()
-    request.roles = frozenset(IMPLIED[token.role])
+    if token.project is None:
+        request.roles = frozenset(IMPLIED[token.role])
+        request.project_roles = {}
+    else:
+        # The role in its project and nowhere else; nothing global.
+        request.roles = frozenset()
+        request.project_roles = {token.project.name: frozenset(IMPLIED[token.role])}
 
 
 class TokenAuth(HttpBearer):
@@ -101,8 +111,10 @@ def by(role: str) -> list:
 
 
 def _admit(request: HttpRequest, caller: Caller, role: str) -> Caller:
+    """Count the request, and let in a caller holding `role` globally or in some project; an
+    operation on one project's rollout then checks that project (roles.require_in)."""
     limits.admit(caller)
-    if not has_role(request, role):
+    if not holds_anywhere(request, role):
         refuse(request, "access.denied", role=role, method=request.method, via="api")
     _screen_body(request)
     return caller
@@ -128,3 +140,16 @@ def _screen_body(request: HttpRequest) -> None:
 def caller(request: HttpRequest) -> Caller:
     """The authenticated caller of this API request (set by the API's auth)."""
     return request.auth  # type: ignore[attr-defined]
+
+
+def scope(request: HttpRequest) -> Project | None:
+    """The one project the caller is limited to (a scoped token), or None: every project."""
+    token = getattr(getattr(request, "auth", None), "token", None)
+    return token.project if token is not None else None
+
+
+def visible(request: HttpRequest, rows: QuerySet) -> QuerySet:
+    """The rows (of a model with a `project`) the caller may see: a token scoped to a project
+    sees only that project's; everyone else sees every project (as on the pages)."""
+    project = scope(request)
+    return rows if project is None else rows.filter(project=project)

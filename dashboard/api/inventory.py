@@ -2,7 +2,8 @@
 
 Servers take the servers page's filters and sorts through its own form (ServerFilterForm), and
 every list pages like the servers page (dashboard/keyset.py): `cursor` from the answer's
-`next_cursor` or `previous_cursor`, or `last`.
+`next_cursor` or `previous_cursor`, or `last`. Every list takes `?project=<name>`, and a token
+scoped to a project lists only that project's rows (auth.visible).
 """
 
 from typing import Any
@@ -11,9 +12,9 @@ from django.db.models import F, QuerySet
 from django.http import HttpRequest
 from ninja import Query, Router
 
-from dashboard import keyset
+from dashboard import keyset, projects
 from dashboard.api import schemas
-from dashboard.api.auth import by
+from dashboard.api.auth import by, visible
 from dashboard.api.problems import Problem
 from dashboard.forms import ServerFilterForm
 from dashboard.models import Image, Server, ServerGroup
@@ -28,6 +29,23 @@ Cursor = Query(
     None, max_length=keyset.MAX_CURSOR_LENGTH, description="a page's next/previous cursor, or last"
 )
 Limit = Query(50, ge=1, le=MAX_LIMIT, description="rows per page")
+ProjectName = Query(None, max_length=63, description="only this project's rows (its name)")
+
+
+def listed(request: HttpRequest, rows: QuerySet, project: str | None) -> QuerySet:
+    """The rows the caller may see (auth.visible), of one project when `project` names one;
+    a name no configured project has is a 422."""
+    rows = visible(request, rows).select_related("project")
+    if not project:
+        return rows
+    found = projects.by_name(project)
+    if found is None:
+        raise Problem(
+            422,
+            "validation.invalid",
+            errors=[{"field": "project", "message": "no configured project has this name"}],
+        )
+    return rows.filter(project=found)
 
 
 def page(rows: QuerySet, ordering: keyset.Ordering, cursor: str | None, limit: int) -> dict:
@@ -49,16 +67,28 @@ def page(rows: QuerySet, ordering: keyset.Ordering, cursor: str | None, limit: i
     summary="List server groups",
     auth=by(VIEWER),
 )
-def list_groups(request: HttpRequest, cursor: str | None = Cursor, limit: int = Limit):
-    rows = ServerGroup.objects.filter(gone=False).annotate(sort_key=F("name"))
+def list_groups(
+    request: HttpRequest,
+    project: str | None = ProjectName,
+    cursor: str | None = Cursor,
+    limit: int = Limit,
+):
+    rows = listed(request, ServerGroup.objects.filter(gone=False), project)
+    rows = rows.annotate(sort_key=F("name"))
     return page(rows, BY_NAME, cursor, limit)
 
 
 @router.get(
     "/images", response=schemas.reads(schemas.ImagePage), summary="List images", auth=by(VIEWER)
 )
-def list_images(request: HttpRequest, cursor: str | None = Cursor, limit: int = Limit):
-    rows = Image.objects.filter(gone=False).annotate(sort_key=F("name"))
+def list_images(
+    request: HttpRequest,
+    project: str | None = ProjectName,
+    cursor: str | None = Cursor,
+    limit: int = Limit,
+):
+    rows = listed(request, Image.objects.filter(gone=False), project)
+    rows = rows.annotate(sort_key=F("name"))
     return page(rows, BY_NAME, cursor, limit)
 
 
@@ -75,7 +105,8 @@ def list_servers(
     limit: int = Limit,
 ):
     form = filter_form(filters)
-    return page(form.filter(Server.objects.all()), form.ordering(), cursor, limit)
+    rows = visible(request, Server.objects.select_related("project"))
+    return page(form.filter(rows), form.ordering(), cursor, limit)
 
 
 def filter_form(filters: schemas.ServerFilter) -> ServerFilterForm:

@@ -1,5 +1,6 @@
-"""The /tokens/ page, admins only: make a service token (its secret shown once), list the
-tokens with their role, expiry and last use, and revoke one. Each is audited."""
+"""The /tokens/ page, admins only: make a service token (its secret shown once), for every
+project or for one, list the tokens with their role, scope, expiry and last use, and revoke
+one. Each is audited."""
 
 from datetime import timedelta
 
@@ -12,7 +13,7 @@ from django.utils.translation import gettext, ngettext_lazy
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods, require_POST
 
-from dashboard import audit
+from dashboard import audit, projects
 from dashboard.api import tokens
 from dashboard.models import ServiceToken
 from dashboard.roles import ADMIN, ROLE_LABELS, ROLES, require_role
@@ -39,6 +40,21 @@ class TokenForm(forms.Form):
     expires_in = forms.TypedChoiceField(
         choices=EXPIRY_DAYS, coerce=int, initial=90, label=_("Expires after")
     )
+    project = forms.ChoiceField(
+        required=False,
+        label=_("Projects"),
+        help_text=_("A token for one project sees and acts on that project only."),
+    )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["project"].choices = [("", _("all projects"))] + [
+            (config.name, config.title) for config in projects.configured()
+        ]
+
+    def clean_project(self):
+        """The configured project chosen, or None for every project."""
+        return projects.by_name(self.cleaned_data["project"])
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].lower()
@@ -50,7 +66,7 @@ class TokenForm(forms.Form):
 def _page(request: HttpRequest, form: TokenForm, issued=None, status: int = 200) -> HttpResponse:
     context = {
         "form": form,
-        "tokens": ServiceToken.objects.all(),
+        "tokens": ServiceToken.objects.select_related("project"),
         "issued": issued,
         "now": timezone.now(),
     }
@@ -71,12 +87,15 @@ def token_list(request: HttpRequest) -> HttpResponse:
         role=form.cleaned_data["role"],
         expires_at=timezone.now() + timedelta(days=form.cleaned_data["expires_in"]),
         created_by=request.user.get_username(),
+        project=form.cleaned_data["project"],
     )
+    scope = form.cleaned_data["project"]
     audit.record(
         request,
         "token.create",
         target=issued.token.actor,
         role=issued.token.role,
+        scope=scope.name if scope else "all projects",
         expires_at=issued.token.expires_at.isoformat(),
     )
     # Rendered, not redirected: the secret is in this one answer (no-store) and nowhere else.

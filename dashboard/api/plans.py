@@ -4,6 +4,12 @@ A plan is made by the rollout form (RolloutForm: the selection checks, compatibl
 presets and safety fields) and stored by planning.create_plan, as the page does; its answer
 carries the signed `confirm_token` the plan page carries, and confirming goes through
 planning.confirm with it, so the API can only start exactly the plan it read.
+
+Planning needs operator in every project of the selected servers. A selection spanning
+projects becomes one plan per project: the answer is the first, and `plan_set` names the
+others (each confirmed on its own). A token scoped to a project plans only its servers: a
+group or filter is narrowed to them, and a list naming any other server is refused (403
+`project.out_of_scope`).
 """
 
 from django.conf import settings
@@ -13,12 +19,12 @@ from ninja import Router
 
 from dashboard import audit
 from dashboard.api import idempotency, present, schemas
-from dashboard.api.auth import by
+from dashboard.api.auth import by, scope, visible
 from dashboard.api.inventory import filter_form, form_errors
 from dashboard.api.problems import Problem
 from dashboard.forms import RolloutForm, ServerFilterForm
-from dashboard.models import Rollout
-from dashboard.roles import OPERATOR, VIEWER
+from dashboard.models import Project, Rollout, Server
+from dashboard.roles import OPERATOR, VIEWER, require_in
 from dashboard.rollouts import planning
 
 router = Router(tags=["plans"])
@@ -45,8 +51,14 @@ def create_plan(
 
 def _create_plan(request: HttpRequest, body: schemas.PlanIn) -> tuple[int, dict]:
     form = RolloutForm(
-        _form_data(body), server_ids=_selection(body), max_servers=settings.ROLLOUT_MAX_SERVERS
+        _form_data(body),
+        server_ids=_selection(request, body),
+        max_servers=settings.ROLLOUT_MAX_SERVERS,
     )
+    # Operator in each project the plan would touch, before anything else is said about it.
+    touched = {s.project_id for s in form.servers}
+    for project in Project.objects.filter(pk__in=touched).order_by("name"):
+        require_in(request, OPERATOR, project, via="api")
     if body.target_image == planning.GROUP_IMAGES and not form.per_group:
         # One group image among the servers: "each group's image" is that image.
         form.data["target_image"] = form.recommended or planning.GROUP_IMAGES
@@ -66,8 +78,9 @@ def _create_plan(request: HttpRequest, body: schemas.PlanIn) -> tuple[int, dict]
     return 201, present.plan(rollout)
 
 
-def _selection(body: schemas.PlanIn) -> list[str]:
-    """The server ids the body names: exactly one of a list, a group, or a filter."""
+def _selection(request: HttpRequest, body: schemas.PlanIn) -> list[str]:
+    """The server ids the body names: exactly one of a list, a group, or a filter; for a
+    scoped token, only its project's (see the module docstring)."""
     given = [name for name in ("servers", "group", "filter") if getattr(body, name) is not None]
     if len(given) != 1:
         raise Problem(
@@ -77,9 +90,12 @@ def _selection(body: schemas.PlanIn) -> list[str]:
             errors=[{"field": "servers", "message": "give exactly one of servers, group, filter"}],
         )
     if body.servers is not None:
+        _refuse_out_of_scope(request, body.servers)
         return body.servers
     filters = body.filter or schemas.ServerFilter(group=body.group)
     ids = filter_form(filters).selection()
+    if ids is not None and scope(request) is not None:
+        ids = list(visible(request, Server.objects.filter(id__in=ids)).values_list("id", flat=True))
     if ids is None:
         raise Problem(
             422,
@@ -88,6 +104,37 @@ def _selection(body: schemas.PlanIn) -> list[str]:
             errors=[{"field": "filter", "message": "an empty filter selects nothing"}],
         )
     return ids
+
+
+def _refuse_out_of_scope(request: HttpRequest, server_ids: list[str]) -> None:
+    """A scoped token naming servers outside its project: refused (audited), without saying
+    which of them exist elsewhere."""
+    project = scope(request)
+    if project is None:
+        return
+    mine = set(
+        Server.objects.filter(id__in=server_ids[:10_000], project=project).values_list(
+            "id", flat=True
+        )
+    )
+    outside = [i for i in server_ids if i not in mine]
+    if outside:
+        audit.refusal(
+            request,
+            "rollout.plan",
+            code="project.out_of_scope",
+            target=request.path[:255],
+            project=project.name,
+            servers=len(outside),
+            via="api",
+        )
+        raise Problem(
+            403,
+            "project.out_of_scope",
+            f"This token acts in the project {project.name} only; "
+            f"{len(outside)} of the servers are not there.",
+            project=project.name,
+        )
 
 
 def _form_data(body: schemas.PlanIn) -> dict:
@@ -106,9 +153,17 @@ def _form_data(body: schemas.PlanIn) -> dict:
     return data
 
 
-def _plan_for_user(rollout_id: int) -> Rollout:
-    # Every viewer may see every rollout (as on the pages); the roles guard the actions.
-    return get_object_or_404(Rollout, pk=rollout_id)
+def rollout_for_user(request: HttpRequest, rollout_id: int) -> Rollout:
+    """The rollout, if the caller may see it (any project, or a scoped token's own); else 404."""
+    rows = visible(request, Rollout.objects.select_related("project"))
+    return get_object_or_404(rows, pk=rollout_id)
+
+
+def rollout_to_act_on(request: HttpRequest, rollout_id: int, role: str) -> Rollout:
+    """The rollout, once the caller holds `role` in its project (else an audited 403)."""
+    rollout = rollout_for_user(request, rollout_id)
+    require_in(request, role, rollout.project, rollout=rollout.pk, via="api")
+    return rollout
 
 
 @router.get(
@@ -120,7 +175,7 @@ def _plan_for_user(rollout_id: int) -> Rollout:
 def read_plan(request: HttpRequest, rollout_id: int):
     """The plan as stored: one row per server (change, skip or blocked, and why), waves,
     calls, and the `confirm_token` to confirm exactly this plan."""
-    return present.plan(_plan_for_user(rollout_id))
+    return present.plan(rollout_for_user(request, rollout_id))
 
 
 @router.post(
@@ -141,7 +196,7 @@ def confirm_plan(
 
 
 def _confirm(request: HttpRequest, rollout_id: int, body: schemas.ConfirmIn) -> tuple[int, dict]:
-    rollout = _plan_for_user(rollout_id)
+    rollout = rollout_to_act_on(request, rollout_id, OPERATOR)
     result = planning.confirm(
         rollout.pk, request.user.get_username(), token=body.confirm_token, request=request
     )
@@ -168,7 +223,7 @@ def discard_plan(
     """Drop a plan that has not been confirmed; nothing was sent."""
 
     def answer() -> tuple[int, dict]:
-        rollout = _plan_for_user(rollout_id)
+        rollout = rollout_to_act_on(request, rollout_id, OPERATOR)
         if not planning.discard(rollout.pk, by=request.user.get_username(), request=request):
             raise _state_conflict(request, rollout, "discard")
         rollout.refresh_from_db()

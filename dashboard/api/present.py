@@ -39,8 +39,21 @@ def plan(rollout: Rollout) -> dict[str, Any]:
         if rollout.state == Rollout.State.PLANNED
         else None,
         "servers": rows,
+        "plan_set": _siblings(rollout),
     }
     return schemas.PlanOut.model_validate(body).model_dump(mode="json")
+
+
+def _siblings(rollout: Rollout) -> list[dict[str, Any]]:
+    if not rollout.plan_set:
+        return []
+    others = (
+        Rollout.objects.filter(plan_set=rollout.plan_set)
+        .exclude(pk=rollout.pk)
+        .order_by("pk")
+        .values_list("pk", "project__name", "state")
+    )
+    return [{"id": pk, "project": name, "state": state} for pk, name, state in others]
 
 
 def rollout(rollout: Rollout) -> dict[str, Any]:
@@ -78,6 +91,7 @@ def rollout(rollout: Rollout) -> dict[str, Any]:
 def _common(rollout: Rollout) -> dict[str, Any]:
     return {
         "id": rollout.pk,
+        "project": rollout.project.name,
         "state": rollout.state,
         "kind": rollout.kind,
         "retry_of": rollout.retry_of_id,

@@ -30,6 +30,7 @@ TITLES = {
     "csrf.failed": "CSRF check failed",
     "role.missing": "Your role does not allow this",
     "access.refused": "Not allowed",
+    "project.out_of_scope": "Outside the token's project",
     "approval.same_person": "A second person must approve",
     "not_found": "Not found",
     "method_not_allowed": "Method not allowed",

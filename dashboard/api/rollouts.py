@@ -3,16 +3,20 @@
 Each action calls what the rollout page's button calls (planning.approve, control.pause,
 resume, cancel, retry, revert); lifecycle.py alone decides which state allows
 which action, and a refused one is a 409 `rollout.state_conflict` carrying the state.
+
+A rollout belongs to one project. Acting on it needs the role in that project (global, or
+granted there; an audited 403 otherwise); a token scoped to another project does not see it
+at all (404).
 """
 
 from django.http import HttpRequest
-from django.shortcuts import get_object_or_404
 from ninja import Query, Router
 
 from dashboard import audit
 from dashboard.api import idempotency, present, schemas
 from dashboard.api.auth import by
-from dashboard.api.plans import _refused, _state_conflict
+from dashboard.api.inventory import ProjectName, listed
+from dashboard.api.plans import _refused, _state_conflict, rollout_for_user, rollout_to_act_on
 from dashboard.api.problems import Problem
 from dashboard.models import Rollout
 from dashboard.roles import APPROVER, OPERATOR, VIEWER
@@ -23,20 +27,16 @@ router = Router(tags=["rollouts"])
 MAX_LIMIT = 200
 
 
-def _rollout_for_user(rollout_id: int) -> Rollout:
-    # Every viewer may see every rollout (as on the pages); the roles guard the actions.
-    return get_object_or_404(Rollout, pk=rollout_id)
-
-
 @router.get("/rollouts", response=schemas.reads(schemas.RolloutPage), auth=by(VIEWER))
 def list_rollouts(
     request: HttpRequest,
     state: Rollout.State | None = None,
+    project: str | None = ProjectName,
     cursor: str | None = Query(None, max_length=20, description="a page's next cursor"),
     limit: int = Query(50, ge=1, le=MAX_LIMIT),
 ):
     """Rollouts and plans, newest first."""
-    rows = Rollout.objects.all()
+    rows = listed(request, Rollout.objects.all(), project)
     if state:
         rows = rows.filter(state=state)
     return id_page(rows, cursor, limit)
@@ -69,14 +69,15 @@ def id_page(rows, cursor: str | None, limit: int) -> dict:
 def read_rollout(request: HttpRequest, rollout_id: int):
     """The rollout with its progress, waves, every server and the event timeline. Poll it
     until `final` is true."""
-    return present.rollout(_rollout_for_user(rollout_id))
+    return present.rollout(rollout_for_user(request, rollout_id))
 
 
-def _act(request: HttpRequest, key: str | None, rollout_id: int, act) -> object:
-    """Load the rollout, act, and answer the rollout as it now stands (idempotent by key)."""
+def _act(request: HttpRequest, key: str | None, rollout_id: int, role: str, act) -> object:
+    """Load the rollout, check `role` in its project, act, and answer the rollout as it now
+    stands (idempotent by key)."""
 
     def answer() -> tuple[int, dict]:
-        rollout = _rollout_for_user(rollout_id)
+        rollout = rollout_to_act_on(request, rollout_id, role)
         status = act(rollout)
         rollout.refresh_from_db()
         return status, present.rollout(rollout)
@@ -102,7 +103,7 @@ def approve(request: HttpRequest, rollout_id: int, idempotency_key: idempotency.
             raise _state_conflict(request, rollout, "approve")
         return 200
 
-    return _act(request, idempotency_key, rollout_id, act)
+    return _act(request, idempotency_key, rollout_id, APPROVER, act)
 
 
 @router.post(
@@ -116,7 +117,7 @@ def pause(request: HttpRequest, rollout_id: int, idempotency_key: idempotency.Ke
             raise _state_conflict(request, rollout, "pause")
         return 200
 
-    return _act(request, idempotency_key, rollout_id, act)
+    return _act(request, idempotency_key, rollout_id, OPERATOR, act)
 
 
 @router.post(
@@ -141,7 +142,7 @@ def resume(
             raise _state_conflict(request, rollout, "resume")
         return 200
 
-    return _act(request, idempotency_key, rollout_id, act)
+    return _act(request, idempotency_key, rollout_id, OPERATOR, act)
 
 
 @router.post(
@@ -155,7 +156,7 @@ def cancel(request: HttpRequest, rollout_id: int, idempotency_key: idempotency.K
             raise _state_conflict(request, rollout, "cancel")
         return 200
 
-    return _act(request, idempotency_key, rollout_id, act)
+    return _act(request, idempotency_key, rollout_id, OPERATOR, act)
 
 
 FOLLOW_UP = schemas.acts(201, schemas.PlanOut)
@@ -174,7 +175,7 @@ def retry(
     Confirm it like any plan."""
 
     def answer() -> tuple[int, dict]:
-        rollout = _rollout_for_user(rollout_id)
+        rollout = rollout_to_act_on(request, rollout_id, OPERATOR)
         retried = control.retry(rollout.pk, body.servers, by=request.user.get_username())
         plan = _followed_up(request, rollout, "retry", retried)
         _audited(request, "rollout.retry", plan, retry_of=rollout.pk, servers=retried.servers)
@@ -196,7 +197,7 @@ def revert(
     before. Confirm it like any plan."""
 
     def answer() -> tuple[int, dict]:
-        rollout = _rollout_for_user(rollout_id)
+        rollout = rollout_to_act_on(request, rollout_id, OPERATOR)
         reverted = control.revert(rollout.pk, body.servers, by=request.user.get_username())
         plan = _followed_up(request, rollout, "revert", reverted)
         _audited(request, "rollout.revert", plan, reverts=rollout.pk, servers=plan.servers.count())

@@ -49,10 +49,27 @@ def acts(status: int, model: type) -> dict:
     return {status: model, **dict.fromkeys(ACT_PROBLEMS, ProblemOut)}
 
 
+# ---- projects -------------------------------------------------------------------------
+
+PROJECT_DESCRIPTION = "the project (and so the region) it belongs to, by name"
+
+
+class InProject(Schema):
+    """A row of one project: `project` is its name, as `?project=` takes it."""
+
+    project: str = Field(description=PROJECT_DESCRIPTION)
+
+    @staticmethod
+    def resolve_project(obj) -> str:
+        if isinstance(obj, dict):
+            return obj["project"]
+        return obj.project.name
+
+
 # ---- inventory ------------------------------------------------------------------------
 
 
-class GroupOut(Schema):
+class GroupOut(InProject):
     id: str
     name: str
     description: str
@@ -71,7 +88,7 @@ class GroupOut(Schema):
     synced_at: datetime
 
 
-class ServerOut(Schema):
+class ServerOut(InProject):
     id: str
     name: str
     machine_name: str
@@ -93,7 +110,7 @@ class ServerOut(Schema):
     synced_at: datetime
 
 
-class ImageOut(Schema):
+class ImageOut(InProject):
     id: str
     name: str
     image_type: str
@@ -136,6 +153,7 @@ def _values(choices: list[tuple[str, str]]) -> tuple[str, ...]:
 class ServerFilter(Schema):
     """The servers page's filters (ServerFilterForm), as query parameters."""
 
+    project: str | None = Field(None, max_length=63, description="a project's name")
     q: str | None = Field(None, max_length=200, description="name, machine name or address")
     group: str | None = Field(None, max_length=128, description="server group id")
     image: str | None = Field(None, max_length=128, description="current image id")
@@ -244,7 +262,12 @@ class WaveOut(Schema):
     finished_at: datetime | None
 
 
-class PlanOut(Schema):
+class SiblingPlanOut(InProject):
+    id: int
+    state: str
+
+
+class PlanOut(InProject):
     id: int
     state: str
     kind: str
@@ -265,6 +288,10 @@ class PlanOut(Schema):
         description="send it to confirm exactly this plan; null once it is not a plan any more"
     )
     servers: list[PlanRowOut]
+    plan_set: list[SiblingPlanOut] = Field(
+        description="the other projects' plans made from the same selection (a rollout never "
+        "spans projects): read and confirm each on its own; empty for a lone plan"
+    )
 
 
 class ConfirmIn(Schema):
@@ -319,7 +346,7 @@ class ProgressOut(Schema):
     counts: dict[str, int]
 
 
-class RolloutOut(Schema):
+class RolloutOut(InProject):
     id: int
     state: str
     final: bool = Field(description="true once nothing more will happen")
@@ -347,7 +374,7 @@ class RolloutOut(Schema):
     events: list[EventOut] = Field(description="the timeline, newest first")
 
 
-class RolloutSummaryOut(Schema):
+class RolloutSummaryOut(InProject):
     id: int
     state: str
     kind: str
@@ -384,6 +411,7 @@ class ServersIn(Schema):
 
 class AuditEventOut(Schema):
     id: int
+    project: str | None = Field(description="the project the action touched, if one")
     at: datetime
     actor: str
     groups: list[str]
@@ -393,6 +421,10 @@ class AuditEventOut(Schema):
     target: str
     rollout: int | None = Field(validation_alias="rollout_id")
     details: dict
+
+    @staticmethod
+    def resolve_project(obj) -> str | None:
+        return obj.project.name if obj.project_id else None
 
 
 class AuditPage(Schema):

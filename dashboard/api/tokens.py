@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from django.db.models import Q
 from django.utils import timezone
 
-from dashboard.models import ServiceToken
+from dashboard.models import Project, ServiceToken
 from dashboard.roles import ROLES
 
 SECRET_PREFIX = "dsh_"  # noqa: S105 (a marker, not a secret)
@@ -33,14 +33,23 @@ class Issued:
     secret: str  # shown to the admin once, never stored
 
 
-def issue(*, name: str, role: str, expires_at: datetime, created_by: str) -> Issued:
-    """Make a token. Raises ValueError for an unknown role (the page's form checks it first)."""
+def issue(
+    *,
+    name: str,
+    role: str,
+    expires_at: datetime,
+    created_by: str,
+    project: Project | None = None,
+) -> Issued:
+    """Make a token, for every project or (`project`) for one: it then sees and acts on that
+    project only. Raises ValueError for an unknown role (the page's form checks it first)."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
     token = ServiceToken.objects.create(
         name=name,
         role=role,
+        project=project,
         secret_hash=digest(secret),
         prefix=secret[: len(SECRET_PREFIX) + 4],
         created_by=created_by,
@@ -53,7 +62,9 @@ def identify(secret: str) -> ServiceToken | str:
     """The live token this secret belongs to, or why it is none (INVALID, EXPIRED, REVOKED)."""
     if not secret.startswith(SECRET_PREFIX) or len(secret) > MAX_SECRET_LENGTH:
         return INVALID
-    token = ServiceToken.objects.filter(secret_hash=digest(secret)).first()
+    token = (
+        ServiceToken.objects.select_related("project").filter(secret_hash=digest(secret)).first()
+    )
     if token is None:
         return INVALID
     if token.revoked_at is not None:
