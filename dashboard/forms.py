@@ -14,7 +14,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy, ngettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
-from dashboard import audit, keyset
+from dashboard import audit, keyset, projects
 from dashboard.models import AuditEvent, Image, Project, Rollout, Server, ServerGroup
 from dashboard.rollouts import planning
 
@@ -81,6 +81,8 @@ class ServerFilterForm(forms.Form):
     drift = forms.ChoiceField(required=False, choices=YES_NO, label=_("Not on group image"))
     job_status = forms.ChoiceField(required=False, choices=JOB_STATUSES, label=_("Last job"))
     sort = forms.ChoiceField(required=False, choices=[(k, k) for k in SORTS])
+    # A configured project's name (?project=beijing); cleaned to its row, or None for all.
+    project = forms.ChoiceField(required=False, label=_("Project"))
 
     def __init__(self, *args, groups: list[ServerGroup], images: list[Image], **kwargs):
         super().__init__(*args, **kwargs)
@@ -88,7 +90,17 @@ class ServerFilterForm(forms.Form):
             if isinstance(field, forms.ChoiceField):
                 field.widget = PlainSelect(choices=field.choices)
         self.fields["group"].choices = [("", _("all groups"))] + [(g.id, g.name) for g in groups]
-        self.fields["image"].choices = [("", _("any image"))] + [(i.id, i.name) for i in images]
+        # The same public image has a row in each project of a region: offer its id once.
+        offered: dict[str, str] = {}
+        for image in images:
+            offered.setdefault(image.id, image.name)
+        self.fields["image"].choices = [("", _("any image")), *offered.items()]
+        self.fields["project"].choices = [("", _("all projects"))] + [
+            (c.name, c.title) for c in projects.configured()
+        ]
+
+    def clean_project(self) -> Project | None:
+        return projects.by_name(self.cleaned_data["project"])
 
     def filter(self, servers: QuerySet[Server]) -> QuerySet[Server]:
         """Apply the valid filters; an invalid form filters nothing but keeps `gone` out.
@@ -113,6 +125,8 @@ class ServerFilterForm(forms.Form):
         if q := data["q"].strip():
             # One lowercase column (name, machine name, addresses) the sync fills.
             servers = servers.filter(Q(search_text__contains=q.lower()) | Q(id=q))
+        if data["project"] is not None:
+            servers = servers.filter(project=data["project"])
         if data["group"]:
             servers = servers.filter(group_id=data["group"])
         if data["image"]:
@@ -129,9 +143,11 @@ class ServerFilterForm(forms.Form):
         return servers
 
     def active_filters(self) -> dict[str, str]:
+        """The filters that narrow the servers within a project. The project alone narrows
+        nothing a rollout may take: each project is a whole fleet of its own."""
         if not self.is_valid():
             return {}
-        return {k: v for k, v in self.cleaned_data.items() if v and k != "sort"}
+        return {k: v for k, v in self.cleaned_data.items() if v and k not in ("sort", "project")}
 
     # Said by the pages and the API when a filter would select the whole fleet.
     NOTHING_FILTERED = gettext_lazy("Filter the servers first: a rollout never takes them all.")
@@ -522,6 +538,17 @@ class AuditFilterForm(forms.Form):
     until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     # A bigger number than the id column holds is an error to show, not a query to send.
     rollout = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+    # A project's name, configured or not: the trail keeps the history of a dropped project.
+    project = forms.CharField(required=False, max_length=63, label=_("Project"))
+
+    def clean_project(self) -> Project | None:
+        name = self.cleaned_data["project"]
+        if not name:
+            return None
+        project = Project.objects.filter(name=name).first()
+        if project is None:
+            raise forms.ValidationError(_("No project is called “%(name)s”.") % {"name": name})
+        return project
 
     def filter(self, events: QuerySet[AuditEvent]) -> QuerySet[AuditEvent]:
         """`events` narrowed to the valid filters (invalid ones are ignored and shown)."""
@@ -538,6 +565,8 @@ class AuditFilterForm(forms.Form):
             events = events.filter(at__lt=_start_of(data["until"] + dt.timedelta(days=1)))
         if data.get("rollout"):
             events = events.filter(rollout_id=data["rollout"])
+        if data.get("project"):
+            events = events.filter(project=data["project"])
         return events
 
 
