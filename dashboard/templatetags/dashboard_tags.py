@@ -3,6 +3,7 @@
 import json
 
 from django import template
+from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext, pgettext_lazy
@@ -205,3 +206,51 @@ def aria_sort(current_sort: str, column: str) -> SafeString | str:
     if current_sort == f"-{column}":
         return mark_safe(' aria-sort="descending"')
     return ""
+
+
+# Pages that narrow to `?project=`: the switcher keeps their path (and their other filters);
+# from any other page (a server, a rollout) it goes to the overview.
+PROJECT_PAGES = frozenset(
+    {"overview", "groups", "servers", "images", "rollouts", "audit", "cloud-check"}
+)
+# Where in a list a link points: another project's list starts at its first page.
+PAGE_PARAMS = ("project", "cursor", "page")
+
+
+@register.simple_tag(takes_context=True)
+def chosen_project(context: template.Context):
+    """`{% chosen_project as project_choice %}`: the page's `?project=` (a ProjectChoice), or
+    None where there is no request (an error page)."""
+    request = context.get("request")
+    if request is None:
+        return None
+    from dashboard.views.inventory import chosen_project as choose
+
+    return choose(request)
+
+
+@register.inclusion_tag("inventory/project_switcher.html", takes_context=True)
+def project_switcher(context: template.Context) -> dict:
+    """The navigation's project switcher: a GET form that works without JavaScript. Shown
+    only when several projects are configured (one query for their rows)."""
+    from dashboard import projects
+
+    choice = chosen_project(context)
+    if choice is None or not choice.several:
+        return {"show": False}
+    request = context["request"]
+    match = request.resolver_match
+    here = match is not None and match.url_name in PROJECT_PAGES
+    kept = [
+        (name, value)
+        for name, values in request.GET.lists()
+        if name not in PAGE_PARAMS
+        for value in values
+    ]
+    return {
+        "show": True,
+        "action": request.path if here else reverse("overview"),
+        "kept": kept if here else [],
+        "projects": projects.rows(),
+        "current": choice.project,
+    }

@@ -1,36 +1,105 @@
 """Inventory pages: overview, groups, servers, server detail, images, and the sync button.
 
 Every page reads the database only, in a fixed number of queries, and says how fresh
-its data is.
+its data is. With several projects every page shows all of them, with a project column;
+`?project=<name>` narrows a page to one, and the links a page builds keep it.
 """
 
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
 from django.contrib import messages
-from django.db.models import Count, F
-from django.http import HttpRequest, HttpResponse
+from django.db.models import Count, F, QuerySet
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from dashboard import audit, inventory, keyset
+from dashboard import audit, inventory, keyset, projects
 from dashboard.forms import ServerFilterForm
-from dashboard.models import Image, Rollout, RolloutServer, Server, ServerGroup, SyncRun
+from dashboard.models import (
+    Image,
+    InventoryFigures,
+    Project,
+    Rollout,
+    RolloutServer,
+    Server,
+    ServerGroup,
+    SyncRun,
+)
 from dashboard.roles import OPERATOR, VIEWER, require_role
 from dashboard.rollouts import selection as selections
 
 PAGE_SIZE = 50
 
 
-def _image_names() -> dict[str, Image]:
-    return {i.id: i for i in Image.objects.all()}
+@dataclass(frozen=True)
+class ProjectChoice:
+    """What a page's `?project=` chose."""
+
+    project: Project | None  # None: every project
+    unknown: str  # a name no configured project has: the page shows every project, saying so
+    several: bool  # more than one project configured: project columns and the switcher
+    params: QueryDict  # the request's query, an unknown project left out
+
+    @property
+    def query(self) -> str:
+        """`project=<name>` for the links a page builds ("" for every project)."""
+        return urlencode({"project": self.project.name}) if self.project else ""
+
+
+def chosen_project(request: HttpRequest) -> ProjectChoice:
+    """The configured project `?project=` names. Asked once per request: the navigation's
+    switcher asks again."""
+    choice = getattr(request, "_project_choice", None)
+    if choice is None:
+        name = request.GET.get("project", "")
+        project = projects.by_name(name) if name else None
+        unknown = name if name and project is None else ""
+        params = request.GET.copy()
+        if unknown:
+            params.pop("project")
+        choice = ProjectChoice(project, unknown, projects.several(), params)
+        request._project_choice = choice
+    return choice
+
+
+def _in(project: Project | None, rows: QuerySet) -> QuerySet:
+    return rows if project is None else rows.filter(project=project)
+
+
+def freshness_of(project: Project | None) -> dict:
+    """What the freshness badge shows of one project, or of all (then the stalest)."""
+    fresh = inventory.freshness(project)
+    stalest = min(
+        fresh["projects_freshness"],
+        # Never synced is the stalest of all.
+        key=lambda f: (f.last_synced is not None, f.last_synced or 0),
+        default=None,
+    )
+    return {
+        **fresh,
+        "stalest": stalest,
+        "freshness_project": project,
+        "several_projects": projects.several(),
+    }
+
+
+def _image_names(project: Project | None = None) -> dict[str, Image]:
+    """Images by cloud id. A public image has one id in every project of a region and is
+    the same image in each, so one row per id is enough to name it."""
+    return {i.id: i for i in _in(project, Image.objects.all())}
 
 
 @require_GET
 @require_role(VIEWER)
 def overview(request: HttpRequest) -> HttpResponse:
+    choice = chosen_project(request)
+    project = choice.project
     # Figures the sync stored with its snapshot: no server is counted per request.
-    figures = inventory.fleet_figures()
+    figures = inventory.fleet_figures(project)
     totals = {
         "servers": figures.servers,
         "drift": figures.servers_drifted,
@@ -39,43 +108,66 @@ def overview(request: HttpRequest) -> HttpResponse:
         "busy": figures.servers_busy,
     }
     drifted_groups = (
-        ServerGroup.objects.filter(gone=False, servers_drifted__gt=0)
+        _in(project, ServerGroup.objects.filter(gone=False, servers_drifted__gt=0))
+        .select_related("project")
         .annotate(drift=F("servers_drifted"))
         .order_by("-servers_drifted", "name")
     )
+    active = _in(project, Rollout.objects.filter(state__in=Rollout.ACTIVE_STATES))
+    fresh = freshness_of(project)
     context = {
         "totals": totals,
         "group_count": figures.groups,
         "drifted_groups": drifted_groups,
-        "active_rollouts": Rollout.objects.filter(state__in=Rollout.ACTIVE_STATES)[:20],
-        "last_run": SyncRun.objects.order_by("-started_at").first(),
-        **inventory.freshness(),
+        "active_rollouts": active.select_related("project")[:20],
+        "last_run": _in(project, SyncRun.objects.select_related("project"))
+        .order_by("-started_at")
+        .first(),
+        "project_rows": _project_rows(fresh) if choice.several and project is None else [],
+        "project_choice": choice,
+        **fresh,
     }
     return render(request, "overview.html", context)
+
+
+def _project_rows(fresh: dict) -> list[tuple[inventory.ProjectFreshness, InventoryFigures]]:
+    """Each project's freshness beside the figures its last sync stored (a row each)."""
+    return [(f, inventory.fleet_figures(f.project)) for f in fresh["projects_freshness"]]
 
 
 @require_GET
 @require_role(VIEWER)
 def groups(request: HttpRequest) -> HttpResponse:
+    choice = chosen_project(request)
     # Per-group figures the sync stored (`sessions` is a stored field of its own).
-    rows = ServerGroup.objects.filter(gone=False).annotate(
-        live=F("servers_live"),
-        drift=F("servers_drifted"),
-        maintenance=F("servers_in_maintenance"),
+    rows = (
+        _in(choice.project, ServerGroup.objects.filter(gone=False))
+        .select_related("project")
+        .annotate(
+            live=F("servers_live"),
+            drift=F("servers_drifted"),
+            maintenance=F("servers_in_maintenance"),
+        )
     )
-    context = {"groups": rows, "images": _image_names(), **inventory.freshness()}
+    context = {
+        "groups": rows,
+        "images": _image_names(choice.project),
+        "project_choice": choice,
+        **freshness_of(choice.project),
+    }
     return render(request, "groups/list.html", context)
 
 
 @require_GET
 @require_role(VIEWER)
 def servers(request: HttpRequest) -> HttpResponse:
-    group_list = list(ServerGroup.objects.filter(gone=False))
-    images = _image_names()
+    choice = chosen_project(request)
+    group_list = list(_in(choice.project, ServerGroup.objects.filter(gone=False)))
+    images = _image_names(choice.project)
     form = ServerFilterForm(
-        request.GET or None, groups=group_list, images=sorted(images.values(), key=_by_name)
+        choice.params or None, groups=group_list, images=sorted(images.values(), key=_by_name)
     )
-    matching = form.filter(Server.objects.select_related("group"))
+    matching = form.filter(Server.objects.select_related("group", "project"))
     ordering = form.ordering()
     try:
         page = keyset.paginate(matching, ordering, request.GET.get("cursor", ""), PAGE_SIZE)
@@ -88,13 +180,14 @@ def servers(request: HttpRequest) -> HttpResponse:
         "page": page,
         "images": images,
         # Links never carry a cursor into another filter or sort: those start at page one.
-        "query": _query_without(request, "page", "cursor"),
-        "sort_query": _query_without(request, "page", "cursor", "sort"),
+        "query": _query_without(choice.params, "page", "cursor"),
+        "sort_query": _query_without(choice.params, "page", "cursor", "sort"),
         "current_sort": request.GET.get("sort", "name"),
         # The stored selection: ticks survive paging and filter changes.
         "selection": (chosen := selections.current(request)),
         "selected_ids": set(chosen.server_ids) if chosen else set(),
-        **inventory.freshness(),
+        "project_choice": choice,
+        **freshness_of(choice.project),
     }
     template = "servers/list.html"
     if request.htmx and not request.htmx.boosted:
@@ -106,8 +199,8 @@ def _by_name(image: Image) -> str:
     return image.name.lower()
 
 
-def _query_without(request: HttpRequest, *names: str) -> str:
-    query = request.GET.copy()
+def _query_without(params: QueryDict, *names: str) -> str:
+    query = params.copy()
     for name in names:
         query.pop(name, None)
     return query.urlencode()
@@ -116,8 +209,8 @@ def _query_without(request: HttpRequest, *names: str) -> str:
 @require_GET
 @require_role(VIEWER)
 def server_detail(request: HttpRequest, server_id: str) -> HttpResponse:
-    server = get_object_or_404(Server.objects.select_related("group"), pk=server_id)
-    images = _image_names()
+    server = get_object_or_404(Server.objects.select_related("group", "project"), pk=server_id)
+    images = _image_names(server.project)
     context = {
         "server": server,
         "image": images.get(server.image_id),
@@ -127,7 +220,8 @@ def server_detail(request: HttpRequest, server_id: str) -> HttpResponse:
         "rollout_rows": RolloutServer.objects.filter(server_id=server.id)
         .select_related("rollout")
         .order_by("-rollout__created_at")[:50],
-        **inventory.freshness(),
+        # The freshness of the server's own project, whichever the page was asked for.
+        **freshness_of(server.project),
     }
     return render(request, "servers/detail.html", context)
 
@@ -135,32 +229,44 @@ def server_detail(request: HttpRequest, server_id: str) -> HttpResponse:
 @require_GET
 @require_role(VIEWER)
 def images(request: HttpRequest) -> HttpResponse:
-    running = dict(
-        Server.objects.filter(gone=False)
-        .values_list("image_id")
+    choice = chosen_project(request)
+    project = choice.project
+    running = {
+        (project_id, image_id): n
+        for project_id, image_id, n in _in(project, Server.objects.filter(gone=False))
+        .values_list("project_id", "image_id")
         .annotate(n=Count("id"))
-        .values_list("image_id", "n")
-    )
-    used_by: dict[str, list[ServerGroup]] = {}
-    for group in ServerGroup.objects.filter(gone=False):
-        used_by.setdefault(group.image_id, []).append(group)
+        .values_list("project_id", "image_id", "n")
+    }
+    used_by: dict[tuple[int, str], list[ServerGroup]] = {}
+    for group in _in(project, ServerGroup.objects.filter(gone=False)):
+        used_by.setdefault((group.project_id, group.image_id), []).append(group)
     rows = [
-        (image, running.get(image.id, 0), used_by.get(image.id, []))
-        for image in Image.objects.filter(gone=False)
+        (image, running.get(key, 0), used_by.get(key, []))
+        for image in _in(project, Image.objects.filter(gone=False)).select_related("project")
+        for key in [(image.project_id, image.id)]
     ]
-    return render(request, "images/list.html", {"rows": rows, **inventory.freshness()})
+    context = {"rows": rows, "project_choice": choice, **freshness_of(project)}
+    return render(request, "images/list.html", context)
 
 
 @require_POST
 @require_role(OPERATOR)
 def sync(request: HttpRequest) -> HttpResponse:
-    """Start (or join) a sync. From htmx: the freshness badge, swapped in place, which then
-    polls until the sync is done. From a plain form: back to the page it came from."""
-    run, started = inventory.request_sync("manual", request.user.username)
-    audit.record(request, "sync.request", target=f"sync #{run.pk}", joined=not started)
+    """Start (or join) a sync of the page's project, or of every project. From htmx: the
+    freshness badge, swapped in place, which then polls until the syncs are done. From a
+    plain form: back to the page it came from."""
+    project = projects.by_name(request.POST.get("project", ""))
+    who = request.user.username
+    if project is not None:
+        requested = [inventory.request_sync("manual", who, project)]
+    else:
+        requested = inventory.request_syncs("manual", who)
+    for run, started in requested:
+        audit.record(request, "sync.request", target=f"sync #{run.pk}", joined=not started)
     if request.htmx:
-        return _freshness_badge(request)
-    if started:
+        return _freshness_badge(request, freshness_of(project))
+    if any(started for _run, started in requested):
         messages.info(request, _("Inventory refresh started."))
     else:
         messages.info(request, _("A refresh is already running; you joined it."))
@@ -170,8 +276,9 @@ def sync(request: HttpRequest) -> HttpResponse:
 @require_GET
 @require_role(VIEWER)
 def sync_status(request: HttpRequest) -> HttpResponse:
-    """The freshness badge; polls while a sync runs and stops (286) when it is done."""
-    freshness = inventory.freshness()
+    """The freshness badge (of `?project=`, or of every project); polls while a sync runs
+    and stops (286) when it is done."""
+    freshness = freshness_of(chosen_project(request).project)
     # Only a running badge polls, so a poll that finds no sync saw its sync finish.
     finished = bool(request.htmx) and not freshness["sync_running"]
     response = _freshness_badge(request, freshness, was_running=finished)
@@ -181,9 +288,9 @@ def sync_status(request: HttpRequest) -> HttpResponse:
 
 
 def _freshness_badge(
-    request: HttpRequest, freshness: dict | None = None, *, was_running: bool = False
+    request: HttpRequest, freshness: dict, *, was_running: bool = False
 ) -> HttpResponse:
-    context = {**(freshness or inventory.freshness()), "was_running": was_running}
+    context = {**freshness, "was_running": was_running}
     return render(request, "inventory/freshness.html", context)
 
 
