@@ -424,7 +424,9 @@ class AuditEventOut(Schema):
 
     @staticmethod
     def resolve_project(obj) -> str | None:
-        return obj.project.name if obj.project_id else None
+        if obj.project_id:
+            return obj.project.name
+        return obj.rollout.project.name if obj.rollout_id else None
 
 
 class AuditPage(Schema):
@@ -443,3 +445,4 @@ class AuditFilter(Schema):
     since: str | None = Field(None, max_length=10, description="YYYY-MM-DD")
     until: str | None = Field(None, max_length=10, description="YYYY-MM-DD")
     rollout: int | None = Field(None, ge=1, le=2**63 - 1)
+    project: str | None = Field(None, max_length=63, description="a project's name")
