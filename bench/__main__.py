@@ -74,6 +74,7 @@ def main(argv: list[str]) -> int:
         return sizes.run(args.sizes, args.quick)
     env.setup_django()
     from bench import dashboard_way as dw
+    from bench import projects as two_projects
 
     report = Report()
     report.figure("machine", machine(), "shared and noisy: counts and ratios matter more")
@@ -116,6 +117,9 @@ def main(argv: list[str]) -> int:
 
         if not args.skip_sdk:
             side_by_side(report, sim, args, server_ids, target)
+
+        # 6. two projects side by side (its own simulator; seed + 1: server ids are unique)
+        two_projects.run(report, args.servers, args.sync_latency, SEED + 1, JOB_SECONDS)
     finally:
         sim.stop()
         env.remove_database()
