@@ -31,7 +31,7 @@ from django.utils.translation import gettext_lazy, ngettext, pgettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseStopPolling
 
-from dashboard import audit, projects
+from dashboard import audit
 from dashboard.exports import safe_cell
 from dashboard.forms import RolloutForm, ServerFilterForm
 from dashboard.models import Project, Rollout, RolloutServer, Selection, Server, ServerGroup
@@ -47,6 +47,7 @@ from dashboard.roles import (
 from dashboard.rollouts import control, engine, lifecycle, planning, signoff
 from dashboard.rollouts import selection as selections
 from dashboard.rollouts.progress import summary
+from dashboard.views.inventory import chosen_project
 
 # ---- choose and plan ------------------------------------------------------------------
 
@@ -740,21 +741,11 @@ def history(request: HttpRequest) -> HttpResponse:
         )
         .exclude(state=Rollout.State.DISCARDED)
     )
-    filters = {
-        k: request.GET.get(k, "").strip()[:200]
-        for k in ("state", "user", "group", "date", "project")
-    }
-    if filters["project"]:
-        project = Project.objects.filter(name=filters["project"]).first()
-        if project is None:
-            messages.error(
-                request,
-                _("No project is called “%(name)s”; the list shows every project.")
-                % {"name": filters["project"][:63]},
-            )
-            filters["project"] = ""
-        else:
-            rollouts = rollouts.filter(project=project)
+    # Every project, or the one `?project=` names (an unknown name: every project, said so).
+    choice = chosen_project(request)
+    if choice.project is not None:
+        rollouts = rollouts.filter(project=choice.project)
+    filters = {k: request.GET.get(k, "").strip() for k in ("state", "user", "group", "date")}
     if filters["state"]:
         rollouts = rollouts.filter(state=filters["state"])
     if filters["user"]:
@@ -768,13 +759,12 @@ def history(request: HttpRequest) -> HttpResponse:
         except ValueError:
             messages.error(request, _("The date must look like 2026-11-26."))
     page = Paginator(rollouts.order_by("-created_at"), 50).get_page(request.GET.get("page"))
-    several = projects.several()
     context = {
         "page": page,
         "filters": filters,
         "states": Rollout.State.choices,
-        "several": several,
-        "projects": projects.rows() if several else [],
+        "project_choice": choice,
+        "query": choice.params.urlencode(),
     }
     return render(request, "rollouts/list.html", context)
 
