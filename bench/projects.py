@@ -1,12 +1,14 @@
 """Figure 6: two projects in two regions synced side by side, as one dashboard serves them.
 
-One in-process simulator serves both projects (its own fleet, key and request log each), and
-the dashboard is configured with both as a projects file would list them: their own ids,
+One in-process simulator serves the projects (its own fleet, key and request log each), and
+the dashboard is configured with them as a projects file would list them: their own ids,
 regions and credentials, read from the environment variables the configuration names. Each
 project's sync runs on its own thread with its own client (`projects.client_for`), as a worker
-serves each project's queue on its own thread. Per project: the API calls against the bound
-of figure 1, the wall time against the single-project floor, and that exactly its own
-servers were stored; then the pair's wall time against the same floor.
+serves each project's queue on its own thread. Per project of the pair: the API calls against
+the bound of figure 1, the wall time against the single-project floor, and that exactly its
+own servers were stored; then the pair's wall time against the same floor and against one
+project of the same size synced alone just before, on a fleet of its own (`ALONE`), so the
+pair is measured on the same machine in the same minute as what it is compared with.
 """
 
 import os
@@ -15,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import connections
@@ -23,11 +26,14 @@ from django.test.utils import override_settings
 from bench import env, simtime
 from bench.report import Report, pages, seconds
 
-# Both in cn-north-4's and cn-east-3's shape: their own ids, regions and keys.
-PROJECTS = (
+# (name, region, project id, AK, SK): each its own region, id and key.
+PAIR = (
     ("beijing", "cn-north-4", "b1" * 16, "BENCHBEIJINGKEY00001", "bench-beijing-secret"),
     ("shanghai", "cn-east-3", "5e" * 16, "BENCHSHANGHAIKEY0001", "bench-shanghai-secret"),
 )
+# A third project of the same size, synced alone before the pair: the comparison.
+ALONE = ("guangzhou", "cn-south-1", "9a" * 16, "BENCHGUANGZHOUKEY001", "bench-guangzhou-secret")
+PROJECTS = (*PAIR, ALONE)
 
 
 def start_simulator(servers: int, seed: int, job_seconds: float) -> env.Sim:
@@ -81,7 +87,8 @@ def configured(sim: env.Sim) -> Iterator[None]:
 
 
 def run(report: Report, servers: int, latency: int, seed: int, job_seconds: float) -> None:
-    """Start the two-project simulator, sync both projects side by side, report, stop it.
+    """Start the simulator of PROJECTS, sync one project alone then the pair side by side,
+    report, stop it.
 
     `seed` must differ from the seed of any fleet already stored in the database: server ids
     are the cloud's, unique across projects, and a fleet of the same seed has the same ids.
@@ -94,21 +101,30 @@ def run(report: Report, servers: int, latency: int, seed: int, job_seconds: floa
         sim.stop()
 
 
-def sync_side_by_side(report: Report, sim: env.Sim, servers: int, latency: int) -> None:
+@dataclass
+class Synced:
+    """One project's sync: its run, wall time, calls by API and requests in its own log."""
+
+    run: object
+    wall: float
+    calls: Counter
+    served: int
+
+
+def sync_together(sim: env.Sim, rows: list) -> tuple[dict[str, Synced], float, simtime.Reading]:
+    """Sync each project of `rows` on a thread of its own, all starting at once.
+
+    Returns each project's sync by name, the wall time until the last finished, and the
+    simulator's clocks over it. Raises what a sync raised.
+    """
     from dashboard import inventory
     from dashboard import projects as dashboard_projects
-    from dashboard.models import Server, ServerGroup, SyncRun
 
-    in_flight = settings.SYNC_CALLS_IN_FLIGHT
-    rows = dashboard_projects.rows()  # created here, before the threads race to create them
-    states = {p.config.project_id: p for p in sim.state.all_projects()}
-    for state in states.values():
-        state.set_faults(latency_ms=latency)
     clients = {row.name: dashboard_projects.client_for(row) for row in rows}
+    logs = {row.name: sim.state.project(row.cloud_project_id) for row in rows}
     before = {row.name: Counter(clients[row.name].calls_by_api) for row in rows}
-    logged = {row.name: len(states[row.cloud_project_id].requests()) for row in rows}
-    walls: dict[str, float] = {}
-    runs: dict[str, SyncRun] = {}
+    logged = {row.name: len(logs[row.name].requests()) for row in rows}
+    done: dict[str, tuple[object, float]] = {}
     errors: list[BaseException] = []
     start_together = threading.Barrier(len(rows) + 1)
 
@@ -116,9 +132,9 @@ def sync_side_by_side(report: Report, sim: env.Sim, servers: int, latency: int) 
         try:
             start_together.wait()
             began = time.perf_counter()
-            runs[row.name] = inventory.sync_now("bench", clients[row.name], project=row)
-            walls[row.name] = time.perf_counter() - began
-        except BaseException as error:  # reported by the main thread
+            run = inventory.sync_now("bench", clients[row.name], project=row)
+            done[row.name] = (run, time.perf_counter() - began)
+        except BaseException as error:  # raised again by the main thread
             errors.append(error)
         finally:
             connections.close_all()  # this thread's own connection
@@ -126,62 +142,89 @@ def sync_side_by_side(report: Report, sim: env.Sim, servers: int, latency: int) 
     threads = [threading.Thread(target=sync, args=(row,), name=f"sync-{row.name}") for row in rows]
     for thread in threads:
         thread.start()
-    inside_before = sim.time.reading()
+    inside = sim.time.reading()
     start_together.wait()
     began = time.perf_counter()
     for thread in threads:
         thread.join()
-    pair_wall = time.perf_counter() - began
-    inside = sim.time.reading() - inside_before
+    wall = time.perf_counter() - began
+    inside = sim.time.reading() - inside
     if errors:
         raise errors[0]
-
-    name = f"sync.two_projects.{servers}_servers_each"
-    floors = []
+    synced = {}
     for row in rows:
-        run, client = runs[row.name], clients[row.name]
-        if run.state != SyncRun.State.SUCCEEDED:
-            raise SystemExit(f"sync of {row.name} {run.state}: {run.error}")
-        by_api = Counter(client.calls_by_api)
-        by_api.subtract(before[row.name])
-        by_api = +by_api
-        calls = by_api.total()
-        group_calls, image_calls = by_api["ListServerGroups"], by_api["ListImages"]
-        groups = ServerGroup.objects.filter(project=row, gone=False).count()
-        bound = pages(servers) + group_calls + image_calls
+        calls = Counter(clients[row.name].calls_by_api)
+        calls.subtract(before[row.name])
+        served = len(logs[row.name].requests()) - logged[row.name]
+        synced[row.name] = Synced(*done[row.name], +calls, served)
+    return synced, wall, inside
+
+
+def sync_side_by_side(report: Report, sim: env.Sim, servers: int, latency: int) -> None:
+    from dashboard import projects as dashboard_projects
+    from dashboard.models import Server, ServerGroup, SyncRun
+
+    in_flight = settings.SYNC_CALLS_IN_FLIGHT
+    rows = {row.name: row for row in dashboard_projects.rows()}  # before the threads race
+    states = {row.name: sim.state.project(row.cloud_project_id) for row in rows.values()}
+    for state in states.values():
+        state.set_faults(latency_ms=latency)
+
+    alone, _, _ = sync_together(sim, [rows[ALONE[0]]])
+    pair, pair_wall, inside = sync_together(sim, [rows[name] for name, *_ in PAIR])
+    synced = {**alone, **pair}
+    for name, one in synced.items():
+        if one.run.state != SyncRun.State.SUCCEEDED:
+            raise SystemExit(f"sync of {name} {one.run.state}: {one.run.error}")
+
+    def floor(calls: int) -> str:
+        wait = pages(calls, in_flight) * latency / 1000
+        return f"{seconds(wait)} = ceil({calls} calls/{in_flight}) x {latency} ms"
+
+    figure = f"sync.two_projects.{servers}_servers_each"
+    for name, one in pair.items():
+        calls = one.calls.total()
+        group_calls, image_calls = one.calls["ListServerGroups"], one.calls["ListImages"]
+        groups = ServerGroup.objects.filter(project=rows[name], gone=False).count()
         report.figure(
-            f"{name}.{row.name}.api_calls",
-            f"{calls} {dict(by_api)}",
-            f"{bound} = ceil({servers}/100) + {group_calls} group + {image_calls} image page(s)"
-            f", {groups} groups",
+            f"{figure}.{name}.api_calls",
+            f"{calls} {dict(one.calls)}",
+            f"{pages(servers) + group_calls + image_calls} = ceil({servers}/100) + "
+            f"{group_calls} group + {image_calls} image page(s), {groups} groups",
         )
-        served = len(states[row.cloud_project_id].requests()) - logged[row.name]
-        report.figure(f"{name}.{row.name}.simulator_requests", served, f"{calls} (its own log)")
-        floor = pages(calls, in_flight) * latency / 1000
-        floors.append(floor)
+        report.figure(f"{figure}.{name}.simulator_requests", one.served, f"{calls} (its own log)")
         report.figure(
-            f"{name}.{row.name}.wall_time",
-            seconds(walls[row.name]),
-            f"{seconds(floor)} = ceil({calls} calls/{in_flight}) x {latency} ms "
-            "(the single-project floor)",
+            f"{figure}.{name}.wall_time",
+            seconds(one.wall),
+            f"{floor(calls)} (the single-project floor)",
         )
+    for name, row in rows.items():
         stored = set(Server.objects.filter(project=row, gone=False).values_list("id", flat=True))
-        own = set(states[row.cloud_project_id].servers)
-        others = {
-            server_id
-            for project_id, state in states.items()
-            if project_id != row.cloud_project_id
-            for server_id in state.servers
-        }
+        own = set(states[name].servers)
+        others = {s for other, state in states.items() if other != name for s in state.servers}
         report.figure(
-            f"{name}.{row.name}.stored_servers",
-            f"{len(stored)} ({len(stored & own)} its own, {len(stored & others)} the other's)",
-            f"{servers} ({servers} its own, 0 the other's)",
+            f"{figure}.{name}.stored_servers",
+            f"{len(stored)} ({len(stored & own)} its own, {len(stored & others)} others')",
+            f"{servers} ({servers} its own, 0 others')",
         )
-    floor = max(floors)
-    floor_text = (
-        f"{seconds(floor)} = the single-project floor: each project has {in_flight} calls in "
-        f"flight of its own (one project alone: sync.{servers}_servers.c{in_flight}.wall_time)"
+
+    (lone,) = alone.values()
+    report.figure(
+        f"{figure}.one_project_alone.wall_time",
+        seconds(lone.wall),
+        f"{floor(lone.calls.total())} ({ALONE[0]}, a third project of {servers} servers, "
+        "synced alone just before the pair)",
     )
-    report.figure(f"{name}.pair.wall_time", seconds(pair_wall), floor_text)
-    report.split(f"{name}.pair.wall_time", pair_wall, inside, floor_text)
+    slowest = max(one.calls.total() for one in pair.values())
+    floor_text = (
+        f"{floor(slowest)}: the single-project floor, each project having {in_flight} calls "
+        "in flight of its own"
+    )
+    report.figure(f"{figure}.pair.wall_time", seconds(pair_wall), floor_text)
+    report.split(f"{figure}.pair.wall_time", pair_wall, inside, floor_text)
+    report.figure(
+        f"{figure}.ratio.pair_over_one_alone",
+        f"{pair_wall / lone.wall:.1f}",
+        "none (1.0: two projects side by side take as long as one; 2.0: as long as one "
+        "after the other)",
+    )
