@@ -69,7 +69,7 @@ def plan(server_ids: list[str], target_id: str):
     return planning.create_plan(
         created_by=WRITER,
         servers=servers,
-        target=Image.objects.get(pk=target_id),
+        target=Image.objects.get(id=target_id),
         images=images,
         reason="benchmark",
     )

@@ -62,7 +62,7 @@ def request_sync(
             run = SyncRun.objects.create(
                 project=project, trigger=trigger, requested_by=requested_by
             )
-            transaction.on_commit(partial(_enqueue, run.pk))
+            transaction.on_commit(partial(_enqueue, run.pk, projects.queue_for(project)))
         return run, True
     except IntegrityError:
         running = SyncRun.objects.filter(project=project, state=SyncRun.State.RUNNING).first()
@@ -82,8 +82,8 @@ def sync_inventory(run_id: int) -> str:
     return run_sync(run_id).state
 
 
-def _enqueue(run_id: int) -> None:
-    sync_inventory.enqueue(run_id)
+def _enqueue(run_id: int, queue: str = projects.DEFAULT_QUEUE) -> None:
+    sync_inventory.using(queue_name=queue).enqueue(run_id)
 
 
 def schedule_sync() -> None:
@@ -505,37 +505,43 @@ class ProjectFreshness:
 
 
 def freshness(project: Project | None = None) -> dict:
-    """What every page shows about how fresh its data is, per project (four queries).
+    """What every page shows about how fresh its data is, per project (two queries; a third
+    only when a project's last run failed).
 
     `last_synced` is the stalest project's last success (a page is as fresh as its oldest
     part); `projects_freshness` tells each project's, with the error of a failing one.
     """
     shown = [project] if project is not None else projects.rows()
-    runs = SyncRun.objects.filter(project__in=shown)
-    synced = dict(
-        runs.filter(state=SyncRun.State.SUCCEEDED)
-        .values("project")
-        .annotate(at=Max("finished_at"))
-        .values_list("project", "at")
+    latest = (
+        SyncRun.objects.filter(project__in=shown)
+        .values("project", "state")
+        .annotate(at=Max("finished_at"), started=Max("started_at"))
     )
-    running = set(runs.filter(state=SyncRun.State.RUNNING).values_list("project", flat=True))
-    latest_failures: dict[int, SyncRun] = {}
-    for run in runs.filter(state=SyncRun.State.FAILED).order_by("-finished_at")[:50]:
-        latest_failures.setdefault(run.project_id, run)
-    rows = []
-    for p in shown:
-        failure = latest_failures.get(p.pk)
-        if failure and synced.get(p.pk) and failure.finished_at <= synced[p.pk]:
-            failure = None  # a success came after it
-        rows.append(
-            ProjectFreshness(
-                project=p,
-                last_synced=synced.get(p.pk),
-                sync_running=p.pk in running,
-                failed_at=failure.finished_at if failure else None,
-                error=failure.error if failure else "",
-            )
+    synced, running, failed = {}, set(), {}
+    for row in latest:
+        if row["state"] == SyncRun.State.SUCCEEDED:
+            synced[row["project"]] = row["at"]
+        elif row["state"] == SyncRun.State.RUNNING:
+            running.add(row["project"])
+        elif row["state"] == SyncRun.State.FAILED:
+            failed[row["project"]] = row["at"]
+    # A failure counts until a success comes after it.
+    failing = [pk for pk, at in failed.items() if at and (not synced.get(pk) or at > synced[pk])]
+    errors = {}
+    if failing:
+        runs = SyncRun.objects.filter(project__in=failing, state=SyncRun.State.FAILED)
+        for run in runs.order_by("-finished_at")[: len(failing) * 5]:
+            errors.setdefault(run.project_id, run.error)
+    rows = [
+        ProjectFreshness(
+            project=p,
+            last_synced=synced.get(p.pk),
+            sync_running=p.pk in running,
+            failed_at=failed[p.pk] if p.pk in failing else None,
+            error=errors.get(p.pk, ""),
         )
+        for p in shown
+    ]
     times = [r.last_synced for r in rows]
     return {
         "last_synced": None if not times or None in times else min(times),

@@ -7,6 +7,7 @@ row and its history, marked not configured: pages still show what happened there
 new can be sent to it.
 """
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from dashboard.cloud import limits
@@ -31,12 +32,13 @@ def rows() -> list[Project]:
     """
     configs = configured()
     names = [c.name for c in configs]
-    found = {p.name: p for p in Project.objects.filter(name__in=names)}
+    found = {p.name: p for p in Project.objects.all()}  # a handful of rows
     for config in configs:
         if config.name not in found or _differs(found[config.name], config):
             found[config.name] = _upsert(config)
-    if Project.objects.filter(configured=True).exclude(name__in=names).exists():
-        Project.objects.filter(configured=True).exclude(name__in=names).update(configured=False)
+    dropped = [p.pk for p in found.values() if p.configured and p.name not in names]
+    if dropped:
+        Project.objects.filter(pk__in=dropped).update(configured=False)
     return [found[name] for name in names]
 
 
@@ -78,6 +80,23 @@ def cloud_contact(project: Project) -> limits.Contact | None:
     if config is None:
         return None
     return limits.contact("" if config.legacy else config.name)
+
+
+DEFAULT_QUEUE = "default"
+
+
+def queue_for(project: Project | int | None) -> str:
+    """The task queue of a project's syncs and rollouts: each configured project of a file has
+    its own, served by its own worker thread, so a project whose cloud is slow or refuses the
+    key holds up no other. The single-project configuration keeps the default queue."""
+    if project is None or not settings.CLOUD_PROJECTS:
+        return DEFAULT_QUEUE
+    return f"project-{project if isinstance(project, int) else project.pk}"
+
+
+def queues() -> list[str]:
+    """Every queue a worker serves: the default one, then one per configured project."""
+    return [DEFAULT_QUEUE, *dict.fromkeys(queue_for(p) for p in rows())]
 
 
 def several() -> bool:

@@ -162,6 +162,8 @@ WHITENOISE_USE_FINDERS = DEBUG
 TASKS = {
     "default": {
         "BACKEND": env_str("TASKS_BACKEND", "django_tasks_db.DatabaseBackend"),
+        # Any queue: each configured project has its own (dashboard.projects.queue_for).
+        "QUEUES": [],
     }
 }
 

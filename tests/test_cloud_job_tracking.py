@@ -39,7 +39,7 @@ def _drifted_pair(cloud_client) -> tuple[list[Server], Image]:
                 group_id=group_id, drift=True, frozen=False, job_status="SUCCESS"
             ).order_by("name")[:2]
         )
-        image = Image.objects.get(pk=found[0].group.image_id) if found else None
+        image = Image.objects.get(id=found[0].group.image_id) if found else None
         if len(found) == 2 and image is not None and image.image_type == "private":
             return found, image
     raise AssertionError("the test fleet has no two drifted servers in one group")

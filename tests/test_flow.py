@@ -403,7 +403,7 @@ def test_revert_names_images_lets_you_pick_and_warns_of_drift(synced, operator_c
     html = page.content.decode()
     from dashboard.models import Image
 
-    assert Image.objects.get(pk=old_image).name in html
+    assert Image.objects.get(id=old_image).name in html
     assert 'id="revert-drift"' in html and "re-creates drift" in html
     response = operator_client.post(
         f"/rollouts/{rollout.pk}/revert/", {"picked": "1", "server": [servers[0].id]}
@@ -413,7 +413,7 @@ def test_revert_names_images_lets_you_pick_and_warns_of_drift(synced, operator_c
     assert plan.kind == Rollout.Kind.REVERT
     assert list(plan.servers.values_list("server_id", flat=True)) == [servers[0].id]
     row = plan.servers.get()
-    assert row.to_image_name == Image.objects.get(pk=old_image).name
+    assert row.to_image_name == Image.objects.get(id=old_image).name
     if row.verdict == "change":
         assert any(w["code"] == "drift" for w in row.warnings)
     nothing = operator_client.post(f"/rollouts/{rollout.pk}/revert/", {"picked": "1"})

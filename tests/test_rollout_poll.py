@@ -137,7 +137,7 @@ def start_job(sim, cloud_client) -> Server:
 
     inventory.sync_now(client=cloud_client)
     server = Server.objects.filter(drift=True, frozen=False, job_status="SUCCESS").first()
-    image = Image.objects.get(pk=server.group.image_id)
+    image = Image.objects.get(id=server.group.image_id)
     target = ChangeTarget(image.id, image.image_type, image.os_type, image.product_code)
     result = cloud_client.batch_change_image([server.id], target)
     assert result.items[0].accepted

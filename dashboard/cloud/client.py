@@ -460,7 +460,7 @@ class CloudClient:
         with _projects_lock:
             if key in _projects:
                 return _projects[key]
-        variable = "HUAWEICLOUD_SDK_PROJECT_ID"
+        variable = "HUAWEICLOUD_SDK_PROJECT_ID (or project_id in CLOUD_PROJECTS_FILE)"
         try:
             body = self._get("KeystoneListProjects", f"{cfg.iam_endpoint}/v3/projects",
                              [("name", cfg.region)])  # fmt: skip

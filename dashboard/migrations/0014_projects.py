@@ -8,10 +8,11 @@ Their table is rebuilt (copied row by row) rather than altered, which both datab
 
 import django.db.models.deletion
 from django.conf import settings
-
-import dashboard.models
+from django.core.management.color import no_style
 from django.db import migrations, models
 from django.db.models import Q
+
+import dashboard.models
 
 IMAGE_FIELDS = (
     "id",
@@ -58,6 +59,14 @@ def move_into_default_project(apps, schema_editor):
             New.objects.bulk_create(batch)
             batch = []
     New.objects.bulk_create(batch)
+
+
+def count_figures_rows_on(apps, schema_editor):
+    """Migration 0010 wrote the figures row with an explicit id 1, which PostgreSQL's sequence
+    never saw: the next project's row would take id 1 again. Move the sequence past it."""
+    figures = apps.get_model("dashboard", "InventoryFigures")
+    for sql in schema_editor.connection.ops.sequence_reset_sql(no_style(), [figures]):
+        schema_editor.execute(sql)
 
 
 def back_to_one_project(apps, schema_editor):
@@ -159,6 +168,7 @@ class Migration(migrations.Migration):
             options={"ordering": ["name"]},
         ),
         migrations.RunPython(move_into_default_project, back_to_one_project),
+        migrations.RunPython(count_figures_rows_on, migrations.RunPython.noop),
         migrations.DeleteModel(name="Image"),
         migrations.RenameModel("ProjectImage", "Image"),
         migrations.AddConstraint(

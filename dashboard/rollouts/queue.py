@@ -17,6 +17,7 @@ from django.conf import settings
 from django.tasks import task
 from django.utils import timezone
 
+from dashboard import projects
 from dashboard.models import Rollout
 from dashboard.rollouts import engine
 
@@ -56,7 +57,7 @@ def _seconds(wait: timedelta | None) -> float | None:
 
 def enqueue_start(rollout_id: int, delay: timedelta | None = None) -> None:
     """Enqueue the start (now, or after `delay`). Call it once the transaction commits."""
-    job = start_rollout
+    job = start_rollout.using(queue_name=_queue(rollout_id))
     if delay is not None:
         job = job.using(run_after=timezone.now() + delay)
     job.enqueue(rollout_id)
@@ -75,8 +76,16 @@ def enqueue_tick(rollout_id: int, delay: float | None = None, token: str = "") -
     if not chains.update(refresh_token=new_token):
         return False
     wait = settings.ROLLOUT_REFRESH_SECONDS if delay is None else delay
-    job = tick_rollout
+    job = tick_rollout.using(queue_name=_queue(rollout_id))
     if wait > 0:
         job = job.using(run_after=timezone.now() + timedelta(seconds=wait))
     job.enqueue(rollout_id, new_token)
     return True
+
+
+def _queue(rollout_id: int) -> str:
+    """The rollout's project's queue (see projects.queue_for)."""
+    if not settings.CLOUD_PROJECTS:
+        return projects.DEFAULT_QUEUE
+    project_id = Rollout.objects.filter(pk=rollout_id).values_list("project_id", flat=True).first()
+    return projects.queue_for(project_id)

@@ -10,6 +10,7 @@ that was presumed dead and recovered from cannot overwrite the task's new run.
 
 import contextlib
 import logging
+import threading
 import time
 import traceback
 from datetime import timedelta
@@ -27,7 +28,7 @@ from django_tasks_db.compat import TaskContext, task_finished, task_started
 from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 
-from dashboard import audit, inventory, upstream
+from dashboard import audit, inventory, projects, upstream
 from dashboard.dbloss import lost_database
 from dashboard.heartbeat import (
     Heart,
@@ -44,6 +45,7 @@ RECONNECT_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0)  # seconds, then 10 s until the da
 MAX_CLAIMS = 10  # a task that lost its connection this often is marked failed instead
 PUT_BACK_DELAY_CAP = 30.0
 STOPPING_WRITE_ATTEMPTS = 3
+STOP_WAIT_SECONDS = 30.0  # a project thread's task in hand gets this long to finish at a stop
 
 
 def scheduled_duties() -> list:
@@ -73,6 +75,13 @@ def _reset_connections() -> None:
 
 
 class ResilientWorker(Worker):
+    companions: list["ResilientWorker"] = []  # the project threads a main loop stops with it
+
+    def shutdown(self, signum, frame) -> None:
+        for other in self.companions:
+            other.running = False  # they finish the task in hand; the main loop waits for them
+        super().shutdown(signum, frame)
+
     def run(self) -> None:
         failures = 0
         last_failure = 0.0
@@ -226,22 +235,39 @@ class Command(BaseCommand):
         heart.beat_now()  # before the first claim: every task we hold has a heartbeat row
         heart.start()
         self.stdout.write(f"worker {worker_id} started")
-        worker = ResilientWorker(
-            queue_names=["default"],
-            interval=interval,
-            batch=False,
-            backend_name="default",
-            startup_delay=True,
-            max_tasks=None,
-            worker_id=worker_id,
-            excluded_queue_names=[],
-        )
-        worker.configure_signals()
+        main, *others = [_worker(queue, interval, worker_id) for queue in projects.queues()]
+        # One thread per project queue beside the main loop (the default queue): a project whose
+        # cloud is slow or refuses the key keeps only its own thread busy.
+        threads = [
+            threading.Thread(target=w.run, name=f"worker-{w.queue_names[0]}", daemon=True)
+            for w in others
+        ]
+        main.companions = others
+        main.configure_signals()
+        for thread in threads:
+            thread.start()
         try:
-            worker.run()
+            main.run()
         finally:
+            for other in others:
+                other.running = False
+            for thread in threads:
+                thread.join(timeout=STOP_WAIT_SECONDS)
             heart.stop()
             # Without a database the beat goes stale instead; other workers recover our tasks.
             with contextlib.suppress(DatabaseError):
                 mark_stopped(worker_id)
             self.stdout.write(f"worker {worker_id} stopped")
+
+
+def _worker(queue: str, interval: float, worker_id: str) -> "ResilientWorker":
+    return ResilientWorker(
+        queue_names=[queue],
+        interval=interval,
+        batch=False,
+        backend_name="default",
+        startup_delay=True,
+        max_tasks=None,
+        worker_id=worker_id,
+        excluded_queue_names=[],
+    )

@@ -1,0 +1,105 @@
+"""Several projects sync on their own: each stores only its servers, and one whose key is
+refused fails its own run, says why, and holds up no other (over HTTP, one simulator serving
+two projects)."""
+
+import pytest
+
+from dashboard import inventory, projects
+from dashboard.cloud.projects import ProjectConfig
+from dashboard.models import Image, Server, ServerGroup, SyncRun
+from dashboard.simulator.state import SimProject
+
+BEIJING = SimProject(
+    project_id="b" * 32, region="cn-north-4", ak="BEIJINGACCESSKEY0001", sk="beijing-secret"
+)
+SINGAPORE = SimProject(
+    project_id="5" * 32,
+    region="ap-southeast-1",
+    ak="SINGAPOREACCESSKEY01",
+    sk="singapore-secret",
+    servers=12,
+)
+
+
+@pytest.fixture
+def two_projects(simulator_factory, settings, monkeypatch):
+    sim = simulator_factory(projects=(BEIJING, SINGAPORE))
+    settings.HUAWEICLOUD = {
+        **settings.HUAWEICLOUD,
+        **{f"{k}_ENDPOINT": sim.url for k in ("WORKSPACEAPP", "WORKSPACE", "IMS", "IAM")},
+        "RETRY_DEADLINE": 0.0,
+    }
+    settings.CLOUD_PROJECTS = (
+        ProjectConfig(
+            name="beijing",
+            region="cn-north-4",
+            project_id=BEIJING.project_id,
+            ak_env="T_BJ_AK",
+            sk_env="T_BJ_SK",
+        ),
+        # No project id: found through IAM by the region's name.
+        ProjectConfig(
+            name="singapore", region="ap-southeast-1", ak_env="T_SG_AK", sk_env="T_SG_SK"
+        ),
+    )
+    monkeypatch.setenv("T_BJ_AK", BEIJING.ak)
+    monkeypatch.setenv("T_BJ_SK", BEIJING.sk)
+    monkeypatch.setenv("T_SG_AK", SINGAPORE.ak)
+    monkeypatch.setenv("T_SG_SK", SINGAPORE.sk)
+    return sim
+
+
+@pytest.mark.django_db
+def test_each_project_syncs_its_own_fleet(two_projects):
+    beijing, singapore = projects.rows()
+
+    for project in (beijing, singapore):
+        run = inventory.sync_now(project=project)
+        assert run.state == SyncRun.State.SUCCEEDED, run.error
+
+    assert Server.objects.filter(project=beijing).count() == 24
+    assert Server.objects.filter(project=singapore).count() == 12
+    assert not set(ServerGroup.objects.filter(project=beijing).values_list("id", flat=True)) & set(
+        ServerGroup.objects.filter(project=singapore).values_list("id", flat=True)
+    )
+    assert Image.objects.filter(project=singapore).exists()
+    # A second sync of one project leaves the other's servers live.
+    inventory.sync_now(project=singapore)
+    assert Server.objects.filter(project=beijing, gone=False).count() == 24
+    figures = {p.name: inventory.fleet_figures(p).servers for p in (beijing, singapore)}
+    assert figures == {"beijing": 24, "singapore": 12}
+    assert inventory.fleet_figures().servers == 36
+
+
+@pytest.mark.django_db
+def test_a_refused_key_fails_its_own_project_only_and_pages_say_so(
+    two_projects, monkeypatch, viewer_client
+):
+    monkeypatch.setenv("T_SG_SK", "not-the-secret")
+    beijing, singapore = projects.rows()
+
+    refused = inventory.sync_now(project=singapore)
+    synced = inventory.sync_now(project=beijing)
+
+    assert refused.state == SyncRun.State.FAILED
+    assert refused.error  # the cloud's answer, kept for the pages
+    assert synced.state == SyncRun.State.SUCCEEDED
+    assert Server.objects.filter(project=beijing).count() == 24
+    assert not Server.objects.filter(project=singapore).exists()
+    [failing] = inventory.freshness()["failing_projects"]
+    assert failing.project == singapore and failing.error == refused.error
+
+    html = viewer_client.get("/").content.decode()
+    assert "signature mismatch" in html  # the overview names the failing project's reason
+
+
+@pytest.mark.django_db
+def test_syncs_of_two_projects_run_at_once_and_each_joins_only_its_own(two_projects):
+    beijing, singapore = projects.rows()
+    first, started_b = inventory.request_sync("manual", project=beijing)
+    second, started_s = inventory.request_sync("manual", project=singapore)
+    again, started_again = inventory.request_sync("manual", project=beijing)
+
+    assert started_b and started_s and not started_again
+    assert again.pk == first.pk and second.pk != first.pk
+    assert projects.queue_for(beijing) != projects.queue_for(singapore)
