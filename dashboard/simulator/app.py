@@ -1,7 +1,9 @@
 """The simulator as a WSGI app: routing, the gateway (faults, auth) and request recording.
 
 Every response carries X-Request-Id. Cloud paths pass through the fault knobs and the
-authentication check in that order, as a gateway would; /_sim/ paths skip both.
+authentication check in that order, as a gateway would; /_sim/ paths skip both. With several
+projects, a request is answered (faults, log, data) by the project its path names, else the
+one its credentials name; a project they cannot use is refused 403 after authentication.
 A dropped connection is signalled to the server through the environ key `DROP_KEY`.
 """
 
