@@ -330,7 +330,11 @@ class RolloutForm(forms.Form):
         self.max_servers = max_servers
         self.raw_ids = [i.strip() for i in server_ids if isinstance(i, str) and i.strip()]
         self.servers = planning.selected_servers(self.raw_ids, max_servers)
-        self.images = planning.image_map()
+        # Images are a project's own: a selection in one project chooses among that project's;
+        # one spanning several among the images every one of them has (a region's public
+        # image), besides each group's image.
+        self.projects = list(planning.by_project(self.servers))
+        self.images = planning.image_map(*self.projects)
         self.group_images = planning.group_images(self.servers)
         self.groups = sorted({s.group.name for s in self.servers if s.group})
         options = planning.target_options(self.servers, self.images)
@@ -363,7 +367,7 @@ class RolloutForm(forms.Form):
         cleaned = super().clean()
         for message in self.selection_errors():
             self.add_error(None, message)
-        if not self.options and not self.selection_errors():
+        if not self.options and not self.selection_errors() and len(self.projects) < 2:
             self.add_error(None, _("No image is compatible with any of the selected servers."))
         target = cleaned.get("target_image")
         if (
@@ -445,6 +449,8 @@ class RolloutForm(forms.Form):
         """
         data = self.cleaned_data
         split = planning.by_project(self.servers)
+        order = {pk: n for n, pk in enumerate(p.pk for p in projects.rows())}
+        split = dict(sorted(split.items(), key=lambda item: order.get(item[0], len(order))))
         plan_set = uuid.uuid4().hex if len(split) > 1 else ""
         per_group = data["target_image"] == planning.GROUP_IMAGES
         plans = []

@@ -14,7 +14,7 @@ from django.test import Client
 
 from dashboard.logscrub import OneLineFormatter
 
-pytest_plugins = ["tests.sim_fixtures", "tests.api_helpers"]
+pytest_plugins = ["tests.sim_fixtures", "tests.api_helpers", "tests.projects_fixtures"]
 
 VIEWER_GROUPS = ["dashboard-viewers"]
 OPERATOR_GROUPS = ["dashboard-operators"]

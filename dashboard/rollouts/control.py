@@ -207,7 +207,7 @@ def _plan_revert(rollout: Rollout, server_ids: list[str], *, by: str) -> Rollout
     rows = rollout.servers.filter(server_id__in=server_ids).exclude(previous_image_id="")
     previous = dict(rows.values_list("server_id", "previous_image_id"))
     servers = list(Server.objects.select_related("group").filter(id__in=list(previous)))
-    images = planning.image_map()
+    images = planning.image_map(rollout.project_id)
     targets = {
         s.id: images.get(previous[s.id])
         or Image(id=previous[s.id], name=previous[s.id], status="gone", synced_at=timezone.now())

@@ -50,13 +50,19 @@ class TargetOption:
         )
 
 
-def image_map(project_id: int | None = None) -> dict[str, Image]:
-    """Images by id: one project's, or every project's (an id two projects share is one image
-    as far as its facts go: the same public image of a region)."""
-    images = (
-        Image.objects.all() if project_id is None else Image.objects.filter(project_id=project_id)
-    )
-    return {i.id: i for i in images}
+def image_map(*project_ids: int) -> dict[str, Image]:
+    """Images by id: one project's; or, given several, the ids every one of them has (the same
+    public image of a region), as the first project's row; or, given none, every project's."""
+    if not project_ids:
+        return {i.id: i for i in Image.objects.all()}
+    rows = list(Image.objects.filter(project_id__in=project_ids))
+    if len(project_ids) == 1:
+        return {i.id: i for i in rows}
+    holders: dict[str, set[int]] = {}
+    for image in rows:
+        holders.setdefault(image.id, set()).add(image.project_id)
+    first = project_ids[0]
+    return {i.id: i for i in rows if i.project_id == first and holders[i.id] >= set(project_ids)}
 
 
 def by_project(servers: list[Server]) -> dict[int, list[Server]]:
@@ -585,7 +591,7 @@ def _stale_reasons(rollout: Rollout) -> list[str]:
     """Re-judge every planned server against the inventory as it is now."""
     rows = list(rollout.servers.all())
     servers = Server.objects.select_related("group").in_bulk([r.server_id for r in rows])
-    images = image_map()
+    images = image_map(rollout.project_id)
     busy = servers_in_active_rollouts(servers, exclude_rollout=rollout.pk)
     now = {
         r.server_id: verdicts([servers[r.server_id]], images.get(r.to_image_id), images, busy)[
@@ -625,9 +631,12 @@ def plan_again(
     None, and the errors say why, when the selection is refused."""
     max_servers = settings.ROLLOUT_MAX_SERVERS
     raw_ids = [i.strip() for i in server_ids if i.strip()]
-    servers = selected_servers(raw_ids, max_servers)
+    # Only the source's project: another project's server counts as unknown here.
+    servers = [
+        s for s in selected_servers(raw_ids, max_servers) if s.project_id == source.project_id
+    ]
     errors = selection_errors(raw_ids, servers, max_servers)
-    images = image_map()
+    images = image_map(source.project_id)
     target = images.get(source.target_image_id)
     targets = None
     if not source.target_image_id:

@@ -1,0 +1,85 @@
+"""Planning across projects through the pages: a rollout never spans projects, a selection
+that does becomes one plan per project shown together, and each offers only its images."""
+
+import pytest
+
+from dashboard import inventory, projects
+from dashboard.models import Image, Rollout, Server
+
+
+@pytest.fixture
+def synced(two_projects):
+    beijing, singapore = projects.rows()
+    for project in (beijing, singapore):
+        assert inventory.sync_now(project=project).state == "succeeded"
+    return beijing, singapore
+
+
+def _plan(client, server_ids: list[str], target: str = "group"):
+    return client.post(
+        "/rollouts/new/plan/",
+        {
+            "server": server_ids,
+            "target_image": target,
+            "reason": "CHG-42 monthly patch",
+            "preset": "standard",
+        },
+    )
+
+
+@pytest.mark.django_db
+def test_a_selection_in_two_projects_becomes_one_plan_per_project(synced, admin_client_sso):
+    beijing, singapore = synced
+    picked = [
+        *Server.objects.filter(project=beijing, drift=True).values_list("id", flat=True)[:3],
+        *Server.objects.filter(project=singapore, drift=True).values_list("id", flat=True)[:2],
+    ]
+
+    response = _plan(admin_client_sso, picked)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    plans = list(Rollout.objects.order_by("pk"))
+    assert [p.project for p in plans] == [beijing, singapore]
+    assert plans[0].plan_set and plans[0].plan_set == plans[1].plan_set
+    for plan in plans:
+        rows = plan.servers.all()
+        assert {Server.objects.get(pk=r.server_id).project_id for r in rows} == {plan.project_id}
+        # Each server goes to its own group's image, an image of its own project.
+        for row in rows.filter(verdict="change"):
+            assert Image.objects.filter(project=plan.project, id=row.to_image_id).exists()
+    page = admin_client_sso.get(response["Location"]).content.decode()
+    assert f"/rollouts/new/{plans[1].pk}/" in page  # the sibling plan is shown beside it
+
+
+@pytest.mark.django_db
+def test_a_selection_in_one_project_is_offered_only_that_projects_images(synced, admin_client_sso):
+    beijing, singapore = synced
+    picked = list(Server.objects.filter(project=singapore).values_list("id", flat=True)[:3])
+    form_page = admin_client_sso.get("/rollouts/new/", {"server": picked})
+    html = form_page.content.decode()
+    beijing_only = set(Image.objects.filter(project=beijing).values_list("id", flat=True)) - set(
+        Image.objects.filter(project=singapore).values_list("id", flat=True)
+    )
+    assert beijing_only
+    assert not any(f'value="{image_id}"' in html for image_id in beijing_only)
+    # Naming another project's image anyway is refused, and nothing is stored.
+    response = _plan(admin_client_sso, picked, target=sorted(beijing_only)[0])
+    assert response.status_code == 400
+    assert not Rollout.objects.exists()
+
+
+@pytest.mark.django_db
+def test_one_image_for_servers_of_two_projects_needs_it_in_both(synced, admin_client_sso):
+    beijing, singapore = synced
+    picked = [
+        Server.objects.filter(project=beijing).values_list("id", flat=True)[0],
+        Server.objects.filter(project=singapore).values_list("id", flat=True)[0],
+    ]
+    image = Image.objects.filter(project=beijing).exclude(
+        id__in=Image.objects.filter(project=singapore).values("id")
+    )[0]
+
+    response = _plan(admin_client_sso, picked, target=image.id)
+
+    assert response.status_code == 400
+    assert not Rollout.objects.exists()
