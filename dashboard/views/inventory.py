@@ -40,7 +40,9 @@ class ProjectChoice:
     """What a page's `?project=` chose."""
 
     project: Project | None  # None: every project
-    unknown: str  # a name no configured project has: the page shows every project, saying so
+    # A name no configured project has (cut to a name's length): the page shows every
+    # project and says so.
+    unknown: str
     several: bool  # more than one project configured: project columns and the switcher
     params: QueryDict  # the request's query, an unknown project left out
 
@@ -57,7 +59,7 @@ def chosen_project(request: HttpRequest) -> ProjectChoice:
     if choice is None:
         name = request.GET.get("project", "")
         project = projects.by_name(name) if name else None
-        unknown = name if name and project is None else ""
+        unknown = name[:63] if name and project is None else ""
         params = request.GET.copy()
         if unknown:
             params.pop("project")
