@@ -23,7 +23,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from dashboard.logscrub import REDACTED, is_secret_name, scrub
-from dashboard.models import AuditEvent, RefusalWindow, Rollout
+from dashboard.models import AuditEvent, Project, RefusalWindow, Rollout
 from dashboard.netaddr import client_address
 
 log = logging.getLogger("dashboard.audit")
@@ -74,13 +74,15 @@ def record(
     target: str = "",
     rollout: Rollout | int | None = None,
     actor: str | None = None,
+    project: Project | int | str | None = None,
     **details: Any,
 ) -> AuditEvent:
     """Append one audit event and return it.
 
     `action` is a dotted verb such as "rollout.confirm"; `outcome` is "ok", "refused" or
     "error"; `target` names what was acted on; `rollout` links the event to a rollout (object
-    or id); `details` are any JSON-able facts (scrubbed of secrets). Actor, groups and client
+    or id) and to its project (`project` names one for events without a rollout); `details`
+    are any JSON-able facts (scrubbed of secrets). Actor, groups and client
     address come from the request's SSO identity unless `actor` is given (for work done by a
     worker on someone's behalf, pass `actor=rollout.created_by` and no request).
 
@@ -90,6 +92,9 @@ def record(
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown audit outcome {outcome!r}")
     request_actor, groups = _actor_of(request_or_none)
+    project_id = _project_id(project, rollout)
+    if isinstance(project, str):
+        details["project"] = project  # as the caller named it, beside the link
     event = AuditEvent.objects.create(
         actor=_text(actor if actor is not None else request_actor)[:150],
         groups=[_text(group)[:200] for group in groups[:100]],
@@ -98,6 +103,7 @@ def record(
         outcome=outcome,
         target=_text(str(target))[:255],
         rollout_id=rollout.pk if isinstance(rollout, Rollout) else rollout,
+        project_id=project_id,
         details=_clean(details),
     )
     log.info(
@@ -109,6 +115,22 @@ def record(
         event.rollout_id or "-",
     )
     return event
+
+
+def _project_id(project: Project | int | str | None, rollout: Rollout | int | None) -> int | None:
+    """The project an event touched: the one named (a row, an id or a name), else the
+    rollout's."""
+    if isinstance(project, Project):
+        return project.pk
+    if isinstance(project, int):
+        return project
+    if isinstance(project, str):
+        return Project.objects.filter(name=project).values_list("pk", flat=True).first()
+    if isinstance(rollout, Rollout):
+        return rollout.project_id
+    if rollout is not None:
+        return Rollout.objects.filter(pk=rollout).values_list("project_id", flat=True).first()
+    return None
 
 
 def record_for_rollout(rollout: Rollout, action: str, *, outcome: str = OK, **details: Any):

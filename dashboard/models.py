@@ -213,6 +213,12 @@ class Server(models.Model):
             models.Index(
                 fields=["name", "id"], condition=Q(gone=False), name="server_live_by_name"
             ),
+            # … and within one project (?project=).
+            models.Index(
+                fields=["project", "name", "id"],
+                condition=Q(gone=False),
+                name="server_live_by_project_name",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -351,6 +351,31 @@ def test_refresh_of_every_project_syncs_each(operator_client, fleet):
     assert AuditEvent.objects.filter(action="sync.request").count() == 2
 
 
+def test_refresh_names_its_project_in_the_audit(operator_client, fleet):
+    operator_client.post("/inventory/sync/", {"project": "singapore", "next": "/"})
+    [event] = AuditEvent.objects.filter(action="sync.request")
+    assert event.project.name == "singapore"
+
+
+def test_a_project_operator_refreshes_only_the_projects_they_operate(sso_client, fleet, settings):
+    settings.CLOUD_PROJECTS = (
+        BEIJING,
+        ProjectConfig(
+            name="singapore",
+            region="ap-southeast-3",
+            ak_env="X",
+            sk_env="Y",
+            operator_groups=("ops-singapore",),
+        ),
+    )
+    person = sso_client("sam", ["dashboard-viewers", "ops-singapore"])
+
+    assert person.post("/inventory/sync/", {"project": "beijing"}).status_code == 403
+    assert running() == []
+    assert person.post("/inventory/sync/", {"next": "/"}).status_code == 302
+    assert running() == ["singapore"]  # every project sam operates, and only those
+
+
 def test_the_htmx_badge_polls_the_status_of_its_project(operator_client, fleet):
     response = operator_client.post(
         "/inventory/sync/", {"project": "singapore"}, HTTP_HX_REQUEST="true"

@@ -41,11 +41,6 @@ BETA = ProjectConfig(
     sk_env="BETA_SK",
     operator_groups=("ops-beta",),
 )
-# planning.approve asks roles.can_approve about the author's name, not the rollout, so only a
-# global approver passes its four-eyes check there; it must pass the rollout.
-APPROVE_NEEDS_THE_ROLLOUT = pytest.mark.xfail(
-    strict=True, reason="planning.approve passes rollout.created_by to can_approve"
-)
 
 
 @pytest.fixture
@@ -223,7 +218,6 @@ def test_the_approve_button_shows_only_to_an_approver_of_the_rollouts_project(fl
     assert refusals(code="role.missing", project="beta", required_role="approver").exists()
 
 
-@APPROVE_NEEDS_THE_ROLLOUT
 def test_an_approver_of_a_project_approves_its_rollouts(fleet, sso_client):
     lead = sso_client("lee.lead", ["leads-alpha"])
     mine = a_rollout(fleet, "alpha", "awaiting_approval")

@@ -281,11 +281,6 @@ def two_projects(settings, db) -> dict:
 
 # Every row about one rollout, each method it declares (the API has its own walk with JSON
 # bodies and tokens: tests/test_project_roles.py).
-# planning.approve still asks roles.can_approve about the author's name, not the rollout, so
-# only a global approver passes its four-eyes check; it must pass the rollout.
-APPROVE_NEEDS_THE_ROLLOUT = pytest.mark.xfail(
-    strict=True, reason="planning.approve passes rollout.created_by to can_approve"
-)
 ROLLOUT_CASES = [
     pytest.param(
         name,
@@ -293,9 +288,6 @@ ROLLOUT_CASES = [
         role,
         project,
         id=f"{name}-{method}-{role}-in-{project}",
-        marks=[APPROVE_NEEDS_THE_ROLLOUT]
-        if (name, role, project) == ("rollout-approve", "approver", "alpha")
-        else [],
     )
     for name, row in URLS.items()
     if not name.startswith("api")

@@ -171,7 +171,7 @@ def run_check(
     """Probe the cloud with the current settings. Never raises for a cloud failure."""
     clock = now or (lambda: datetime.now(UTC))
     try:
-        config = from_settings()
+        config = client.config if client is not None else from_settings()
     except ImproperlyConfigured as error:  # a region without the service, say
         region = settings.HUAWEICLOUD.get("REGION", "")
         return Report(region=region, endpoints={}, auth_mode="unknown", problem=str(error))
@@ -216,7 +216,7 @@ def _project(client: CloudClient) -> tuple[Probe | None, str, str]:
     """(the probe of how the project was found, when it took a call; its id; its source)."""
     configured = client.config.project_id
     if configured:
-        return None, configured, _("configured (%(name)s)") % {"name": "HUAWEICLOUD_SDK_PROJECT_ID"}
+        return None, configured, _("configured")
     token = client.auth_mode.startswith("IAM token")
     api, purpose = (
         ("KeystoneCreateUserTokenByPassword", _("sign in as the IAM user"))

@@ -688,7 +688,7 @@ def approve(rollout_id: int, approved_by: str, *, request: HttpRequest | None = 
     """
     rollout = Rollout.objects.get(pk=rollout_id)
     if request is not None:
-        second_person = can_approve(request, rollout.created_by)
+        second_person = can_approve(request, rollout)
     else:
         second_person = approved_by.casefold() != rollout.created_by.casefold()
     if not second_person:

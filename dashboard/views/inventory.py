@@ -29,7 +29,7 @@ from dashboard.models import (
     ServerGroup,
     SyncRun,
 )
-from dashboard.roles import OPERATOR, VIEWER, require_role
+from dashboard.roles import OPERATOR, VIEWER, projects_with, require_in, require_role
 from dashboard.rollouts import selection as selections
 
 PAGE_SIZE = 50
@@ -261,11 +261,24 @@ def sync(request: HttpRequest) -> HttpResponse:
     project = projects.by_name(request.POST.get("project", ""))
     who = request.user.username
     if project is not None:
+        require_in(request, OPERATOR, project)
         requested = [inventory.request_sync("manual", who, project)]
     else:
-        requested = inventory.request_syncs("manual", who)
+        # Every project the person operates (all of them with the global role).
+        mine = projects_with(request, OPERATOR)
+        requested = [
+            inventory.request_sync("manual", who, p)
+            for p in projects.rows()
+            if mine is None or p.name in mine
+        ]
     for run, started in requested:
-        audit.record(request, "sync.request", target=f"sync #{run.pk}", joined=not started)
+        audit.record(
+            request,
+            "sync.request",
+            target=f"sync #{run.pk}",
+            project=run.project_id,
+            joined=not started,
+        )
     if request.htmx:
         return _freshness_badge(request, freshness_of(project))
     if any(started for _run, started in requested):

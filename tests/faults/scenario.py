@@ -60,7 +60,8 @@ class Scenario:
 
     def wait_first_wave_sent(self) -> int:
         """Until the canary's servers are all accepted (their jobs run until the clock moves)."""
-        canary = self.rollout.servers.filter(verdict="change", wave=0).count()
+        canary = self.rollout.servers.filter(verdict="change", wave=1).count()
+        assert canary, "the plan has no first wave to wait for"
         wait_for(lambda: self.rows("waiting", "running") >= canary, 90, "the canary to be sent")
         return canary
 
