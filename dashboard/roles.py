@@ -121,18 +121,13 @@ def _username(request: HttpRequest) -> str:
     return user.get_username() if user is not None and user.is_authenticated else ""
 
 
-def can_approve(request: HttpRequest, rollout: "Rollout | str") -> bool:
+def can_approve(request: HttpRequest, rollout: "Rollout") -> bool:
     """Approver (or admin) in the rollout's project, and not the person who submitted it:
-    four eyes. `rollout` is the Rollout (its `project` and `created_by` count); given only
-    the author's name, no project is known and only a global approver qualifies."""
+    four eyes."""
     username = _username(request)
-    if isinstance(rollout, str):
-        project, author = None, rollout
-    else:
-        project, author = rollout.project, rollout.created_by
-    if not username or not has_role(request, APPROVER, project):
+    if not username or not has_role(request, APPROVER, rollout.project):
         return False
-    return username.casefold() != (author or "").casefold()
+    return username.casefold() != (rollout.created_by or "").casefold()
 
 
 def refuse(

@@ -196,7 +196,7 @@ def test_acting_on_another_projects_rollout_is_refused_and_audited(fleet, alpha_
     assert response.status_code == 403
     assert Rollout.objects.get(pk=theirs.pk).state == "running"
     event = refusals(code="role.missing", project="beta").get()
-    assert (event.actor, event.rollout_id) == ("ann.alpha", theirs.pk)
+    assert (event.actor, event.rollout_id, event.project.name) == ("ann.alpha", theirs.pk, "beta")
     mine = a_rollout(fleet, "alpha")
     assert alpha_operator.post(f"/rollouts/{mine.pk}/pause/").status_code == 302
     assert Rollout.objects.get(pk=mine.pk).state == "paused"

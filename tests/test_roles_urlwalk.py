@@ -282,13 +282,7 @@ def two_projects(settings, db) -> dict:
 # Every row about one rollout, each method it declares (the API has its own walk with JSON
 # bodies and tokens: tests/test_project_roles.py).
 ROLLOUT_CASES = [
-    pytest.param(
-        name,
-        method,
-        role,
-        project,
-        id=f"{name}-{method}-{role}-in-{project}",
-    )
+    pytest.param(name, method, role, project, id=f"{name}-{method}-{role}-in-{project}")
     for name, row in URLS.items()
     if not name.startswith("api")
     for method, declared in (("GET", row.get), ("POST", row.post))
@@ -324,6 +318,7 @@ def test_a_project_role_acts_only_in_its_project(
     if declared[ROLES.index(role)] != 403:
         # Their role would do it in alpha: refused for beta, and the audit says so.
         assert (event.details["project"], event.details["required_role"]) == (project, role)
+        assert event.project.name == project  # the trail filters by it
     else:
         assert "project" not in event.details  # a role they hold nowhere
 
