@@ -8,7 +8,8 @@ scoped to a project lists only that project's rows (auth.visible).
 
 from typing import Any
 
-from django.db.models import F, QuerySet
+from django.db.models import CharField, F, QuerySet, Value
+from django.db.models.functions import Concat
 from django.http import HttpRequest
 from ninja import Query, Router
 
@@ -88,7 +89,10 @@ def list_images(
     limit: int = Limit,
 ):
     rows = listed(request, Image.objects.filter(gone=False), project)
-    rows = rows.annotate(sort_key=F("name"))
+    # A region's public image has one id in every project: name and project make the key
+    # unique with the id, so a page boundary between two projects' rows loses neither.
+    by_name_then_project = Concat("name", Value("\x1f"), "project__name", output_field=CharField())
+    rows = rows.annotate(sort_key=by_name_then_project)
     return page(rows, BY_NAME, cursor, limit)
 
 
