@@ -458,3 +458,24 @@ def test_the_connection_check_of_an_unknown_project_checks_the_default_and_says_
     assert response.status_code == 200
     assert response.context["checked"].name == "beijing"
     assert "No project is called “mars”: checking Beijing offices" in text(response)
+
+
+def test_rows_offer_planning_only_in_projects_the_person_operates(sso_client, fleet, settings):
+    settings.CLOUD_PROJECTS = (
+        BEIJING,
+        ProjectConfig(
+            name="singapore",
+            region="ap-southeast-3",
+            ak_env="X",
+            sk_env="Y",
+            operator_groups=("ops-singapore",),
+        ),
+    )
+    person = sso_client("sam", ["dashboard-viewers", "ops-singapore"])
+
+    groups = person.get("/groups/").content.decode()
+    assert "/rollouts/new/?group=g-sg" in groups
+    assert "/rollouts/new/?group=g-bj" not in groups
+    servers = person.get("/servers/").content.decode()
+    assert 'name="server" value="sg-1"' in servers
+    assert 'name="server" value="bj-1"' not in servers

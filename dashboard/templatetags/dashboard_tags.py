@@ -9,11 +9,18 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext, pgettext_lazy
 
 from dashboard.models import Image, Rollout, RolloutServer, RolloutWave
-from dashboard.roles import ROLE_LABELS
+from dashboard.roles import OPERATOR, ROLE_LABELS, has_role
 from dashboard.templatetags.relative_time import relative_time
 
 register = template.Library()
 register.filter("relative_time", relative_time, is_safe=True)
+
+
+@register.filter
+def operates_in(request, project) -> bool:
+    """Whether the person operates `project` (their global role, or the project's own group):
+    what a row's "Update this group" and selection boxes are offered by."""
+    return request is not None and project is not None and has_role(request, OPERATOR, project)
 
 
 @register.filter
