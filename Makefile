@@ -69,13 +69,15 @@ bench: $(VENV)/.dev
 	$(PY) -m bench $(BENCH_ARGS)
 
 # Refresh docs/screenshots/ on purpose (tests write theirs under var/): the rollout page at
-# 1440 and 390 px wide, from the browser test that drives a real rollout, and in Simplified
-# Chinese at 1440 px (Chinese text needs a CJK font: apt-get install fonts-noto-cjk).
+# 1440 and 390 px wide, from the browser test that drives a real rollout, in Simplified
+# Chinese at 1440 px (Chinese text needs a CJK font: apt-get install fonts-noto-cjk), and the
+# overview of two projects.
 screenshots: $(VENV)/.dev
 	@mkdir -p var
 	@DEBUG=1 $(PY) manage.py compiletranslations >/dev/null
 	SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(PY) -m pytest -q -p no:cacheprovider \
-		tests/browser/test_rollout_flow.py tests/browser/test_zh_hans.py
+		tests/browser/test_rollout_flow.py tests/browser/test_zh_hans.py \
+		tests/browser/test_project_pages.py::test_the_pages_show_the_project_column_and_the_failing_project
 
 clean:
 	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache

@@ -12,7 +12,7 @@ from dashboard import inventory, projects
 from dashboard.cloud.projects import ProjectConfig
 from dashboard.models import Server, SyncRun
 from dashboard.simulator.state import SimProject
-from tests.browser.conftest import DESKTOP, PHONE, serious_violations
+from tests.browser.conftest import ARTIFACTS, DESKTOP, PHONE, serious_violations
 from tests.browser.test_pages import sideways
 from tests.sim_fixtures import cloud_settings
 
@@ -110,6 +110,9 @@ def test_the_pages_show_the_project_column_and_the_failing_project(dashboard, br
     row = page.locator('tr[data-project="singapore"]')
     expect(row).to_contain_text("sync failed")
     expect(row).to_contain_text("APIGW.0301")
+    # The README's picture of two projects (`make screenshots` writes it to docs/screenshots/).
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "projects.png"), full_page=False)
 
 
 def test_the_switcher_works_by_keyboard_and_keeps_the_filters(dashboard, browser_page):
