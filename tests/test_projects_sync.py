@@ -62,3 +62,24 @@ def test_syncs_of_two_projects_run_at_once_and_each_joins_only_its_own(two_proje
     assert started_b and started_s and not started_again
     assert again.pk == first.pk and second.pk != first.pk
     assert projects.queue_for(beijing) != projects.queue_for(singapore)
+
+
+@pytest.mark.django_db
+def test_cloudcheck_checks_every_project_and_fails_if_one_is_not_ready(
+    two_projects, monkeypatch, capsys
+):
+    from django.core.management import call_command
+
+    call_command("cloudcheck")
+    out = capsys.readouterr().out
+    assert "== project beijing (cn-north-4)" in out and "== project singapore" in out
+    assert out.count("\nREADY") == 2
+
+    monkeypatch.setenv("T_SG_SK", "not-the-secret")
+    with pytest.raises(SystemExit) as exited:
+        call_command("cloudcheck")
+    assert exited.value.code == 1
+    assert "NOT READY" in capsys.readouterr().out
+    call_command("cloudcheck", project="beijing")  # the other one alone is ready
+    out = capsys.readouterr().out
+    assert "singapore" not in out and "READY" in out

@@ -2,18 +2,43 @@
 
 import sys
 
-from django.core.management.base import BaseCommand
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError
 
 from dashboard.cloud.check import Report, run_check
+from dashboard.cloud.client import get_client
+from dashboard.cloud.projects import configured
 
 
 class Command(BaseCommand):
-    help = "Check the cloud settings, credentials and permissions with read-only probes."
+    help = (
+        "Check the cloud settings, credentials and permissions with read-only probes: every "
+        "configured project, or the one --project names. Exit 0 only when all are ready."
+    )
 
-    def handle(self, *args, **options) -> None:
-        report = run_check()
-        self.stdout.write(render(report))
-        if not report.ok:
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--project", default="", help="Check only this project (its name).")
+
+    def handle(self, *args, project: str = "", **options) -> None:
+        chosen = configured()
+        if project:
+            chosen = tuple(p for p in chosen if p.name == project)
+            if not chosen:
+                names = ", ".join(p.name for p in configured())
+                raise CommandError(f"No project is called {project!r} (configured: {names}).")
+        ready = True
+        for config in chosen:
+            if len(configured()) > 1:
+                self.stdout.write(f"== project {config.name} ({config.region})\n")
+            try:
+                report = run_check(get_client(config))
+            except (ImproperlyConfigured, ValueError) as error:  # no endpoint, no credentials
+                self.stdout.write(f"PROBLEM         {error}\nNOT READY\n")
+                ready = False
+                continue
+            self.stdout.write(render(report))
+            ready = ready and report.ok
+        if not ready:
             sys.exit(1)
 
 
