@@ -83,3 +83,16 @@ def test_cloudcheck_checks_every_project_and_fails_if_one_is_not_ready(
     call_command("cloudcheck", project="beijing")  # the other one alone is ready
     out = capsys.readouterr().out
     assert "singapore" not in out and "READY" in out
+
+
+@pytest.mark.django_db
+def test_the_sync_command_syncs_every_project_and_names_the_one_that_failed(
+    two_projects, monkeypatch, capsys
+):
+    from django.core.management import CommandError, call_command
+
+    monkeypatch.setenv("T_BJ_SK", "not-the-secret")
+    with pytest.raises(CommandError, match="beijing: sync #"):
+        call_command("sync_inventory")
+    assert "singapore: sync #" in capsys.readouterr().out  # synced after beijing failed
+    assert Server.objects.filter(project__name="singapore").count() == 12
