@@ -79,6 +79,12 @@ def test_a_good_file_lists_its_projects_in_order(tmp_path):
             1,
             "not hold a secret",
         ),
+        (  # an access key pasted where the variable's name belongs
+            '[[project]]\nname = "a"\nregion = "cn-north-4"\nak_env = "HPUAQ4ZP7XK2M9LWN3RT"\n'
+            'sk_env = "Y"\n',
+            1,
+            "not hold a secret",
+        ),
         (
             '[[project]]\nname = "a"\nregion = "cn-north-4"\nak_env = "X"\nsk_env = "Y"\n'
             'project_id = "nope"\n',

@@ -21,6 +21,7 @@ project named after HUAWEICLOUD_REGION. This module reads no Django settings at 
 and touches no database: settings.py calls `load()` once, `configured()` at use time.
 """
 
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -179,7 +180,7 @@ def _project(table: dict) -> ProjectConfig:
         raise ValueError("project_id must be 32 lowercase hexadecimal characters")
     credentials = {key: _text(table, key) for key in CREDENTIALS}
     for key, value in credentials.items():
-        if value and not ENV_NAME.match(value):
+        if value and (not ENV_NAME.match(value) or _looks_like_a_key(value)):
             raise ValueError(
                 f"{key} must name an environment variable (letters, digits, '_'), not hold a secret"
             )
@@ -195,6 +196,19 @@ def _project(table: dict) -> ProjectConfig:
         endpoints=_endpoints(table.get("endpoints", {})),
         **credentials,
         **{key: _groups(table, key) for key in GROUP_LISTS},
+    )
+
+
+def _looks_like_a_key(value: str) -> bool:
+    """An access key (20 characters) or a secret key (40) pasted where a variable's name
+    belongs: long, with digits, without the underscores variable names have, and no such
+    variable set. A variable really called so still works once it is set."""
+    return (
+        len(value) >= 16
+        and "_" not in value
+        and any(c.isdigit() for c in value)
+        and value not in os.environ
+        and f"{value}_FILE" not in os.environ
     )
 
 
