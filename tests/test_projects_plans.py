@@ -83,3 +83,26 @@ def test_one_image_for_servers_of_two_projects_needs_it_in_both(synced, admin_cl
 
     assert response.status_code == 400
     assert not Rollout.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_rollout_of_a_project_no_longer_configured_waits_and_says_why(
+    synced, admin_client_sso, settings
+):
+    from dashboard.rollouts import engine, lifecycle
+
+    beijing, singapore = synced
+    picked = list(Server.objects.filter(project=singapore, drift=True).values_list("id", flat=True))
+    _plan(admin_client_sso, picked)
+    rollout = Rollout.objects.get()
+    lifecycle.transition(rollout, "confirm")
+    settings.CLOUD_PROJECTS = settings.CLOUD_PROJECTS[:1]  # singapore dropped from the file
+
+    step = engine.begin(rollout.pk)
+
+    rollout.refresh_from_db()
+    assert step.state == "queued" and step.retry_in is not None  # waits; nothing sent
+    assert "no longer configured" in rollout.cloud_error
+    assert rollout.cloud_unreachable_since is not None
+    page = admin_client_sso.get(f"/rollouts/{rollout.pk}/").content.decode()
+    assert "no longer configured" in page

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -46,7 +47,9 @@ def begin(rollout_id: int, client=None, *, sleep: Callable[[float], None] = time
     """queued → running when the schedule and the session threshold allow, then the first
     tick (so a rollout of one wave without user handling is sent at once)."""
     rollout = Rollout.objects.select_related("project").get(pk=rollout_id)
-    client = client or projects.client_for(rollout.project)
+    client = client or _client(rollout)
+    if client is None:
+        return Step(rollout.state, timedelta(seconds=backoff(rollout)))
     if rollout.state == Rollout.State.QUEUED:
         try:
             wait = _start_blocker(rollout, client)
@@ -103,7 +106,9 @@ def step(
     rollout = Rollout.objects.select_related("project").get(pk=rollout_id)
     if rollout.is_final or (token and rollout.refresh_token != token):
         return Step(rollout.state)  # finished, or this chain was replaced by a newer one
-    client = client or projects.client_for(rollout.project)
+    client = client or _client(rollout)
+    if client is None:
+        return Step(rollout.state, timedelta(seconds=backoff(rollout)))
     trouble = refresh.track(rollout, client)
     rollout.refresh_from_db()
     if rollout.state == Rollout.State.RUNNING:
@@ -118,6 +123,20 @@ def step(
     state = refresh.finish_if_done(rollout)
     _note_cloud(rollout, trouble)
     return Step(state, next_tick_in(rollout, trouble))
+
+
+def _client(rollout: Rollout):
+    """The rollout's project's client; None (said on the rollout's page, the chain waiting)
+    when the project is no longer configured or its client cannot be built (no credentials,
+    a region without the service), until the configuration is put right."""
+    try:
+        return projects.client_for(rollout.project)
+    except (projects.NotConfigured, ImproperlyConfigured, ValueError) as exc:
+        log.warning("rollout %s: no cloud client for its project: %s", rollout.pk, exc)
+        _note_cloud(
+            rollout, CloudError(None, error_code="PROJECT_NOT_CONFIGURED", message=str(exc))
+        )
+        return None
 
 
 def _note_cloud(rollout: Rollout, trouble: CloudError | None) -> None:
