@@ -1,14 +1,17 @@
-"""The numbers on the rollout page and in the exports: counts per state, progress, elapsed and
-remaining time, and the honest outcome ("Completed with 4 failed", "Cancelled after 3 of 8").
+"""The numbers on the rollout and plan pages and in the exports: counts per state, progress,
+elapsed and remaining time, the honest outcome ("Completed with 4 failed", "Cancelled after 3
+of 8"), and the same counts per wave and per group.
 
 Only servers whose change finished (succeeded or failed) count as done: skipped and cancelled
-servers were never changed.
+servers were never changed. Every function here is a fixed number of aggregate queries, so the
+pages cost the same at 50 rows as at 5,000; the rows themselves are paged by the views.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
+from urllib.parse import urlencode
 
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -16,6 +19,8 @@ from django.utils.translation import ngettext
 from dashboard.models import Rollout, RolloutServer
 
 DONE = ("succeeded", "failed")
+# Rows that need someone: the change failed or its outcome is unknown (and blocked rows).
+PROBLEM_STATES = ("failed", "unknown")
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,12 @@ class Summary:
     slow: int
     unverified: int
     outcome: str
+    blocked: int = 0  # rows the plan blocked (skipped once the rollout runs)
+
+    @property
+    def problems(self) -> int:
+        """Rows that need someone: failed, outcome unknown, or blocked by the plan."""
+        return sum(self.counts.get(s, 0) for s in PROBLEM_STATES) + self.blocked
 
     @property
     def percent(self) -> int:
@@ -49,6 +60,7 @@ def summary(rollout: Rollout) -> Summary:
         slow=Count("id", filter=Q(slow=True, state__in=RolloutServer.ACTIVE_STATES)),
         unverified=Count("id", filter=Q(state="succeeded", verified=False)),
         to_change=Count("id", filter=Q(verdict="change") & ~Q(state="skipped")),
+        blocked=Count("id", filter=Q(verdict=RolloutServer.Verdict.BLOCKED)),
     )
     done = sum(counts.get(s, 0) for s in DONE)
     end = rollout.finished_at or timezone.now()
@@ -66,6 +78,7 @@ def summary(rollout: Rollout) -> Summary:
         remaining=remaining,
         slow=flags["slow"],
         unverified=flags["unverified"],
+        blocked=flags["blocked"],
         outcome=outcome(rollout.state, done, flags["to_change"], counts.get("failed", 0)),
     )
 
@@ -90,3 +103,134 @@ def outcome(state: str, done: int, to_change: int, failed: int) -> str:
         "%(done)d of %(total)d servers done",
         to_change,
     ) % {"done": done, "total": to_change}
+
+
+def problems_q() -> Q:
+    """The rows the pages call problems (blocked rows are skipped once the rollout runs)."""
+    return Q(state__in=PROBLEM_STATES) | Q(verdict=RolloutServer.Verdict.BLOCKED)
+
+
+@dataclass
+class Tally:
+    """The rows of one wave or one group, counted by state (rollout) or verdict (plan)."""
+
+    kind: str  # "wave" or "group": the page filter that lists these rows
+    key: int | str
+    counts: dict[str, int] = field(default_factory=dict)
+    blocked: int = 0  # rows the plan blocked, whatever their state now
+
+    @property
+    def scope(self) -> str:
+        """The query that lists these rows on the rollout page ("wave=2", "group=office")."""
+        return urlencode({self.kind: self.key})
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def done(self) -> int:
+        return sum(self.counts.get(s, 0) for s in DONE)
+
+    @property
+    def problems(self) -> int:
+        return sum(self.counts.get(s, 0) for s in PROBLEM_STATES) + self.blocked
+
+    def parts(self) -> list[tuple[str, str]]:
+        """The tally in words, each with the row state that lists those rows ("" when they
+        are in several states): "48 succeeded", "2 failed", "10 in progress", "3 not changed"."""
+        n = self.counts.get
+        busy = sum(n(s, 0) for s in RolloutServer.ACTIVE_STATES if s != "unknown")
+        left = self.total - self.done - busy - n("unknown", 0)
+        found = [
+            (n("succeeded", 0), _("%(n)d succeeded"), "succeeded"),
+            (n("failed", 0), _("%(n)d failed"), "failed"),
+            (n("unknown", 0), _("%(n)d outcome unknown"), "unknown"),
+            (busy, _("%(n)d in progress"), ""),
+            (left, _("%(n)d not changed"), ""),
+        ]
+        return [(words % {"n": count}, state) for count, words, state in found if count]
+
+
+KINDS = {"wave": "wave", "group_name": "group"}
+
+
+def by_wave(rollout: Rollout) -> dict[int, Tally]:
+    """Wave number → its rows by state (wave 0: rows in no wave, skipped or blocked). One
+    query."""
+    return _tallies(rollout, "wave", "state")
+
+
+def by_group(rollout: Rollout, column: str = "state") -> list[Tally]:
+    """Each group's rows by state (or, `column="verdict"`, by verdict), by group name. One
+    query."""
+    return sorted(_tallies(rollout, "group_name", column).values(), key=lambda t: t.key)
+
+
+def _tallies(rollout: Rollout, key: str, column: str) -> dict:
+    """The rollout's rows counted in the database per `key` and `column` (and verdict, so
+    that blocked rows are known once they are skipped)."""
+    fields = [key, column] if column == "verdict" else [key, column, "verdict"]
+    counted = rollout.servers.values_list(*fields).annotate(n=Count("id")).order_by()
+    found: dict = {}
+    for row in counted:
+        tally = found.setdefault(row[0], Tally(KINDS[key], row[0]))
+        tally.counts[row[1]] = tally.counts.get(row[1], 0) + row[-1]
+        if row[-2] == RolloutServer.Verdict.BLOCKED:
+            tally.blocked += row[-1]
+    return found
+
+
+@dataclass(frozen=True)
+class PlanFigures:
+    """What a plan would do, whatever its size: verdicts, sessions, API calls, and per group
+    the images its changing servers come from and go to."""
+
+    counts: dict[str, int]  # verdict → rows
+    sessions: int  # user sessions on the servers that change
+    calls: int  # batch-change-image calls of at most 50 servers
+    groups: list["GroupChange"]
+
+
+@dataclass
+class GroupChange:
+    """What a plan does to one group: from which images to which, and how many servers."""
+
+    name: str
+    to_images: set[str]
+    from_images: set[str]
+    change: int = 0
+    skip: int = 0
+    blocked: int = 0
+
+
+def plan_figures(rollout: Rollout) -> PlanFigures:
+    """Two aggregate queries."""
+    combos = (
+        rollout.servers.values_list(
+            "group_name", "verdict", "from_image_name", "from_image_id", "to_image_name",
+            "to_image_id",
+        )
+        .annotate(n=Count("id"))
+        .order_by()
+    )  # fmt: skip
+    groups: dict[str, GroupChange] = {}
+    counts = {v: 0 for v in RolloutServer.Verdict.values}
+    for name, verdict, from_name, from_id, to_name, to_id, n in combos:
+        group = groups.setdefault(name, GroupChange(name, set(), set()))
+        setattr(group, verdict, getattr(group, verdict) + n)
+        counts[verdict] = counts.get(verdict, 0) + n
+        if verdict == RolloutServer.Verdict.CHANGE:
+            group.to_images.add(to_name or to_id)
+            group.from_images.add(from_name or from_id)
+    change = Q(verdict=RolloutServer.Verdict.CHANGE)
+    totals = rollout.servers.aggregate(
+        sessions=Sum("session_count", filter=change, default=0),
+        calls=Count("chunk", distinct=True, filter=Q(chunk__gt=0)),
+    )
+    return PlanFigures(
+        counts=counts,
+        sessions=totals["sessions"],
+        calls=totals["calls"],
+        groups=sorted(groups.values(), key=lambda g: g.name),
+    )
