@@ -13,14 +13,17 @@ project of the selected servers; a selection spanning projects becomes one plan 
 import csv
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import BadRequest, PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Case, Count, Q, When
+from django.db.models import Count, Q, Subquery
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -44,7 +47,7 @@ from dashboard.roles import (
     require_in,
     require_role,
 )
-from dashboard.rollouts import control, engine, lifecycle, planning, signoff
+from dashboard.rollouts import control, engine, lifecycle, planning, progress, signoff
 from dashboard.rollouts import selection as selections
 from dashboard.rollouts.progress import summary
 from dashboard.views.inventory import chosen_project
@@ -265,43 +268,222 @@ def _get_rollout_to_act_on(request: HttpRequest, rollout_id: int, role: str) -> 
     return rollout
 
 
+# ---- rows, a page at a time ----------------------------------------------------------------
+# A rollout of 5,000 servers is read through its figures (per state or verdict, per wave, per
+# group) and one page of rows a filter chooses. Pages run in plan order (by group, then name:
+# the order rows are stored in, so by id) and page by id: `?after=<id>`, `?before=<id>` or
+# `?last=1`, each an index range whatever the page's depth.
+
+PAGE_SIZE = 100
+PROBLEMS = "problems"  # failed, unknown or blocked rows (progress.problems_q)
+
+
+@dataclass(frozen=True)
+class RowFilter:
+    """Which rows a page lists: `?state=` (a row state, or `problems`; the rollout page),
+    `?verdict=` (the plan page), `?wave=` (a wave's number) and `?group=` (a group's name).
+    A value that names nothing is left out, so an old or edited link still shows rows."""
+
+    state: str = ""
+    verdict: str = ""
+    wave: int | None = None
+    group: str = ""
+
+    @classmethod
+    def of(cls, query: QueryDict, *, plan: bool) -> "RowFilter":
+        state, verdict, wave = (query.get(k, "") for k in ("state", "verdict", "wave"))
+        if plan or state not in (PROBLEMS, *RolloutServer.State.values):
+            state = ""
+        return cls(
+            state=state,
+            verdict=verdict if plan and verdict in RolloutServer.Verdict.values else "",
+            wave=int(wave) if wave.isdigit() and len(wave) < 7 else None,
+            group=query.get("group", "")[:255],
+        )
+
+    def rows(self, rollout: Rollout):
+        rows = rollout.servers.all()
+        if self.state == PROBLEMS:
+            rows = rows.filter(progress.problems_q())
+        elif self.state:
+            rows = rows.filter(state=self.state)
+        if self.verdict:
+            rows = rows.filter(verdict=self.verdict)
+        if self.wave is not None:
+            rows = rows.filter(wave=self.wave)
+        if self.group:
+            rows = rows.filter(group_name=self.group)
+        return rows
+
+    @property
+    def active(self) -> bool:
+        return bool(self.state or self.verdict or self.group) or self.wave is not None
+
+    @property
+    def query(self) -> str:
+        """The filter as a query string, for page links ("" when it chooses nothing)."""
+        pairs = [("state", self.state), ("verdict", self.verdict), ("group", self.group)]
+        pairs.append(("wave", "" if self.wave is None else str(self.wave)))
+        return urlencode([(k, v) for k, v in pairs if v])
+
+
+@dataclass(frozen=True)
+class RowPage:
+    """One page of a rollout's rows, where it sits among the rows the filter matches, and
+    the links to the pages around it."""
+
+    rows: list[RolloutServer]
+    total: int  # rows the filter matches
+    start: int  # position of the first row shown, from 1 (0: none shown)
+    filter: RowFilter
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.rows) - 1 if self.rows else 0
+
+    @property
+    def has_previous(self) -> bool:
+        return self.start > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.end < self.total
+
+    @property
+    def has_other_pages(self) -> bool:
+        return self.has_previous or self.has_next
+
+    def _link(self, cursor: str = "") -> str:
+        query = "&".join(part for part in (self.filter.query, cursor) if part)
+        return f"?{query}"
+
+    @property
+    def first_link(self) -> str:
+        return self._link()
+
+    @property
+    def previous_link(self) -> str:
+        return self._link(f"before={self.rows[0].pk}") if self.rows else self._link()
+
+    @property
+    def next_link(self) -> str:
+        return self._link(f"after={self.rows[-1].pk}") if self.rows else self._link()
+
+    @property
+    def last_link(self) -> str:
+        return self._link("last=1")
+
+    @property
+    def polled(self) -> str:
+        """The rows shown, for the poller: it asks only about these (ids, runs as a-b)."""
+        return encode_ids([r.pk for r in self.rows])
+
+
+def page_of_rows(shown: RowFilter, rollout: Rollout, query: QueryDict) -> RowPage:
+    """The page of the rows `shown` matches that `query` points at (`after`, `before`,
+    `last`; none: the first). Two queries: the page, and its position and total."""
+    rows = shown.rows(rollout)
+    after, before = _row_id(query.get("after")), _row_id(query.get("before"))
+    if after is not None:
+        found = list(rows.filter(pk__gt=after).order_by("pk")[:PAGE_SIZE])
+    elif before is not None:
+        found = list(rows.filter(pk__lt=before).order_by("-pk")[:PAGE_SIZE])[::-1]
+    elif query.get("last"):
+        found = list(rows.order_by("-pk")[:PAGE_SIZE])[::-1]
+    else:
+        found = None
+    if not found or (before is not None and len(found) < PAGE_SIZE):
+        # The first page; also where a link past either end (or a short page before) leads.
+        found = list(rows.order_by("pk")[:PAGE_SIZE])
+    if not found:
+        return RowPage([], rows.count(), 0, shown)
+    place = rows.aggregate(total=Count("pk"), before=Count("pk", filter=Q(pk__lt=found[0].pk)))
+    return RowPage(found, place["total"], place["before"] + 1, shown)
+
+
+# A selection may span hundreds of small groups: the tables show this many, the groups with
+# problems first, and the Group filter offers every one.
+GROUPS_SHOWN = 50
+
+
+def some_groups(groups: list, problems: Callable[[Any], int]) -> tuple[list, int]:
+    """(the groups a table shows, how many it leaves out), by name unless some are left out."""
+    if len(groups) <= GROUPS_SHOWN:
+        return groups, 0
+    shown = sorted(groups, key=lambda g: problems(g) == 0)[:GROUPS_SHOWN]
+    return shown, len(groups) - GROUPS_SHOWN
+
+
+def _row_id(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() and len(value) < 19 else None
+
+
+def encode_ids(ids: list[int]) -> str:
+    """[3, 4, 5, 9] → "3-5,9": a page's rows in a short query value."""
+    runs: list[list[int]] = []
+    for i in sorted(ids):
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return ",".join(f"{a}-{b}" if a != b else str(a) for a, b in runs)
+
+
+def decode_ids(text: str) -> list[int] | None:
+    """The ids `encode_ids` wrote, or None when `text` is not such a value or names more rows
+    than a page holds."""
+    ids: list[int] = []
+    for piece in text.split(",") if text else []:
+        low, dash, high = piece.partition("-")
+        if _row_id(low) is None or (dash and _row_id(high) is None):
+            return None
+        first, last = int(low), int(high or low)
+        if last < first or len(ids) + last - first >= PAGE_SIZE:
+            return None
+        ids.extend(range(first, last + 1))
+    return ids
+
+
 @require_GET
 @require_role(VIEWER)
 def plan_detail(request: HttpRequest, rollout_id: int) -> HttpResponse:
-    """The plan as stored. Once confirmed (or discarded by a confirm elsewhere) it redirects
-    to the rollout, so the browser's Back never shows a live Confirm for a started rollout."""
+    """The plan as stored: its figures per verdict and per group first, then its rows a page
+    at a time (`?verdict=`, `?wave=`, `?group=`; blocked rows one link away). Once confirmed
+    (or discarded by a confirm elsewhere) it redirects to the rollout, so the browser's Back
+    never shows a live Confirm for a started rollout."""
     rollout = _get_rollout_for_user(request, rollout_id)
     if rollout.state not in (Rollout.State.PLANNED, Rollout.State.DISCARDED):
         return redirect("rollout-detail", rollout.pk)
-    rows = list(rollout.servers.all())
-    counts = {v: sum(1 for r in rows if r.verdict == v) for v in RolloutServer.Verdict.values}
-    chunks = sorted({r.chunk for r in rows if r.chunk})
-    # Blocked rows first when the list is cut: they are what the operator must read.
-    shown = rows if len(rows) <= ROWS_SHOWN else sorted(rows, key=lambda r: r.verdict != "blocked")
+    shown = RowFilter.of(request.GET, plan=True)
+    page = page_of_rows(shown, rollout, request.GET)
+    figures = progress.plan_figures(rollout)
+    per_group, groups_more = some_groups(figures.groups, _blocked)
     context = {
         "rollout": rollout,
-        "rows": shown[:ROWS_SHOWN],
-        "rows_total": len(rows),
-        "counts": counts,
-        "chunks": [(c, sum(1 for r in rows if r.chunk == c)) for c in chunks],
-        "sessions": sum(r.session_count for r in rows if r.verdict == RolloutServer.Verdict.CHANGE),
+        "page": page,
+        "rows": page.rows,
+        "counts": figures.counts,
+        "calls": figures.calls,
+        "sessions": figures.sessions,
+        "groups": figures.groups,
+        "per_group": per_group,
+        "groups_more": groups_more,
+        "waves": list(rollout.waves.all()),
         "allowed": lifecycle.allowed(rollout),
         "confirm_token": planning.confirm_token(rollout),
         "expires_at": planning.plan_expires_at(rollout),
         "budget": engine.budget_text(rollout.failure_budget),
-        "events": list(rollout.events.all()[:50]),
-        "per_group": _per_group(rows),
+        "last_event": rollout.events.first(),
         "can_operate_this": has_role(request, OPERATOR, rollout.project),
         "plan_set": _plan_set(request, rollout),
     }
-    response = render(request, "rollouts/plan.html", context)
+    template = "rollouts/plan.html"
+    if request.htmx and not request.htmx.boosted:
+        template += "#plan-servers-swap"
+    response = render(request, template, context)
     add_never_cache_headers(response)
     patch_cache_control(response, no_store=True)
     return response
-
-
-# A page of thousands of rows is slow to draw and to read; the exports hold every row.
-ROWS_SHOWN = 500
 
 
 @dataclass(frozen=True)
@@ -335,29 +517,6 @@ def _plan_set(request: HttpRequest, rollout: Rollout) -> list[SiblingPlan]:
         )
         for p in plans
     ]
-
-
-@dataclass
-class GroupChange:
-    """What a plan does to one group: from which images to which, and how many servers."""
-
-    name: str
-    to_images: set[str]
-    from_images: set[str]
-    change: int = 0
-    skip: int = 0
-    blocked: int = 0
-
-
-def _per_group(rows: list[RolloutServer]) -> list[GroupChange]:
-    groups: dict[str, GroupChange] = {}
-    for row in rows:
-        group = groups.setdefault(row.group_name, GroupChange(row.group_name, set(), set()))
-        setattr(group, row.verdict, getattr(group, row.verdict) + 1)
-        if row.verdict == RolloutServer.Verdict.CHANGE:
-            group.to_images.add(row.to_image_name or row.to_image_id)
-            group.from_images.add(row.from_image_name or row.from_image_id)
-    return sorted(groups.values(), key=lambda g: g.name)
 
 
 @require_POST
@@ -435,28 +594,73 @@ def replan(request: HttpRequest, rollout_id: int) -> HttpResponse:
 @require_GET
 @require_role(VIEWER)
 def detail(request: HttpRequest, rollout_id: int) -> HttpResponse:
+    """The rollout as it runs: its summary first (outcome, controls, waves, counts per state
+    and per group, the timeline), then one page of its rows (`?state=`, `?wave=`, `?group=`;
+    the problems one link away). The poller asks only about the rows of that page.
+
+    An htmx request (the rows' filters and page links) gets the rows and, beside them, a
+    fresh summary and poller, so every part of the page speaks of the same moment.
+    """
     rollout = _get_rollout_for_user(request, rollout_id)
-    if rollout.state in (Rollout.State.PLANNED,):
+    if rollout.state == Rollout.State.PLANNED:
         return redirect("rollout-plan", rollout.pk)
-    rows = rollout.servers.all()
-    total = rows.count()
-    if total > ROWS_SHOWN:
-        # Failed, unknown and busy rows first: the ones that need someone.
-        attention = Case(
-            When(state__in=["failed", "unknown", *RolloutServer.ACTIVE_STATES], then=0), default=1
-        )
-        rows = rows.annotate(attention=attention).order_by("attention", "chunk", "server_name")
+    page = page_of_rows(RowFilter.of(request.GET, plan=False), rollout, request.GET)
+    now = timezone.now()
+    totals = summary(rollout)
+    groups = progress.by_group(rollout)
+    events = list(rollout.events.all()[: TIMELINE_LENGTH + 1])
     context = {
         "rollout": rollout,
-        "rows": rows[:ROWS_SHOWN],
-        "rows_total": total,
-        "summary": summary(rollout),
-        "since": timezone.now().isoformat(),
+        "page": page,
+        "rows": page.rows,
+        "summary": totals,
+        **_groups(groups),
+        "group_names": [g.key for g in groups if g.key],
+        "state_choices": RolloutServer.State.choices,
         "derived": rollout.derived.all(),
         "demo": _demo_identities(request),
-        **_live_context(request, rollout),
+        **_timeline(events, whole=True),
+        "poll_query": _poll_query(now, page.polled, _newest(events)),
+        **_live_context(request, rollout, totals),
     }
-    return render(request, "rollouts/detail.html", context)
+    template = "rollouts/detail.html"
+    if request.htmx and not request.htmx.boosted:
+        context["polling"] = True
+        template += "#rollout-servers-swap"
+    return render(request, template, context)
+
+
+def _groups(groups: list[progress.Tally]) -> dict:
+    """The per-group table's context: it is sent (again) because some row moved."""
+    shown, more = some_groups(groups, lambda g: g.problems)
+    return {"groups": shown, "groups_more": more, "groups_moved": True}
+
+
+def _blocked(group: progress.GroupChange) -> int:
+    return group.blocked
+
+
+def _timeline(events: list, *, whole: bool) -> dict:
+    """The timeline's events (newest first) and whether the page replaces its timeline
+    (`whole`) or adds them at its top."""
+    return {
+        "events": events[:TIMELINE_LENGTH],
+        "more_events": len(events) > TIMELINE_LENGTH,
+        "whole_timeline": whole,
+    }
+
+
+def _newest(events: list) -> int:
+    return max((e.pk for e in events), default=0)
+
+
+def _poll_query(now: datetime, rows: str | None, event: int) -> str:
+    """The poller's query: the answer's time, the rows the page shows (None: the first
+    page's), the newest event it has."""
+    pairs = [("since", now.isoformat()), ("event", str(event))]
+    if rows is not None:
+        pairs.append(("rows", rows))
+    return urlencode(pairs, safe=",")
 
 
 def _demo_identities(request: HttpRequest) -> dict | None:
@@ -474,26 +678,33 @@ def _demo_identities(request: HttpRequest) -> dict | None:
     }
 
 
-def _live_context(request: HttpRequest, rollout: Rollout) -> dict:
-    """What the live part of the page needs besides the rows: controls, waves, budget."""
+def _live_context(request: HttpRequest, rollout: Rollout, totals: progress.Summary) -> dict:
+    """What the live part of the page needs besides the rows and the timeline: controls,
+    waves (each with its rows counted by state), budget."""
     allowed = lifecycle.allowed(rollout)
+    tallies = progress.by_wave(rollout)
+    failed = totals.counts.get(RolloutServer.State.FAILED, 0)
+    waves = [
+        (wave, tallies.get(wave.number) or progress.Tally("wave", wave.number))
+        for wave in rollout.waves.all()
+    ]
     return {
         "allowed": allowed,
         "can_operate_this": has_role(request, OPERATOR, rollout.project),
         "can_approve_this": "approve" in allowed and can_approve(request, rollout),
-        "waves": list(rollout.waves.all()),
-        "events": list(rollout.events.all()[:TIMELINE_LENGTH]),
-        "budget_used": _budget_used(rollout),
+        "waves": waves,
+        "budget_used": max(0, failed - rollout.budget_base),
         "budget": engine.budget_text(rollout.failure_budget),
         "resume_choices": RESUME_LABELS,
         "signoff_pending": signoff.pending(rollout),
-        "revertable": rollout.servers.filter(state="succeeded")
-        .exclude(previous_image_id="")
-        .exists(),
+        "revertable": bool(totals.counts.get(RolloutServer.State.SUCCEEDED))
+        and rollout.servers.filter(state="succeeded").exclude(previous_image_id="").exists(),
     }
 
 
-TIMELINE_LENGTH = 200  # newest first; the JSON export carries every event
+# Newest first. A wave adds about six events, so a rollout of many small waves has hundreds:
+# the page shows the latest, the JSON export carries every one.
+TIMELINE_LENGTH = 50
 
 RESUME_LABELS = [
     ("continue", gettext_lazy("Continue with the next waves")),
@@ -502,35 +713,53 @@ RESUME_LABELS = [
 ]
 
 
-def _budget_used(rollout: Rollout) -> int:
-    failed = rollout.servers.filter(state=RolloutServer.State.FAILED).count()
-    return max(0, failed - rollout.budget_base)
-
-
 @require_GET
 @require_role(VIEWER)
 def poll(request: HttpRequest, rollout_id: int) -> HttpResponse:
-    """The live part of the rollout page: only rows changed since the last poll.
+    """The live part of the rollout page: what changed since the last poll, and only that.
 
-    Reads the database only, in a fixed number of queries. Answers 204 when nothing changed
-    and 286 (stop polling) once the rollout is final.
+    `since` is the last answer's time, `rows` the rows the page shows (`encode_ids`; without
+    it, the first page's), `event` the newest timeline event the page has. Reads the database
+    only, in a fixed number of queries whatever the size: 204 when nothing changed; else the
+    summary (the per-group counts only when some row moved), the page's rows that moved (never
+    a row the page does not show) and the new events; 286 (stop polling) once the rollout is
+    final, with nothing more.
     """
     rollout = _get_rollout_for_user(request, rollout_id)
     since = _parse_since(request.GET.get("since"))
+    shown = decode_ids(request.GET.get("rows", ""))
+    if shown is None:
+        raise BadRequest(_("The rows to poll are not a page's rows."))
+    seen = _int(request.GET.get("event"))
     now = timezone.now()
-    changed = list(rollout.servers.filter(updated_at__gte=since)) if since else []
     final = rollout.is_final
-    if not changed and since and rollout.updated_at < since and not final:
+    moved = since is None or rollout.servers.filter(updated_at__gte=since).exists()
+    if not moved and rollout.updated_at < since and not final:
         return HttpResponse(status=204)
+    changed = []
+    if since is not None and moved:
+        if "rows" in request.GET:
+            on_page = Q(pk__in=shown)
+        else:
+            on_page = Q(pk__in=Subquery(rollout.servers.order_by("pk").values("pk")[:PAGE_SIZE]))
+        changed = list(rollout.servers.filter(on_page, updated_at__gte=since))
+    if seen:
+        events = list(rollout.events.filter(pk__gt=seen)[:TIMELINE_LENGTH])
+    else:
+        events = list(rollout.events.all()[: TIMELINE_LENGTH + 1])
+    totals = summary(rollout)
+    rows = encode_ids(shown) if "rows" in request.GET else None
     context = {
         "rollout": rollout,
         "changed": changed,
-        "summary": summary(rollout),
-        "since": now.isoformat(),
+        "summary": totals,
         "polling": True,
-        **_live_context(request, rollout),
+        **(_groups(progress.by_group(rollout)) if moved else {"groups_moved": False}),
+        **_timeline(events, whole=not seen),
+        "poll_query": _poll_query(now, rows, max(seen, _newest(events))),
+        **_live_context(request, rollout, totals),
     }
-    response = render(request, "rollouts/detail.html#rollout-live", context)
+    response = render(request, "rollouts/detail.html#rollout-poll", context)
     if final:
         response.status_code = HttpResponseStopPolling.status_code
     return response
