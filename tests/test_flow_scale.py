@@ -99,7 +99,7 @@ def test_five_thousand_servers_are_planned_and_confirmed_by_selection_id(fleet, 
     assert plan_page.status_code == 200
     # The page counts all of them per group and shows one page of rows, saying where it is.
     assert len(plan_page.context["rows"]) == 100
-    assert f"Servers 1–100 of {FLEET}" in plan_page.text and "after=" in plan_page.text
+    assert f"Servers 1\u2013100 of {FLEET}" in plan_page.text and "after=" in plan_page.text
     assert plan_page.context["per_group"][0].change == FLEET
     response = confirm_from_page(operator_client, rollout)
     assert response.status_code == 302
@@ -108,7 +108,7 @@ def test_five_thousand_servers_are_planned_and_confirmed_by_selection_id(fleet, 
     assert rollout.servers.filter(state=RolloutServer.State.PENDING).count() == FLEET
     confirmed = time.monotonic()
     page = operator_client.get(f"/rollouts/{rollout.pk}/")
-    assert page.status_code == 200 and f"Servers 1–100 of {FLEET}" in page.text
+    assert page.status_code == 200 and f"Servers 1\u2013100 of {FLEET}" in page.text
     assert page.text.count('id="row-') == 100
     shown = time.monotonic()
     print(

@@ -32,7 +32,7 @@ from django.utils.cache import add_never_cache_headers, patch_cache_control
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext, pgettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseStopPolling
+from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
 from dashboard import audit
 from dashboard.exports import safe_cell
@@ -453,6 +453,8 @@ def plan_detail(request: HttpRequest, rollout_id: int) -> HttpResponse:
     never shows a live Confirm for a started rollout."""
     rollout = _get_rollout_for_user(request, rollout_id)
     if rollout.state not in (Rollout.State.PLANNED, Rollout.State.DISCARDED):
+        if request.htmx:  # the rows' links of a page left open: go to the rollout, whole
+            return HttpResponseClientRedirect(reverse("rollout-detail", args=[rollout.pk]))
         return redirect("rollout-detail", rollout.pk)
     shown = RowFilter.of(request.GET, plan=True)
     page = page_of_rows(shown, rollout, request.GET)
