@@ -31,7 +31,9 @@ GROUP_SIZE = 40
 def fleet(n: int) -> None:
     """n Windows servers in groups of 40, all to go to img-new; 1 in 25 frozen (blocked) and
     1 in 50 already on img-new (skip). Of 250: 235 change (waves of 2, 59, 59, 59 and 56),
-    5 skip, 10 blocked."""
+    5 skip, 10 blocked. Made once: a second plan is of the same servers."""
+    if Image.objects.filter(id="img-new").exists():
+        return
     now = timezone.now()
     facts = {"os_type": "Windows", "architecture": "x86", "status": "active", "synced_at": now}
     Image.objects.create(id="img-old", name="win-2026.10", **facts)
