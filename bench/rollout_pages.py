@@ -249,7 +249,7 @@ def row_ids(page: bytes) -> list[int]:
 
 def figure(report: Report, name: str, timed: tuple[float, int, bytes], bound: str) -> None:
     median, queries, body = timed
-    rows = body.count(b'<tr id="row-')
+    rows = body.count(b'<tr id="row-') + body.count(b"<tr data-verdict=")  # rollout, plan
     report.figure(
         name,
         f"{ms(median)}, {len(body) / 1024:.1f} KiB, {queries} queries, {rows} server rows",
