@@ -23,7 +23,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import BadRequest, PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Count, Q, Subquery
+from django.db.models import Count, Q, QuerySet, Subquery
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -301,7 +301,7 @@ class RowFilter:
             group=query.get("group", "")[:255],
         )
 
-    def rows(self, rollout: Rollout):
+    def rows(self, rollout: Rollout) -> QuerySet[RolloutServer]:
         rows = rollout.servers.all()
         if self.state == PROBLEMS:
             rows = rows.filter(progress.problems_q())
@@ -348,10 +348,6 @@ class RowPage:
     @property
     def has_next(self) -> bool:
         return self.end < self.total
-
-    @property
-    def has_other_pages(self) -> bool:
-        return self.has_previous or self.has_next
 
     def _link(self, cursor: str = "") -> str:
         query = "&".join(part for part in (self.filter.query, cursor) if part)
@@ -606,8 +602,8 @@ def detail(request: HttpRequest, rollout_id: int) -> HttpResponse:
     rollout = _get_rollout_for_user(request, rollout_id)
     if rollout.state == Rollout.State.PLANNED:
         return redirect("rollout-plan", rollout.pk)
+    now = timezone.now()  # before any row is read: the poller then misses no change
     page = page_of_rows(RowFilter.of(request.GET, plan=False), rollout, request.GET)
-    now = timezone.now()
     totals = summary(rollout)
     groups = progress.by_group(rollout)
     events = list(rollout.events.all()[: TIMELINE_LENGTH + 1])
