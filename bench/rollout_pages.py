@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SQLITE_PATH = ROOT / "var" / f"bench-rollout-pages-{os.getpid()}.sqlite3"
 PAGE_BOUND = "<= 150 ms, <= 150 KiB, one page of rows (<= 100)"  # first renders
 QUIET_BOUND = "<= 50 ms, 204 and no body"  # a poll in which nothing moved
-MOVED_BOUND = "<= 50 ms, only the rows that moved on the page"
+MOVED_BOUND = "only the rows that moved on the page"  # issue 17 sets no time for these
 FINAL_BOUND = "<= 50 ms, <= 20 KiB, no rows"  # the final poll when nothing moved
 GROUP_SIZE = 100
 
