@@ -9,14 +9,10 @@ read the database only.
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterator
 from datetime import timedelta
-from functools import reduce
-from operator import or_
 
 from django.conf import settings
-from django.db import connection
-from django.db.models import Case, F, Q, Value, When
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -27,6 +23,7 @@ from dashboard.models import Rollout, RolloutServer, WorkerHeartbeat
 from dashboard.rollouts import lifecycle
 from dashboard.rollouts.maintenance import leave_maintenance
 from dashboard.rollouts.reread import reread_servers
+from dashboard.rollouts.rowwrite import write_rows
 from dashboard.rollouts.send import claimant
 
 log = logging.getLogger(__name__)
@@ -132,8 +129,8 @@ def reconcile_grace(rollout: Rollout) -> timedelta:
 
 def _track(rollout: Rollout, rows: list[RolloutServer], client) -> CloudError | None:
     """Write only the rows whose state moved, so the live page sends only those, in one
-    statement whatever their number (_write_moved). One row's failed job lookup does not stop
-    the others."""
+    statement whatever their number (rowwrite.write_rows). One row's failed job lookup does
+    not stop the others."""
     now = timezone.now()
     fresh = reread_servers(client, rows)
     grace = reconcile_grace(rollout)
@@ -160,7 +157,7 @@ def _track(rollout: Rollout, rows: list[RolloutServer], client) -> CloudError | 
             moved.append((row, update | {"last_checked_at": now}))
         else:
             unchanged.append(row.pk)
-    _write_moved(moved)
+    write_rows(moved)
     # One statement for the rest; updated_at stays put, so pollers are not sent them again.
     RolloutServer.objects.filter(pk__in=unchanged).update(
         last_checked_at=now, updated_at=F("updated_at")
@@ -172,61 +169,6 @@ def _track(rollout: Rollout, rows: list[RolloutServer], client) -> CloudError | 
     )
     _audit_reconciled(rollout, decided)
     return trouble
-
-
-def _write_moved(moved: list[tuple[RolloutServer, dict]]) -> None:
-    """Write every moved row's columns in one UPDATE (more only past the database's limit of
-    bound parameters), however many rows moved and however their values differ.
-
-    Still conditional, row by row: a row is written only while it is in the state this tick
-    read, so a cancel or another worker that changed it meanwhile is not overwritten. The
-    update goes through TouchingQuerySet, so every written row's updated_at moves.
-    """
-    for batch in _batches(moved):
-        read: dict[str, list[int]] = defaultdict(list)
-        for row, _update in batch:
-            read[row.state].append(row.pk)
-        still = reduce(or_, (Q(state=state, pk__in=pks) for state, pks in read.items()))
-        columns = {name for _row, update in batch for name in update}
-        RolloutServer.objects.filter(still).update(
-            **{name: _column(name, batch) for name in sorted(columns)}
-        )
-
-
-def _column(name: str, batch: list[tuple[RolloutServer, dict]]) -> Value | Case:
-    """The value to SET one column to: a constant when every row writes the same, otherwise
-    CASE WHEN pk IN (rows writing value 1) THEN value 1 … ELSE the column as it is."""
-    field = RolloutServer._meta.get_field(name)
-    by_value: dict = defaultdict(list)
-    for row, update in batch:
-        if name in update:
-            by_value[update[name]].append(row.pk)
-    if len(by_value) == 1 and len(next(iter(by_value.values()))) == len(batch):
-        return Value(next(iter(by_value)), output_field=field)
-    whens = [When(pk__in=pks, then=Value(v, output_field=field)) for v, pks in by_value.items()]
-    return Case(*whens, default=F(name), output_field=field)
-
-
-def _batches(
-    moved: list[tuple[RolloutServer, dict]],
-) -> Iterator[list[tuple[RolloutServer, dict]]]:
-    """The moved rows in as few batches as the database's bound-parameter limit allows (one on
-    PostgreSQL; SQLite's limit is 32,766 or more: over 1,500 rows of the widest update)."""
-    limit = connection.features.max_query_params
-    if limit is not None:
-        limit -= 100  # the few parameters that do not depend on the rows (updated_at, …)
-    batch: list[tuple[RolloutServer, dict]] = []
-    used = 0
-    for row, update in moved:
-        # Its pk in WHERE, and for each column at most its pk and its value in the CASE.
-        needs = 1 + 2 * len(update)
-        if batch and limit is not None and used + needs > limit:
-            yield batch
-            batch, used = [], 0
-        batch.append((row, update))
-        used += needs
-    if batch:
-        yield batch
 
 
 def _audit_reconciled(rollout: Rollout, decided: dict[str, list[str]]) -> None:
