@@ -15,34 +15,46 @@ Guarantees:
   after the wait. A timeout, 5xx or dropped connection after sending: the chunk's rows become
   `unknown` and are reconciled from the servers' last-job fields by refresh.py — never a blind
   resend; the other chunks go on.
+
+A chunk costs the same SQL statements whatever its size (claim, read the claimed rows, the
+re-read's group sizes, the images, mark, audit, record the answer, audit): rows that each get
+values of their own are written in one UPDATE (rowwrite.write_rows), every one still only
+while in the state and under the claim it was read with. With several calls in flight, what
+the next chunks will re-read (the same calls, each once) is read while earlier chunks' calls
+are out (_ReadAhead), so a chunk's re-read rarely waits for the cloud.
 """
 
 import logging
 import os
 import socket
+import threading
+import time
 import uuid
+from collections import defaultdict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from functools import partial
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Case, CharField, F, Value, When
+from django.db.models import Count, Exists, F, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from dashboard import audit, compat
 from dashboard.cloud import records
 from dashboard.cloud.errors import CloudError, Outcome
-from dashboard.models import Image, Rollout, RolloutServer
+from dashboard.models import Image, Rollout, RolloutServer, Server
 from dashboard.rollouts.facts import image_facts, server_facts
-from dashboard.rollouts.reread import GroupReads, reread_servers
+from dashboard.rollouts.reread import PAGE, GroupReads, reread_servers
+from dashboard.rollouts.rowwrite import Moved, write_rows
 
 log = logging.getLogger(__name__)
 
 MAX_SEND_ATTEMPTS = 8  # throttled retries of one chunk within one tick
 MAX_THROTTLE_WAIT = 60.0
+HTTP_POOL = 10  # connections a host the client's requests session keeps (requests' default)
 S = RolloutServer.State
+Reads = tuple[list[str], list[str]]  # a chunk's re-read: groups listed whole, servers one by one
 
 
 def send_wave(rollout_id: int, wave: int, client, *, sleep: Callable[[float], None]) -> None:
@@ -51,66 +63,213 @@ def send_wave(rollout_id: int, wave: int, client, *, sleep: Callable[[float], No
     Raises the first CloudError that kept a chunk from being sent (the cloud is unreachable,
     or the breaker is open) once every chunk has had its turn; those rows are pending again.
     """
-    chunks = sorted(
-        set(
-            RolloutServer.objects.filter(
-                rollout_id=rollout_id, wave=wave, state=S.PENDING
-            ).values_list("chunk", flat=True)
-        )
-    )
+    rollout = Rollout.objects.get(pk=rollout_id)
+    pending = RolloutServer.objects.filter(rollout_id=rollout_id, wave=wave, state=S.PENDING)
     in_flight = max(1, settings.ROLLOUT_CALLS_IN_FLIGHT)
-    reads = GroupReads(client)
-    if in_flight == 1 or len(chunks) <= 1:
-        troubles = [
-            _send_chunk(rollout_id, chunk, client=client, sleep=sleep, reads=reads)
-            for chunk in chunks
-        ]
+    if in_flight > 1:
+        plan = _reads_of(pending)
+        chunks = list(plan)
     else:
-        send = partial(_send_chunk_in_thread, rollout_id, client=client, sleep=sleep, reads=reads)
-        with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="submit") as pool:
-            troubles = list(pool.map(send, chunks))
-    trouble = next((t for t in troubles if t is not None), None)
+        chunks = sorted(set(pending.values_list("chunk", flat=True)))
+    if len(chunks) > 1 and in_flight > 1:
+        troubles = _send_in_threads(rollout, plan, client, sleep, in_flight)
+    else:
+        reads = GroupReads(client)
+        troubles = {
+            chunk: _send_chunk(rollout, chunk, client=client, sleep=sleep, reads=reads)
+            for chunk in chunks
+        }
+    trouble = next((troubles[c] for c in sorted(troubles) if troubles[c] is not None), None)
     if trouble is not None:
         raise trouble
 
 
-def _send_chunk_in_thread(rollout_id: int, chunk: int, **kwargs) -> CloudError | None:
-    try:
-        return _send_chunk(rollout_id, chunk, **kwargs)
-    finally:
-        connection.close()  # each thread has its own connection; do not leak it
+def _send_in_threads(
+    rollout: Rollout, plan: dict[int, Reads], client, sleep, in_flight: int
+) -> dict[int, CloudError | None]:
+    """Up to `in_flight` chunks at once, in chunk order: each sending thread takes the next
+    chunk until none is left (one database connection per thread, closed at its end). Returns
+    each chunk's trouble (see _send_chunk)."""
+    chunks = list(plan)
+    troubles: dict[int, CloudError | None] = {}
+    taken = iter(range(len(chunks)))
+    lock = threading.Lock()
+    with ThreadPoolExecutor(_readers(in_flight), thread_name_prefix="submit-read") as reading:
+        reads = _ReadAhead(client, reading, [plan[chunk] for chunk in chunks], 4 * in_flight)
 
+        def sender() -> None:
+            try:
+                while True:
+                    with lock:
+                        position = next(taken, None)
+                    if position is None:
+                        return
+                    troubles[chunks[position]] = _send_chunk(
+                        rollout,
+                        chunks[position],
+                        client=client,
+                        sleep=sleep,
+                        reads=reads,
+                        reader=reads,
+                        on_claim=lambda p=position: reads.claimed(p),
+                    )
+            finally:
+                connection.close()  # each thread has its own connection; do not leak it
 
-def _send_chunk(rollout_id: int, chunk: int, *, client, sleep, reads=None) -> CloudError | None:
-    """Claim, re-read, mark and send one chunk. Returns the cloud failure that stopped it."""
-    for attempt in range(MAX_SEND_ATTEMPTS):
-        if _should_stop(rollout_id):
-            return None
-        token = _claim(rollout_id, chunk)
-        rows = list(RolloutServer.objects.filter(rollout_id=rollout_id, claim=token))
-        if not rows:
-            return None  # another worker has it, or nothing is pending
         try:
-            rows = _recheck(rows, client, reads)
+            with ThreadPoolExecutor(in_flight, thread_name_prefix="submit") as sending:
+                for done in [sending.submit(sender) for _ in range(in_flight)]:
+                    done.result()
+        finally:
+            reads.stop()
+    return troubles
+
+
+def _readers(in_flight: int) -> int:
+    """Threads that read ahead: as many as calls in flight (a listing of a large group is
+    several pages, read one after the other), within the connections a host the client's HTTP
+    session keeps (more at once are each opened and thrown away, with a warning)."""
+    return max(1, min(in_flight, HTTP_POOL - in_flight))
+
+
+def _reads_of(pending) -> dict[int, Reads]:
+    """Each pending chunk (in order) → what its re-read will read, by reread_servers' rule:
+    whole the groups holding more of the chunk's servers than they have pages, the rest of its
+    servers one by one."""
+    per_chunk: dict[int, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    for chunk, group_id, server_id in pending.values_list("chunk", "group_id", "server_id"):
+        per_chunk[chunk][group_id].append(server_id)
+    groups = {group_id for members in per_chunk.values() for group_id in members if group_id}
+    # gone=False inside the count, not in WHERE: SQLite then finds the groups by their index
+    # rather than walking every live server.
+    sizes = dict(
+        Server.objects.filter(group_id__in=groups)
+        .values_list("group_id")
+        .annotate(n=Count("id", filter=Q(gone=False)))
+        .values_list("group_id", "n")
+    )
+    plan: dict[int, Reads] = {}
+    for chunk, members in sorted(per_chunk.items()):
+        whole = [
+            g for g, ids in members.items() if sizes.get(g) and -(-sizes[g] // PAGE) < len(ids)
+        ]
+        alone = [i for g, ids in members.items() if g not in whole for i in ids]
+        plan[chunk] = (whole, alone)
+    return plan
+
+
+class _ReadAhead(GroupReads):
+    """The re-reads of the next chunks, read while earlier chunks' calls are in flight.
+
+    When the chunk at position p is claimed, what the chunks up to p + `window` will re-read
+    (whole groups, single servers) is handed to `pool`: the same calls their own re-reads
+    would make, each once (a listing still fresh is not read again). The window is a few
+    rounds of calls: enough to list a group of several pages before its first chunk, and few
+    enough that a read is seconds old when used, even where pacing spreads the calls out (one
+    older than the ttl is read again, as before). A chunk that asks for a read not started yet
+    reads it itself. A read that failed fails the first chunk that asks for it, as its own
+    re-read would have (that chunk goes back to pending). It answers `show_server` too, so
+    reread_servers can take it as its client.
+    """
+
+    def __init__(self, client, pool: ThreadPoolExecutor, plan: list[Reads], window: int):
+        super().__init__(client)
+        self.pool = pool
+        self.plan = plan
+        self.window = window
+        self.scheduled = 0  # chunk positions whose reads were handed to the pool
+        self.asked: set[str] = set()  # groups and servers handed to the pool
+        self.listings: dict[str, Future] = {}  # not yet asked for by their chunk
+        self.servers: dict[str, Future] = {}
+        self.stopped = False
+
+    def claimed(self, position: int) -> None:
+        upto = min(position + self.window + 1, len(self.plan))
+        with self.lock:
+            if self.stopped:
+                return
+            for groups, servers in self.plan[self.scheduled : upto]:
+                for group_id in groups:
+                    if group_id not in self.asked:
+                        self.listings[group_id] = self.pool.submit(self._list, group_id)
+                for server_id in servers:
+                    if server_id not in self.asked:
+                        self.servers[server_id] = self.pool.submit(self._show, server_id)
+                self.asked.update(groups, servers)
+            self.scheduled = max(self.scheduled, upto)
+
+    def group(self, group_id: str) -> dict[str, records.Server]:
+        with self.lock:
+            ahead = self.listings.pop(group_id, None)
+        if ahead is not None and not ahead.cancel():  # one not started yet is read here
+            ahead.result()  # raises the listing's CloudError
+        return super().group(group_id)
+
+    def show_server(self, server_id: str) -> records.Server:
+        with self.lock:
+            ahead = self.servers.pop(server_id, None)
+        if ahead is not None and not ahead.cancel():
+            read_at, server = ahead.result()  # raises the read's CloudError (a 404: gone)
+            if time.monotonic() - read_at <= self.ttl:
+                return server
+        return self.client.show_server(server_id)
+
+    def stop(self) -> None:
+        """No more reads: the chunks are done (those already out finish)."""
+        with self.lock:
+            self.stopped = True
+            for ahead in [*self.listings.values(), *self.servers.values()]:
+                ahead.cancel()
+
+    def _list(self, group_id: str) -> dict[str, records.Server]:
+        try:
+            return super().group(group_id)
+        finally:
+            connection.close()  # the client's pacing may have used this thread's connection
+
+    def _show(self, server_id: str) -> tuple[float, records.Server]:
+        try:
+            return time.monotonic(), self.client.show_server(server_id)
+        finally:
+            connection.close()
+
+
+def _send_chunk(
+    rollout: Rollout,
+    chunk: int,
+    *,
+    client,
+    sleep,
+    reads: GroupReads,
+    reader=None,
+    on_claim: Callable[[], None] | None = None,
+) -> CloudError | None:
+    """Claim, re-read, mark and send one chunk. Returns the cloud failure that stopped it.
+
+    `reader` answers the re-read's single-server reads (the client unless said otherwise)."""
+    for attempt in range(MAX_SEND_ATTEMPTS):
+        token = _claim(rollout.pk, chunk)
+        rows = list(_claimed(rollout.pk, token))
+        if not rows:
+            return None  # the rollout stopped, another worker has it, or nothing is pending
+        if on_claim is not None:
+            on_claim()
+        try:
+            judged = _recheck(rollout, rows, reader or client, reads)
         except CloudError as exc:
-            _defer(rollout_id, chunk, rows, exc)
+            _defer(rollout, chunk, rows, token, exc)
             return exc
-        rows = _mark_sending(rows, token)
+        rows = _mark_sending(judged, token)
         if not rows:
             return None
-        wait, trouble = _send(rollout_id, chunk, rows, client)
+        wait, trouble = _send(rollout, chunk, rows, client, token)
         if trouble is not None:
             return trouble
         if wait is None:
             return None
-        log.info("rollout %s chunk %s: waiting %.1fs before sending again", rollout_id, chunk, wait)
+        log.info("rollout %s chunk %s: waiting %.1fs before sending again", rollout.pk, chunk, wait)
         sleep(min(wait * (attempt + 1), MAX_THROTTLE_WAIT))
     return None
-
-
-def _should_stop(rollout_id: int) -> bool:
-    # Pausing, halting or cancelling the rollout stops the chunks not yet claimed.
-    return not Rollout.objects.filter(pk=rollout_id, state=Rollout.State.RUNNING).exists()
 
 
 def claim_token() -> str:
@@ -125,38 +284,50 @@ def claimant(claim: str) -> str:
 
 
 def _claim(rollout_id: int, chunk: int) -> str:
+    """pending → submitting for the chunk's rows, stamped with a fresh token, in one UPDATE
+    that holds only while the rollout runs: pausing, halting or cancelling it stops the chunks
+    not yet claimed."""
     token = claim_token()
-    RolloutServer.objects.filter(rollout_id=rollout_id, chunk=chunk, state=S.PENDING).update(
-        state=S.SUBMITTING, claim=token, submitted_at=timezone.now()
-    )
+    running = Rollout.objects.filter(pk=rollout_id, state=Rollout.State.RUNNING)
+    RolloutServer.objects.filter(
+        Exists(running), rollout_id=rollout_id, chunk=chunk, state=S.PENDING
+    ).update(state=S.SUBMITTING, claim=token, submitted_at=timezone.now())
     return token
 
 
-def _mark_sending(rows: list[RolloutServer], token: str) -> list[RolloutServer]:
-    """submitting → sending for this claim, just before the call: from here on the rows may
-    have been sent. Rows recovery put back meanwhile (submitting too long) are not sent."""
-    ids = [r.pk for r in rows]
-    marked = RolloutServer.objects.filter(pk__in=ids, state=S.SUBMITTING, claim=token)
-    if not marked.update(state=S.SENDING, send_attempts=F("send_attempts") + 1):
-        return []
-    still = set(
-        RolloutServer.objects.filter(pk__in=ids, state=S.SENDING, claim=token).values_list(
-            "pk", flat=True
+def _claimed(rollout_id: int, token: str) -> QuerySet:
+    # By state too: the rollout's submitting rows are few, found by the (rollout, state) index.
+    return RolloutServer.objects.filter(rollout_id=rollout_id, state=S.SUBMITTING, claim=token)
+
+
+def _mark_sending(judged: list[Moved], token: str) -> list[RolloutServer]:
+    """submitting → sending for the rows still to send, just before the call (with what each
+    server runs now, for a later revert), and the others to skipped or failed: one UPDATE, for
+    rows still under this claim. From here on the sending rows may have been sent. Rows
+    recovery put back meanwhile (submitting too long) are not sent."""
+    written = write_rows(judged, within=Q(claim=token))
+    kept = [row for row, update in judged if update["state"] == S.SENDING]
+    if written < len(judged) and kept:
+        still = set(
+            RolloutServer.objects.filter(
+                pk__in=[r.pk for r in kept], state=S.SENDING, claim=token
+            ).values_list("pk", flat=True)
         )
-    )
-    kept = [r for r in rows if r.pk in still]
+        kept = [r for r in kept if r.pk in still]
     for row in kept:
         row.state = S.SENDING
         row.send_attempts += 1
     return kept
 
 
-def _defer(rollout_id: int, chunk: int, rows: list[RolloutServer], exc: CloudError) -> None:
+def _defer(
+    rollout: Rollout, chunk: int, rows: list[RolloutServer], token: str, exc: CloudError
+) -> None:
     """The re-read failed: nothing was sent, so the claimed rows go back to pending."""
-    released = _release(rows)
-    log.warning("rollout %s chunk %s not sent, cloud failed: %s", rollout_id, chunk, exc)
+    released = _release(rows, token)
+    log.warning("rollout %s chunk %s not sent, cloud failed: %s", rollout.pk, chunk, exc)
     audit.record_for_rollout(
-        Rollout.objects.get(pk=rollout_id),
+        rollout,
         "rows.send_deferred",
         outcome=audit.ERROR,
         chunk=chunk,
@@ -167,18 +338,20 @@ def _defer(rollout_id: int, chunk: int, rows: list[RolloutServer], exc: CloudErr
     )
 
 
-def _recheck(rows: list[RolloutServer], client, reads=None) -> list[RolloutServer]:
-    """Re-read the servers from the API and re-judge them. Returns the rows still to send."""
+def _recheck(rollout: Rollout, rows: list[RolloutServer], client, reads=None) -> list[Moved]:
+    """Re-read the servers from the API and re-judge them. Returns each row with what to
+    write: sending (with the image its server runs now) for the rows still to send, skipped or
+    failed with the reason for the others. Writes nothing."""
     fresh = reread_servers(client, rows, reads)
-    project = Rollout.objects.filter(pk=rows[0].rollout_id).values("project_id")[:1]
     images = {
         i.id: i
         for i in Image.objects.filter(
-            project_id=project,
+            project_id=rollout.project_id,
             id__in={r.to_image_id for r in rows} | {s.image_id for s in fresh.values()},
         )
     }
-    keep, previous = [], {}
+    now = timezone.now()
+    judged: list[Moved] = []
     for row in rows:
         server = fresh.get(row.server_id)
         facts = (
@@ -189,39 +362,40 @@ def _recheck(rows: list[RolloutServer], client, reads=None) -> list[RolloutServe
         current = image_facts(images.get(server.image_id)) if server else None
         verdict = compat.verdict(facts, image_facts(images.get(row.to_image_id)), current)
         if verdict.ok:
-            previous[row.pk] = server.image_id
-            keep.append(row)
+            update = {
+                "state": S.SENDING,
+                "send_attempts": row.send_attempts + 1,  # the claim keeps it ours meanwhile
+                "previous_image_id": server.image_id,
+            }
         elif verdict.action == compat.SKIP:
-            _finish_row(
-                row,
-                S.SKIPPED,
-                code=compat.SAME_IMAGE,
-                message=_("Already on the target image when it was about to be sent."),
-            )
+            message = _("Already on the target image when it was about to be sent.")
+            update = _finished(S.SKIPPED, compat.SAME_IMAGE, message, now)
         else:
             headline = verdict.reason
-            _finish_row(
-                row,
-                S.FAILED,
-                code=headline.code,
-                message=_("Not sent: %(reason)s") % {"reason": headline.message},
-            )
-    if previous:  # what each server runs now, for a later revert: one statement
-        RolloutServer.objects.filter(pk__in=list(previous)).update(
-            previous_image_id=_per_row(previous)
-        )
-    return keep
+            message = _("Not sent: %(reason)s") % {"reason": headline.message}
+            update = _finished(S.FAILED, headline.code, message, now)
+        judged.append((row, update))
+    return judged
+
+
+def _finished(state: str, code: str, message: str, now, request_id: str = "") -> dict:
+    return {
+        "state": state,
+        "error_code": code[:64],
+        "error_message": message[:1000],
+        "request_id": request_id,
+        "finished_at": now,
+    }
 
 
 def _send(
-    rollout_id: int, chunk: int, rows: list[RolloutServer], client
+    rollout: Rollout, chunk: int, rows: list[RolloutServer], client, token: str
 ) -> tuple[float | None, CloudError | None]:
     """One batch-change-image call, audited before and after.
 
     Returns (seconds to wait before sending again, or None; the failure that should stop this
     tick's sending: the call was refused before it left).
     """
-    rollout = Rollout.objects.get(pk=rollout_id)
     target = _change_target(rollout, rows[0].to_image_id)
     ids = [r.server_id for r in rows]
     call = uuid.uuid4().hex[:12]
@@ -238,8 +412,8 @@ def _send(
     try:
         result = client.batch_change_image(ids, target)
     except CloudError as exc:
-        return _on_error(rollout, rows, exc, sent_at, call)
-    _record_items(rows, result, sent_at)
+        return _on_error(rollout, rows, token, exc, sent_at, call)
+    _record_items(rows, token, result, sent_at)
     audit.record_for_rollout(
         rollout,
         "api.batch_change_image",
@@ -255,8 +429,10 @@ def _send(
 
 def _change_target(rollout: Rollout, image_id: str) -> records.ChangeTarget:
     """What to send for a chunk: one image per call (a revert's chunks differ per image)."""
-    image = Image.objects.filter(project_id=rollout.project_id, id=image_id).first()
-    if image is None or image_id == rollout.target_image_id:
+    image = None
+    if image_id != rollout.target_image_id:
+        image = Image.objects.filter(project_id=rollout.project_id, id=image_id).first()
+    if image is None:
         return records.ChangeTarget(
             image_id=image_id,
             image_type=rollout.target_image_type,
@@ -274,7 +450,7 @@ def _change_target(rollout: Rollout, image_id: str) -> records.ChangeTarget:
 
 
 def _on_error(
-    rollout, rows, exc: CloudError, sent_at, call: str
+    rollout: Rollout, rows: list[RolloutServer], token: str, exc: CloudError, sent_at, call: str
 ) -> tuple[float | None, CloudError | None]:
     details = {
         "call": call,
@@ -285,8 +461,9 @@ def _on_error(
     }
     wait: float | None = None
     trouble: CloudError | None = None
+    sent = RolloutServer.objects.filter(pk__in=[r.pk for r in rows], state=S.SENDING, claim=token)
     if exc.outcome in (Outcome.THROTTLED, Outcome.NOT_SENT):
-        _release(rows, not_sent=True)  # nothing was accepted: safe to send again
+        _release(rows, token, not_sent=True)  # nothing was accepted: safe to send again
         if exc.outcome == Outcome.THROTTLED:
             details["result"] = "throttled"
             wait = exc.retry_after or 2.0
@@ -294,20 +471,20 @@ def _on_error(
             details["result"] = "not_sent"
             trouble = exc  # no answer before it left, or the breaker is open: back off
     elif exc.outcome == Outcome.REJECTED:
-        for row in rows:
-            _finish_row(
-                row,
+        sent.update(
+            **_finished(
                 S.FAILED,
-                code=exc.error_code or str(exc.status),
-                message=exc.message,
+                exc.error_code or str(exc.status),
+                exc.message,
+                timezone.now(),
                 request_id=exc.request_id,
-                source=S.SENDING,
             )
+        )
         details["result"] = "rejected"
     else:
         # The cloud may or may not have accepted it: reconcile, never resend blindly. Only
         # this chunk waits for that; the others go on.
-        RolloutServer.objects.filter(pk__in=[r.pk for r in rows], state=S.SENDING).update(
+        sent.update(
             state=S.UNKNOWN,
             submitted_at=sent_at,
             request_id=exc.request_id,
@@ -319,79 +496,40 @@ def _on_error(
     return wait, trouble
 
 
-def _release(rows: list[RolloutServer], *, not_sent: bool = False) -> int:
+def _release(rows: list[RolloutServer], token: str, *, not_sent: bool = False) -> int:
     """Claimed (or, for a call that provably never left, marked) rows back to pending; the
     attempt a call that never left counted is given back."""
-    ids = [r.pk for r in rows]
-    released = RolloutServer.objects.filter(pk__in=ids, state=S.SUBMITTING).update(
-        state=S.PENDING, claim=""
-    )
+    claimed = RolloutServer.objects.filter(pk__in=[r.pk for r in rows], claim=token)
+    released = claimed.filter(state=S.SUBMITTING).update(state=S.PENDING, claim="")
     if not_sent:
-        released += RolloutServer.objects.filter(pk__in=ids, state=S.SENDING).update(
+        released += claimed.filter(state=S.SENDING).update(
             state=S.PENDING, claim="", send_attempts=F("send_attempts") - 1
         )
     return released
 
 
-def _record_items(rows: list[RolloutServer], result: records.ChangeResult, sent_at) -> None:
-    """At most three UPDATEs for the whole chunk (accepted, refused, unmentioned), each still
-    guarded by state = sending."""
-    items = {item.server_id: item for item in result.items}
-    accepted = {
-        r.pk: items[r.server_id]
-        for r in rows
-        if items.get(r.server_id) and items[r.server_id].accepted
-    }
-    refused = {
-        r.pk: items[r.server_id] for r in rows if r.server_id in items and r.pk not in accepted
-    }
-    missing = [r.pk for r in rows if r.server_id not in items]
-    claimed = RolloutServer.objects.filter(state=S.SENDING)
-    common = {"submitted_at": sent_at, "request_id": result.request_id}
-    if accepted:
-        claimed.filter(pk__in=list(accepted)).update(
-            state=RolloutServer.State.WAITING,
-            job_id=_per_row({pk: item.job_id for pk, item in accepted.items()}),
-            **common,
-        )
-    if refused:
-        claimed.filter(pk__in=list(refused)).update(
-            state=RolloutServer.State.FAILED,
-            error_code=_per_row({pk: item.error_code[:64] for pk, item in refused.items()}),
-            error_message=_per_row({pk: item.error_message[:1000] for pk, item in refused.items()}),
-            finished_at=sent_at,
-            **common,
-        )
-    if missing:
-        claimed.filter(pk__in=missing).update(
-            state=RolloutServer.State.UNKNOWN,
-            error_message=_("The answer did not mention this server."),
-            **common,
-        )
-
-
-def _per_row(values: dict[int, str]) -> Case:
-    """CASE pk WHEN … THEN '<text>' … END: one text column, a value per row."""
-    return Case(
-        *[When(pk=pk, then=Value(value)) for pk, value in values.items()],
-        default=Value(""),
-        output_field=CharField(),
-    )
-
-
-def _finish_row(
-    row: RolloutServer,
-    state: str,
-    *,
-    code: str,
-    message: str,
-    request_id="",
-    source: str = S.SUBMITTING,
+def _record_items(
+    rows: list[RolloutServer], token: str, result: records.ChangeResult, sent_at
 ) -> None:
-    RolloutServer.objects.filter(pk=row.pk, state=source).update(
-        state=state,
-        error_code=code[:64],
-        error_message=message[:1000],
-        request_id=request_id,
-        finished_at=timezone.now(),
-    )
+    """The answer on every row of the chunk in one UPDATE (accepted with its own job,
+    refused with its own error, unmentioned), each row only while still sending under this
+    claim."""
+    items = {item.server_id: item for item in result.items}
+    common = {"submitted_at": sent_at, "request_id": result.request_id}
+    answered: list[Moved] = []
+    for row in rows:
+        item = items.get(row.server_id)
+        if item is None:
+            message = _("The answer did not mention this server.")
+            update = {"state": S.UNKNOWN, "error_message": message}
+        elif item.accepted:
+            update = {"state": S.WAITING, "job_id": item.job_id}
+        else:
+            update = {
+                "state": S.FAILED,
+                "error_code": item.error_code[:64],
+                "error_message": item.error_message[:1000],
+                "finished_at": sent_at,
+            }
+        answered.append((row, update | common))
+    write_rows(answered, within=Q(claim=token))
