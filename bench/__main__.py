@@ -111,7 +111,9 @@ def main(argv: list[str]) -> int:
         dw.sync(env.new_client())
         second = dw.plan(server_ids, target.id)
         dw.confirm(second.pk)
-        dw.submit_rollout(report, sim, second.pk, args.rollout, args.submit_latency, 4)
+        dw.submit_rollout(
+            report, sim, second.pk, args.rollout, args.submit_latency, dw.settings_in_flight()
+        )
         sim.latency(0)
         dw.refresh_until_final(sim, second.pk, env.new_client(), JOB_SECONDS)
 

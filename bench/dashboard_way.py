@@ -194,6 +194,81 @@ def inventory_sync(report: Report, sim: env.Sim, n_servers: int, latency: int) -
 # ---- figure 2 -------------------------------------------------------------------------------
 
 
+CHUNK_STATEMENTS = 8  # claim, rows, group sizes, images, mark, audit, answer, audit
+
+
+class ChunkStatements:
+    """The SQL statements of a submit on every thread (the sending threads have their own
+    connections, so CaptureQueriesContext would see none of theirs), each counted against the
+    chunk its thread was sending (send._send_chunk) or against the submit's own work."""
+
+    def __init__(self) -> None:
+        self.per_chunk: Counter = Counter()
+        self.outside = 0
+        self.local = threading.local()
+        self.lock = threading.Lock()
+
+    def __enter__(self) -> "ChunkStatements":
+        from django.db.backends.signals import connection_created
+
+        from dashboard.rollouts import send
+
+        self.send, self.sending = send, send._send_chunk
+
+        def counted_chunk(rollout, chunk, **kwargs):
+            self.local.chunk = chunk
+            try:
+                return self.sending(rollout, chunk, **kwargs)
+            finally:
+                self.local.chunk = None
+
+        send._send_chunk = counted_chunk
+        connection_created.connect(self._watch)
+        for open_connection in connections.all(initialized_only=True):
+            open_connection.execute_wrappers.append(self._count)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        from django.db.backends.signals import connection_created
+
+        self.send._send_chunk = self.sending
+        connection_created.disconnect(self._watch)
+        for open_connection in connections.all(initialized_only=True):
+            if self._count in open_connection.execute_wrappers:
+                open_connection.execute_wrappers.remove(self._count)
+
+    def _watch(self, sender, connection, **kwargs) -> None:
+        # Sent again when a thread's connection reconnects: count its statements once.
+        if self._count not in connection.execute_wrappers:
+            connection.execute_wrappers.append(self._count)
+
+    def _count(self, execute, sql, params, many, context):
+        chunk = getattr(self.local, "chunk", None)
+        with self.lock:
+            if chunk is None:
+                self.outside += 1
+            else:
+                self.per_chunk[chunk] += 1
+        return execute(sql, params, many, context)
+
+
+def first_reread_pages(rollout_id: int) -> int:
+    """Calls one after the other before the first change call can leave: the pages of the
+    largest group the first chunk lists whole (its other reads go at the same time), else 1."""
+    from dashboard.models import RolloutServer, Server
+
+    rows = RolloutServer.objects.filter(rollout_id=rollout_id, state=RolloutServer.State.PENDING)
+    first = rows.order_by("chunk").values_list("chunk", flat=True).first()
+    in_first = Counter(rows.filter(chunk=first).values_list("group_id", flat=True))
+    sizes = Counter(
+        Server.objects.filter(group_id__in=list(in_first), gone=False).values_list(
+            "group_id", flat=True
+        )
+    )
+    listed = [pages(sizes[g]) for g, n in in_first.items() if 0 < pages(sizes[g]) < n]
+    return max(listed, default=1)
+
+
 def submit_rollout(
     report: Report, sim: env.Sim, rollout_id: int, size: int, latency: int, in_flight: int
 ) -> None:
@@ -204,7 +279,8 @@ def submit_rollout(
     client = env.new_client()
     waits: list[float] = []
     logged = len(sim.state.requests())
-    with override_settings(ROLLOUT_CALLS_IN_FLIGHT=in_flight):
+    first_reads = first_reread_pages(rollout_id)
+    with override_settings(ROLLOUT_CALLS_IN_FLIGHT=in_flight), ChunkStatements() as statements:
         before = sim.time.reading()
         start = time.perf_counter()
         engine.start(rollout_id, client, sleep=waits.append)
@@ -223,21 +299,35 @@ def submit_rollout(
         f"{rereads} {dict((k, by_api[k]) for k in REREADS if by_api[k])}",
         f"{chunks} (one whole-group ListServers per chunk when a chunk sits in one group)",
     )
+    per_chunk = sorted(statements.per_chunk.values()) or [0]
+    report.figure(
+        f"{name}.db_statements_per_chunk",
+        f"{per_chunk[-1]} (fewest {per_chunk[0]}, {len(statements.per_chunk)} chunks)",
+        f"{CHUNK_STATEMENTS} (claim, rows, group sizes, images, mark, audit, answer, audit; "
+        "the same for 5 servers as for 50)",
+    )
+    report.figure(
+        f"{name}.db_statements",
+        f"{sum(per_chunk) + statements.outside} ({statements.outside} outside the chunks)",
+        f"{chunks} chunks x {CHUNK_STATEMENTS} + the start, the wave and the plan of its re-reads",
+    )
     report.figure(
         f"{name}.wall_time",
         seconds(wall),
         f"{seconds(pages(chunks, in_flight) * latency / 1000)} = "
         f"ceil({chunks}/{in_flight}) x {latency} ms",
     )
-    floor_text = (
-        f"{seconds(pages(client.calls, in_flight) * latency / 1000)} = "
-        f"ceil({client.calls} calls/{in_flight}) x {latency} ms"
-    )
-    report.figure(
-        f"{name}.wall_time_latency_floor_incl_rereads",
-        seconds(pages(client.calls, in_flight) * latency / 1000),
-        f"ceil({client.calls} calls/{in_flight}) x {latency} ms",
-    )
+    if in_flight == 1:  # each chunk re-reads, then sends
+        floor = client.calls * latency / 1000
+        floor_text = f"{seconds(floor)} = {client.calls} calls x {latency} ms, one at a time"
+    else:  # the first chunk's re-read comes before any call; the others are read meanwhile
+        floor = (first_reads + pages(chunks, in_flight)) * latency / 1000
+        floor_text = (
+            f"{seconds(floor)} = ({first_reads} page(s) of the first re-read + "
+            f"ceil({chunks}/{in_flight})) x {latency} ms, the next chunks' re-reads read "
+            "while calls are out"
+        )
+    report.figure(f"{name}.wall_time_latency_floor_incl_rereads", seconds(floor), floor_text)
     report.split(f"{name}.wall_time", wall, inside, floor_text)
     report.figure(f"{name}.servers_accepted", waiting, size)
     report.figure(f"{name}.simulator_requests", len(sim.state.requests()) - logged, client.calls)
