@@ -91,7 +91,7 @@ def test_a_rollout_of_a_project_no_longer_configured_waits_and_says_why(
 ):
     from dashboard.rollouts import engine, lifecycle
 
-    beijing, singapore = synced
+    _beijing, singapore = synced
     picked = list(Server.objects.filter(project=singapore, drift=True).values_list("id", flat=True))
     _plan(admin_client_sso, picked)
     rollout = Rollout.objects.get()
