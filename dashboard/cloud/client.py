@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
+import requests.adapters
 import urllib3.exceptions
 
 from dashboard.cloud import limits, projects, wire
@@ -132,7 +133,7 @@ class CloudClient:
     ) -> None:
         self.config = config
         self._guard = guard or limits.NO_GUARD  # pacing and circuit breaker (limits.py)
-        self._session = session or requests.Session()
+        self._session = session or _pooled_session()
         self._sleep = sleep
         self._monotonic = monotonic
         self._random = random
@@ -796,6 +797,19 @@ def _int(value: object) -> int:
 def _seg(value: str) -> str:
     """An id as one path segment (ids are opaque; never let one add a path level)."""
     return quote(value, safe="")
+
+
+# Connections kept per host: the calls in flight of a submit, a sync and the submit's re-reads
+# ahead of its calls share one client (requests' default of 10 made threads wait and warn).
+HTTP_POOL = 32
+
+
+def _pooled_session() -> requests.Session:
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=HTTP_POOL)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
 
 
 def _check_logoff(

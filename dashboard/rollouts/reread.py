@@ -9,7 +9,7 @@ import threading
 import time
 from collections import defaultdict
 
-from django.db.models import Count
+from django.db.models import Count, Q
 
 from dashboard.cloud import records
 from dashboard.cloud.errors import CloudError
@@ -50,12 +50,15 @@ def reread_servers(
     by_group: dict[str, set[str]] = defaultdict(set)
     for row in rows:
         by_group[row.group_id].add(row.server_id)
-    sizes = dict(
-        Server.objects.filter(group_id__in=[g for g in by_group if g], gone=False)
+    # The live count inside the aggregate, not the WHERE: the group index does the work, where
+    # `gone=False` in the WHERE made SQLite walk every live server of the fleet.
+    counted = (
+        Server.objects.filter(group_id__in=[g for g in by_group if g])
         .values_list("group_id")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("id", filter=Q(gone=False)))
         .values_list("group_id", "n")
     )
+    sizes = {group_id: n for group_id, n in counted if n}  # as before: groups with live servers
     found: dict[str, records.Server] = {}
     for group_id, ids in by_group.items():
         pages = -(-sizes.get(group_id, 10**9) // PAGE)

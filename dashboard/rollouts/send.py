@@ -41,6 +41,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from dashboard import audit, compat
+from dashboard.cloud import client as client_module
 from dashboard.cloud import records
 from dashboard.cloud.errors import CloudError, Outcome
 from dashboard.models import Image, Rollout, RolloutServer, Server
@@ -52,7 +53,7 @@ log = logging.getLogger(__name__)
 
 MAX_SEND_ATTEMPTS = 8  # throttled retries of one chunk within one tick
 MAX_THROTTLE_WAIT = 60.0
-HTTP_POOL = 10  # connections a host the client's requests session keeps (requests' default)
+HTTP_POOL = client_module.HTTP_POOL  # connections a host the client's session keeps
 S = RolloutServer.State
 Reads = tuple[list[str], list[str]]  # a chunk's re-read: groups listed whole, servers one by one
 
