@@ -19,7 +19,7 @@ from dashboard.cloud.client import CloudClient
 from dashboard.cloud.config import from_settings
 from dashboard.models import AuditEvent, Image, Rollout, RolloutServer, Server
 from dashboard.rollouts import engine, planning
-from dashboard.rollouts.facts import verdicts
+from tests.rollout_helpers import movable
 from tests.sim_fixtures import cloud_settings
 
 pytestmark = pytest.mark.django_db
@@ -65,22 +65,6 @@ def fleet(simulator_factory, settings):
     return sim
 
 
-def movable() -> tuple[Image, list[Server]]:
-    """The image most servers may move to, and those servers by group then name."""
-    images = planning.image_map()
-    servers = list(Server.objects.filter(gone=False).select_related("group"))
-    best: tuple[Image | None, list[Server]] = (None, [])
-    for target in Image.objects.filter(gone=False):
-        judged = verdicts(servers, target, images, set())
-        ok = [s for s in servers if judged[s.id].ok]
-        if len(ok) > len(best[1]):
-            best = (target, ok)
-    target, ok = best
-    assert target is not None and len(ok) >= FEW + MANY, "the test fleet is too small"
-    ok.sort(key=lambda s: (s.group.name if s.group else "", s.name, s.id))
-    return target, ok
-
-
 def started(target: Image, servers: list[Server], client: CloudClient) -> Rollout:
     """A confirmed one-wave rollout of `servers`, started (sent) through `client`."""
     images = planning.image_map()
@@ -119,7 +103,7 @@ def set_jobs(sim, failing: set[str], slow: set[str]) -> None:
 def test_adopting_every_lost_answer_costs_the_same_statements_for_ten_rows_and_a_thousand(
     fleet,
 ) -> None:
-    target, servers = movable()
+    target, servers = movable(FEW + MANY)
     lost = client_with(Boundary(lose=CHANGE_PATH))  # every chunk sent, every answer lost
     few = started(target, servers[:FEW], lost)
     many = started(target, servers[FEW : FEW + MANY], lost)
@@ -141,7 +125,7 @@ def test_adopting_every_lost_answer_costs_the_same_statements_for_ten_rows_and_a
 def test_every_job_moving_each_its_own_way_costs_the_same_statements_for_ten_and_a_thousand(
     fleet,
 ) -> None:
-    target, servers = movable()
+    target, servers = movable(FEW + MANY)
     few = started(target, servers[:FEW], client_with())
     many = started(target, servers[FEW : FEW + MANY], client_with())
     ids = [s.id for s in servers[: FEW + MANY]]
@@ -173,7 +157,7 @@ def test_every_job_moving_each_its_own_way_costs_the_same_statements_for_ten_and
 
 
 def test_a_row_another_worker_moved_during_the_tick_is_not_overwritten(fleet) -> None:
-    target, servers = movable()
+    target, servers = movable(FEW + MANY)
     rollout = started(target, servers[:FEW], client_with())
     fleet.advance(fleet.config.job_seconds + 1)
     taken = rollout.servers.order_by("pk")[:3]
@@ -196,7 +180,7 @@ def test_a_row_another_worker_moved_during_the_tick_is_not_overwritten(fleet) ->
 
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's limit of bound parameters")
 def test_past_the_databases_parameter_limit_the_rows_are_written_in_batches(fleet) -> None:
-    target, servers = movable()
+    target, servers = movable(FEW + MANY)
     rollout = started(target, servers[:40], client_with(Boundary(lose=CHANGE_PATH)))
     assert states(rollout) == {"unknown": 40}
     connection.ensure_connection()

@@ -20,7 +20,7 @@ from dashboard.cloud.client import CloudClient
 from dashboard.cloud.config import from_settings
 from dashboard.models import AuditEvent, Image, Rollout, RolloutServer, Server, SyncRun
 from dashboard.rollouts import engine, planning
-from dashboard.rollouts.facts import verdicts
+from tests.rollout_helpers import movable
 from tests.sim_fixtures import cloud_settings
 
 FEW, MANY = 5, 50  # one chunk each
@@ -95,22 +95,6 @@ def start_fleet(simulator_factory, settings, servers: int):
 @pytest.fixture
 def fleet(simulator_factory, settings):
     return start_fleet(simulator_factory, settings, 300)
-
-
-def movable(at_least: int) -> tuple[Image, list[Server]]:
-    """The image most servers may move to, and those servers by group then name."""
-    images = planning.image_map()
-    servers = list(Server.objects.filter(gone=False).select_related("group"))
-    best: tuple[Image | None, list[Server]] = (None, [])
-    for target in Image.objects.filter(gone=False):
-        judged = verdicts(servers, target, images, set())
-        ok = [s for s in servers if judged[s.id].ok]
-        if len(ok) > len(best[1]):
-            best = (target, ok)
-    target, ok = best
-    assert target is not None and len(ok) >= at_least, "the test fleet is too small"
-    ok.sort(key=lambda s: (s.group.name if s.group else "", s.name, s.id))
-    return target, ok
 
 
 def confirmed(target: Image, servers: list[Server]) -> Rollout:
