@@ -79,7 +79,7 @@ def cloud_contact(project: Project) -> limits.Contact | None:
     config = configuration.find(project.name)
     if config is None:
         return None
-    return limits.contact("" if config.legacy else config.name)
+    return limits.contact(config.guard_key)
 
 
 DEFAULT_QUEUE = "default"

@@ -851,7 +851,7 @@ def get_client(project: ProjectConfig | None = None) -> CloudClient:
     configuration changes. Each project has its own pacing and circuit breaker."""
     project = project or projects.default()
     config = for_project(project)
-    key = "" if project.legacy else project.name
+    key = project.guard_key
     with _client_lock:
         client = _clients.get(key)
         if client is None or client.config != config:

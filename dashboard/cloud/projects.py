@@ -81,6 +81,12 @@ class ProjectConfig:
     def title(self) -> str:
         return self.label or self.name
 
+    @property
+    def guard_key(self) -> str:
+        """The key of its client, pacing and circuit breaker (limits.process_guard): "" for the
+        single-project variables, so their counters keep the names they always had."""
+        return "" if self.legacy else self.name
+
     def endpoint(self, service: str) -> str:
         return dict(self.endpoints).get(service, "")
 
