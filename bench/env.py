@@ -14,15 +14,7 @@ DB_PATH = ROOT / "var" / f"bench-{os.getpid()}.sqlite3"
 
 def setup_django() -> None:
     """Configure Django on a fresh SQLite file under var/ and migrate it (quietly)."""
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
-    os.environ["DATABASE_URL"] = f"sqlite:///{DB_PATH}"
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    DB_PATH.parent.mkdir(exist_ok=True)
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0, interactive=False)
+    use_database("", DB_PATH)
     from django.conf import settings
 
     # The test settings send one call at a time (threads cannot see a test's transaction);
@@ -30,13 +22,42 @@ def setup_django() -> None:
     settings.ROLLOUT_CALLS_IN_FLIGHT = int(os.environ.get("ROLLOUT_CALLS_IN_FLIGHT", "4"))
 
 
-def remove_database() -> None:
+def use_database(database_url: str, sqlite_path: Path) -> str:
+    """Configure Django on `database_url` (or a throwaway SQLite file at `sqlite_path`), migrate
+    it quietly, and answer its vendor."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+    os.environ["DATABASE_URL"] = database_url or f"sqlite:///{sqlite_path}"
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    sqlite_path.parent.mkdir(exist_ok=True)
+    import django
+    from django.core.management import call_command
+    from django.db import connection
+
+    django.setup()
+    call_command("migrate", verbosity=0, interactive=False)
+    return connection.vendor
+
+
+def remove_database(sqlite_path: Path = DB_PATH) -> None:
+    """Close the connections and delete the throwaway SQLite file (and its WAL files)."""
     from django.db import connections
 
     connections.close_all()
     for suffix in ("", "-wal", "-shm"):
         with contextlib.suppress(FileNotFoundError):
-            Path(f"{DB_PATH}{suffix}").unlink()
+            Path(f"{sqlite_path}{suffix}").unlink()
+
+
+def analyze(*tables: str) -> None:
+    """Fresh planner statistics (and, on PostgreSQL, a visibility map for index-only scans)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            for table in tables:
+                cursor.execute(f"VACUUM ANALYZE {table}")
+        else:
+            cursor.execute("ANALYZE")
 
 
 @dataclass

@@ -14,13 +14,13 @@ at `--latency` ms per call with SYNC_CALLS_IN_FLIGHT `--in-flight`, against the 
 """
 
 import argparse
-import contextlib
 import os
 import statistics
 import sys
 import time
 from pathlib import Path
 
+from bench import env
 from bench.report import Report, ms, pages, seconds
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,20 +37,6 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--latency", type=int, default=50, help="ms per call for --sync")
     parser.add_argument("--in-flight", type=int, default=4, help="SYNC_CALLS_IN_FLIGHT for --sync")
     return parser.parse_args(argv)
-
-
-def setup_django(database_url: str) -> str:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
-    os.environ["DATABASE_URL"] = database_url or f"sqlite:///{SQLITE_PATH}"
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    SQLITE_PATH.parent.mkdir(exist_ok=True)
-    import django
-    from django.core.management import call_command
-    from django.db import connection
-
-    django.setup()
-    call_command("migrate", verbosity=0, interactive=False)
-    return connection.vendor
 
 
 def empty_inventory() -> None:
@@ -117,19 +103,7 @@ def build_inventory(n: int) -> None:
     Server.objects.bulk_create(servers, batch_size=2000)
     inventory.recount_figures()
     SyncRun.objects.create(state=SyncRun.State.SUCCEEDED, trigger="bench", finished_at=now)
-    _analyze()
-
-
-def _analyze() -> None:
-    """Fresh planner statistics (and, on PostgreSQL, a visibility map for index-only scans)."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            for table in ("dashboard_server", "dashboard_servergroup", "dashboard_image"):
-                cursor.execute(f"VACUUM ANALYZE {table}")
-        else:
-            cursor.execute("ANALYZE")
+    env.analyze("dashboard_server", "dashboard_servergroup", "dashboard_image")
 
 
 def measure(http, url: str, runs: int) -> tuple[float, float, int, bytes]:
@@ -227,7 +201,7 @@ def sync_figures(report: Report, n: int, latency: int, in_flight: int) -> None:
 
 def main(argv: list[str]) -> int:
     args = parse(argv)
-    vendor = setup_django(args.database_url)
+    vendor = env.use_database(args.database_url, SQLITE_PATH)
     report = Report()
     report.note(f"database: {vendor}")
     try:
@@ -243,12 +217,7 @@ def main(argv: list[str]) -> int:
             page_figures(report, n, args.runs, vendor)
     finally:
         if not args.database_url:
-            from django.db import connections
-
-            connections.close_all()
-            for suffix in ("", "-wal", "-shm"):
-                with contextlib.suppress(FileNotFoundError):
-                    Path(f"{SQLITE_PATH}{suffix}").unlink()
+            env.remove_database(SQLITE_PATH)
     return 0
 
 

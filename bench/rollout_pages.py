@@ -22,7 +22,6 @@ under var/, or `--database-url` (its inventory and rollout tables are emptied fi
 """
 
 import argparse
-import contextlib
 import os
 import re
 import statistics
@@ -33,6 +32,7 @@ from html import unescape
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from bench import env
 from bench.report import Report, ms
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,20 +50,6 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--database-url", default="", help="default: a throwaway SQLite file")
     return parser.parse_args(argv)
-
-
-def setup_django(database_url: str) -> str:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
-    os.environ["DATABASE_URL"] = database_url or f"sqlite:///{SQLITE_PATH}"
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    SQLITE_PATH.parent.mkdir(exist_ok=True)
-    import django
-    from django.core.management import call_command
-    from django.db import connection
-
-    django.setup()
-    call_command("migrate", verbosity=0, interactive=False)
-    return connection.vendor
 
 
 def empty_tables() -> None:
@@ -203,17 +189,6 @@ def finish_rollout(rollout_id: int) -> None:
     )
 
 
-def _analyze() -> None:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            for table in ("dashboard_rolloutserver", "dashboard_server", "dashboard_rolloutevent"):
-                cursor.execute(f"VACUUM ANALYZE {table}")
-        else:
-            cursor.execute("ANALYZE")
-
-
 def measure(http, url: str, runs: int, expect: int) -> tuple[float, int, bytes]:
     """(median seconds, queries of the last run, body of the last run) of GET url."""
     from django.db import connection
@@ -268,7 +243,7 @@ def measure_size(report: Report, n: int, runs: int, vendor: str) -> None:
     started = time.perf_counter()
     build_inventory(n)
     rollout_id = plan_all()
-    _analyze()
+    env.analyze("dashboard_rolloutserver", "dashboard_server", "dashboard_rolloutevent")
     report.note(f"{n} servers stored and planned in {time.perf_counter() - started:.1f} s")
     http = Client(REMOTE_ADDR="127.0.0.1")
     with demo_identity():
@@ -276,7 +251,7 @@ def measure_size(report: Report, n: int, runs: int, vendor: str) -> None:
         figure(report, f"{label}.plan_page", timed, PAGE_BOUND)
 
         run_it(rollout_id)
-        _analyze()
+        env.analyze("dashboard_rolloutserver", "dashboard_server", "dashboard_rolloutevent")
         timed = measure(http, f"/rollouts/{rollout_id}/", runs, 200)
         figure(report, f"{label}.rollout_page", timed, PAGE_BOUND)
         page = timed[2]
@@ -307,7 +282,7 @@ def measure_size(report: Report, n: int, runs: int, vendor: str) -> None:
 
 def main(argv: list[str]) -> int:
     args = parse(argv)
-    vendor = setup_django(args.database_url)
+    vendor = env.use_database(args.database_url, SQLITE_PATH)
     report = Report()
     report.note(f"database: {vendor}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()}")
     try:
@@ -316,12 +291,7 @@ def main(argv: list[str]) -> int:
             measure_size(report, n, args.runs, vendor)
     finally:
         if not args.database_url:
-            from django.db import connections
-
-            connections.close_all()
-            for suffix in ("", "-wal", "-shm"):
-                with contextlib.suppress(FileNotFoundError):
-                    Path(f"{SQLITE_PATH}{suffix}").unlink()
+            env.remove_database(SQLITE_PATH)
     return 0
 
 
