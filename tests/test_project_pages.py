@@ -357,7 +357,9 @@ def test_refresh_names_its_project_in_the_audit(operator_client, fleet):
     assert event.project.name == "singapore"
 
 
-def test_a_project_operator_refreshes_only_the_projects_they_operate(sso_client, fleet, settings):
+@pytest.fixture
+def singapore_operator(sso_client, fleet, settings):
+    """Sam: a viewer everywhere, and an operator of Singapore through its own group."""
     settings.CLOUD_PROJECTS = (
         BEIJING,
         ProjectConfig(
@@ -368,7 +370,11 @@ def test_a_project_operator_refreshes_only_the_projects_they_operate(sso_client,
             operator_groups=("ops-singapore",),
         ),
     )
-    person = sso_client("sam", ["dashboard-viewers", "ops-singapore"])
+    return sso_client("sam", ["dashboard-viewers", "ops-singapore"])
+
+
+def test_a_project_operator_refreshes_only_the_projects_they_operate(singapore_operator):
+    person = singapore_operator
 
     assert person.post("/inventory/sync/", {"project": "beijing"}).status_code == 403
     assert running() == []
@@ -460,18 +466,8 @@ def test_the_connection_check_of_an_unknown_project_checks_the_default_and_says_
     assert "No project is called “mars”: checking Beijing offices" in text(response)
 
 
-def test_rows_offer_planning_only_in_projects_the_person_operates(sso_client, fleet, settings):
-    settings.CLOUD_PROJECTS = (
-        BEIJING,
-        ProjectConfig(
-            name="singapore",
-            region="ap-southeast-3",
-            ak_env="X",
-            sk_env="Y",
-            operator_groups=("ops-singapore",),
-        ),
-    )
-    person = sso_client("sam", ["dashboard-viewers", "ops-singapore"])
+def test_rows_offer_planning_only_in_projects_the_person_operates(singapore_operator):
+    person = singapore_operator
 
     groups = person.get("/groups/").content.decode()
     assert "/rollouts/new/?group=g-sg" in groups
