@@ -71,11 +71,6 @@ def request_sync(
         return running, False
 
 
-def request_syncs(trigger: str, requested_by: str = "") -> list[tuple[SyncRun, bool]]:
-    """`request_sync` for every configured project."""
-    return [request_sync(trigger, requested_by, p) for p in projects.rows()]
-
-
 @task()
 def sync_inventory(run_id: int) -> str:
     """The queued sync (`request_sync` enqueues it; `dashboard.tasks` lists it)."""
