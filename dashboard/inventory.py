@@ -9,14 +9,17 @@ down or whose key is refused fails its own runs and holds up no other.
 """
 
 import logging
+from collections import namedtuple
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import astuple, dataclass
 from datetime import timedelta
 from functools import partial
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, Max, Q, Sum
+from django.db.models.constants import OnConflict
 from django.tasks import task
 from django.utils import timezone
 
@@ -224,15 +227,17 @@ def store(snapshot: Snapshot, now, project: Project | None = None) -> tuple[int,
     project = project or projects.default()
     _store_images(snapshot.images, now, project)
     group_images = {g.id: g.image_id for g in snapshot.groups}
-    facts = [_server_facts(s, group_images, project.pk) for s in snapshot.servers]
-    by_group = _count_by_group(facts)
+    rows = [_server_row(s, group_images, project.pk) for s in snapshot.servers]
+    by_group = _count_by_group(rows)
     _store_groups(snapshot.groups, by_group, now, project)
     _store_totals(project, sum(by_group.values(), Figures()), len(snapshot.groups), now)
+    # Compared as the database holds them, so nothing is converted on the way in or out.
     stored = _stored_servers(project)
-    # Model instances only for what is written: building one costs more than comparing.
-    changed = [Server(synced_at=now, **f) for f in facts if stored.get(f["id"]) != _compared(f)]
-    _upsert(Server, changed, SERVER_FIELDS)
-    seen = {f["id"] for f in facts}
+    adapt = _adapter(Server, SERVER_COLUMNS)
+    changed = [values for values in map(adapt, rows) if stored.get(values[0]) != values[1:]]
+    stamp = now if connection.features.supports_timezones else _naive(now)
+    _insert_or_update(Server, (*SERVER_COLUMNS, "synced_at"), [(*v, stamp) for v in changed])
+    seen = {row.id for row in rows}
     gone = 0
     vanished = [i for i, values in stored.items() if not values[_GONE] and i not in seen]
     for start in range(0, len(vanished), BATCH):
@@ -240,11 +245,11 @@ def store(snapshot: Snapshot, now, project: Project | None = None) -> tuple[int,
         gone += Server.objects.filter(id__in=chunk).update(gone=True, drift=False)
     # Exactly the snapshot's servers.
     Server.objects.filter(project=project, gone=False).update(synced_at=now)
-    _record_images_seen(changed, now)
+    _record_images_seen(changed, stamp)
     ServerImageSeen.objects.filter(
         server__project=project, server__gone=False, image_id=F("server__image_id")
     ).update(last_seen=now)
-    return len(facts), gone
+    return len(rows), gone
 
 
 def _store_images(images: list[records.Image], now, project: Project) -> None:
@@ -331,16 +336,16 @@ class Figures:
         }
 
 
-def _count_by_group(facts: list[dict]) -> dict[str | None, Figures]:
+def _count_by_group(rows: list["ServerRow"]) -> dict[str | None, Figures]:
     """Figures per group id (None: servers in no group the snapshot knows)."""
     counts: dict[str | None, list[int]] = {}
-    for f in facts:  # plain integers: this runs once per server
-        c = counts.setdefault(f["group_id"], [0, 0, 0, 0, 0])
+    for row in rows:  # plain integers: this runs once per server
+        c = counts.setdefault(row.group_id, [0, 0, 0, 0, 0])
         c[0] += 1
-        c[1] += f["drift"]
-        c[2] += f["maintain_status"]
-        c[3] += f["job_status"] in BUSY_JOB_STATUSES
-        c[4] += f["session_count"]
+        c[1] += row.drift
+        c[2] += row.maintain_status
+        c[3] += row.job_status in BUSY_JOB_STATUSES
+        c[4] += row.session_count
     return {group_id: Figures(*c) for group_id, c in counts.items()}
 
 
@@ -405,72 +410,155 @@ def fleet_figures(project: Project | None = None) -> InventoryFigures:
     return total
 
 
-# Every column the sync writes, and the ones that say whether a server changed.
-SERVER_FIELDS = [f.name for f in Server._meta.fields if f.name != "id"]
-_COMPARED = [f.attname for f in Server._meta.fields if f.name not in ("id", "synced_at")]
-
-
-_GONE = _COMPARED.index("gone")
+# The columns a snapshot decides, in the order of ServerRow (the primary key first): what
+# the sync writes (with synced_at) and compares with the stored row to see what changed.
+SERVER_COLUMNS = (
+    "id",
+    "project_id",
+    "name",
+    "machine_name",
+    "group_id",
+    "image_id",
+    "os_type",
+    "os_version",
+    "architecture",
+    "system_disk_size",
+    "status",
+    "vm_status",
+    "task_status",
+    "maintain_status",
+    "session_count",
+    "frozen",
+    "ip_addresses",
+    "availability_zone",
+    "job_id",
+    "job_type",
+    "job_status",
+    "job_time",
+    "created_at",
+    "drift",
+    "search_text",
+    "gone",
+)
+ServerRow = namedtuple("ServerRow", SERVER_COLUMNS)
+_GONE = SERVER_COLUMNS.index("gone") - 1  # in a stored row, which leaves out the id
 
 
 def _stored_servers(project: Project) -> dict[str, tuple]:
-    """Every stored server's compared columns (gone ones included) in `project`, by id."""
-    stored = Server.objects.filter(project=project)
-    rows = stored.values_list("id", *_COMPARED).iterator(chunk_size=2000)
-    return {values[0]: values[1:] for values in rows}
+    """Every stored server of `project` (gone ones included): id → the other SERVER_COLUMNS,
+    as the database returns them (no field conversion: compared with _adapter's values)."""
+    rows = Server.objects.filter(project=project).order_by().values_list(*SERVER_COLUMNS)
+    sql, params = rows.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {values[0]: tuple(values[1:]) for values in cursor.fetchall()}
 
 
-def _compared(facts: dict) -> tuple:
-    return tuple(facts[name] for name in _COMPARED)
-
-
-def _server_facts(s: records.Server, group_images: dict[str, str], project_id: int) -> dict:
-    """A snapshot server as Server column values (by attname), all but `synced_at`."""
+def _server_row(s: records.Server, group_images: dict[str, str], project_id: int) -> ServerRow:
+    """A snapshot server as its Server column values, all but `synced_at`."""
     ip_addresses = " ".join(s.ip_addresses)[:1024]
     group_image = group_images.get(s.group_id, "")
-    return {
-        "id": s.id,
-        "project_id": project_id,
-        "name": s.name,
-        "machine_name": s.machine_name,
-        "group_id": s.group_id if s.group_id in group_images else None,
-        "image_id": s.image_id,
-        "os_type": s.os_type,
-        "os_version": s.os_version,
-        "architecture": s.architecture,
-        "system_disk_size": s.system_disk_size,
-        "status": s.status,
-        "vm_status": s.vm_status,
-        "task_status": s.task_status,
-        "maintain_status": s.maintain_status,
-        "session_count": s.session_count,
-        "frozen": s.frozen,
-        "ip_addresses": ip_addresses,
-        "availability_zone": s.availability_zone,
-        "job_id": s.job_id,
-        "job_type": s.job_type,
-        "job_status": s.job_status,
-        "job_time": s.job_time,
-        "created_at": s.create_time,
-        "drift": bool(group_image) and s.image_id != group_image,
-        "search_text": search_text(s.name, s.machine_name, ip_addresses),
-        "gone": False,
+    return ServerRow(
+        s.id,
+        project_id,
+        s.name,
+        s.machine_name,
+        s.group_id if s.group_id in group_images else None,
+        s.image_id,
+        s.os_type,
+        s.os_version,
+        s.architecture,
+        s.system_disk_size,
+        s.status,
+        s.vm_status,
+        s.task_status,
+        s.maintain_status,
+        s.session_count,
+        s.frozen,
+        ip_addresses,
+        s.availability_zone,
+        s.job_id,
+        s.job_type,
+        s.job_status,
+        s.job_time,
+        s.create_time,
+        bool(group_image) and s.image_id != group_image,
+        search_text(s.name, s.machine_name, ip_addresses),
+        False,
+    )
+
+
+def _adapter(model, names: tuple[str, ...]) -> Callable[[tuple], tuple]:
+    """A function from a row of `names` values to the tuple the database driver takes and
+    gives back for them, without Django's per-value conversions. PostgreSQL stores aware
+    times; SQLite's driver reads a time back naive (in the connection's zone) and a boolean
+    as a bool, so only times need converting there."""
+    if connection.features.supports_timezones:
+        return tuple
+    times = {
+        index
+        for index, name in enumerate(names)
+        if model._meta.get_field(name).get_internal_type() == "DateTimeField"
     }
 
+    def adapt(row: tuple) -> tuple:
+        return tuple(_naive(v) if i in times else v for i, v in enumerate(row))
 
-def _record_images_seen(servers: list[Server], now) -> None:
-    rows = [
-        ServerImageSeen(server_id=s.id, image_id=s.image_id, first_seen=now, last_seen=now)
-        for s in servers
-        if s.image_id
-    ]
-    ServerImageSeen.objects.bulk_create(
-        rows,
-        batch_size=BATCH,
-        update_conflicts=True,
-        unique_fields=["server", "image_id"],
-        update_fields=["last_seen"],
+    return adapt
+
+
+def _naive(moment):
+    return moment and timezone.make_naive(moment, connection.timezone)
+
+
+def _record_images_seen(rows: list[tuple], stamp) -> None:
+    """A seen-image row for every written server's image (its first and last sighting now,
+    or only its last when the pair is known)."""
+    image = SERVER_COLUMNS.index("image_id")
+    seen = [(row[0], row[image], stamp, stamp) for row in rows if row[image]]
+    _insert_or_update(
+        ServerImageSeen,
+        ("server_id", "image_id", "first_seen", "last_seen"),
+        seen,
+        unique=("server_id", "image_id"),
+        update=("last_seen",),
     )
+
+
+def _insert_or_update(
+    model,
+    names: tuple[str, ...],
+    rows: list[tuple],
+    *,
+    unique: tuple[str, ...] = ("id",),
+    update: tuple[str, ...] | None = None,
+) -> None:
+    """INSERT … ON CONFLICT (unique) DO UPDATE SET `update` (every other column) of rows
+    already in the database's types, BATCH rows a statement. Written directly: bulk_create
+    built a model instance per row and prepared every value through its field, most of a
+    first sync's time."""
+    if not rows:
+        return
+    meta = model._meta
+    column = {name: meta.get_field(name).column for name in names}
+    update = update if update is not None else tuple(n for n in names if n not in unique)
+    qn = connection.ops.quote_name
+    suffix = connection.ops.on_conflict_suffix_sql(
+        [meta.get_field(name) for name in names],
+        OnConflict.UPDATE,
+        [column[name] for name in update],
+        [column[name] for name in unique],
+    )
+    # Names from the model's metadata, quoted; every value is a bound parameter.
+    head = f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(column[n]) for n in names)}) VALUES "  # noqa: S608
+    one = f"({', '.join(['%s'] * len(names))})"
+    limit = connection.features.max_query_params
+    size = min(BATCH, limit // len(names)) if limit else BATCH
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), size):
+            batch = rows[start : start + size]
+            params = [value for row in batch for value in row]
+            cursor.execute(f"{head}{', '.join([one] * len(batch))} {suffix}", params)
 
 
 def _upsert(model, rows: list, update_fields: list[str]) -> None:
