@@ -13,7 +13,7 @@ from collections import namedtuple
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import astuple, dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 
 from django.conf import settings
@@ -115,9 +115,9 @@ def run_sync(run_id: int, client=None) -> SyncRun:
             return _finish(run, SyncRun.State.FAILED, 0, error=str(exc))
     calls_before = client.calls
     try:
-        snapshot = fetch(client)
+        snapshot, stored = _fetch_beside_stored(client, run.project)
         with transaction.atomic():
-            seen, gone = store(snapshot, timezone.now(), run.project)
+            seen, gone = store(snapshot, timezone.now(), run.project, stored)
     except Exception as exc:
         if lost_database(exc):
             # Left RUNNING, not failed: the worker puts the task back, and its rerun finds the
@@ -152,6 +152,19 @@ def _finish(run: SyncRun, state: str, calls: int, seen=0, gone=0, error="") -> S
     )
     run.refresh_from_db()
     return run
+
+
+def _fetch_beside_stored(client, project: Project) -> tuple[Snapshot, dict[str, tuple]]:
+    """The cloud's inventory, and what is stored of it read in this thread while the calls
+    are out (this thread's connection: a test's transaction, say). Only the sync writes
+    servers, one at a time per project, so the stored rows cannot change meanwhile."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-read") as reader:
+        reading = reader.submit(fetch, client)
+        try:
+            stored = _stored_servers(project)
+        finally:
+            snapshot = reading.result()
+    return snapshot, stored
 
 
 def fetch(client, in_flight: int | None = None) -> Snapshot:
@@ -216,39 +229,43 @@ def _servers_in_flight(client, pool: ThreadPoolExecutor) -> list[records.Server]
     return servers
 
 
-def store(snapshot: Snapshot, now, project: Project | None = None) -> tuple[int, int]:
+def store(
+    snapshot: Snapshot, now, project: Project | None = None, stored: dict | None = None
+) -> tuple[int, int]:
     """Upsert the snapshot in bulk and mark what vanished as gone. Returns (seen, gone).
 
     Only servers whose facts changed are written; the rest are stamped in one statement.
     A repeat sync of a quiet fleet therefore writes almost nothing. The figures the pages
     show (per group and for the fleet) are counted from the snapshot and stored with it:
-    the snapshot's servers are exactly the live servers once it is stored.
+    the snapshot's servers are exactly the live servers once it is stored. `stored` is
+    _stored_servers(project) when the caller has read it already.
     """
     project = project or projects.default()
     _store_images(snapshot.images, now, project)
     group_images = {g.id: g.image_id for g in snapshot.groups}
-    rows = [_server_row(s, group_images, project.pk) for s in snapshot.servers]
+    # Values as the database driver takes and returns them, compared with the stored rows
+    # without Django's conversion of each value on the way in and out.
+    stored_time = _stored_time()
+    rows = [_server_row(s, group_images, project.pk, stored_time) for s in snapshot.servers]
     by_group = _count_by_group(rows)
     _store_groups(snapshot.groups, by_group, now, project)
     _store_totals(project, sum(by_group.values(), Figures()), len(snapshot.groups), now)
-    # Compared as the database holds them, so nothing is converted on the way in or out.
-    stored = _stored_servers(project)
-    adapt = _adapter(Server, SERVER_COLUMNS)
-    changed = [values for values in map(adapt, rows) if stored.get(values[0]) != values[1:]]
-    stamp = now if connection.features.supports_timezones else _naive(now)
-    _insert_or_update(Server, (*SERVER_COLUMNS, "synced_at"), [(*v, stamp) for v in changed])
+    stored = _stored_servers(project) if stored is None else stored
+    changed = [row for row in rows if stored.get(row.id) != row[1:]]
+    stamp = stored_time(now)
+    _insert_or_update(Server, (*SERVER_COLUMNS, "synced_at"), [(*row, stamp) for row in changed])
     seen = {row.id for row in rows}
     gone = 0
     vanished = [i for i, values in stored.items() if not values[_GONE] and i not in seen]
     for start in range(0, len(vanished), BATCH):
         chunk = vanished[start : start + BATCH]
         gone += Server.objects.filter(id__in=chunk).update(gone=True, drift=False)
-    # Exactly the snapshot's servers.
-    Server.objects.filter(project=project, gone=False).update(synced_at=now)
+    # Exactly the snapshot's servers; those just written carry the stamp already.
+    Server.objects.filter(project=project, gone=False).exclude(synced_at=now).update(synced_at=now)
     _record_images_seen(changed, stamp)
     ServerImageSeen.objects.filter(
         server__project=project, server__gone=False, image_id=F("server__image_id")
-    ).update(last_seen=now)
+    ).exclude(last_seen=now).update(last_seen=now)
     return len(rows), gone
 
 
@@ -446,7 +463,7 @@ _GONE = SERVER_COLUMNS.index("gone") - 1  # in a stored row, which leaves out th
 
 def _stored_servers(project: Project) -> dict[str, tuple]:
     """Every stored server of `project` (gone ones included): id → the other SERVER_COLUMNS,
-    as the database returns them (no field conversion: compared with _adapter's values)."""
+    as the database driver returns them (no field conversion: compared with ServerRow)."""
     rows = Server.objects.filter(project=project).order_by().values_list(*SERVER_COLUMNS)
     sql, params = rows.query.sql_with_params()
     with connection.cursor() as cursor:
@@ -454,8 +471,11 @@ def _stored_servers(project: Project) -> dict[str, tuple]:
         return {values[0]: tuple(values[1:]) for values in cursor.fetchall()}
 
 
-def _server_row(s: records.Server, group_images: dict[str, str], project_id: int) -> ServerRow:
-    """A snapshot server as its Server column values, all but `synced_at`."""
+def _server_row(
+    s: records.Server, group_images: dict[str, str], project_id: int, stored_time: Callable
+) -> ServerRow:
+    """A snapshot server as its Server column values, all but `synced_at`, in the types the
+    database driver takes and returns."""
     ip_addresses = " ".join(s.ip_addresses)[:1024]
     group_image = group_images.get(s.group_id, "")
     return ServerRow(
@@ -480,35 +500,21 @@ def _server_row(s: records.Server, group_images: dict[str, str], project_id: int
         s.job_id,
         s.job_type,
         s.job_status,
-        s.job_time,
-        s.create_time,
+        stored_time(s.job_time),
+        stored_time(s.create_time),
         bool(group_image) and s.image_id != group_image,
         search_text(s.name, s.machine_name, ip_addresses),
         False,
     )
 
 
-def _adapter(model, names: tuple[str, ...]) -> Callable[[tuple], tuple]:
-    """A function from a row of `names` values to the tuple the database driver takes and
-    gives back for them, without Django's per-value conversions. PostgreSQL stores aware
-    times; SQLite's driver reads a time back naive (in the connection's zone) and a boolean
-    as a bool, so only times need converting there."""
+def _stored_time() -> Callable[[datetime | None], datetime | None]:
+    """A time as the database driver takes and returns it: aware on PostgreSQL; naive in the
+    connection's zone on SQLite, whose driver reads a stored time back naive."""
     if connection.features.supports_timezones:
-        return tuple
-    times = {
-        index
-        for index, name in enumerate(names)
-        if model._meta.get_field(name).get_internal_type() == "DateTimeField"
-    }
-
-    def adapt(row: tuple) -> tuple:
-        return tuple(_naive(v) if i in times else v for i, v in enumerate(row))
-
-    return adapt
-
-
-def _naive(moment):
-    return moment and timezone.make_naive(moment, connection.timezone)
+        return lambda moment: moment
+    zone = connection.timezone
+    return lambda moment: moment and moment.astimezone(zone).replace(tzinfo=None)
 
 
 def _record_images_seen(rows: list[tuple], stamp) -> None:
@@ -552,7 +558,7 @@ def _insert_or_update(
     # Names from the model's metadata, quoted; every value is a bound parameter.
     head = f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(column[n]) for n in names)}) VALUES "  # noqa: S608
     one = f"({', '.join(['%s'] * len(names))})"
-    limit = connection.features.max_query_params
+    limit = connection.features.max_query_params  # SQLite's may be set as low as 999
     size = min(BATCH, limit // len(names)) if limit else BATCH
     with connection.cursor() as cursor:
         for start in range(0, len(rows), size):

@@ -160,8 +160,9 @@ class CloudClient:
     ) -> tuple[int, list[Server]]:
         """(total matching, one page of servers)."""
         query = [*_filters(filters, SERVER_FILTERS), ("offset", str(offset)), ("limit", str(limit))]
-        body = self._get("ListServers", self._workspaceapp("app-servers"), query)
-        return _int(body.get("count")), [wire.server(item) for item in _items(body, "items")]
+        url = self._workspaceapp("app-servers")
+        parse = wire.servers_page  # straight into records: a sync reads hundreds of these
+        return self._call("ListServers", "GET", url, query, None, idempotent=True, parse=parse).body
 
     def iter_servers(self, **filters: object) -> Iterator[Server]:
         """Every matching server, fetched 100 at a time."""
@@ -562,6 +563,7 @@ class CloudClient:
         *,
         idempotent: bool,
         authenticate: bool = True,
+        parse: Callable[[bytes], Any] | None = None,
     ) -> _Reply:
         """Send with retries (idempotent calls only) and one re-authentication after a 401."""
         deadline = self._monotonic() + self.config.retry_deadline
@@ -569,7 +571,7 @@ class CloudClient:
         reauthenticated = False
         while True:
             try:
-                return self._guarded(api, method, url, query, body, authenticate)
+                return self._guarded(api, method, url, query, body, authenticate, parse)
             except _Unauthorized as refused:
                 # A 401 proves the gateway refused the request, so re-sending is safe even
                 # for the image change; token credentials get exactly one fresh try.
@@ -606,7 +608,14 @@ class CloudClient:
         return reply
 
     def _attempt(
-        self, api: str, method: str, url: str, query: Query, body: object, authenticate: bool
+        self,
+        api: str,
+        method: str,
+        url: str,
+        query: Query,
+        body: object,
+        authenticate: bool,
+        parse: Callable[[bytes], Any] | None = None,
     ) -> _Reply:
         if "//" in urlsplit(url).path:
             # An empty segment (say, a missing project id) reaches the wrong API or none.
@@ -637,7 +646,7 @@ class CloudClient:
             if response.status_code == 401 and authenticate:
                 raise _Unauthorized(error, headers)
             raise error
-        return _Reply(response.status_code, response.headers, _json(response), request_id)
+        return _Reply(response.status_code, response.headers, _json(response, parse), request_id)
 
     def _count(self, api: str) -> None:
         with self._lock:
@@ -739,11 +748,11 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _json(response: requests.Response) -> Any:
-    if not response.content:
-        return {}
+def _json(response: requests.Response, parse: Callable[[bytes], Any] | None = None) -> Any:
+    """The answer's JSON, or what `parse` makes of its bytes; CloudError when it is not JSON."""
+    content = response.content or b"{}"
     try:
-        return response.json()
+        return parse(content) if parse else response.json() if response.content else {}
     except ValueError:
         raise CloudError(
             response.status_code,

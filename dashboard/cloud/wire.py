@@ -4,9 +4,12 @@ Every function here is pure and tolerant of missing fields: the cloud omits, nul
 stringifies fields freely (`task_status: "null"`, `system_disk_size: "80"`, `"true"`).
 """
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+
+import msgspec
 
 from dashboard.cloud.records import (
     ChangeItem,
@@ -131,6 +134,99 @@ def server(data: JSON) -> Server:
         job_status=_text(data.get("job_status")),
         job_time=parse_time(data.get("job_time")),
         create_time=parse_time(data.get("create_time")),
+    )
+
+
+class _Product(msgspec.Struct):
+    architecture: str | None = None
+    system_disk_size: int | str | None = None
+
+
+class _Address(msgspec.Struct):
+    addr: str | None = None
+
+
+class _Server(msgspec.Struct):
+    """The AppServer fields the dashboard reads, as the API documents their types (a number
+    or boolean may also come as a string); every other field is skipped unread."""
+
+    id: str | None = None
+    name: str | None = None
+    machine_name: str | None = None
+    server_group_id: str | None = None
+    server_group_name: str | None = None
+    image_id: str | None = None
+    os_type: str | None = None
+    os_version: str | None = None
+    status: str | None = None
+    vm_status: str | None = None
+    task_status: str | None = None
+    maintain_status: bool | str | None = None
+    session_count: int | str | None = None
+    freeze: list[Any] | None = None
+    product_info: _Product | None = None
+    host_address: list[_Address] | None = None
+    availability_zone: str | None = None
+    job_id: str | None = None
+    job_type: str | None = None
+    job_status: str | None = None
+    job_time: str | None = None
+    create_time: str | None = None
+
+
+class _ServersPage(msgspec.Struct):
+    count: int | str | None = None
+    items: list[_Server] | None = None
+
+
+_SERVERS_PAGE = msgspec.json.Decoder(_ServersPage)
+
+
+def servers_page(body: bytes) -> tuple[int, list[Server]]:
+    """A ListServers answer → (count, servers). Raises ValueError when it is not JSON.
+
+    A page of the documented shape is decoded straight into its typed fields, about a third
+    of the time of decoding it into dicts and reading those (a sync reads 500 such pages at
+    50,000 servers); any other shape, or an encoding other than UTF-8, goes through the
+    standard decoder and `server()`, to the same records.
+    """
+    try:
+        page = _SERVERS_PAGE.decode(body)
+    except msgspec.DecodeError:  # ValidationError included: not the documented shape
+        data = _dict(json.loads(body))
+        items = [server(item) for item in _list(data.get("items")) if isinstance(item, Mapping)]
+        return _int(data.get("count"), 0) or 0, items
+    return _int(page.count, 0) or 0, [_typed_server(item) for item in page.items or ()]
+
+
+def _typed_server(data: _Server) -> Server:
+    """`server()`'s rules, field for field, on a decoded _Server."""
+    product = data.product_info or _Product()
+    addresses = tuple(_text(nic.addr) for nic in data.host_address or () if nic.addr)
+    return Server(
+        id=_text(data.id),
+        name=_text(data.name),
+        machine_name=_text(data.machine_name),
+        group_id=_text(data.server_group_id),
+        group_name=_text(data.server_group_name),
+        image_id=_text(data.image_id),
+        os_type=_text(data.os_type),
+        os_version=_text(data.os_version),
+        status=_text(data.status),
+        vm_status=_text(data.vm_status),
+        task_status=_text(data.task_status),
+        maintain_status=_bool(data.maintain_status),
+        session_count=_int(data.session_count, 0) or 0,
+        frozen=bool(data.freeze),
+        architecture=_architecture(product.architecture),
+        system_disk_size=_int(product.system_disk_size),
+        ip_addresses=addresses,
+        availability_zone=_text(data.availability_zone),
+        job_id=_text(data.job_id),
+        job_type=_text(data.job_type),
+        job_status=_text(data.job_status),
+        job_time=parse_time(data.job_time),
+        create_time=parse_time(data.create_time),
     )
 
 
