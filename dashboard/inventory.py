@@ -24,8 +24,7 @@ from django.tasks import task
 from django.utils import timezone
 
 from dashboard import projects
-from dashboard.cloud import records
-from dashboard.cloud.client import PAGE_SIZE
+from dashboard.cloud import inflight, records
 from dashboard.cloud.errors import CloudError
 from dashboard.dbloss import lost_database
 from dashboard.models import (
@@ -182,51 +181,11 @@ def fetch(client, in_flight: int | None = None) -> Snapshot:
             servers=client.list_servers(),
             images=client.list_images(),
         )
-    with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="sync") as pool:
-        groups = pool.submit(client.list_server_groups)
-        images = pool.submit(client.list_images)
-        try:
-            servers = _servers_in_flight(client, pool)
-            return Snapshot(groups=groups.result(), servers=servers, images=images.result())
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-
-
-def _servers_in_flight(client, pool: ThreadPoolExecutor) -> list[records.Server]:
-    """Every server, the pages after the first read concurrently.
-
-    Pages are kept in offset order and a server already seen is skipped, as the serial
-    reader does when servers shift between pages. If the last page reports a larger total
-    (servers added while reading), the pages after it are read too.
-    """
-    total, page = pool.submit(client.list_servers_page, offset=0).result()
-    pages = [page]
-    offset = len(page)
-    while page and offset < total:
-        if len(page) < PAGE_SIZE:  # a short page before the end: go on one page at a time
-            total, page = client.list_servers_page(offset=offset)
-            pages.append(page)
-            offset += len(page)
-            continue
-        offsets = range(offset, total, PAGE_SIZE)
-        futures = [pool.submit(client.list_servers_page, offset=o) for o in offsets]
-        try:
-            answers = [future.result() for future in futures]
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
-        pages.extend(p for _, p in answers)
-        total, page = answers[-1]
-        offset = offsets[-1] + len(page)
-    seen: set[str] = set()
-    servers = []
-    for server in (s for p in pages for s in p):
-        if server.id not in seen:
-            seen.add(server.id)
-            servers.append(server)
-    return servers
+    with inflight.Calls(in_flight, "sync") as calls:
+        groups = calls.submit(client.list_server_groups)
+        images = calls.submit(client.list_images)
+        servers = inflight.list_servers(client, calls)
+        return Snapshot(groups=groups.result(), servers=servers, images=images.result())
 
 
 def store(

@@ -9,9 +9,10 @@ import threading
 import time
 from collections import defaultdict
 
+from django.conf import settings
 from django.db.models import Count, Q
 
-from dashboard.cloud import records
+from dashboard.cloud import inflight, records
 from dashboard.cloud.errors import CloudError
 from dashboard.models import RolloutServer, Server
 
@@ -44,9 +45,13 @@ class GroupReads:
 
 
 def reread_servers(
-    client, rows: list[RolloutServer], reads: GroupReads | None = None
+    client, rows: list[RolloutServer], reads: GroupReads | None = None, in_flight: int | None = None
 ) -> dict[str, records.Server]:
-    """Read the rows' servers from the API in the fewest calls: whole groups or one by one."""
+    """Read the rows' servers from the API in the fewest calls: whole groups or one by one.
+
+    Without shared `reads`, up to `in_flight` (ROLLOUT_CALLS_IN_FLIGHT) of those calls are
+    out at once (cloud.inflight): the same calls, without waiting for each answer in turn.
+    """
     by_group: dict[str, set[str]] = defaultdict(set)
     for row in rows:
         by_group[row.group_id].add(row.server_id)
@@ -59,10 +64,12 @@ def reread_servers(
         .values_list("group_id", "n")
     )
     sizes = {group_id: n for group_id, n in counted if n}  # as before: groups with live servers
+    in_flight = in_flight or settings.ROLLOUT_CALLS_IN_FLIGHT
+    if in_flight > 1 and reads is None:
+        return _in_flight(client, by_group, sizes, in_flight)
     found: dict[str, records.Server] = {}
     for group_id, ids in by_group.items():
-        pages = -(-sizes.get(group_id, 10**9) // PAGE)
-        if group_id and pages < len(ids):
+        if _whole(group_id, ids, sizes):
             listing = (reads or GroupReads(client)).group(group_id)
             found.update({i: listing[i] for i in ids if i in listing})
         for server_id in ids - found.keys():
@@ -71,4 +78,26 @@ def reread_servers(
             except CloudError as exc:
                 if not exc.not_found:  # a 404, or the 4xx the cloud answers for "no such"
                     raise
+    return found
+
+
+def _whole(group_id: str | None, ids: set[str], sizes: dict[str, int]) -> bool:
+    """Whether listing the group whole takes fewer calls than reading its rows one by one."""
+    return bool(group_id) and -(-sizes.get(group_id, 10**9) // PAGE) < len(ids)
+
+
+def _in_flight(
+    client, by_group: dict[str, set[str]], sizes: dict[str, int], in_flight: int
+) -> dict[str, records.Server]:
+    """reread_servers' calls, several at once: the servers read one by one go out beside the
+    group listings; a server its group's listing did not show is then read on its own."""
+    whole = {g: ids for g, ids in by_group.items() if _whole(g, ids, sizes)}
+    singles = [i for g, ids in by_group.items() if g not in whole for i in ids]
+    with inflight.Calls(in_flight) as calls:
+        shown = {i: calls.submit(inflight.show_or_none, client, i) for i in singles}
+        listed = inflight.listings(client, calls, whole)
+        found = {i: listed[g][i] for g, ids in whole.items() for i in ids if i in listed[g]}
+        moved = [i for ids in whole.values() for i in ids if i not in found]
+        found.update(inflight.show_servers(client, calls, moved))
+        found.update({i: f.result() for i, f in shown.items() if f.result() is not None})
     return found
