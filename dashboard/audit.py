@@ -22,7 +22,7 @@ from django.db.models import F, Q
 from django.http import HttpRequest
 from django.utils import timezone
 
-from dashboard.logscrub import REDACTED, is_secret_name, scrub
+from dashboard.logscrub import REDACTED, is_secret_name, known_secrets, scrub
 from dashboard.models import AuditEvent, Project, RefusalWindow, Rollout
 from dashboard.netaddr import client_address
 
@@ -34,18 +34,21 @@ OUTCOMES = (OK, REFUSED, ERROR)
 _MAX_DETAIL_CHARS = 2000
 
 
-def _clean(value: Any, depth: int = 0) -> Any:
-    """Details as JSON-safe values, secrets scrubbed and long strings cut."""
+def _clean(value: Any, secrets: list[str], depth: int = 0) -> Any:
+    """Details as JSON-safe values, secrets scrubbed and long strings cut. `secrets`: the
+    process's secret values (logscrub.known_secrets), read once for the whole event."""
     if value is None or isinstance(value, bool | int | float):
         return value
     if depth < 4 and isinstance(value, dict):
         return {
-            str(key)[:100]: REDACTED if is_secret_name(str(key)) else _clean(item, depth + 1)
+            str(key)[:100]: (
+                REDACTED if is_secret_name(str(key)) else _clean(item, secrets, depth + 1)
+            )
             for key, item in list(value.items())[:50]
         }
     if depth < 4 and isinstance(value, list | tuple | set | frozenset):
-        return [_clean(item, depth + 1) for item in list(value)[:200]]
-    return _text(scrub(str(value)))[:_MAX_DETAIL_CHARS]
+        return [_clean(item, secrets, depth + 1) for item in list(value)[:200]]
+    return _text(scrub(str(value), secrets))[:_MAX_DETAIL_CHARS]
 
 
 def _text(value: str) -> str:
@@ -104,7 +107,7 @@ def record(
         target=_text(str(target))[:255],
         rollout_id=rollout.pk if isinstance(rollout, Rollout) else rollout,
         project_id=project_id,
-        details=_clean(details),
+        details=_clean(details, known_secrets()),
     )
     log.info(
         "audit %s outcome=%s actor=%r target=%r rollout=%s",

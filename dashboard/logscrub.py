@@ -70,6 +70,10 @@ _ACCESS_FIELD = re.compile(r"(?i)(\baccess=)([A-Z0-9]{16,64})")
 # user:password@ inside any URL (a webhook, a database URL, a proxy): the whole user info goes.
 _URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@'\"]+@")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]")
+# Every pattern above needs one of these to match: a separator (":" or "="), the space after
+# "Bearer", or a JWT's "eyJ". Text with none of them (an id, a name, a count) skips the
+# patterns; only the secrets this process holds are looked for in it.
+_ANY_PATTERN = re.compile(r"[:=\s]|eyJ")
 
 _MIN_SECRET_LENGTH = 6
 
@@ -111,11 +115,20 @@ def _url_password(url: str) -> list[str]:
     return [password, unquote(password)] if password else []
 
 
-def scrub(text: str) -> str:
-    """`text` with every recognisable secret replaced by "[redacted]"."""
-    for secret in _known_secrets():
+def known_secrets() -> list[str]:
+    """The secret values `scrub` looks for, as settings hold them now: read once and pass to
+    `scrub` to scrub many values at once (an audit event's details)."""
+    return _known_secrets()
+
+
+def scrub(text: str, secrets: list[str] | None = None) -> str:
+    """`text` with every recognisable secret replaced by "[redacted]". `secrets`: the values
+    of known_secrets(), when the caller read them already."""
+    for secret in _known_secrets() if secrets is None else secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)
+    if _ANY_PATTERN.search(text) is None:
+        return text
     text = _AUTH_LINE.sub(lambda m: m.group(1) + REDACTED, text)
     text = _COOKIE_LINE.sub(lambda m: m.group(1) + REDACTED, text)
     text = _BEARER.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
