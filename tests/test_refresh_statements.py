@@ -6,6 +6,8 @@ Against the simulator over real HTTP with its manual clock, as the worker runs a
 """
 
 import sqlite3
+import threading
+import time
 from collections import Counter
 
 import pytest
@@ -198,3 +200,50 @@ def test_past_the_databases_parameter_limit_the_rows_are_written_in_batches(flee
     jobs = dict(rollout.servers.values_list("server_id", "job_id"))
     shown = {j.server_id: j.id for j in fleet.state.jobs.values() if j.target_image_id}
     assert states(rollout) == {"waiting": 40} and jobs == {s: shown[s] for s in jobs}
+
+
+class Overlapping(requests.adapters.HTTPAdapter):
+    """Counts ShowJobDetail calls and the most calls in flight; each call takes 20 ms longer,
+    so calls that may overlap do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.Lock()
+        self.active = self.most = self.job_calls = 0
+
+    def send(self, request, *args, **kwargs):
+        with self.lock:
+            self.active += 1
+            self.most = max(self.most, self.active)
+            self.job_calls += "/job/" in request.url
+        try:
+            time.sleep(0.02)
+            return super().send(request, *args, **kwargs)
+        finally:
+            with self.lock:
+                self.active -= 1
+
+
+def test_a_wave_failing_together_has_its_jobs_read_several_at_once_each_once(
+    fleet, settings
+) -> None:
+    target, servers = movable(FEW + MANY)
+    rollout = started(target, servers[:60], client_with())
+    failing = {s.id for s in servers[:60:2]}
+    set_jobs(fleet, failing, set())
+    fleet.advance(fleet.config.job_seconds + 1)
+    settings.ROLLOUT_CALLS_IN_FLIGHT = 4  # the rows were sent one call at a time, as tests do
+    adapter = Overlapping()
+
+    engine.tick(rollout.pk, client_with(adapter), **NO_SLEEP)
+
+    assert adapter.job_calls == len(failing)  # one ShowJobDetail per failed job, as before
+    assert 2 <= adapter.most <= 4
+    for row in rollout.servers.all():
+        if row.server_id in failing:
+            assert (row.state, row.error_message) == (
+                "failed",
+                f"{row.server_name} could not be rebuilt.",
+            )
+        else:
+            assert row.state == "succeeded"

@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from dashboard import audit, heartbeat, inventory
-from dashboard.cloud import records
+from dashboard.cloud import inflight, records
 from dashboard.cloud.errors import CloudError
 from dashboard.models import Rollout, RolloutServer, WorkerHeartbeat
 from dashboard.rollouts import lifecycle
@@ -133,6 +133,8 @@ def _track(rollout: Rollout, rows: list[RolloutServer], client) -> CloudError | 
     not stop the others."""
     now = timezone.now()
     fresh = reread_servers(client, rows)
+    jobs = _Jobs(client)
+    jobs.read_ahead([_job_to_read(row, fresh.get(row.server_id)) for row in rows])
     grace = reconcile_grace(rollout)
     may_resend = rollout.state != Rollout.State.CANCELLING
     trouble: CloudError | None = None
@@ -146,7 +148,7 @@ def _track(rollout: Rollout, rows: list[RolloutServer], client) -> CloudError | 
             # First look at an accepted job, and the server already shows it.
             visible.append((now - row.submitted_at).total_seconds())
         try:
-            update, verdict = _judge(row, server, client, now, grace, may_resend)
+            update, verdict = _judge(row, server, jobs, now, grace, may_resend)
         except CloudError as exc:
             log.warning("rollout %s server %s: job lookup failed: %s", rollout.pk, row.pk, exc)
             trouble = trouble or exc
@@ -192,19 +194,19 @@ def _audit_reconciled(rollout: Rollout, decided: dict[str, list[str]]) -> None:
 
 
 def _judge(
-    row: RolloutServer, server: records.Server | None, client, now, grace, may_resend: bool
+    row: RolloutServer, server: records.Server | None, jobs, now, grace, may_resend: bool
 ) -> tuple:
     """(the columns to write, what reconciliation decided or "")."""
     if row.state == S.UNKNOWN:
-        return _reconcile(row, server, client, now, grace, may_resend)
-    return _tracked(row, server, client, now), ""
+        return _reconcile(row, server, jobs, now, grace, may_resend)
+    return _tracked(row, server, jobs, now), ""
 
 
-def _tracked(row: RolloutServer, server: records.Server | None, client, now) -> dict:
+def _tracked(row: RolloutServer, server: records.Server | None, jobs, now) -> dict:
     if server is not None and server.job_id == row.job_id:
-        return _from_status(row, server.job_status, server, client, now)
+        return _from_status(row, server.job_status, server, jobs, now)
     # The server is gone, or its last job is another one: ask the job itself.
-    job = _show_job(client, row.job_id)
+    job = _show_job(jobs, row.job_id)
     if job is None:
         return (
             _failed(
@@ -218,11 +220,11 @@ def _tracked(row: RolloutServer, server: records.Server | None, client, now) -> 
     # A job shared by a batch: this server's own sub-job tells its state.
     own = job.sub_job_for(row.server_id)
     status = own.status if own is not None and own.status else job.status
-    return _from_status(row, status, server, client, now, job=job)
+    return _from_status(row, status, server, jobs, now, job=job)
 
 
 def _reconcile(
-    row: RolloutServer, server: records.Server | None, client, now, grace, may_resend: bool
+    row: RolloutServer, server: records.Server | None, jobs, now, grace, may_resend: bool
 ) -> tuple:
     """Decide an `unknown` row from the server's last-job fields, never by resending blindly.
 
@@ -230,16 +232,10 @@ def _reconcile(
     verification). No job after the grace proves the cloud did not accept the server: it is
     sent again on its own, up to ROLLOUT_SEND_ATTEMPTS calls, then failed NOT_ACCEPTED.
     """
-    if (
-        server is not None
-        and server.job_type == CHANGE_IMAGE
-        and server.job_id
-        and server.job_time
-        and (row.submitted_at is None or server.job_time >= row.submitted_at - SKEW)
-    ):
+    if _adoptable(row, server):
         row.job_id = server.job_id
         update = {"job_id": server.job_id, "error_code": "", "error_message": ""}
-        update |= _from_status(row, server.job_status, server, client, now) or {"state": S.WAITING}
+        update |= _from_status(row, server.job_status, server, jobs, now) or {"state": S.WAITING}
         return update, ADOPTED
     if row.submitted_at and now - row.submitted_at < grace:
         return {}, ""
@@ -274,6 +270,61 @@ def _reconcile(
     ), NOT_ACCEPTED
 
 
+def _adoptable(row: RolloutServer, server: records.Server | None) -> bool:
+    """Whether the server's last job is an image change sent no earlier than the row was."""
+    return (
+        server is not None
+        and server.job_type == CHANGE_IMAGE
+        and bool(server.job_id)
+        and server.job_time is not None
+        and (row.submitted_at is None or server.job_time >= row.submitted_at - SKEW)
+    )
+
+
+def _job_to_read(row: RolloutServer, server: records.Server | None) -> str:
+    """The job _judge will ask ShowJobDetail about for this row, or "": a failed job (for its
+    error), or a job the server no longer shows. Read ahead by _Jobs, several at once."""
+    if row.state == S.UNKNOWN:
+        adopted_failed = _adoptable(row, server) and server.job_status == "FAILED"
+        return server.job_id if adopted_failed else ""
+    if server is not None and server.job_id == row.job_id:
+        return row.job_id if server.job_status == "FAILED" else ""
+    return row.job_id
+
+
+class _Jobs:
+    """ShowJobDetail for one tick: the jobs it will need read ahead with ROLLOUT_CALLS_IN_FLIGHT
+    calls out at once (a wave failing together needs one per server), each job read once;
+    one not read ahead is read when asked. Answers as the jobs does, errors included."""
+
+    def __init__(self, jobs) -> None:
+        self.jobs = jobs
+        self.answers: dict[str, records.Job | CloudError] = {}
+
+    def read_ahead(self, job_ids: list[str]) -> None:
+        wanted = [i for i in dict.fromkeys(job_ids) if i and i not in self.answers]
+        in_flight = settings.ROLLOUT_CALLS_IN_FLIGHT
+        if in_flight < 2 or len(wanted) < 2:
+            return
+        with inflight.Calls(in_flight, "jobs") as calls:
+            futures = {job_id: calls.submit(self._read, job_id) for job_id in wanted}
+        self.answers.update({job_id: future.result() for job_id, future in futures.items()})
+
+    def show_job(self, job_id: str) -> records.Job:
+        if job_id not in self.answers:
+            self.answers[job_id] = self._read(job_id)
+        answer = self.answers[job_id]
+        if isinstance(answer, CloudError):
+            raise answer
+        return answer
+
+    def _read(self, job_id: str) -> records.Job | CloudError:
+        try:
+            return self.jobs.show_job(job_id)
+        except CloudError as exc:
+            return exc
+
+
 _STATE = {
     "WAITING": RolloutServer.State.WAITING,
     "RUNNING": RolloutServer.State.RUNNING,
@@ -282,7 +333,7 @@ _STATE = {
 }
 
 
-def _from_status(row, status: str, server, client, now, job: records.Job | None = None) -> dict:
+def _from_status(row, status: str, server, jobs, now, job: records.Job | None = None) -> dict:
     state = _STATE.get(status)
     if state is None:
         return {}
@@ -298,7 +349,7 @@ def _from_status(row, status: str, server, client, now, job: records.Job | None 
             "verified": server is not None and server.image_id == row.to_image_id,
         }
     if state == RolloutServer.State.FAILED:
-        job = job or _show_job(client, row.job_id)
+        job = job or _show_job(jobs, row.job_id)
         code, message = _job_error(job, row.server_id)
         update |= {"finished_at": now, "error_code": code, "error_message": message}
     return update
@@ -321,11 +372,11 @@ def _failed(code: str, message: str, now) -> dict:
     }
 
 
-def _show_job(client, job_id: str) -> records.Job | None:
+def _show_job(jobs, job_id: str) -> records.Job | None:
     if not job_id:
         return None
     try:
-        return client.show_job(job_id)
+        return jobs.show_job(job_id)
     except CloudError as exc:
         if exc.not_found:  # 404, or 400 WKS.00149901 as ShowJobDetail documents
             return None
