@@ -352,6 +352,51 @@ def test_a_poll_in_which_only_rows_off_the_page_moved_sends_the_summary_alone(vi
     assert b'id="rollout-groups" aria-labelledby="h-groups" hx-swap-oob="true"' in body
 
 
+def test_a_filtered_list_says_when_rows_join_it_and_links_to_the_list_as_it_is_now(
+    viewer_client,
+):
+    rollout = running(250)
+    html = viewer_client.get(f"/rollouts/{rollout.pk}/", {"state": "failed"}).content.decode()
+    assert row_ids(html) == list(
+        rollout.servers.filter(state="failed").values_list("pk", flat=True)
+    )
+    query = as_page(html, timezone.now())
+    assert query["state"] == "failed" and query["matched"] == "1"
+    joining = rollout.servers.filter(state="running").order_by("pk")[:3]
+    RolloutServer.objects.filter(pk__in=[row.pk for row in joining]).update(state="failed")
+
+    body = unescape(poll(viewer_client, rollout, **query).content.decode())
+
+    assert 'id="rows-matching" role="status" hx-swap-oob="true"' in body
+    assert "4 servers match these filters now; 1 did when this list was shown." in body
+    assert f'hx-get="/rollouts/{rollout.pk}/?state=failed"' in body
+    assert row_ids(body) == []  # the rows that joined are not slipped into the page shown
+    # The next poller still compares with the list as shown.
+    assert as_page(body, timezone.now())["matched"] == "1"
+    shown_now = viewer_client.get(f"/rollouts/{rollout.pk}/", {"state": "failed"}).content
+    assert len(row_ids(shown_now.decode())) == 4
+
+
+def test_a_poll_in_which_no_row_moved_keeps_the_filtered_lists_notice(viewer_client):
+    rollout = running(250)
+    html = viewer_client.get(f"/rollouts/{rollout.pk}/", {"state": "failed"}).content.decode()
+    since = timezone.now()
+    Rollout.objects.filter(pk=rollout.pk).update(last_checked_at=timezone.now())
+    body = poll(viewer_client, rollout, **as_page(html, since)).content.decode()
+    assert "rows-matching" not in body  # not counted, so the notice shown stays as it is
+    assert as_page(body, timezone.now())["state"] == "failed"
+
+
+def test_an_unfiltered_list_has_no_notice_to_keep(viewer_client):
+    rollout = running(250)
+    html = viewer_client.get(f"/rollouts/{rollout.pk}/").content.decode()
+    assert "matched" not in poller(html)
+    since = timezone.now()
+    rollout.servers.filter(state="running").update(state="failed")
+    body = poll(viewer_client, rollout, **as_page(html, since)).content.decode()
+    assert "rows-matching" not in body
+
+
 def test_a_poll_in_which_no_row_moved_leaves_the_per_group_counts_alone(viewer_client):
     rollout = running(250)
     html = viewer_client.get(f"/rollouts/{rollout.pk}/").content.decode()

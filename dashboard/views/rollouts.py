@@ -618,7 +618,7 @@ def detail(request: HttpRequest, rollout_id: int) -> HttpResponse:
         "derived": rollout.derived.all(),
         "demo": _demo_identities(request),
         **_timeline(events, whole=True),
-        "poll_query": _poll_query(now, page.polled, _newest(events)),
+        "poll_query": _poll_query(now, page.polled, _newest(events), page),
         **_live_context(request, rollout, totals),
     }
     template = "rollouts/detail.html"
@@ -652,13 +652,40 @@ def _newest(events: list) -> int:
     return max((e.pk for e in events), default=0)
 
 
-def _poll_query(now: datetime, rows: str | None, event: int) -> str:
+def _poll_query(
+    now: datetime, rows: str | None, event: int, page: "RowPage | Matching | None" = None
+) -> str:
     """The poller's query: the answer's time, the rows the page shows (None: the first
-    page's), the newest event it has."""
+    page's), the newest event it has, and for a filtered list its filter and how many rows it
+    matched when shown (so the poll can tell when rows join or leave it)."""
     pairs = [("since", now.isoformat()), ("event", str(event))]
     if rows is not None:
         pairs.append(("rows", rows))
-    return urlencode(pairs, safe=",")
+    query = urlencode(pairs, safe=",")
+    if page is not None and page.filter.active:
+        query += f"&{page.filter.query}&{urlencode([('matched', page.total)])}"
+    return query
+
+
+@dataclass(frozen=True)
+class Matching:
+    """A filtered list as the poll sees it: its filter, the rows it matched when shown
+    (`total`, carried along by the poller) and the rows it matches now (None: not counted,
+    as no row moved)."""
+
+    filter: RowFilter
+    total: int
+    now: int | None
+
+
+def _matching(request: HttpRequest, rollout: Rollout, moved: bool) -> Matching | None:
+    """For a filtered list, how many rows it matches now (one count, only when a row moved):
+    rows that join the filter are not added to the page shown, so the page says so."""
+    shown = RowFilter.of(request.GET, plan=False)
+    matched = _int(request.GET.get("matched"))
+    if not shown.active or "matched" not in request.GET:
+        return None
+    return Matching(shown, matched, shown.rows(rollout).count() if moved else None)
 
 
 def _demo_identities(request: HttpRequest) -> dict | None:
@@ -747,6 +774,7 @@ def poll(request: HttpRequest, rollout_id: int) -> HttpResponse:
         events = list(rollout.events.all()[: TIMELINE_LENGTH + 1])
     totals = summary(rollout)
     rows = encode_ids(shown) if "rows" in request.GET else None
+    matching = _matching(request, rollout, moved)
     context = {
         "rollout": rollout,
         "changed": changed,
@@ -754,7 +782,8 @@ def poll(request: HttpRequest, rollout_id: int) -> HttpResponse:
         "polling": True,
         **(_groups(progress.by_group(rollout)) if moved else {"groups_moved": False}),
         **_timeline(events, whole=not seen),
-        "poll_query": _poll_query(now, rows, max(seen, _newest(events))),
+        "matching": matching,
+        "poll_query": _poll_query(now, rows, max(seen, _newest(events)), matching),
         **_live_context(request, rollout, totals),
     }
     response = render(request, "rollouts/detail.html#rollout-poll", context)
