@@ -21,7 +21,10 @@ re-read's group sizes, the images, mark, audit, record the answer, audit): rows 
 values of their own are written in one UPDATE (rowwrite.write_rows), every one still only
 while in the state and under the claim it was read with. With several calls in flight, what
 the next chunks will re-read (the same calls, each once) is read while earlier chunks' calls
-are out (_ReadAhead), so a chunk's re-read rarely waits for the cloud.
+are out (_ReadAhead, from before the first claim), so a chunk's re-read rarely waits for the
+cloud; and the next chunks are claimed and re-read while the calls are out, each then waiting
+for a turn (_Calls) to be re-judged, marked and sent, so a call that answers is followed at
+once by the next.
 """
 
 import logging
@@ -31,8 +34,9 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.db import connection
@@ -53,6 +57,7 @@ log = logging.getLogger(__name__)
 
 MAX_SEND_ATTEMPTS = 8  # throttled retries of one chunk within one tick
 MAX_THROTTLE_WAIT = 60.0
+SENDERS_A_CALL = 2  # sending threads a call in flight: half of them get the next chunk ready
 HTTP_POOL = client_module.HTTP_POOL  # connections a host the client's session keeps
 S = RolloutServer.State
 Reads = tuple[list[str], list[str]]  # a chunk's re-read: groups listed whole, servers one by one
@@ -88,49 +93,83 @@ def send_wave(rollout_id: int, wave: int, client, *, sleep: Callable[[float], No
 def _send_in_threads(
     rollout: Rollout, plan: dict[int, Reads], client, sleep, in_flight: int
 ) -> dict[int, CloudError | None]:
-    """Up to `in_flight` chunks at once, in chunk order: each sending thread takes the next
-    chunk until none is left (one database connection per thread, closed at its end). Returns
-    each chunk's trouble (see _send_chunk)."""
+    """Up to `in_flight` calls out at once. Each sending thread takes the next chunk, in chunk
+    order, until none is left (one database connection per thread, closed at its end); twice
+    as many threads as calls, so that while calls are out the next chunks are claimed and
+    re-read, ready to go as soon as a call answers. Returns each chunk's trouble (see
+    _send_chunk)."""
     chunks = list(plan)
     troubles: dict[int, CloudError | None] = {}
     taken = iter(range(len(chunks)))
     lock = threading.Lock()
+    calls = _Calls(in_flight)
+    writes = _OneWriter()
     with ThreadPoolExecutor(_readers(in_flight), thread_name_prefix="submit-read") as reading:
         reads = _ReadAhead(client, reading, [plan[chunk] for chunk in chunks], 4 * in_flight)
+        reads.reach(0)  # the first chunks' reads go out before the threads that send start
 
         def sender() -> None:
             try:
-                while True:
-                    with lock:
-                        position = next(taken, None)
-                    if position is None:
-                        return
-                    troubles[chunks[position]] = _send_chunk(
-                        rollout,
-                        chunks[position],
-                        client=client,
-                        sleep=sleep,
-                        reads=reads,
-                        reader=reads,
-                        on_claim=lambda p=position: reads.claimed(p),
-                    )
+                with connection.execute_wrapper(writes.one_at_a_time):
+                    while True:
+                        with lock:
+                            position = next(taken, None)
+                        if position is None:
+                            return
+                        troubles[chunks[position]] = _send_chunk(
+                            rollout,
+                            chunks[position],
+                            client=client,
+                            sleep=sleep,
+                            reads=reads,
+                            reader=reads,
+                            on_claim=lambda p=position: reads.reach(p),
+                            calls=calls,
+                        )
             finally:
                 connection.close()  # each thread has its own connection; do not leak it
 
+        threads = min(SENDERS_A_CALL * in_flight, len(chunks))
         try:
-            with ThreadPoolExecutor(in_flight, thread_name_prefix="submit") as sending:
-                for done in [sending.submit(sender) for _ in range(in_flight)]:
+            with ThreadPoolExecutor(threads, thread_name_prefix="submit") as sending:
+                for done in [sending.submit(sender) for _ in range(threads)]:
                     done.result()
         finally:
             reads.stop()
     return troubles
 
 
+class _OneWriter:
+    """The sending threads' writes one at a time, queued here rather than in SQLite.
+
+    SQLite has one writer: a thread that finds the database locked sleeps in its busy handler
+    (1, 2, 5, 10 … ms) and tries again, so calls in flight that come back together lost tens
+    of milliseconds each to sleeping while the write before them took one. Waiting on a lock
+    wakes as soon as the write before is done. Reads go on meanwhile (WAL), and a statement
+    inside a transaction already holds SQLite's lock, so it is left alone.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+    def one_at_a_time(self, execute, sql, params, many, context):
+        connection = context["connection"]
+        if (
+            connection.vendor != "sqlite"
+            or connection.in_atomic_block
+            or sql.lstrip()[:6].upper() == "SELECT"
+        ):
+            return execute(sql, params, many, context)
+        with self.lock:
+            return execute(sql, params, many, context)
+
+
 def _readers(in_flight: int) -> int:
     """Threads that read ahead: as many as calls in flight (a listing of a large group is
     several pages, read one after the other), within the connections a host the client's HTTP
-    session keeps (more at once are each opened and thrown away, with a warning)."""
-    return max(1, min(in_flight, HTTP_POOL - in_flight))
+    session keeps (more at once are each opened and thrown away, with a warning) beside the
+    sending threads' own (each a call, or a read it found not started)."""
+    return max(1, min(in_flight, HTTP_POOL - SENDERS_A_CALL * in_flight))
 
 
 def _reads_of(pending) -> dict[int, Reads]:
@@ -162,9 +201,11 @@ def _reads_of(pending) -> dict[int, Reads]:
 class _ReadAhead(GroupReads):
     """The re-reads of the next chunks, read while earlier chunks' calls are in flight.
 
-    When the chunk at position p is claimed, what the chunks up to p + `window` will re-read
-    (whole groups, single servers) is handed to `pool`: the same calls their own re-reads
-    would make, each once (a listing still fresh is not read again). The window is a few
+    From the start, what the first chunks up to `window` will re-read (whole groups, single
+    servers) is handed to `pool`, and as the chunk at position p is claimed, what those up to
+    p + `window` will: the same calls their own re-reads would make, each once (a listing
+    still fresh is not read again). The first reads start before the sending threads claim
+    anything, so the first calls wait for them as little as they can. The window is a few
     rounds of calls: enough to list a group of several pages before its first chunk, and few
     enough that a read is seconds old when used, even where pacing spreads the calls out (one
     older than the ttl is read again, as before). A chunk that asks for a read not started yet
@@ -184,7 +225,8 @@ class _ReadAhead(GroupReads):
         self.servers: dict[str, Future] = {}
         self.stopped = False
 
-    def claimed(self, position: int) -> None:
+    def reach(self, position: int) -> None:
+        """Hand the reads of the chunks up to position + window to the pool."""
         upto = min(position + self.window + 1, len(self.plan))
         with self.lock:
             if self.stopped:
@@ -244,26 +286,34 @@ def _send_chunk(
     reads: GroupReads,
     reader=None,
     on_claim: Callable[[], None] | None = None,
+    calls: "_Calls | None" = None,
 ) -> CloudError | None:
-    """Claim, re-read, mark and send one chunk. Returns the cloud failure that stopped it.
+    """Claim, re-read, re-judge, mark and send one chunk. Returns the cloud failure that
+    stopped it.
 
-    `reader` answers the re-read's single-server reads (the client unless said otherwise)."""
+    `reader` answers the re-read's single-server reads (the client unless said otherwise).
+    With `calls` (several in flight), the chunk is claimed and re-read before it takes a turn,
+    then re-judged, marked and sent on it, and the turn is given back as soon as the call has
+    answered; the claim and re-read, and writing the answer, wait for the calls about to
+    leave (see _Calls)."""
     for attempt in range(MAX_SEND_ATTEMPTS):
-        token = _claim(rollout.pk, chunk)
-        rows = list(_claimed(rollout.pk, token))
-        if not rows:
-            return None  # the rollout stopped, another worker has it, or nothing is pending
-        if on_claim is not None:
-            on_claim()
-        try:
-            judged = _recheck(rollout, rows, reader or client, reads)
-        except CloudError as exc:
-            _defer(rollout, chunk, rows, token, exc)
-            return exc
-        rows = _mark_sending(judged, token)
-        if not rows:
-            return None
-        wait, trouble = _send(rollout, chunk, rows, client, token)
+        with _bookkeeping(calls):
+            token = _claim(rollout.pk, chunk)
+            rows = list(_claimed(rollout.pk, token))
+            if not rows:
+                return None  # the rollout stopped, another worker has it, or nothing is pending
+            if on_claim is not None:
+                on_claim()
+            try:
+                fresh = reread_servers(reader or client, rows, reads)
+            except CloudError as exc:
+                _defer(rollout, chunk, rows, token, exc)
+                return exc
+        with _Turn(calls) as turn:
+            rows = _mark_sending(_recheck(rollout, rows, fresh), token)
+            if not rows:
+                return None
+            wait, trouble = _send(rollout, chunk, rows, client, token, turn)
         if trouble is not None:
             return trouble
         if wait is None:
@@ -271,6 +321,74 @@ def _send_chunk(
         log.info("rollout %s chunk %s: waiting %.1fs before sending again", rollout.pk, chunk, wait)
         sleep(min(wait * (attempt + 1), MAX_THROTTLE_WAIT))
     return None
+
+
+class _Calls:
+    """The calls that may be out at once (turns), and the threads about to send one.
+
+    When calls answer together, the threads that waited with a chunk ready take their turns
+    and send, while those whose call answered write the answer and claim their next chunk:
+    all of it on one interpreter lock and one SQLite writer. That book-keeping waits until no
+    thread holding a turn is still on its way to the call (a few milliseconds each), so a
+    freed turn is used at once; it has the length of a call to be done in.
+    """
+
+    def __init__(self, in_flight: int) -> None:
+        self.turns = threading.BoundedSemaphore(in_flight)
+        self.leaving = 0  # threads holding a turn whose call has not left yet
+        self.changed = threading.Condition()
+
+    def quiet(self) -> None:
+        with self.changed:
+            self.changed.wait_for(lambda: self.leaving == 0)
+
+    def count(self, leaving: int) -> None:
+        with self.changed:
+            self.leaving += leaving
+            self.changed.notify_all()
+
+
+@contextmanager
+def _bookkeeping(calls: _Calls | None) -> Iterator[None]:
+    """Work that can wait for the calls about to leave (claims, re-reads, answers)."""
+    if calls is not None:
+        calls.quiet()
+    yield
+
+
+class _Turn:
+    """One of the calls that may be out at once (nothing to take without `calls`): taken
+    before the chunk is re-judged and marked, given back when its call has answered or, at
+    the latest, when the block ends."""
+
+    def __init__(self, calls: _Calls | None) -> None:
+        self.calls = calls
+        self.held = self.leaving = False
+
+    def __enter__(self) -> "_Turn":
+        if self.calls is not None:
+            self.calls.turns.acquire()
+            self.held = self.leaving = True
+            self.calls.count(+1)
+        return self
+
+    def left(self) -> None:
+        """The call is about to go out: book-keeping may go on."""
+        if self.leaving:
+            self.leaving = False
+            self.calls.count(-1)
+
+    def answered(self) -> None:
+        self.left()
+        if self.held:
+            self.held = False
+            self.calls.turns.release()
+
+    def bookkeeping(self):
+        return _bookkeeping(self.calls)
+
+    def __exit__(self, *exc) -> None:
+        self.answered()
 
 
 def claim_token() -> str:
@@ -339,11 +457,12 @@ def _defer(
     )
 
 
-def _recheck(rollout: Rollout, rows: list[RolloutServer], client, reads=None) -> list[Moved]:
-    """Re-read the servers from the API and re-judge them. Returns each row with what to
-    write: sending (with the image its server runs now) for the rows still to send, skipped or
-    failed with the reason for the others. Writes nothing."""
-    fresh = reread_servers(client, rows, reads)
+def _recheck(
+    rollout: Rollout, rows: list[RolloutServer], fresh: dict[str, records.Server]
+) -> list[Moved]:
+    """Re-judge the rows on their servers as just re-read (`fresh`; a server missing is gone).
+    Returns each row with what to write: sending (with the image its server runs now) for the
+    rows still to send, skipped or failed with the reason for the others. Writes nothing."""
     images = {
         i.id: i
         for i in Image.objects.filter(
@@ -390,9 +509,15 @@ def _finished(state: str, code: str, message: str, now, request_id: str = "") ->
 
 
 def _send(
-    rollout: Rollout, chunk: int, rows: list[RolloutServer], client, token: str
+    rollout: Rollout,
+    chunk: int,
+    rows: list[RolloutServer],
+    client,
+    token: str,
+    turn: _Turn,
 ) -> tuple[float | None, CloudError | None]:
-    """One batch-change-image call, audited before and after.
+    """One batch-change-image call, audited before and after, on `turn`: given back as soon
+    as the call has answered (or failed), before its answer is written.
 
     Returns (seconds to wait before sending again, or None; the failure that should stop this
     tick's sending: the call was refused before it left).
@@ -410,21 +535,26 @@ def _send(
         server_ids=ids,
     )
     sent_at = timezone.now()
+    turn.left()
     try:
         result = client.batch_change_image(ids, target)
     except CloudError as exc:
-        return _on_error(rollout, rows, token, exc, sent_at, call)
-    _record_items(rows, token, result, sent_at)
-    audit.record_for_rollout(
-        rollout,
-        "api.batch_change_image",
-        call=call,
-        result="answered",
-        request_id=result.request_id,
-        servers=len(ids),
-        jobs=[i.job_id for i in result.items if i.job_id],
-        refused=[i.server_id for i in result.items if not i.accepted],
-    )
+        turn.answered()
+        with turn.bookkeeping():
+            return _on_error(rollout, rows, token, exc, sent_at, call)
+    turn.answered()
+    with turn.bookkeeping():
+        _record_items(rows, token, result, sent_at)
+        audit.record_for_rollout(
+            rollout,
+            "api.batch_change_image",
+            call=call,
+            result="answered",
+            request_id=result.request_id,
+            servers=len(ids),
+            jobs=[i.job_id for i in result.items if i.job_id],
+            refused=[i.server_id for i in result.items if not i.accepted],
+        )
     return None, None
 
 

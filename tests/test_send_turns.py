@@ -1,0 +1,128 @@
+"""Several calls in flight: never more out at once than allowed, the next chunks claimed and
+re-read while calls are out, and every way a call can end still handled as with one call at
+a time (a throttled chunk sent again, a lost or failed answer never sent again).
+
+Against the simulator over real HTTP; the calls are counted and held at the HTTP boundary.
+"""
+
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+from dashboard.models import RolloutServer
+from dashboard.rollouts import engine, send
+from tests.rollout_helpers import movable
+from tests.test_send_statements import (
+    CHANGE_PATH,
+    NO_SLEEP,
+    Boundary,
+    client_with,
+    confirmed,
+    sent,
+    start_fleet,
+    states,
+)
+
+SIZE = 300  # six chunks
+
+
+class Held(Boundary):
+    """A Boundary whose batch-change-image calls are held a moment at the boundary, counting
+    how many are out at once and what the rollout's rows look like while they are."""
+
+    def __init__(self, rollout_id: int, **faults):
+        super().__init__(**faults)
+        self.rollout_id = rollout_id
+        self.out = 0
+        self.most = 0
+        self.claimed_meanwhile = 0  # rows claimed and re-read, waiting for a call to answer
+        self.lock = threading.Lock()
+
+    def send(self, request, *args, **kwargs):
+        if request.method != "POST" or CHANGE_PATH not in request.url:
+            return super().send(request, *args, **kwargs)
+        with self.lock:
+            self.out += 1
+            self.most = max(self.most, self.out)
+        try:
+            time.sleep(0.05)
+            waiting = RolloutServer.objects.filter(
+                rollout_id=self.rollout_id, state=RolloutServer.State.SUBMITTING
+            ).count()
+            with self.lock:
+                self.claimed_meanwhile = max(self.claimed_meanwhile, waiting)
+            return super().send(request, *args, **kwargs)
+        finally:
+            with self.lock:
+                self.out -= 1
+
+
+def rollout_of(sim, settings, in_flight: int):
+    settings.ROLLOUT_CALLS_IN_FLIGHT = in_flight
+    target, servers = movable(SIZE)
+    return confirmed(target, servers[:SIZE])
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("in_flight", [2, 4])
+def test_never_more_calls_out_than_allowed_and_the_next_chunks_are_ready_meanwhile(
+    simulator_factory, settings, in_flight
+) -> None:
+    sim = start_fleet(simulator_factory, settings, 1000)
+    rollout = rollout_of(sim, settings, in_flight)
+    boundary = Held(rollout.pk)
+
+    engine.start(rollout.pk, client_with(boundary), **NO_SLEEP)
+
+    assert boundary.most == in_flight
+    assert boundary.claimed_meanwhile >= 50  # a whole chunk claimed while calls were out
+    assert states(rollout) == {"waiting": SIZE}
+    ids = sorted(rollout.servers.values_list("server_id", flat=True))
+    assert sorted(sent(sim)) == ids  # each server once
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_calls_in_flight_each_ending_is_handled_as_one_at_a_time(
+    simulator_factory, settings
+) -> None:
+    """Of six calls: one throttled (sent again after the wait), one sent and its answer lost
+    and one answered 503 (both reconciled later, never sent again), the rest accepted."""
+    sim = start_fleet(simulator_factory, settings, 1000)
+    rollout = rollout_of(sim, settings, 4)
+    boundary = Held(rollout.pk, change=[429, None, "lose", 503])
+
+    engine.start(rollout.pk, client_with(boundary), **NO_SLEEP)
+
+    assert boundary.most <= 4
+    assert states(rollout) == {"waiting": SIZE - 100, "unknown": 100}
+    unknown = set(rollout.servers.filter(state="unknown").values_list("server_id", flat=True))
+    reached = Counter(sent(sim))
+    assert set(reached.values()) == {1}  # nothing reached the cloud twice
+    lost = {s for s in unknown if s in reached}  # the call sent, its answer lost
+    assert len(lost) == 50 and len(unknown - lost) == 50  # the 503 never reached it
+    assert set(reached) == set(rollout.servers.values_list("server_id", flat=True)) - (
+        unknown - lost
+    )
+
+
+def test_book_keeping_waits_for_a_call_about_to_leave() -> None:
+    """A thread holding a turn and on its way to the call goes first: writing an answer or
+    claiming a chunk waits until its call has left."""
+    calls = send._Calls(2)
+    turn = send._Turn(calls).__enter__()
+    done = threading.Event()
+
+    def bookkeeping() -> None:
+        with send._bookkeeping(calls):
+            done.set()
+
+    waiting = threading.Thread(target=bookkeeping)
+    waiting.start()
+    assert not done.wait(0.2)
+    turn.left()  # the call goes out
+    assert done.wait(5)
+    waiting.join()
+    turn.answered()
+    assert calls.turns.acquire(blocking=False) and calls.turns.acquire(blocking=False)
