@@ -22,8 +22,8 @@ values of their own are written in one UPDATE (rowwrite.write_rows), every one s
 while in the state and under the claim it was read with. With several calls in flight, what
 the next chunks will re-read (the same calls, each once) is read while earlier chunks' calls
 are out (_ReadAhead, from before the first claim), so a chunk's re-read rarely waits for the
-cloud; and the next chunks are claimed and re-read while the calls are out, each then waiting
-for a turn (_Calls) to be re-judged, marked and sent, so a call that answers is followed at
+cloud; and the next chunks are claimed, re-read and re-judged while the calls are out, each
+then waiting for a turn (_Calls) to be marked and sent, so a call that answers is followed at
 once by the next.
 """
 
@@ -95,8 +95,8 @@ def _send_in_threads(
 ) -> dict[int, CloudError | None]:
     """Up to `in_flight` calls out at once. Each sending thread takes the next chunk, in chunk
     order, until none is left (one database connection per thread, closed at its end); twice
-    as many threads as calls, so that while calls are out the next chunks are claimed and
-    re-read, ready to go as soon as a call answers. Returns each chunk's trouble (see
+    as many threads as calls, so that while calls are out the next chunks are claimed,
+    re-read and re-judged, ready to go as soon as a call answers. Returns each chunk's trouble (see
     _send_chunk)."""
     chunks = list(plan)
     troubles: dict[int, CloudError | None] = {}
@@ -292,10 +292,10 @@ def _send_chunk(
     stopped it.
 
     `reader` answers the re-read's single-server reads (the client unless said otherwise).
-    With `calls` (several in flight), the chunk is claimed and re-read before it takes a turn,
-    then re-judged, marked and sent on it, and the turn is given back as soon as the call has
-    answered; the claim and re-read, and writing the answer, wait for the calls about to
-    leave (see _Calls)."""
+    With `calls` (several in flight), the chunk is claimed, re-read and re-judged before it
+    takes a turn (the judgement depends only on that re-read), then marked and sent on it,
+    and the turn is given back as soon as the call has answered; the claim, re-read and
+    judgement, and writing the answer, wait for the calls about to leave (see _Calls)."""
     for attempt in range(MAX_SEND_ATTEMPTS):
         with _bookkeeping(calls):
             token = _claim(rollout.pk, chunk)
@@ -309,8 +309,9 @@ def _send_chunk(
             except CloudError as exc:
                 _defer(rollout, chunk, rows, token, exc)
                 return exc
+            judged = _recheck(rollout, rows, fresh)
         with _Turn(calls) as turn:
-            rows = _mark_sending(_recheck(rollout, rows, fresh), token)
+            rows = _mark_sending(judged, token)
             if not rows:
                 return None
             wait, trouble = _send(rollout, chunk, rows, client, token, turn)
@@ -358,7 +359,7 @@ def _bookkeeping(calls: _Calls | None) -> Iterator[None]:
 
 class _Turn:
     """One of the calls that may be out at once (nothing to take without `calls`): taken
-    before the chunk is re-judged and marked, given back when its call has answered or, at
+    before the chunk is marked sending, given back when its call has answered or, at
     the latest, when the block ends."""
 
     def __init__(self, calls: _Calls | None) -> None:
