@@ -7,6 +7,7 @@ Rollout tables are the truth about what operators asked for and what the cloud a
 
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -170,6 +171,25 @@ class Image(models.Model):
         return self.name
 
 
+class ServerQuerySet(models.QuerySet):
+    def with_last_seen(self) -> "ServerQuerySet":
+        """Annotate `last_seen`: when a sync last saw each server. A sync writes a server only
+        when something about it changed, so a live server was last seen by its project's
+        last sync; a gone server when it was last written (the sync before it vanished)."""
+        last_sync = InventoryFigures.objects.filter(project=models.OuterRef("project_id"))
+        return self.annotate(
+            last_seen=models.Case(
+                models.When(
+                    gone=False,
+                    then=Coalesce(
+                        models.Subquery(last_sync.values("updated_at")[:1]), models.F("synced_at")
+                    ),
+                ),
+                default=models.F("synced_at"),
+            )
+        )
+
+
 class Server(models.Model):
     id = models.CharField(primary_key=True, max_length=128)
     project = _project_field("servers")
@@ -210,7 +230,10 @@ class Server(models.Model):
     # search looks in, as one column (on PostgreSQL with a trigram index; see 0010).
     search_text = models.TextField(blank=True, default="")
     gone = models.BooleanField(default=False, db_index=True)
+    # The sync that last wrote the row; `with_last_seen()` tells when a sync last saw it.
     synced_at = models.DateTimeField()
+
+    objects = ServerQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]

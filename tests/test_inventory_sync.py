@@ -1,13 +1,25 @@
 """Inventory sync against the simulator over real HTTP."""
 
+from datetime import timedelta
+
 import pytest
 import requests
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from dashboard import inventory
 from dashboard.cloud.client import CloudClient
 from dashboard.cloud.config import from_settings
-from dashboard.models import Image, Server, ServerGroup, SyncRun
+from dashboard.models import (
+    Image,
+    InventoryFigures,
+    Server,
+    ServerGroup,
+    ServerImageSeen,
+    SyncRun,
+)
 from tests.sim_fixtures import cloud_settings
 
 pytestmark = pytest.mark.django_db
@@ -121,16 +133,80 @@ def test_the_schedule_starts_a_sync_only_when_the_last_one_is_old(settings):
     assert SyncRun.objects.count() == 2
 
 
-def test_a_repeat_sync_updates_what_changed_and_stamps_the_rest(sim_settings, cloud_client):
+def last_seen(server_id: str):
+    return Server.objects.with_last_seen().get(pk=server_id).last_seen
+
+
+def figures_time():
+    return InventoryFigures.objects.get().updated_at
+
+
+def test_a_repeat_sync_writes_what_changed_and_the_rest_is_seen_by_it(sim_settings, cloud_client):
     first = inventory.sync_now(client=cloud_client)
     changed, quiet = list(sim_settings.state.servers)[:2]
     sim_settings.state.patch_server(changed, session_count=9, maintain_status=True)
+    written = Server.objects.get(pk=quiet).synced_at
 
     second = inventory.sync_now(client=cloud_client)
 
     row = Server.objects.get(pk=changed)
     assert (row.session_count, row.maintain_status) == (9, True)
+    assert Server.objects.get(pk=quiet).synced_at == written  # not rewritten
     finished = SyncRun.objects.get(pk=second.pk).finished_at
-    assert Server.objects.get(pk=quiet).synced_at > SyncRun.objects.get(pk=first.pk).started_at
-    assert Server.objects.get(pk=quiet).synced_at <= finished
+    started = SyncRun.objects.get(pk=first.pk).finished_at
+    assert started < last_seen(quiet) <= finished
+    assert last_seen(quiet) == last_seen(changed) == figures_time()
     assert not Server.objects.filter(gone=True).exists()
+
+
+def test_a_repeat_sync_of_a_quiet_fleet_writes_no_server_and_no_sighting(
+    sim_settings, cloud_client
+):
+    inventory.sync_now(client=cloud_client)
+
+    with CaptureQueriesContext(connection) as captured:
+        run = inventory.sync_now(client=cloud_client)
+
+    assert run.state == SyncRun.State.SUCCEEDED
+    writes = [
+        q["sql"]
+        for q in captured.captured_queries
+        if q["sql"].startswith(("UPDATE", "INSERT"))
+        and ('"dashboard_server"' in q["sql"] or "serverimageseen" in q["sql"])
+    ]
+    assert writes == []
+
+
+def test_what_vanished_or_moved_on_was_last_seen_by_the_sync_before(sim_settings, cloud_client):
+    state = sim_settings.state
+    inventory.sync_now(client=cloud_client)
+    vanishing, moving = list(state.servers)[:2]
+    old_image = state.servers[moving].image_id
+    new_image = next(i for i in state.images if i != old_image)
+    inventory.sync_now(client=cloud_client)
+    before = figures_time()  # the sync that last saw both as they were
+    state.delete_server(vanishing)
+    state.patch_server(moving, image_id=new_image)
+
+    inventory.sync_now(client=cloud_client)
+
+    assert last_seen(vanishing) == before
+    assert Server.objects.get(pk=vanishing).gone
+    sightings = {s.image_id: s for s in ServerImageSeen.objects.filter(server_id=moving)}
+    assert sightings[old_image].last_seen == before
+    assert sightings[new_image].first_seen == sightings[new_image].last_seen == figures_time()
+    assert ServerImageSeen.objects.get(server_id=vanishing).last_seen == before
+
+
+def test_the_server_page_says_when_a_sync_last_saw_it(sim_settings, cloud_client, viewer_client):
+    inventory.sync_now(client=cloud_client)
+    quiet = next(iter(sim_settings.state.servers))
+    InventoryFigures.objects.update(updated_at=timezone.now() - timedelta(minutes=7))
+    Server.objects.filter(pk=quiet).update(synced_at=timezone.now() - timedelta(days=3))
+
+    html = viewer_client.get(f"/servers/{quiet}/").content.decode()
+
+    synced = html.split("Synced</dt><dd>", 1)[1].split("</dd>", 1)[0]
+    assert "7 min ago" in synced
+    seen = html.split('id="h-seen"', 1)[1]
+    assert "7 min ago" in seen  # its current image, seen by that sync too

@@ -8,7 +8,7 @@ from html import unescape
 import pytest
 from django.utils import timezone
 
-from dashboard.models import AuditEvent, Server, ServerGroup, SyncRun
+from dashboard.models import AuditEvent, InventoryFigures, Server, ServerGroup, SyncRun
 
 pytestmark = pytest.mark.django_db
 
@@ -67,6 +67,11 @@ def test_freshness_line_and_server_page_use_relative_times(admin):
     assert re.search(
         r"Data from <time datetime=\"[^\"]+\" title=\"[^\"]+\">3 min ago</time>", overview
     )
+    # Written two hours ago, and seen unchanged by every sync since: when the last one saw it.
+    InventoryFigures.objects.update(updated_at=now - timedelta(minutes=3))
+    detail = admin.get("/servers/s-1/").content.decode()
+    assert re.search(r"<dt>Synced</dt><dd><time [^>]+>3 min ago</time></dd>", detail)
+    Server.objects.filter(pk="s-1").update(gone=True)  # gone: when it was last written
     detail = admin.get("/servers/s-1/").content.decode()
     assert re.search(r"<dt>Synced</dt><dd><time [^>]+>2 h ago</time></dd>", detail)
 

@@ -109,7 +109,7 @@ def list_servers(
     limit: int = Limit,
 ):
     form = filter_form(filters)
-    rows = visible(request, Server.objects.select_related("project"))
+    rows = visible(request, Server.objects.with_last_seen().select_related("project"))
     return page(form.filter(rows), form.ordering(), cursor, limit)
 
 

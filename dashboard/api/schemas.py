@@ -107,7 +107,9 @@ class ServerOut(InProject):
     job_type: str
     job_status: str
     job_time: datetime | None
-    synced_at: datetime
+    synced_at: datetime = Field(
+        validation_alias="last_seen", description="when a sync last saw the server"
+    )
 
 
 class ImageOut(InProject):

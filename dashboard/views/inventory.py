@@ -211,14 +211,19 @@ def _query_without(params: QueryDict, *names: str) -> str:
 @require_GET
 @require_role(VIEWER)
 def server_detail(request: HttpRequest, server_id: str) -> HttpResponse:
-    server = get_object_or_404(Server.objects.select_related("group", "project"), pk=server_id)
+    servers = Server.objects.with_last_seen().select_related("group", "project")
+    server = get_object_or_404(servers, pk=server_id)
     images = _image_names(server.project)
+    seen = list(server.images_seen.all())
+    for sighting in seen:
+        if not server.gone and sighting.image_id == server.image_id:
+            sighting.last_seen = server.last_seen  # still on it at the last sync
     context = {
         "server": server,
         "image": images.get(server.image_id),
         "group_image": images.get(server.group.image_id) if server.group else None,
         "images": images,
-        "seen": server.images_seen.all(),
+        "seen": seen,
         "rollout_rows": RolloutServer.objects.filter(server_id=server.id)
         .select_related("rollout")
         .order_by("-rollout__created_at")[:50],
