@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from dashboard.models import Rollout, RolloutServer
-from tests.browser.conftest import DESKTOP, PHONE, serious_violations
+from tests.browser.conftest import ARTIFACTS, DESKTOP, PHONE, serious_violations
 from tests.test_rollout_pages_paging import planned, running
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -105,4 +105,34 @@ def test_htmx_swaps_the_rows_and_the_poller_follows_the_rows_shown(pages, browse
     expect(page.locator("#state-counts")).to_contain_text("Succeeded 2")  # both are counted
     expect(page.locator(f"#row-{elsewhere.pk}")).to_have_count(0)  # never added to the page
     assert page.locator("#rollout-rows tr").count() == 59
+    assert page.evaluate("window.__notReloaded") is True
+
+
+def test_a_filtered_list_says_when_rows_join_it_and_shows_them_on_request(pages, browser_page):
+    url, _, rollout = pages
+    page = browser_page
+    page.goto(f"{url}/rollouts/{rollout.pk}/?state=failed")
+    page.evaluate("window.__notReloaded = true")
+    expect(page.locator("#rollout-rows tr")).to_have_count(1)
+    notice = page.locator("#rows-matching")
+    expect(notice).to_be_empty()
+
+    joining = list(rollout.servers.filter(state="running").order_by("pk")[:2])
+    RolloutServer.objects.filter(pk__in=[row.pk for row in joining]).update(state="failed")
+    expect(notice).to_contain_text(
+        "3 servers match these filters now; 1 did when this list was shown.", timeout=15_000
+    )
+    expect(page.locator("#rollout-rows tr")).to_have_count(1)  # the page stays as it was
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    found = []
+    for viewport in (DESKTOP, PHONE):
+        page.set_viewport_size(viewport)
+        found += [f"{viewport['width']} px: {v}" for v in serious_violations(page)]
+        section = page.locator("#rollout-servers")
+        section.screenshot(path=str(ARTIFACTS / f"rollout-list-changed-{viewport['width']}.png"))
+    assert found == []
+
+    notice.get_by_role("link", name="Show the list as it is now").click()
+    expect(page.locator("#rollout-rows tr")).to_have_count(3)
+    expect(notice).to_be_empty()
     assert page.evaluate("window.__notReloaded") is True
