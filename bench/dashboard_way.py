@@ -252,10 +252,13 @@ class ChunkStatements:
         return execute(sql, params, many, context)
 
 
-def first_reread_pages(rollout_id: int) -> int:
-    """Calls one after the other before the first change call can leave: the pages of the
-    largest group the first chunk lists whole (its other reads go at the same time), else 1."""
+def first_reread_rounds(rollout_id: int, in_flight: int) -> int:
+    """Rounds of calls before the first change call can leave: the largest group the first
+    chunk lists whole (its other reads go at the same time), else 1 call. One at a time a
+    listing is a round a page; with calls in flight its pages after the first go out together
+    (send._readers of them at once)."""
     from dashboard.models import RolloutServer, Server
+    from dashboard.rollouts import send
 
     rows = RolloutServer.objects.filter(rollout_id=rollout_id, state=RolloutServer.State.PENDING)
     first = rows.order_by("chunk").values_list("chunk", flat=True).first()
@@ -266,7 +269,8 @@ def first_reread_pages(rollout_id: int) -> int:
         )
     )
     listed = [pages(sizes[g]) for g, n in in_first.items() if 0 < pages(sizes[g]) < n]
-    return max(listed, default=1)
+    most = max(listed, default=1)
+    return most if in_flight == 1 else 1 + pages(most - 1, send._readers(in_flight))
 
 
 def submit_rollout(
@@ -279,7 +283,7 @@ def submit_rollout(
     client = env.new_client()
     waits: list[float] = []
     logged = len(sim.state.requests())
-    first_reads = first_reread_pages(rollout_id)
+    first_reads = first_reread_rounds(rollout_id, in_flight)
     with override_settings(ROLLOUT_CALLS_IN_FLIGHT=in_flight), ChunkStatements() as statements:
         before = sim.time.reading()
         start = time.perf_counter()
@@ -323,7 +327,7 @@ def submit_rollout(
     else:  # the first chunk's re-read comes before any call; the others are read meanwhile
         floor = (first_reads + pages(chunks, in_flight)) * latency / 1000
         floor_text = (
-            f"{seconds(floor)} = ({first_reads} page(s) of the first re-read + "
+            f"{seconds(floor)} = ({first_reads} round(s) of calls of the first re-read + "
             f"ceil({chunks}/{in_flight})) x {latency} ms, the next chunks' re-reads read "
             "while calls are out"
         )

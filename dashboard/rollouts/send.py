@@ -46,7 +46,7 @@ from django.utils.translation import gettext as _
 
 from dashboard import audit, compat
 from dashboard.cloud import client as client_module
-from dashboard.cloud import records
+from dashboard.cloud import inflight, records
 from dashboard.cloud.errors import CloudError, Outcome
 from dashboard.models import Image, Rollout, RolloutServer, Server
 from dashboard.rollouts.facts import image_facts, server_facts
@@ -104,8 +104,14 @@ def _send_in_threads(
     lock = threading.Lock()
     calls = _Calls(in_flight)
     writes = _OneWriter()
-    with ThreadPoolExecutor(_readers(in_flight), thread_name_prefix="submit-read") as reading:
-        reads = _ReadAhead(client, reading, [plan[chunk] for chunk in chunks], 4 * in_flight)
+    readers = _readers(in_flight)
+    with (
+        inflight.Calls(readers, name="submit-read-page") as pages,  # ends after the listings
+        ThreadPoolExecutor(readers, thread_name_prefix="submit-read") as reading,
+    ):
+        reads = _ReadAhead(
+            client, reading, [plan[chunk] for chunk in chunks], 4 * in_flight, pages=pages
+        )
         reads.reach(0)  # the first chunks' reads go out before the threads that send start
 
         def sender() -> None:
@@ -165,11 +171,11 @@ class _OneWriter:
 
 
 def _readers(in_flight: int) -> int:
-    """Threads that read ahead: as many as calls in flight (a listing of a large group is
-    several pages, read one after the other), within the connections a host the client's HTTP
-    session keeps (more at once are each opened and thrown away, with a warning) beside the
-    sending threads' own (each a call, or a read it found not started)."""
-    return max(1, min(in_flight, HTTP_POOL - SENDERS_A_CALL * in_flight))
+    """Threads that read ahead: as many as calls in flight, and as many again that read the
+    pages of a listing after its first together, within the connections a host the client's
+    HTTP session keeps (more at once are each opened and thrown away, with a warning) beside
+    the sending threads' own (each a call, or a read it found not started)."""
+    return max(1, min(in_flight, (HTTP_POOL - SENDERS_A_CALL * in_flight) // 2))
 
 
 def _reads_of(pending) -> dict[int, Reads]:
@@ -214,8 +220,15 @@ class _ReadAhead(GroupReads):
     reread_servers can take it as its client.
     """
 
-    def __init__(self, client, pool: ThreadPoolExecutor, plan: list[Reads], window: int):
-        super().__init__(client)
+    def __init__(
+        self,
+        client,
+        pool: ThreadPoolExecutor,
+        plan: list[Reads],
+        window: int,
+        pages: inflight.Calls | None = None,
+    ):
+        super().__init__(client, pages=pages)
         self.pool = pool
         self.plan = plan
         self.window = window
