@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 
 from dashboard.models import RolloutServer
-from dashboard.rollouts import engine, send
+from dashboard.rollouts import control, engine, send
 from tests.rollout_helpers import movable
 from tests.test_send_statements import (
     CHANGE_PATH,
@@ -105,6 +105,41 @@ def test_with_calls_in_flight_each_ending_is_handled_as_one_at_a_time(
     assert set(reached) == set(rollout.servers.values_list("server_id", flat=True)) - (
         unknown - lost
     )
+
+
+class PausedDuringFirstCall(Held):
+    """Pauses the rollout (as an operator would) while the first change call is out: the
+    chunks claimed and re-read meanwhile are waiting for a turn."""
+
+    def __init__(self, rollout_id: int):
+        super().__init__(rollout_id)
+        self.paused = False
+        self.waiting_at_pause = self.marked_at_pause = 0
+
+    def send(self, request, *args, **kwargs):
+        if request.method == "POST" and CHANGE_PATH in request.url and not self.paused:
+            self.paused = True
+            time.sleep(0.03)  # the next chunks are claimed and re-read meanwhile
+            rows = RolloutServer.objects.filter(rollout_id=self.rollout_id)
+            self.waiting_at_pause = rows.filter(state=RolloutServer.State.SUBMITTING).count()
+            control.pause(self.rollout_id, by="otto")
+            # From here on no chunk may be marked: these are all that may still be sent.
+            self.marked_at_pause = rows.exclude(state__in=["pending", "submitting"]).count()
+        return super().send(request, *args, **kwargs)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pause_stops_the_chunks_waiting_for_a_turn(simulator_factory, settings) -> None:
+    sim = start_fleet(simulator_factory, settings, 1000)
+    rollout = rollout_of(sim, settings, 2)
+    boundary = PausedDuringFirstCall(rollout.pk)
+
+    engine.start(rollout.pk, client_with(boundary), **NO_SLEEP)
+
+    assert boundary.waiting_at_pause >= 50  # a chunk was ready and waiting for its turn
+    assert 50 <= len(sent(sim)) == boundary.marked_at_pause < SIZE
+    assert states(rollout)["pending"] == SIZE - boundary.marked_at_pause  # the rest went back
+    assert Counter(sent(sim)).most_common(1)[0][1] == 1
 
 
 def test_book_keeping_waits_for_a_call_about_to_leave() -> None:

@@ -24,7 +24,9 @@ the next chunks will re-read (the same calls, each once) is read while earlier c
 are out (_ReadAhead, from before the first claim), so a chunk's re-read rarely waits for the
 cloud; and the next chunks are claimed, re-read and re-judged while the calls are out, each
 then waiting for a turn (_Calls) to be marked and sent, so a call that answers is followed at
-once by the next.
+once by the next. Marking is conditional on the rollout still running, so a pause, halt or
+cancel stops the chunks waiting for a turn too (their rows go back to pending): only the
+calls already out when it came are sent.
 """
 
 import logging
@@ -324,7 +326,7 @@ def _send_chunk(
                 return exc
             judged = _recheck(rollout, rows, fresh)
         with _Turn(calls) as turn:
-            rows = _mark_sending(judged, token)
+            rows = _mark_sending(judged, token, rollout.pk)
             if not rows:
                 return None
             wait, trouble = _send(rollout, chunk, rows, client, token, turn)
@@ -433,12 +435,18 @@ def _claimed(rollout_id: int, token: str) -> QuerySet:
     return RolloutServer.objects.filter(rollout_id=rollout_id, state=S.SUBMITTING, claim=token)
 
 
-def _mark_sending(judged: list[Moved], token: str) -> list[RolloutServer]:
+def _mark_sending(judged: list[Moved], token: str, rollout_id: int) -> list[RolloutServer]:
     """submitting → sending for the rows still to send, just before the call (with what each
     server runs now, for a later revert), and the others to skipped or failed: one UPDATE, for
-    rows still under this claim. From here on the sending rows may have been sent. Rows
-    recovery put back meanwhile (submitting too long) are not sent."""
-    written = write_rows(judged, within=Q(claim=token))
+    rows still under this claim and only while the rollout runs. From here on the sending rows
+    may have been sent. Rows recovery put back meanwhile (submitting too long) are not sent;
+    a chunk that waited for its turn while the rollout was paused, halted or cancelled is not
+    sent either: its rows go back to pending."""
+    running = Rollout.objects.filter(pk=rollout_id, state=Rollout.State.RUNNING)
+    written = write_rows(judged, within=Q(claim=token) & Q(Exists(running)))
+    if judged and not written:
+        _release([row for row, _update in judged], token)
+        return []
     kept = [row for row, update in judged if update["state"] == S.SENDING]
     if written < len(judged) and kept:
         still = set(
