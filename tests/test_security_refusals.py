@@ -2,10 +2,12 @@
 
 import datetime
 import threading
+import time
 
 import pytest
 from django.db import connection
 from django.test import Client
+from django.utils import timezone
 from gunicorn.config import Config
 from gunicorn.http.message import Request
 from gunicorn.http.unreader import IterUnreader
@@ -27,8 +29,17 @@ def _refused(action: str = "access.denied") -> int:
 # --- Rationed refusal rows ------------------------------------------------------------------
 
 
+@pytest.fixture
+def one_minute():
+    """The ration counts per wall-clock minute: a test that refuses many times and counts the
+    rows starts with enough of its minute left, so its refusals never straddle two windows."""
+    left = 60 - (timezone.now().second + timezone.now().microsecond / 1e6)
+    if left < 10:
+        time.sleep(left + 0.05)
+
+
 @pytest.mark.django_db
-def test_thirty_refusals_from_one_peer_write_a_bounded_number_of_rows(client, settings):
+def test_thirty_refusals_from_one_peer_write_a_bounded_number_of_rows(client, settings, one_minute):
     settings.TRUSTED_PROXY_CIDRS = [PROXY_CIDR]
     reasons = [
         {"HTTP_X_FORWARDED_USER": "a"},
@@ -43,7 +54,9 @@ def test_thirty_refusals_from_one_peer_write_a_bounded_number_of_rows(client, se
 
 
 @pytest.mark.django_db
-def test_a_signed_in_user_cannot_flood_the_trail_with_access_denied(viewer_client, settings):
+def test_a_signed_in_user_cannot_flood_the_trail_with_access_denied(
+    viewer_client, settings, one_minute
+):
     settings.AUDIT_REFUSALS_PER_MINUTE = 5
     for _ in range(30):
         assert viewer_client.post(OPERATOR_ONLY).status_code == 403
@@ -53,7 +66,7 @@ def test_a_signed_in_user_cannot_flood_the_trail_with_access_denied(viewer_clien
 
 
 @pytest.mark.django_db
-def test_csrf_refusals_share_the_same_ration(sso_client, settings):
+def test_csrf_refusals_share_the_same_ration(sso_client, settings, one_minute):
     settings.AUDIT_REFUSALS_PER_MINUTE = 3
     client = sso_client("otto", ["dashboard-operators"], enforce_csrf_checks=True)
     for _ in range(10):
@@ -83,7 +96,7 @@ def test_a_finished_minute_with_suppressed_refusals_is_summarized_once(viewer_cl
 
 
 @pytest.mark.django_db
-def test_an_ipv6_client_counts_as_its_whole_slash_64(settings):
+def test_an_ipv6_client_counts_as_its_whole_slash_64(settings, one_minute):
     settings.TRUSTED_PROXY_CIDRS = [PROXY_CIDR]
     for n in range(10):
         Client(REMOTE_ADDR=f"2001:db8:1:2::{n + 1}", HTTP_X_FORWARDED_USER="m").get("/")
@@ -92,7 +105,7 @@ def test_an_ipv6_client_counts_as_its_whole_slash_64(settings):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_ration_holds_across_processes(settings):
+def test_the_ration_holds_across_processes(settings, one_minute):
     """Two web processes (threads with their own database connections) refusing at once."""
     settings.TRUSTED_PROXY_CIDRS = [PROXY_CIDR]
     settings.AUDIT_REFUSALS_PER_MINUTE = 4
