@@ -100,7 +100,7 @@ def test_a_refused_sso_identity_is_a_problem_with_its_reason(db, settings):
 
 
 def test_callers_are_limited_per_minute_through_the_database(
-    transactional_db, make_token, settings, small_fleet
+    transactional_db, make_token, settings, small_fleet, one_minute
 ):
     # Transactional: the shared counter is not kept inside a transaction (upstream.py), and
     # requests never run inside one.

@@ -2,12 +2,10 @@
 
 import datetime
 import threading
-import time
 
 import pytest
 from django.db import connection
 from django.test import Client
-from django.utils import timezone
 from gunicorn.config import Config
 from gunicorn.http.message import Request
 from gunicorn.http.unreader import IterUnreader
@@ -27,15 +25,6 @@ def _refused(action: str = "access.denied") -> int:
 
 
 # --- Rationed refusal rows ------------------------------------------------------------------
-
-
-@pytest.fixture
-def one_minute():
-    """The ration counts per wall-clock minute: a test that refuses many times and counts the
-    rows starts with enough of its minute left, so its refusals never straddle two windows."""
-    left = 60 - (timezone.now().second + timezone.now().microsecond / 1e6)
-    if left < 10:
-        time.sleep(left + 0.05)
 
 
 @pytest.mark.django_db
