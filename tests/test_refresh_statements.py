@@ -6,8 +6,6 @@ Against the simulator over real HTTP with its manual clock, as the worker runs a
 """
 
 import sqlite3
-import threading
-import time
 from collections import Counter
 
 import pytest
@@ -21,6 +19,7 @@ from dashboard.cloud.client import CloudClient
 from dashboard.cloud.config import from_settings
 from dashboard.models import AuditEvent, Image, Rollout, RolloutServer, Server
 from dashboard.rollouts import engine, planning
+from tests.http_boundary import Overlapping
 from tests.rollout_helpers import movable
 from tests.sim_fixtures import cloud_settings
 
@@ -202,28 +201,6 @@ def test_past_the_databases_parameter_limit_the_rows_are_written_in_batches(flee
     assert states(rollout) == {"waiting": 40} and jobs == {s: shown[s] for s in jobs}
 
 
-class Overlapping(requests.adapters.HTTPAdapter):
-    """Counts ShowJobDetail calls and the most calls in flight; each call takes 20 ms longer,
-    so calls that may overlap do."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lock = threading.Lock()
-        self.active = self.most = self.job_calls = 0
-
-    def send(self, request, *args, **kwargs):
-        with self.lock:
-            self.active += 1
-            self.most = max(self.most, self.active)
-            self.job_calls += "/job/" in request.url
-        try:
-            time.sleep(0.02)
-            return super().send(request, *args, **kwargs)
-        finally:
-            with self.lock:
-                self.active -= 1
-
-
 def test_a_wave_failing_together_has_its_jobs_read_several_at_once_each_once(
     fleet, settings
 ) -> None:
@@ -237,7 +214,7 @@ def test_a_wave_failing_together_has_its_jobs_read_several_at_once_each_once(
 
     engine.tick(rollout.pk, client_with(adapter), **NO_SLEEP)
 
-    assert adapter.job_calls == len(failing)  # one ShowJobDetail per failed job, as before
+    assert adapter.calls_to("/job/") == len(failing)  # one ShowJobDetail per failed job
     assert 2 <= adapter.most <= 4
     for row in rollout.servers.all():
         if row.server_id in failing:

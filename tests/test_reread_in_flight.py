@@ -2,12 +2,8 @@
 making exactly the calls of reading them one after the other, and finding the same servers.
 
 Against the simulator over real HTTP; calls are counted (and slowed, so that they overlap)
-at the HTTP boundary by a transport adapter.
+at the HTTP boundary (tests/http_boundary.py).
 """
-
-import threading
-import time
-from collections import Counter
 
 import pytest
 import requests
@@ -19,38 +15,11 @@ from dashboard.cloud.errors import CloudError
 from dashboard.models import RolloutServer, Server
 from dashboard.rollouts import planning
 from dashboard.rollouts.reread import reread_servers
+from tests.http_boundary import Overlapping
 from tests.rollout_helpers import movable
 from tests.sim_fixtures import cloud_settings
 
 pytestmark = pytest.mark.django_db
-
-
-class Counting(requests.adapters.HTTPAdapter):
-    """Counts calls by path and the most in flight at once; each call takes `pause` seconds
-    longer, so calls that may overlap do. `fail` makes GETs whose URL contains it answer 500."""
-
-    def __init__(self, pause: float = 0.0, fail: str = "") -> None:
-        super().__init__()
-        self.pause, self.fail = pause, fail
-        self.lock = threading.Lock()
-        self.active = self.most = 0
-        self.paths: Counter[str] = Counter()
-
-    def send(self, request, *args, **kwargs):
-        with self.lock:
-            self.active += 1
-            self.most = max(self.most, self.active)
-            self.paths[request.path_url.split("?")[0].rsplit("/", 1)[-1]] += 1
-        try:
-            time.sleep(self.pause)
-            if self.fail and self.fail in request.url:
-                answer = requests.Response()
-                answer.status_code, answer._content, answer.url = 500, b"{}", request.url
-                return answer
-            return super().send(request, *args, **kwargs)
-        finally:
-            with self.lock:
-                self.active -= 1
 
 
 def client_with(adapter: requests.adapters.HTTPAdapter) -> CloudClient:
@@ -80,23 +49,23 @@ def rows(simulator_factory, settings) -> list[RolloutServer]:
 
 
 def test_reads_in_flight_find_the_same_servers_with_the_same_calls(rows) -> None:
-    one_by_one, together = Counting(), Counting(pause=0.02)
+    one_by_one, together = Overlapping(pause=0), Overlapping()
 
     serial = reread_servers(client_with(one_by_one), rows, in_flight=1)
     parallel = reread_servers(client_with(together), rows, in_flight=4)
 
     assert parallel == serial
     assert rows[0].server_id not in parallel and len(parallel) == len(rows) - 1
-    assert together.paths == one_by_one.paths
+    assert together.paths() == one_by_one.paths()
     assert one_by_one.most == 1
     assert 2 <= together.most <= 4
     # Both ways were used: whole groups and single servers.
-    assert together.paths["app-servers"] >= 3 and sum(together.paths.values()) > 8
+    assert together.paths()["app-servers"] >= 3 and together.calls > 8
 
 
 def test_tracking_reads_with_the_calls_in_flight_the_setting_allows(rows, settings) -> None:
     settings.ROLLOUT_CALLS_IN_FLIGHT = 3
-    adapter = Counting(pause=0.02)
+    adapter = Overlapping()
 
     found = reread_servers(client_with(adapter), rows)
 
@@ -105,7 +74,7 @@ def test_tracking_reads_with_the_calls_in_flight_the_setting_allows(rows, settin
 
 
 def test_a_failing_read_in_flight_fails_the_reread(rows) -> None:
-    adapter = Counting(fail="/app-servers/")  # every ShowServer answers 500
+    adapter = Overlapping(pause=0, fail="/app-servers/")  # every ShowServer answers 500
 
     with pytest.raises(CloudError):
         reread_servers(client_with(adapter), rows, in_flight=4)

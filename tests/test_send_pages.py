@@ -5,45 +5,27 @@ Against the simulator over real HTTP; the listing calls are counted and held at 
 boundary so that calls made together are seen together.
 """
 
-import threading
-import time
-
 import requests
 
 from dashboard.cloud import inflight
 from dashboard.cloud.client import CloudClient
 from dashboard.cloud.config import from_settings
 from dashboard.rollouts.reread import GroupReads
+from tests.http_boundary import Overlapping
 from tests.sim_fixtures import cloud_settings
 
 LISTING = "/app-servers"
 
 
-class Listings(requests.adapters.HTTPAdapter):
+def listings() -> Overlapping:
     """Counts the ListServers calls and how many are out at once (each held a moment)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls = 0
-        self.out = self.most = 0
-        self.lock = threading.Lock()
-
-    def send(self, request, *args, **kwargs):
-        if request.method != "GET" or not request.path_url.split("?")[0].endswith(LISTING):
-            return super().send(request, *args, **kwargs)
-        with self.lock:
-            self.calls += 1
-            self.out += 1
-            self.most = max(self.most, self.out)
-        try:
-            time.sleep(0.05)
-            return super().send(request, *args, **kwargs)
-        finally:
-            with self.lock:
-                self.out -= 1
+    return Overlapping(
+        pause=0.05,
+        watch=lambda r: r.method == "GET" and r.path_url.split("?")[0].endswith(LISTING),
+    )
 
 
-def client_counted(adapter: Listings) -> CloudClient:
+def client_counted(adapter: Overlapping) -> CloudClient:
     session = requests.Session()
     session.mount("http://", adapter)
     return CloudClient(from_settings(), session=session, sleep=lambda s: None)
@@ -67,7 +49,7 @@ def test_a_large_groups_pages_after_the_first_are_read_together(
     sim = simulator_factory(servers=400)
     settings.HUAWEICLOUD = {**settings.HUAWEICLOUD, **cloud_settings(sim)}
     group_id = one_large_group(sim, 250)
-    one_by_one, together = Listings(), Listings()
+    one_by_one, together = listings(), listings()
 
     serial = GroupReads(client_counted(one_by_one)).group(group_id)
     with inflight.Calls(4) as pages:
