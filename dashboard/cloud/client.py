@@ -750,9 +750,10 @@ def _utcnow() -> datetime:
 
 def _json(response: requests.Response, parse: Callable[[bytes], Any] | None = None) -> Any:
     """The answer's JSON, or what `parse` makes of its bytes; CloudError when it is not JSON."""
-    content = response.content or b"{}"
     try:
-        return parse(content) if parse else response.json() if response.content else {}
+        if parse is not None:
+            return parse(response.content or b"{}")
+        return response.json() if response.content else {}
     except ValueError:
         raise CloudError(
             response.status_code,

@@ -13,7 +13,6 @@ from django.conf import settings
 from django.db.models import Count, Q
 
 from dashboard.cloud import inflight, records
-from dashboard.cloud.errors import CloudError
 from dashboard.models import RolloutServer, Server
 
 PAGE = 100
@@ -81,11 +80,9 @@ def reread_servers(
             listing = (reads or GroupReads(client)).group(group_id)
             found.update({i: listing[i] for i in ids if i in listing})
         for server_id in ids - found.keys():
-            try:
-                found[server_id] = client.show_server(server_id)
-            except CloudError as exc:
-                if not exc.not_found:  # a 404, or the 4xx the cloud answers for "no such"
-                    raise
+            server = inflight.show_or_none(client, server_id)
+            if server is not None:
+                found[server_id] = server
     return found
 
 
@@ -107,5 +104,5 @@ def _in_flight(
         found = {i: listed[g][i] for g, ids in whole.items() for i in ids if i in listed[g]}
         moved = [i for ids in whole.values() for i in ids if i not in found]
         found.update(inflight.show_servers(client, calls, moved))
-        found.update({i: f.result() for i, f in shown.items() if f.result() is not None})
+        found.update({i: s for i, f in shown.items() if (s := f.result()) is not None})
     return found
