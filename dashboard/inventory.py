@@ -421,7 +421,9 @@ SERVER_COLUMNS = (
     "gone",
 )
 ServerRow = namedtuple("ServerRow", SERVER_COLUMNS)
-_GONE = SERVER_COLUMNS.index("gone") - 1  # in a stored row, which leaves out the id
+# Positions in a stored row (_stored_servers), which leaves out the id.
+_GONE = SERVER_COLUMNS.index("gone") - 1
+_IMAGE = SERVER_COLUMNS.index("image_id") - 1
 
 
 def _stored_servers(project: Project) -> dict[str, tuple]:
@@ -480,11 +482,10 @@ def _stored_time() -> Callable[[datetime | None], datetime | None]:
     return lambda moment: moment and moment.astimezone(zone).replace(tzinfo=None)
 
 
-def _record_images_seen(rows: list[tuple], stamp) -> None:
+def _record_images_seen(rows: list[ServerRow], stamp) -> None:
     """A seen-image row for every written server's image (its first and last sighting now,
     or only its last when the pair is known)."""
-    image = SERVER_COLUMNS.index("image_id")
-    seen = [(row[0], row[image], stamp, stamp) for row in rows if row[image]]
+    seen = [(row.id, row.image_id, stamp, stamp) for row in rows if row.image_id]
     _insert_or_update(
         ServerImageSeen,
         ("server_id", "image_id", "first_seen", "last_seen"),
@@ -497,12 +498,11 @@ def _record_images_seen(rows: list[tuple], stamp) -> None:
 def _images_left(stored: dict, changed: list, vanished: list[str], last_sync) -> None:
     """The images servers ran until this sync (servers that changed image, or vanished) were
     last seen on them by the previous sync: one UPDATE per image left."""
-    image = SERVER_COLUMNS.index("image_id")
     now_on = {row.id: row.image_id for row in changed}
     left: dict[str, list[str]] = {}
     for server_id in [*now_on, *vanished]:
         values = stored.get(server_id)
-        was = values[image - 1] if values and not values[_GONE] else ""
+        was = values[_IMAGE] if values and not values[_GONE] else ""
         if was and was != now_on.get(server_id):
             left.setdefault(was, []).append(server_id)
     for image_id, server_ids in left.items():
