@@ -78,8 +78,10 @@ _ANY_PATTERN = re.compile(r"[:=\s]|eyJ")
 _MIN_SECRET_LENGTH = 6
 
 
-def _known_secrets() -> list[str]:
-    """The secret values this process holds, longest first (so no secret is half-replaced)."""
+def known_secrets() -> list[str]:
+    """The secret values this process holds, longest first (so no secret is half-replaced),
+    as settings hold them now: read once and pass to `scrub` to scrub many values at once
+    (an audit event's details)."""
     try:
         from django.conf import settings
 
@@ -115,16 +117,10 @@ def _url_password(url: str) -> list[str]:
     return [password, unquote(password)] if password else []
 
 
-def known_secrets() -> list[str]:
-    """The secret values `scrub` looks for, as settings hold them now: read once and pass to
-    `scrub` to scrub many values at once (an audit event's details)."""
-    return _known_secrets()
-
-
 def scrub(text: str, secrets: list[str] | None = None) -> str:
     """`text` with every recognisable secret replaced by "[redacted]". `secrets`: the values
     of known_secrets(), when the caller read them already."""
-    for secret in _known_secrets() if secrets is None else secrets:
+    for secret in known_secrets() if secrets is None else secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)
     if _ANY_PATTERN.search(text) is None:
