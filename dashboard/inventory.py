@@ -1,8 +1,9 @@
 """Inventory sync: the database's cache of groups, servers and images.
 
-A sync reads everything first (every page at the API's largest page size), then writes it in
-one transaction, so a sync that fails half-way leaves the previous snapshot intact. Servers
-and images that disappeared upstream are marked gone, not silently kept. At most one sync
+A sync reads every page at the API's largest page size, several calls in flight, and writes
+what changed as the pages arrive; nothing it writes is committed before everything is read,
+so a sync that fails half-way leaves the previous snapshot intact. Servers and images that
+disappeared upstream are marked gone, not silently kept. At most one sync
 runs at a time per project (a partial unique index on SyncRun); a second request joins the
 running one. Each project syncs on its own with its own client, so a project whose cloud is
 down or whose key is refused fails its own runs and holds up no other.
@@ -10,8 +11,8 @@ down or whose key is refused fails its own runs and holds up no other.
 
 import logging
 from collections import namedtuple
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
+from contextlib import ExitStack
 from dataclasses import astuple, dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -19,11 +20,10 @@ from functools import partial
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Max, Q, Sum
-from django.db.models.constants import OnConflict
 from django.tasks import task
 from django.utils import timezone
 
-from dashboard import projects
+from dashboard import bulk, projects
 from dashboard.cloud import inflight, records
 from dashboard.cloud.errors import CloudError
 from dashboard.dbloss import lost_database
@@ -43,14 +43,6 @@ log = logging.getLogger(__name__)
 # A "running" sync older than this is a crashed worker's leftover, not a sync to join.
 STALE_SYNC = timedelta(minutes=15)
 BATCH = 500
-ARRAY_BATCH = 5000  # rows of one PostgreSQL upsert of column arrays
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    groups: list[records.ServerGroup]
-    servers: list[records.Server]
-    images: list[records.Image]
 
 
 def request_sync(
@@ -115,9 +107,7 @@ def run_sync(run_id: int, client=None) -> SyncRun:
             return _finish(run, SyncRun.State.FAILED, 0, error=str(exc))
     calls_before = client.calls
     try:
-        snapshot, stored = _fetch_beside_stored(client, run.project)
-        with transaction.atomic():
-            seen, gone = store(snapshot, timezone.now(), run.project, stored)
+        seen, gone = _read_and_store(client, run.project)
     except Exception as exc:
         if lost_database(exc):
             # Left RUNNING, not failed: the worker puts the task back, and its rerun finds the
@@ -154,45 +144,136 @@ def _finish(run: SyncRun, state: str, calls: int, seen=0, gone=0, error="") -> S
     return run
 
 
-def _fetch_beside_stored(client, project: Project) -> tuple[Snapshot, dict[str, tuple]]:
-    """The cloud's inventory, and what is stored of it read in this thread while the calls
-    are out (this thread's connection: a test's transaction, say). Only the sync writes
-    servers, one at a time per project, so the stored rows cannot change meanwhile."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-read") as reader:
-        reading = reader.submit(fetch, client)
-        try:
-            stored = _stored_servers(project)
-        finally:
-            snapshot = reading.result()
-    return snapshot, stored
+def _read_and_store(client, project: Project) -> tuple[int, int]:
+    """Read the project's whole inventory and store it: nothing is committed unless
+    everything was read. Returns (seen, gone).
 
-
-def fetch(client, in_flight: int | None = None) -> Snapshot:
-    """Read the whole inventory. Everything is read before anything is written.
-
-    Up to `in_flight` (SYNC_CALLS_IN_FLIGHT) calls are out at once: the group and image
-    listings run beside the server pages, and once the first ListServers page has told the
-    total, the remaining pages go out together. The calls are exactly those of reading page
-    after page; a failing page aborts the sync and cancels the pages not yet sent.
+    Up to SYNC_CALLS_IN_FLIGHT calls are out at once: the group and image listings beside the
+    first ListServers page, then, once it has told the total, the remaining pages together
+    (inflight.server_pages: exactly the calls of reading page after page). Meanwhile this
+    thread reads the stored servers, turns every page that has arrived into rows, and
+    writes those that changed a batch at a time (_Writes), so that once the last page is in
+    little is left to do. A failing call aborts the sync, cancels the pages not yet sent,
+    and writes nothing.
     """
-    in_flight = max(1, in_flight or settings.SYNC_CALLS_IN_FLIGHT)
-    if in_flight == 1:
-        return Snapshot(
-            groups=client.list_server_groups(),
-            servers=client.list_servers(),
-            images=client.list_images(),
-        )
-    with inflight.Calls(in_flight, "sync") as calls:
+    now = timezone.now()
+    with ExitStack() as held:
+        writes = _Writes(_stored_time()(now), held)
+        calls = held.enter_context(inflight.Calls(settings.SYNC_CALLS_IN_FLIGHT, "sync"))
         groups = calls.submit(client.list_server_groups)
         images = calls.submit(client.list_images)
-        servers = inflight.list_servers(client, calls)
-        return Snapshot(groups=groups.result(), servers=servers, images=images.result())
+        pages = inflight.server_pages(client, calls)
+        # Only the sync writes servers, one at a time per project: the stored rows read
+        # now cannot change before the write.
+        rows = ServerRows(project, groups.result(), _stored_servers(project), writes)
+        for page in pages:
+            rows.add(page)
+        rows.write()
+        images_seen = images.result()
+        with transaction.atomic():
+            writes.finish()
+            return store(rows, images_seen, now)
 
 
-def store(
-    snapshot: Snapshot, now, project: Project | None = None, stored: dict | None = None
-) -> tuple[int, int]:
-    """Upsert the snapshot in bulk and mark what vanished as gone. Returns (seen, gone).
+class _Writes:
+    """Where a sync's changed servers (and their images' sightings) go, a batch at a time
+    while the pages are read.
+
+    On PostgreSQL straight into their tables, in the sync's transaction, open from before
+    the first page: its row locks hold up no one (only the sync writes servers), and the
+    database works on its own core while the calls are out. SQLite lets one connection write
+    at a time: a transaction open while reading would make every other process's writes
+    wait, and the reading threads' own rate counter with them. There the rows are staged
+    (bulk.Stage) and copied by `finish`, in the transaction of the store.
+    """
+
+    def __init__(self, stamp, held: ExitStack) -> None:
+        self.stamp = stamp  # synced_at, first and last seen, as the driver takes them
+        self._stage: bulk.Stage | None = None
+        if connection.vendor == "postgresql":
+            held.enter_context(transaction.atomic())
+        else:
+            self._stage = held.enter_context(bulk.Stage(Server, SERVER_COLUMNS, "servers"))
+
+    def add(self, rows: list["ServerRow"]) -> None:
+        if self._stage is not None:
+            self._stage.add(rows)
+            return
+        bulk.upsert_arrays(Server, (*SERVER_COLUMNS, "synced_at"), [(*r, self.stamp) for r in rows])
+        sightings = [(r.id, r.image_id, self.stamp, self.stamp) for r in rows if r.image_id]
+        bulk.upsert_arrays(ServerImageSeen, SIGHTING_COLUMNS, sightings, **SIGHTING_CONFLICT)
+
+    def finish(self) -> None:
+        """Copy the staged rows (in the store's transaction)."""
+        if self._stage is None:
+            return
+        columns = {name: name for name in SERVER_COLUMNS}
+        self._stage.publish(
+            Server,
+            {**columns, "synced_at": (self.stamp,)},
+            unique=("id",),
+            update=(*columns, "synced_at"),
+        )
+        self._stage.publish(
+            ServerImageSeen,
+            {"server_id": "id", "image_id": "image_id"}
+            | {"first_seen": (self.stamp,), "last_seen": (self.stamp,)},
+            where=f"{connection.ops.quote_name('image_id')} <> ''",
+            **SIGHTING_CONFLICT,
+        )
+
+
+# A seen-image row for every written server's image: its first and last sighting now, or
+# only its last when the pair is known.
+SIGHTING_COLUMNS = ("server_id", "image_id", "first_seen", "last_seen")
+SIGHTING_CONFLICT = {"unique": ("server_id", "image_id"), "update": ("last_seen",)}
+
+
+class ServerRows:
+    """A snapshot's servers as Server column values (ServerRow), built page by page: every
+    row (the servers seen, the figures) and those that differ from the stored row, written
+    a batch at a time."""
+
+    def __init__(
+        self,
+        project: Project,
+        groups: list[records.ServerGroup],
+        stored: dict[str, tuple],
+        writes: _Writes,
+    ) -> None:
+        self.project = project
+        self.groups = groups
+        self.stored = stored
+        self.all: list[ServerRow] = []
+        self.changed: list[ServerRow] = []
+        self._writes = writes
+        self._unwritten = 0  # the last rows of `changed`, not written yet
+        self._group_images = {g.id: g.image_id for g in groups}
+        # Values as the database driver takes and returns them, compared with the stored
+        # rows without Django's conversion of each value on the way in and out.
+        self._stored_time = _stored_time()
+
+    def add(self, servers: Iterable[records.Server]) -> None:
+        groups, project_id, stored_time = self._group_images, self.project.pk, self._stored_time
+        rows = [_server_row(s, groups, project_id, stored_time) for s in servers]
+        self.all.extend(rows)
+        stored = self.stored
+        changed = [row for row in rows if stored.get(row.id) != row[1:]]
+        self.changed.extend(changed)
+        self._unwritten += len(changed)
+        if self._unwritten >= bulk.BATCH:
+            self.write()
+
+    def write(self) -> None:
+        """Write the changed rows not written yet."""
+        if self._unwritten:
+            self._writes.add(self.changed[-self._unwritten :])
+            self._unwritten = 0
+
+
+def store(rows: ServerRows, images: list[records.Image], now) -> tuple[int, int]:
+    """Store a read snapshot whose changed servers are written, and mark what vanished as
+    gone. Returns (seen, gone).
 
     Only servers whose facts changed are written (with their current image's sighting): a
     repeat sync of a quiet fleet writes almost nothing, where stamping every server and
@@ -200,36 +281,25 @@ def store(
     its project's last sync (Server.objects.with_last_seen()); a server that vanished, and
     an image a server left, were last seen by the sync before this one. The figures the
     pages show (per group and for the fleet) are counted from the snapshot and stored with
-    it: the snapshot's servers are exactly the live servers once it is stored. `stored` is
-    _stored_servers(project) when the caller has read it already.
+    it: the snapshot's servers are exactly the live servers once it is stored.
     """
-    project = project or projects.default()
+    project, stored = rows.project, rows.stored
     figures = InventoryFigures.objects.filter(project=project).first()
     last_sync = figures.updated_at if figures else None  # this store replaces it
-    _store_images(snapshot.images, now, project)
-    group_images = {g.id: g.image_id for g in snapshot.groups}
-    # Values as the database driver takes and returns them, compared with the stored rows
-    # without Django's conversion of each value on the way in and out.
-    stored_time = _stored_time()
-    rows = [_server_row(s, group_images, project.pk, stored_time) for s in snapshot.servers]
-    by_group = _count_by_group(rows)
-    _store_groups(snapshot.groups, by_group, now, project)
-    _store_totals(project, sum(by_group.values(), Figures()), len(snapshot.groups), now)
-    stored = _stored_servers(project) if stored is None else stored
-    changed = [row for row in rows if stored.get(row.id) != row[1:]]
-    stamp = stored_time(now)
-    _insert_or_update(Server, (*SERVER_COLUMNS, "synced_at"), [(*row, stamp) for row in changed])
-    seen = {row.id for row in rows}
+    _store_images(images, now, project)
+    by_group = _count_by_group(rows.all)
+    _store_groups(rows.groups, by_group, now, project)
+    _store_totals(project, sum(by_group.values(), Figures()), len(rows.groups), now)
+    seen = {row.id for row in rows.all}
     vanished = [i for i, values in stored.items() if not values[_GONE] and i not in seen]
     last_seen = {"synced_at": last_sync} if last_sync else {}
     gone = 0
     for start in range(0, len(vanished), BATCH):
         chunk = vanished[start : start + BATCH]
         gone += Server.objects.filter(id__in=chunk).update(gone=True, drift=False, **last_seen)
-    _record_images_seen(changed, stamp)
     if last_sync:
-        _images_left(stored, changed, vanished, last_sync)
-    return len(rows), gone
+        _images_left(stored, rows.changed, vanished, last_sync)
+    return len(rows.all), gone
 
 
 def _store_images(images: list[records.Image], now, project: Project) -> None:
@@ -482,19 +552,6 @@ def _stored_time() -> Callable[[datetime | None], datetime | None]:
     return lambda moment: moment and moment.astimezone(zone).replace(tzinfo=None)
 
 
-def _record_images_seen(rows: list[ServerRow], stamp) -> None:
-    """A seen-image row for every written server's image (its first and last sighting now,
-    or only its last when the pair is known)."""
-    seen = [(row.id, row.image_id, stamp, stamp) for row in rows if row.image_id]
-    _insert_or_update(
-        ServerImageSeen,
-        ("server_id", "image_id", "first_seen", "last_seen"),
-        seen,
-        unique=("server_id", "image_id"),
-        update=("last_seen",),
-    )
-
-
 def _images_left(stored: dict, changed: list, vanished: list[str], last_sync) -> None:
     """The images servers ran until this sync (servers that changed image, or vanished) were
     last seen on them by the previous sync: one UPDATE per image left."""
@@ -510,50 +567,6 @@ def _images_left(stored: dict, changed: list, vanished: list[str], last_sync) ->
             ServerImageSeen.objects.filter(
                 image_id=image_id, server_id__in=server_ids[start : start + BATCH]
             ).update(last_seen=last_sync)
-
-
-def _insert_or_update(
-    model,
-    names: tuple[str, ...],
-    rows: list[tuple],
-    *,
-    unique: tuple[str, ...] = ("id",),
-    update: tuple[str, ...] | None = None,
-) -> None:
-    """INSERT … ON CONFLICT (unique) DO UPDATE SET `update` (every other column) of rows
-    already in the driver's types. Written directly: bulk_create built a model instance per
-    row and prepared every value through its field, most of a first sync's time."""
-    if not rows:
-        return
-    meta = model._meta
-    fields = [meta.get_field(name) for name in names]
-    update = update if update is not None else tuple(n for n in names if n not in unique)
-    qn = connection.ops.quote_name
-    suffix = connection.ops.on_conflict_suffix_sql(
-        fields,
-        OnConflict.UPDATE,
-        [meta.get_field(name).column for name in update],
-        [meta.get_field(name).column for name in unique],
-    )
-    # Names from the model's metadata, quoted; every value is a bound parameter.
-    into = f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)})"
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # One array per column: a few parameters a statement whatever its rows, where
-            # thousands of placeholders cost the driver more than the database its work.
-            arrays = ", ".join(f"%s::{field.db_type(connection)}[]" for field in fields)
-            sql = f"{into} SELECT * FROM unnest({arrays}) {suffix}"  # noqa: S608 (as above)
-            for start in range(0, len(rows), ARRAY_BATCH):
-                columns = zip(*rows[start : start + ARRAY_BATCH], strict=True)
-                cursor.execute(sql, [list(column) for column in columns])
-            return
-        one = f"({', '.join(['%s'] * len(names))})"
-        limit = connection.features.max_query_params  # SQLite's may be set as low as 999
-        size = min(BATCH, limit // len(names)) if limit else BATCH
-        for start in range(0, len(rows), size):
-            batch = rows[start : start + size]
-            params = [value for row in batch for value in row]
-            cursor.execute(f"{into} VALUES {', '.join([one] * len(batch))} {suffix}", params)
 
 
 def _upsert(model, rows: list, update_fields: list[str]) -> None:

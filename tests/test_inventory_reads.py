@@ -2,6 +2,7 @@
 
 import math
 import threading
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -89,17 +90,25 @@ def test_server_pages_go_out_together_and_never_more_than_the_setting(simulator_
     session = requests.Session()
     session.mount("http://", adapter)
 
-    snapshot = inventory.fetch(CloudClient(from_settings(), session=session), in_flight=3)
+    settings.SYNC_CALLS_IN_FLIGHT = 3
 
+    run = inventory.sync_now(client=CloudClient(from_settings(), session=session))
+
+    assert run.state == SyncRun.State.SUCCEEDED
     assert not adapter.pair.broken
     assert 2 <= adapter.most <= 3
-    assert sorted(s.id for s in snapshot.servers) == sorted(sim.state.servers)
+    assert sorted(Server.objects.values_list("id", flat=True)) == sorted(sim.state.servers)
     assert len(sim.requests("GET", SERVERS_PATH)) == 5
 
 
-class FailOnThirdServerPage(requests.adapters.HTTPAdapter):
+class FailOnServerPage(requests.adapters.HTTPAdapter):
+    def __init__(self, offset: int) -> None:
+        super().__init__()
+        self.offset = str(offset)
+
     def send(self, request, *args, **kwargs):
-        if SERVERS_PATH + "?" in request.url and "offset=200" in request.url:
+        query = parse_qs(urlsplit(request.url).query)
+        if SERVERS_PATH + "?" in request.url and query.get("offset") == [self.offset]:
             raise requests.ConnectionError("connection reset by peer")
         return super().send(request, *args, **kwargs)
 
@@ -109,7 +118,7 @@ def test_a_page_failing_in_flight_fails_the_sync_and_writes_nothing(simulator_fa
     point_at(sim, settings, RETRY_DEADLINE=0.0)
     settings.SYNC_CALLS_IN_FLIGHT = 4
     session = requests.Session()
-    session.mount("http://", FailOnThirdServerPage())
+    session.mount("http://", FailOnServerPage(200))
 
     run = inventory.sync_now(client=CloudClient(from_settings(), session=session))
 
@@ -117,3 +126,26 @@ def test_a_page_failing_in_flight_fails_the_sync_and_writes_nothing(simulator_fa
     assert "connection" in run.error
     assert not Server.objects.exists()
     assert len(sim.requests("GET", SERVERS_PATH)) <= 9  # never more pages than there are
+
+
+def test_a_page_failing_after_servers_were_written_leaves_the_last_snapshot(
+    simulator_factory, settings
+):
+    """The sync writes changed servers while it still reads (straight into the tables in
+    its transaction on PostgreSQL, into a stage on SQLite): a page failing after several
+    batches were written must leave the stored inventory as the last sync left it."""
+    sim = simulator_factory(servers=1650)
+    point_at(sim, settings, RETRY_DEADLINE=0.0)
+    settings.SYNC_CALLS_IN_FLIGHT = 1  # pages in order: the failing one comes after 3 batches
+    assert inventory.sync_now().state == SyncRun.State.SUCCEEDED
+    before = dict(Server.objects.values_list("id", "name"))
+    for server in list(sim.state.servers.values())[:1600]:  # three batches (bulk.BATCH)
+        server.name = f"{server.name}-renamed"
+    session = requests.Session()
+    session.mount("http://", FailOnServerPage(1600))
+
+    run = inventory.sync_now(client=CloudClient(from_settings(), session=session))
+
+    assert run.state == SyncRun.State.FAILED
+    assert dict(Server.objects.values_list("id", "name")) == before
+    assert len(before) == 1650

@@ -8,7 +8,7 @@ then its remaining pages go out together, and several listings (and single serve
 the pool, so the calls in flight never exceed `in_flight` whatever is read.
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -35,41 +35,54 @@ class Calls:
 
 
 def list_servers(client, calls: Calls, **filters: object) -> list[Server]:
-    """Every server of one listing, the pages after the first read together.
+    """Every server of one listing (see server_pages)."""
+    return [server for page in server_pages(client, calls, **filters) for server in page]
 
-    Pages are kept in offset order and a server already seen is skipped, as the serial
-    reader does when servers shift between pages. A short page before the end is followed
-    one page at a time; if the last page reports a larger total (servers added while
-    reading), the pages after it are read too. A failing page fails the listing and cancels
-    its pages not yet sent.
+
+def server_pages(client, calls: Calls, **filters: object) -> Iterator[list[Server]]:
+    """Every server of one listing, a page at a time in offset order, each page as soon as it
+    and those before it are in: the first page is sent at once, and once it has told the
+    total the remaining pages go out together.
+
+    A server already seen on an earlier page is left out, as the serial reader does when
+    servers shift between pages. A short page before the end is followed one page at a
+    time; if the last page reports a larger total (servers added while reading), the pages
+    after it are read too. A failing page fails the listing, and the pages not yet sent are
+    cancelled (as they are when the reader stops early).
     """
-    total, page = calls.submit(client.list_servers_page, offset=0, **filters).result()
-    pages = [page]
+    first = calls.submit(client.list_servers_page, offset=0, **filters)
+    return _pages_after(first, client, calls, filters)
+
+
+def _pages_after(
+    first: Future, client, calls: Calls, filters: dict[str, object]
+) -> Iterator[list[Server]]:
+    seen: set[str] = set()
+
+    def unseen(page: list[Server]) -> list[Server]:
+        fresh = [server for server in page if server.id not in seen]
+        seen.update(server.id for server in fresh)
+        return fresh
+
+    total, page = first.result()
+    yield unseen(page)
     offset = len(page)
     while page and offset < total:
         if len(page) < PAGE_SIZE:
             total, page = calls.submit(client.list_servers_page, offset=offset, **filters).result()
-            pages.append(page)
+            yield unseen(page)
             offset += len(page)
             continue
         offsets = range(offset, total, PAGE_SIZE)
         futures = [calls.submit(client.list_servers_page, offset=o, **filters) for o in offsets]
         try:
-            answers = [future.result() for future in futures]
-        except BaseException:
             for future in futures:
-                future.cancel()
-            raise
-        pages.extend(p for _, p in answers)
-        total, page = answers[-1]
+                total, page = future.result()
+                yield unseen(page)
+        finally:
+            for future in futures:
+                future.cancel()  # those not sent yet, when a page failed or the reader stopped
         offset = offsets[-1] + len(page)
-    seen: set[str] = set()
-    servers = []
-    for server in (s for p in pages for s in p):
-        if server.id not in seen:
-            seen.add(server.id)
-            servers.append(server)
-    return servers
 
 
 def listings(client, calls: Calls, group_ids: Iterable[str]) -> dict[str, dict[str, Server]]:

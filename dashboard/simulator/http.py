@@ -1,9 +1,10 @@
 """Request and response values for the simulator's handlers, and query-parameter checks."""
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice
 from typing import Any
 
 from dashboard.simulator import codes
@@ -105,5 +106,7 @@ def str_param(
     return value
 
 
-def page(items: list[Any], offset: int, limit: int) -> list[Any]:
-    return items[offset : offset + limit]
+def page(items: Collection[Any], offset: int, limit: int) -> list[Any]:
+    if isinstance(items, Sequence):
+        return list(items[offset : offset + limit])
+    return list(islice(items, offset, offset + limit))

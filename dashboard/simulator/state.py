@@ -24,7 +24,7 @@ import random
 import secrets
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -537,10 +537,14 @@ class SimState:
     def servers_in(self, group_id: str) -> int:
         return len(self._by_group.get(group_id, ()))
 
-    def servers_where(self, group_id: str | None = None, server_id: str | None = None) -> list:
+    def servers_where(
+        self, group_id: str | None = None, server_id: str | None = None
+    ) -> Collection[Server]:
         """The servers of one group and/or with one id (all when neither), in fleet order.
 
-        Narrows a listing from the indexes; the caller still applies its own filters.
+        Narrows a listing from the indexes; the caller still applies its own filters. All
+        servers come as the index's live view: copying 50,000 of them for every page of a
+        listing was a quarter of its cost.
         """
         if server_id:
             server = self.servers.get(server_id)
@@ -548,7 +552,7 @@ class SimState:
             return [s for s in found if group_id is None or s.group_id == group_id]
         if group_id is not None:
             return list(self._by_group.get(group_id, {}).values())
-        return list(self.servers.values())
+        return self.servers.values()
 
     # --- acting -------------------------------------------------------------------------
 
