@@ -40,6 +40,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 def empty_inventory() -> None:
+    from django.db import connection
+
     from dashboard.models import (
         Image,
         InventoryFigures,
@@ -49,8 +51,15 @@ def empty_inventory() -> None:
         SyncRun,
     )
 
-    for model in (ServerImageSeen, Server, ServerGroup, Image, InventoryFigures, SyncRun):
+    models = (ServerImageSeen, Server, ServerGroup, Image, InventoryFigures, SyncRun)
+    for model in models:
         model.objects.all().delete()
+    if connection.vendor == "postgresql":
+        # The deleted rows stay in the tables and their indexes until vacuumed: a "first"
+        # sync inserting beside 50,000 dead rows took 4 s longer than on fresh tables.
+        tables = ", ".join(connection.ops.quote_name(m._meta.db_table) for m in models)
+        with connection.cursor() as cursor:
+            cursor.execute(f"VACUUM ANALYZE {tables}")
 
 
 def build_inventory(n: int) -> None:
