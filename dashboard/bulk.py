@@ -62,7 +62,10 @@ class Stage:
     def __init__(self, model: type[Model], names: Sequence[str], label: str) -> None:
         self.model = model
         self.fields: list[Field] = [model._meta.get_field(name) for name in names]
-        self.table = connection.ops.quote_name(f"stage_{label}")
+        self._name = connection.ops.quote_name(f"stage_{label}")
+        # Always named in the connection's temporary schema: never a real table's name.
+        schema = "pg_temp" if connection.vendor == "postgresql" else "temp"
+        self.table = f"{schema}.{self._name}"
         self._columns = ", ".join(_column(f) for f in self.fields)
         self.rows = 0
 
@@ -73,7 +76,7 @@ class Stage:
             cursor.execute(f"DROP TABLE IF EXISTS {self.table}")
             # Column types copied from the real table; names only from model metadata.
             cursor.execute(
-                f"CREATE TEMPORARY TABLE {self.table} AS "  # noqa: S608
+                f"CREATE TEMPORARY TABLE {self._name} AS "  # noqa: S608
                 f"SELECT {self._columns} FROM {source} WHERE 1 = 0"
             )
         return self
@@ -86,20 +89,12 @@ class Stage:
         """Stage rows already in the database driver's types, in the columns' order."""
         if not rows:
             return
-        into = f"INSERT INTO {self.table} ({self._columns})"
+        # One short statement, prepared once and run for every row by the driver: a
+        # multi-row VALUES list costs more to build, convert and parse than to run.
+        one = ", ".join(["%s"] * len(self.fields))
+        sql = f"INSERT INTO {self.table} ({self._columns}) VALUES ({one})"  # noqa: S608
         with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                # One array a column: a few parameters a statement whatever its rows.
-                arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in self.fields)
-                sql = f"{into} SELECT * FROM unnest({arrays})"  # noqa: S608 (as above)
-                for start in range(0, len(rows), ARRAY_BATCH):
-                    columns = zip(*rows[start : start + ARRAY_BATCH], strict=True)
-                    cursor.execute(sql, [list(column) for column in columns])
-            else:
-                # One short statement, prepared once and run for every row by the driver:
-                # multi-row VALUES lists cost more to build, convert and parse than to run.
-                one = ", ".join(["%s"] * len(self.fields))
-                cursor.executemany(f"{into} VALUES ({one})", rows)
+            cursor.executemany(sql, rows)
         self.rows += len(rows)
 
     def publish(

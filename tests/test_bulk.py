@@ -1,0 +1,81 @@
+"""bulk.Stage on the database the suite runs on: staged rows reach the real table only when
+published, a publish updates rows already there, and the stage lives in the connection's
+temporary schema (a real table of the same name is never touched)."""
+
+from datetime import UTC, datetime
+
+import pytest
+from django.db import connection
+
+from dashboard import bulk, inventory, projects
+from dashboard.cloud import records
+from dashboard.models import Server, ServerImageSeen
+
+pytestmark = pytest.mark.django_db
+
+STAMP = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+
+
+def rows(*names: str) -> list[tuple]:
+    project = projects.default()
+    as_stored = inventory._stored_time()
+    servers = [records.Server(id=f"srv-{i}", name=n, image_id="img-1") for i, n in enumerate(names)]
+    return [inventory._server_row(s, {}, project.pk, as_stored) for s in servers]
+
+
+def publish(stage: bulk.Stage) -> None:
+    columns = {name: name for name in inventory.SERVER_COLUMNS}
+    stamp = inventory._stored_time()(STAMP)
+    stage.publish(
+        Server,
+        {**columns, "synced_at": (stamp,)},
+        unique=("id",),
+        update=(*columns, "synced_at"),
+    )
+
+
+def test_staged_rows_reach_the_table_only_when_published_and_update_rows_there():
+    with bulk.Stage(Server, inventory.SERVER_COLUMNS, "test") as stage:
+        stage.add(rows("alpha", "beta"))
+        assert not Server.objects.exists()
+        publish(stage)
+    assert dict(Server.objects.values_list("id", "name")) == {"srv-0": "alpha", "srv-1": "beta"}
+    assert Server.objects.get(id="srv-0").synced_at == STAMP
+
+    with bulk.Stage(Server, inventory.SERVER_COLUMNS, "test") as stage:  # the same name again
+        stage.add(rows("alpha renamed"))
+        publish(stage)
+    assert dict(Server.objects.values_list("id", "name")) == {
+        "srv-0": "alpha renamed",
+        "srv-1": "beta",
+    }
+
+
+def test_a_publish_picks_staged_columns_and_bound_values_where_asked():
+    with bulk.Stage(Server, inventory.SERVER_COLUMNS, "test") as stage:
+        stage.add(rows("alpha", "beta"))
+        publish(stage)
+        seen = {"server_id": "id", "image_id": "image_id"}
+        stamp = inventory._stored_time()(STAMP)
+        stage.publish(
+            ServerImageSeen,
+            seen | {"first_seen": (stamp,), "last_seen": (stamp,)},
+            unique=("server_id", "image_id"),
+            update=("last_seen",),
+            where=f"{connection.ops.quote_name('name')} = 'beta'",
+        )
+    assert list(ServerImageSeen.objects.values_list("server_id", "image_id", "first_seen")) == [
+        ("srv-1", "img-1", STAMP)
+    ]
+
+
+def test_the_stage_is_the_connections_own_and_leaves_a_real_table_of_its_name_alone():
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE stage_test (id varchar(10))")
+        cursor.execute("INSERT INTO stage_test VALUES ('kept')")
+    with bulk.Stage(Server, inventory.SERVER_COLUMNS, "test") as stage:
+        stage.add(rows("alpha"))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM stage_test")
+        assert cursor.fetchall() == [("kept",)]
+        cursor.execute("DROP TABLE stage_test")
