@@ -212,7 +212,7 @@ class _Writes:
             Server,
             {**columns, "synced_at": (self.stamp,)},
             unique=("id",),
-            update=(*columns, "synced_at"),
+            update=(*SERVER_COLUMNS[1:], "synced_at"),  # all but the key
         )
         self._stage.publish(
             ServerImageSeen,

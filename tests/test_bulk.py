@@ -30,7 +30,7 @@ def publish(stage: bulk.Stage) -> None:
         Server,
         {**columns, "synced_at": (stamp,)},
         unique=("id",),
-        update=(*columns, "synced_at"),
+        update=(*inventory.SERVER_COLUMNS[1:], "synced_at"),
     )
 
 
