@@ -23,7 +23,7 @@ from django.db.models import Count, Max, Q, Sum
 from django.tasks import task
 from django.utils import timezone
 
-from dashboard import bulk, projects
+from dashboard import bulk, collector, projects
 from dashboard.cloud import inflight, records
 from dashboard.cloud.errors import CloudError
 from dashboard.dbloss import lost_database
@@ -158,6 +158,7 @@ def _read_and_store(client, project: Project) -> tuple[int, int]:
     """
     now = timezone.now()
     with ExitStack() as held:
+        held.enter_context(collector.fewer_collections())
         writes = _Writes(_stored_time()(now), held)
         calls = held.enter_context(inflight.Calls(settings.SYNC_CALLS_IN_FLIGHT, "sync"))
         groups = calls.submit(client.list_server_groups)

@@ -46,7 +46,7 @@ from django.db.models import Count, Exists, F, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from dashboard import audit, compat
+from dashboard import audit, collector, compat
 from dashboard.cloud import client as client_module
 from dashboard.cloud import inflight, records
 from dashboard.cloud.errors import CloudError, Outcome
@@ -79,14 +79,15 @@ def send_wave(rollout_id: int, wave: int, client, *, sleep: Callable[[float], No
         chunks = list(plan)
     else:
         chunks = sorted(set(pending.values_list("chunk", flat=True)))
-    if len(chunks) > 1 and in_flight > 1:
-        troubles = _send_in_threads(rollout, plan, client, sleep, in_flight)
-    else:
-        reads = GroupReads(client)
-        troubles = {
-            chunk: _send_chunk(rollout, chunk, client=client, sleep=sleep, reads=reads)
-            for chunk in chunks
-        }
+    with collector.fewer_collections():
+        if len(chunks) > 1 and in_flight > 1:
+            troubles = _send_in_threads(rollout, plan, client, sleep, in_flight)
+        else:
+            reads = GroupReads(client)
+            troubles = {
+                chunk: _send_chunk(rollout, chunk, client=client, sleep=sleep, reads=reads)
+                for chunk in chunks
+            }
     trouble = next((troubles[c] for c in sorted(troubles) if troubles[c] is not None), None)
     if trouble is not None:
         raise trouble
