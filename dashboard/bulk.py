@@ -18,7 +18,6 @@ from django.db import connection
 from django.db.models import Field, Model
 from django.db.models.constants import OnConflict
 
-BATCH = 500  # rows worth a statement (written by the caller when this many are ready)
 ARRAY_BATCH = 5000  # rows a statement of column arrays
 
 
@@ -37,12 +36,7 @@ def upsert_arrays(
     meta = model._meta
     fields = [meta.get_field(name) for name in names]
     update = update if update is not None else [n for n in names if n not in unique]
-    suffix = connection.ops.on_conflict_suffix_sql(
-        fields,
-        OnConflict.UPDATE,
-        [meta.get_field(name).column for name in update],
-        [meta.get_field(name).column for name in unique],
-    )
+    suffix = _on_conflict(model, fields, unique, update)
     table = connection.ops.quote_name(meta.db_table)
     arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
     # Names from the model's metadata, quoted; every value is a bound parameter.
@@ -120,12 +114,7 @@ class Stage:
                 params.append(source[0])
             else:
                 picked.append(_column(self.model._meta.get_field(source)))
-        suffix = connection.ops.on_conflict_suffix_sql(
-            targets,
-            OnConflict.UPDATE,
-            [meta.get_field(name).column for name in update],
-            [meta.get_field(name).column for name in unique],
-        )
+        suffix = _on_conflict(model, targets, unique, update)
         # "WHERE": SQLite reads ON after a bare FROM as a join's; names from metadata.
         sql = (
             f"INSERT INTO {connection.ops.quote_name(meta.db_table)} "  # noqa: S608
@@ -134,6 +123,19 @@ class Stage:
         )
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
+
+
+def _on_conflict(
+    model: type[Model], fields: list[Field], unique: Sequence[str], update: Sequence[str]
+) -> str:
+    """ON CONFLICT (`unique`) DO UPDATE SET each of `update` to the value that conflicted."""
+    meta = model._meta
+    return connection.ops.on_conflict_suffix_sql(
+        fields,
+        OnConflict.UPDATE,
+        [meta.get_field(name).column for name in update],
+        [meta.get_field(name).column for name in unique],
+    )
 
 
 def _column(field: Field) -> str:

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 # A "running" sync older than this is a crashed worker's leftover, not a sync to join.
 STALE_SYNC = timedelta(minutes=15)
-BATCH = 500
+BATCH = 500  # rows a statement; also the changed rows a sync writes at a time while it reads
 
 
 def request_sync(
@@ -262,7 +262,7 @@ class ServerRows:
         changed = [row for row in rows if stored.get(row.id) != row[1:]]
         self.changed.extend(changed)
         self._unwritten += len(changed)
-        if self._unwritten >= bulk.BATCH:
+        if self._unwritten >= BATCH:
             self.write()
 
     def write(self) -> None:

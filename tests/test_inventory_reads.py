@@ -139,7 +139,7 @@ def test_a_page_failing_after_servers_were_written_leaves_the_last_snapshot(
     settings.SYNC_CALLS_IN_FLIGHT = 1  # pages in order: the failing one comes after 3 batches
     assert inventory.sync_now().state == SyncRun.State.SUCCEEDED
     before = dict(Server.objects.values_list("id", "name"))
-    for server in list(sim.state.servers.values())[:1600]:  # three batches (bulk.BATCH)
+    for server in list(sim.state.servers.values())[:1600]:  # three batches (inventory.BATCH)
         server.name = f"{server.name}-renamed"
     session = requests.Session()
     session.mount("http://", FailOnServerPage(1600))
