@@ -160,4 +160,76 @@ def test_book_keeping_waits_for_a_call_about_to_leave() -> None:
     assert done.wait(5)
     waiting.join()
     turn.answered()
-    assert calls.turns.acquire(blocking=False) and calls.turns.acquire(blocking=False)
+    assert calls.free == 2 and calls.leaving == 0
+
+
+def _in_thread(target) -> threading.Thread:
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread
+
+
+def _until(condition) -> None:
+    deadline = time.monotonic() + 5
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+
+
+def test_an_answer_is_written_after_the_chunk_its_freed_turn_sends() -> None:
+    """A call answers while another chunk waits for a turn: the turn goes to that chunk,
+    and its call leaves before the answer is written (book-keeping right after giving the
+    turn back still waits for it)."""
+    calls = send._Calls(1)
+    answered = send._Turn(calls).__enter__()
+    answered.left()
+    took, go = threading.Event(), threading.Event()
+
+    def waiting_chunk() -> None:
+        turn = send._Turn(calls).__enter__()
+        took.set()
+        go.wait(5)
+        turn.left()
+
+    _in_thread(waiting_chunk)
+    _until(lambda: calls.ready == 1)
+    written = threading.Event()
+
+    def answer() -> None:
+        answered.answered()
+        with answered.bookkeeping():
+            written.set()
+
+    _in_thread(answer)
+    assert took.wait(5)
+    assert not written.wait(0.2)  # the chunk that took the turn has not left yet
+    go.set()
+    assert written.wait(5)
+
+
+def test_threads_on_their_way_leave_one_at_a_time() -> None:
+    calls = send._Calls(2)
+    first = send._Turn(calls).__enter__()
+    second_took = threading.Event()
+    _in_thread(lambda: (send._Turn(calls).__enter__(), second_took.set()))
+    assert not second_took.wait(0.2)  # a turn is free, but the first is still on its way
+    first.left()
+    assert second_took.wait(5)
+
+
+def test_a_chunk_no_turn_awaits_is_judged_once_nothing_is_on_its_way() -> None:
+    calls = send._Calls(1)
+    judged = threading.Event()
+
+    def judge() -> None:
+        with calls.judging():
+            judged.set()
+
+    _in_thread(judge)
+    assert judged.wait(5)  # a free turn awaits it
+    judged.clear()
+    turn = send._Turn(calls).__enter__()
+    _in_thread(judge)
+    assert not judged.wait(0.2)  # no free turn, and a call on its way
+    turn.left()
+    assert judged.wait(5)

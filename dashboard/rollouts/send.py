@@ -38,7 +38,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 from django.conf import settings
 from django.db import connection
@@ -325,7 +325,8 @@ def _send_chunk(
             except CloudError as exc:
                 _defer(rollout, chunk, rows, token, exc)
                 return exc
-            judged = _recheck(rollout, rows, fresh)
+            with calls.judging() if calls is not None else nullcontext():
+                judged = _recheck(rollout, rows, fresh)
         with _Turn(calls) as turn:
             rows = _mark_sending(judged, token, rollout.pk)
             if not rows:
@@ -345,24 +346,56 @@ class _Calls:
 
     When calls answer together, the threads that waited with a chunk ready take their turns
     and send, while those whose call answered write the answer and claim their next chunk:
-    all of it on one interpreter lock and one SQLite writer. That book-keeping waits until no
-    thread holding a turn is still on its way to the call (a few milliseconds each), so a
-    freed turn is used at once; it has the length of a call to be done in.
+    all of it on one interpreter lock and one SQLite writer. So the threads on their way to
+    a call go first, and one at a time, in the order they took their turns (each slowed by
+    the others, they would all leave late): book-keeping waits until none is on its way,
+    neither one holding a turn whose call has not left, nor one ready to take a turn just
+    given back. A freed turn is used at once; the book-keeping has the length of a call to
+    be done in. Judging a chunk is book-keeping too unless a free turn awaits it, and chunks
+    are judged one at a time: the first judged is the first ready to go.
     """
 
     def __init__(self, in_flight: int) -> None:
-        self.turns = threading.BoundedSemaphore(in_flight)
+        self.free = in_flight  # turns not taken
+        self.ready = 0  # threads with a chunk judged, waiting for a turn
         self.leaving = 0  # threads holding a turn whose call has not left yet
         self.changed = threading.Condition()
+        self.one_leaving = threading.Lock()
+        self.one_judging = threading.Lock()
+
+    def take(self) -> None:
+        with self.changed:
+            self.ready += 1
+            self.changed.wait_for(lambda: self.free > 0)
+            self.ready -= 1
+            self.free -= 1
+            self.leaving += 1
+        self.one_leaving.acquire()
+
+    def left(self) -> None:
+        self.one_leaving.release()
+        with self.changed:
+            self.leaving -= 1
+            self.changed.notify_all()
+
+    def give_back(self) -> None:
+        with self.changed:
+            self.free += 1
+            self.changed.notify_all()
 
     def quiet(self) -> None:
         with self.changed:
-            self.changed.wait_for(lambda: self.leaving == 0)
+            self.changed.wait_for(self._quiet)
 
-    def count(self, leaving: int) -> None:
+    @contextmanager
+    def judging(self) -> Iterator[None]:
         with self.changed:
-            self.leaving += leaving
-            self.changed.notify_all()
+            self.changed.wait_for(lambda: self.free > self.ready or self._quiet())
+        with self.one_judging:
+            yield
+
+    def _quiet(self) -> bool:
+        return not self.leaving and not (self.ready and self.free)
 
 
 @contextmanager
@@ -384,22 +417,21 @@ class _Turn:
 
     def __enter__(self) -> "_Turn":
         if self.calls is not None:
-            self.calls.turns.acquire()
+            self.calls.take()
             self.held = self.leaving = True
-            self.calls.count(+1)
         return self
 
     def left(self) -> None:
         """The call is about to go out: book-keeping may go on."""
         if self.leaving:
             self.leaving = False
-            self.calls.count(-1)
+            self.calls.left()
 
     def answered(self) -> None:
         self.left()
         if self.held:
             self.held = False
-            self.calls.turns.release()
+            self.calls.give_back()
 
     def bookkeeping(self):
         return _bookkeeping(self.calls)
