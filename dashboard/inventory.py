@@ -178,36 +178,35 @@ def _read_and_store(client, project: Project) -> tuple[int, int]:
 
 class _Writes:
     """Where a sync's changed servers (and their images' sightings) go, a batch at a time
-    while the pages are read.
+    while the pages are read: a stage (bulk.Stage), published into the real tables.
 
-    On PostgreSQL straight into their tables, in the sync's transaction, open from before
-    the first page: its row locks hold up no one (only the sync writes servers), and the
-    database works on its own core while the calls are out. SQLite lets one connection write
-    at a time: a transaction open while reading would make every other process's writes
-    wait, and the reading threads' own rate counter with them. There the rows are staged
-    (bulk.Stage) and copied by `finish`, in the transaction of the store.
+    On PostgreSQL each batch is published at once, in the sync's transaction, open from
+    before the first page: its row locks hold up no one (only the sync writes servers), and
+    the database works on its own core while the calls are out. SQLite lets one connection
+    write at a time: a transaction open while reading would make every other process's
+    writes wait, and the reading threads' own rate counter with them. There the stage is
+    published by `finish`, in the transaction of the store.
     """
 
     def __init__(self, stamp, held: ExitStack) -> None:
         self.stamp = stamp  # synced_at, first and last seen, as the driver takes them
-        self._stage: bulk.Stage | None = None
-        if connection.vendor == "postgresql":
+        self.at_once = connection.vendor == "postgresql"
+        if self.at_once:
             held.enter_context(transaction.atomic())
-        else:
-            self._stage = held.enter_context(bulk.Stage(Server, SERVER_COLUMNS, "servers"))
+        self._stage = held.enter_context(bulk.Stage(Server, SERVER_COLUMNS, "servers"))
 
     def add(self, rows: list["ServerRow"]) -> None:
-        if self._stage is not None:
-            self._stage.add(rows)
-            return
-        bulk.upsert_arrays(Server, (*SERVER_COLUMNS, "synced_at"), [(*r, self.stamp) for r in rows])
-        sightings = [(r.id, r.image_id, self.stamp, self.stamp) for r in rows if r.image_id]
-        bulk.upsert_arrays(ServerImageSeen, SIGHTING_COLUMNS, sightings, **SIGHTING_CONFLICT)
+        self._stage.add(rows)
+        if self.at_once:
+            self._publish()
+            self._stage.clear()
 
     def finish(self) -> None:
-        """Copy the staged rows (in the store's transaction)."""
-        if self._stage is None:
-            return
+        """Publish what is staged (in the store's transaction)."""
+        if not self.at_once:
+            self._publish()
+
+    def _publish(self) -> None:
         columns = {name: name for name in SERVER_COLUMNS}
         self._stage.publish(
             Server,
@@ -226,7 +225,6 @@ class _Writes:
 
 # A seen-image row for every written server's image: its first and last sighting now, or
 # only its last when the pair is known.
-SIGHTING_COLUMNS = ("server_id", "image_id", "first_seen", "last_seen")
 SIGHTING_CONFLICT = {"unique": ("server_id", "image_id"), "update": ("last_seen",)}
 
 

@@ -1,6 +1,8 @@
 """bulk.Stage on the database the suite runs on: staged rows reach the real table only when
-published, a publish updates rows already there, and the stage lives in the connection's
-temporary schema (a real table of the same name is never touched)."""
+published, every value as it was staged (on PostgreSQL they travel by binary COPY), a
+publish updates rows already there, a cleared stage publishes nothing again, and the stage
+lives in the connection's temporary schema (a real table of the same name is never
+touched)."""
 
 from datetime import UTC, datetime
 
@@ -48,6 +50,47 @@ def test_staged_rows_reach_the_table_only_when_published_and_update_rows_there()
     assert dict(Server.objects.values_list("id", "name")) == {
         "srv-0": "alpha renamed",
         "srv-1": "beta",
+    }
+
+
+def test_every_staged_value_reaches_the_table_as_the_sync_reads_it_back():
+    frozen = records.Server(
+        id="srv-9",
+        name="frozen one",
+        group_id="",
+        image_id="",
+        status="FREEZE",
+        session_count=7,
+        frozen=True,
+        system_disk_size=120,
+        job_time=datetime(2026, 11, 30, 23, 59, 59, 125000, tzinfo=UTC),
+        maintain_status=True,
+        job_id="job-1",
+        job_status="RUNNING",
+        ip_addresses=("10.0.0.9", "10.0.0.10"),
+    )
+    staged = [*rows("alpha"), inventory._server_row(
+        frozen, {}, projects.default().pk, inventory._stored_time()
+    )]  # fmt: skip
+    with bulk.Stage(Server, inventory.SERVER_COLUMNS, "test") as stage:
+        stage.add(staged)
+        publish(stage)
+    stored = inventory._stored_servers(projects.default())
+    assert {row[0]: tuple(row[1:]) for row in staged} == stored
+
+
+def test_a_cleared_stage_publishes_only_what_was_staged_after():
+    with bulk.Stage(Server, inventory.SERVER_COLUMNS, "test") as stage:
+        stage.add(rows("alpha"))
+        publish(stage)
+        stage.clear()
+        Server.objects.filter(id="srv-0").update(name="renamed meanwhile")
+        publish(stage)  # nothing staged: the row is left as it is
+        stage.add(rows("gamma", "delta")[1:])
+        publish(stage)
+    assert dict(Server.objects.values_list("id", "name")) == {
+        "srv-0": "renamed meanwhile",
+        "srv-1": "delta",
     }
 
 
