@@ -11,7 +11,7 @@ and why.
 
 import hashlib
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -280,3 +280,18 @@ def test_listing_encoder_writes_what_json_dumps_writes_of_the_server_dict() -> N
     }
     assert listed.text == json.dumps(as_dicts)
     assert render.listing(0, []).text == json.dumps({"count": 0, "items": []})
+
+
+def test_a_servers_unchanging_fields_are_encoded_afresh_for_another_server_object():
+    """server_json keeps each server's fixed fields encoded; a server of the same id that is
+    another object (a restored state file's, say) is encoded from its own fields."""
+    state = SimState(SimConfig(servers=5, seed=SEED), manual_clock=True)
+    server = next(iter(state.servers.values()))
+    before = json.loads(render.server_json(state, server, FIXED_NOW))
+    other = replace(server, machine_name="APS-RESTORED", ip="10.9.9.9")
+    state.servers[server.id] = other
+    after = json.loads(render.server_json(state, other, FIXED_NOW))
+    assert before["machine_name"] != "APS-RESTORED"
+    assert after["machine_name"] == "APS-RESTORED"
+    assert after["host_address"][0]["addr"] == "10.9.9.9"
+    assert after == render.server(state, other, FIXED_NOW)

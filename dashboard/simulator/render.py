@@ -145,12 +145,6 @@ def _json(value: Any) -> str:
     return ENCODER.encode(value)
 
 
-# Server id → (the server, its fixed parts): see _fixed_parts. Cleared when it grows past
-# the limit (fleets of three projects of 50,000 fit).
-_FIXED: dict[str, tuple[Server, tuple[str, ...]]] = {}
-FIXED_LIMIT = 250_000
-
-
 def server_json(state: SimState, s: Server, now: datetime) -> str:
     """`json.dumps(server(state, s, now))`, written directly: a listing page is 100 servers
     of 40 fields each, and building the dicts and encoding them was most of its cost. The
@@ -202,9 +196,10 @@ def server_json(state: SimState, s: Server, now: datetime) -> str:
 
 def _fixed_parts(state: SimState, s: Server) -> tuple[str, ...]:
     """The encoded text around the fields of `s` that change (the fields no call and no
-    patch changes: its id, machine name, group, creation, placement, addresses), kept for
-    as long as `s` is the server of that id: half of each listing's encoding work."""
-    kept = _FIXED.get(s.id)
+    patch changes: its id, machine name, group, creation, placement, addresses), kept in
+    the state for as long as `s` is the server of that id (a restored state file brings
+    servers of its own): a third of each listing's encoding work."""
+    kept = state.rendered.get(s.id)
     if kept is not None and kept[0] is s:
         return kept[1]
     j = _json
@@ -222,9 +217,7 @@ def _fixed_parts(state: SimState, s: Server) -> tuple[str, ...]:
         f'"OS-EXT-IPS-MAC:mac_addr": {j(s.mac)}, "OS-EXT-IPS:port_id": {j(s.port_id)}, '
         f'"vpc_id": {j(state.vpc_id)}, "subnet_id": ',
     )
-    if len(_FIXED) >= FIXED_LIMIT:
-        _FIXED.clear()
-    _FIXED[s.id] = (s, parts)
+    state.rendered[s.id] = (s, parts)
     return parts
 
 

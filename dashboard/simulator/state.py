@@ -383,6 +383,7 @@ class SimState:
             self._sessions_of: dict[str, list[UserSession]] = {}  # server id → its sessions
             self._sorted_sessions: list[UserSession] = []  # by (started, id); rebuilt on change
             self.message_log: list[dict[str, Any]] = []
+            self.rendered: dict[str, Any] = {}  # render.server_json's, by server id
             self._seed_jobs()
             self._sync_sessions()
 
@@ -435,6 +436,7 @@ class SimState:
             order = snapshot.pop("_order")
             vars(self).update(snapshot)
             self._order = itertools.count(order)
+            self.rendered = {}
 
     def set_faults(self, **changes: Any) -> dict[str, Any]:
         """Change fault knobs (see Faults); returns them all. Raises ValueError on bad input."""
@@ -779,7 +781,9 @@ class SimState:
             self.tokens.clear()
 
 
-_NOT_SNAPSHOTTED = frozenset({"lock", "config", "clock", "_initial_faults", "cloud", "fleet_salt"})
+_NOT_SNAPSHOTTED = frozenset(
+    {"lock", "config", "clock", "_initial_faults", "cloud", "fleet_salt", "rendered"}
+)
 
 
 def _session_order(session: UserSession) -> tuple[datetime, str]:
