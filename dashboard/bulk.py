@@ -16,7 +16,7 @@ Python (a multi-row VALUES of 500 rows is 13,500 placeholders; one array a colum
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.db.models import Field, Model
 from django.db.models.constants import OnConflict
 
@@ -54,9 +54,15 @@ class Stage:
                 self._types = [oid for (oid,) in cursor.fetchall()]
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        with connection.cursor() as cursor:
-            cursor.execute(f"DROP TABLE IF EXISTS {self.table}")
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(f"DROP TABLE IF EXISTS {self.table}")
+        except DatabaseError:
+            if kind is None:
+                raise
+            # The error on its way says what went wrong; the stage goes with the transaction
+            # being rolled back or the connection, or at the next `with` of its name.
 
     def add(self, rows: Sequence[tuple]) -> None:
         """Stage rows already in the database driver's types, in the columns' order."""

@@ -7,7 +7,7 @@ touched)."""
 from datetime import UTC, datetime
 
 import pytest
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
 
 from dashboard import bulk, inventory, projects
 from dashboard.cloud import records
@@ -110,6 +110,17 @@ def test_a_publish_picks_staged_columns_and_bound_values_where_asked():
     assert list(ServerImageSeen.objects.values_list("server_id", "image_id", "first_seen")) == [
         ("srv-1", "img-1", STAMP)
     ]
+
+
+def test_a_database_error_inside_the_stage_is_the_error_raised():
+    """On PostgreSQL the failed statement aborts the transaction, and dropping the stage on
+    the way out fails too: that second error must not hide the first."""
+    stage = bulk.Stage(Server, inventory.SERVER_COLUMNS, "test")
+    with pytest.raises(DatabaseError) as raised, transaction.atomic(), stage:
+        stage.add(rows("alpha"))
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT no_such_column FROM dashboard_server")
+    assert "no_such_column" in str(raised.value)
 
 
 def test_the_stage_is_the_connections_own_and_leaves_a_real_table_of_its_name_alone():
