@@ -117,6 +117,14 @@ def main(argv: list[str]) -> int:
         sim.latency(0)
         dw.refresh_until_final(sim, second.pk, env.new_client(), JOB_SECONDS)
 
+        # 2 once more, the cloud answering at once: how much of the submit is its own work.
+        sim.state.reset()
+        dw.sync(env.new_client())
+        third = dw.plan(server_ids, target.id)
+        dw.confirm(third.pk)
+        dw.submit_without_latency(report, sim, third.pk, args.rollout, dw.settings_in_flight())
+        dw.refresh_until_final(sim, third.pk, env.new_client(), JOB_SECONDS)
+
         if not args.skip_sdk:
             side_by_side(report, sim, args, server_ids, target)
 

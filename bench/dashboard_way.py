@@ -353,6 +353,32 @@ def submit_rollout(
         report.note(f"{name}: submit waited {waits} (throttling?)")
 
 
+def submit_without_latency(
+    report: Report, sim: env.Sim, rollout_id: int, size: int, in_flight: int
+) -> None:
+    """The same submit with the cloud answering at once: the dashboard's own work on its one
+    interpreter (and the in-process simulator's), which the waits of a slower cloud overlap
+    only in part. Set beside submit_rollout's wall time, it says how much of that time is
+    work rather than waiting."""
+    from dashboard.rollouts import engine
+
+    sim.latency(0)
+    client = env.new_client()
+    with override_settings(ROLLOUT_CALLS_IN_FLIGHT=in_flight):
+        before = sim.time.reading()
+        start = time.perf_counter()
+        engine.start(rollout_id, client, sleep=lambda _seconds: None)
+        wall = time.perf_counter() - start
+        inside = sim.time.reading() - before
+    name = f"submit.{size}_servers.c{in_flight}.wall_time_cloud_answering_at_once"
+    report.figure(
+        name,
+        seconds(wall),
+        "none (the submit's own work: no latency to wait for, the same calls and statements)",
+    )
+    report.split(name, wall, inside, "0 s of waiting")
+
+
 # ---- figure 3 -------------------------------------------------------------------------------
 
 
