@@ -319,3 +319,44 @@ def test_the_sdk_reads_a_refused_logoff(sdk) -> None:
         sdk.logoff_user_session(LogoffUserSessionRequest(body=body))
     assert caught.value.status_code == 400
     assert caught.value.error_code == "WKS.00211102"
+
+
+def test_query_values_are_bounded_as_the_definitions_bound_them(simulator) -> None:
+    """An empty server_group_id is refused (minLength 1), as the cloud would, rather than
+    answering an empty fleet; where a definition's pattern allows an empty value, empty is
+    the same as absent."""
+    servers = _project(simulator, "/app-servers")
+    refused = call(simulator, "GET", servers, [("server_group_id", "")])
+    assert refused.status_code == 400
+    assert refused.json()["error_code"] == "WKS.00211102"
+    assert "server_group_id" in refused.json()["error_msg"]
+
+    groups = call(simulator, "GET", _project(simulator, "/app-server-groups"), [("app_type", "")])
+    assert groups.status_code == 200 and groups.json()["count"] == len(simulator.state.groups)
+    for path in ("/app-server-sub-jobs", "/app-server-sub-jobs/actions/count"):
+        query = [("job_type", "CHANGE_SERVER_IMAGE"), ("status", "")]
+        assert call(simulator, "GET", _project(simulator, path), query).status_code == 200
+    workspace = f"/v2/{simulator.config.project_id}/images"
+    assert call(simulator, "GET", workspace, [("image_type", "")]).status_code == 200
+    assert call(simulator, "GET", workspace, [("image_type", "bogus")]).status_code == 400
+
+
+def test_an_empty_product_id_is_refused(simulator) -> None:
+    server, image = _drifted(simulator)
+    body = {
+        "server_ids": [server.id],
+        "image_id": image.id,
+        "image_type": "private",
+        "os_type": image.os_type,
+        "image_product_id": "",
+    }
+    answer = call(
+        simulator, "POST", _project(simulator, "/app-servers/actions/batch-change-image"), body=body
+    )
+    assert answer.status_code == 400
+    assert "image_product_id" in answer.json()["error_msg"]
+
+
+def test_ims_images_say_when_they_became_active(simulator) -> None:
+    images = call(simulator, "GET", "/v2/cloudimages").json()["images"]
+    assert images and all(i["active_at"] >= i["created_at"] for i in images)

@@ -95,10 +95,17 @@ def str_param(
     max_length: int,
     choices: tuple[str, ...] = (),
     bad: Callable[[str], ApiError] = wks_bad,
+    *,
+    min_length: int = 0,
+    empty_is_absent: bool = False,
 ) -> str | None:
+    """A query parameter as the definitions bound it; None when absent (or, where the
+    definition's pattern allows an empty value, `empty_is_absent`, when empty)."""
     value = req.param(name)
-    if value is None:
+    if value is None or (empty_is_absent and value == ""):
         return None
+    if len(value) < min_length:
+        raise bad(f"Invalid parameter {name}: at least {min_length} characters.")
     if len(value) > max_length:
         raise bad(f"Invalid parameter {name}: longer than {max_length} characters.")
     if choices and value not in choices:

@@ -93,7 +93,7 @@ def list_workspace_images(req: Request) -> Response:
     """Workspace ListImages: public (gold) and private images, offset paging, total_count."""
     limit = int_param(req, "limit", 100, 0, 100)
     offset = int_param(req, "offset", 0, 0, 5000)
-    image_type = str_param(req, "image_type", 16, ("gold", "private"))
+    image_type = str_param(req, "image_type", 16, ("gold", "private"), empty_is_absent=True)
     os_type = str_param(req, "os_type", 16, ("Linux", "Windows", "Other"))
     arch = str_param(req, "architecture", 8, ("x86", "arm"))
     platform = str_param(req, "platform", 64)

@@ -337,6 +337,7 @@ def ims_image(state: SimState, i: Image) -> dict[str, Any]:
         "enterprise_project_id": "0",
         "created_at": iso(i.created_at, millis=False),
         "updated_at": iso(i.created_at + timedelta(hours=2), millis=False),
+        "active_at": iso(i.created_at + timedelta(minutes=20), millis=False),
         "self": f"/v2/images/{i.id}",
         "file": f"/v2/images/{i.id}/file",
         "schema": "/v2/schemas/image",

@@ -45,7 +45,7 @@ def _offset_limit(req: Request) -> tuple[int, int]:
 
 def _server_filters(req: Request) -> list[Callable[[Server], bool]]:
     checks: list[Callable[[Server], bool]] = []
-    group_id = str_param(req, "server_group_id", 128)
+    group_id = str_param(req, "server_group_id", 128, min_length=1)
     if group_id is not None:
         checks.append(lambda s: s.group_id == group_id)
     server_id = str_param(req, "server_id", 128)
@@ -100,7 +100,9 @@ def list_server_groups(req: Request) -> Response:
     offset, limit = _offset_limit(req)
     name = str_param(req, "server_group_name", 1024)
     group_id = str_param(req, "server_group_id", 128)
-    app_type = str_param(req, "app_type", 32, ("SESSION_DESKTOP_APP", "COMMON_APP"))
+    app_type = str_param(
+        req, "app_type", 32, ("SESSION_DESKTOP_APP", "COMMON_APP"), empty_is_absent=True
+    )
     secondary = str_param(req, "is_secondary_server_group", 5, BOOL_WORDS)
     str_param(req, "tags", 1024)
     str_param(req, "enterprise_project_id", 64)
@@ -144,7 +146,9 @@ def _change_target(req: Request, body: Any) -> str:
     if agent is not None and not isinstance(agent, bool):
         raise bad("Invalid parameter update_access_agent: must be a boolean.")
     product_id = body.get("image_product_id")
-    if product_id is not None and (not isinstance(product_id, str) or len(product_id) > 128):
+    if product_id is not None and (
+        not isinstance(product_id, str) or not 1 <= len(product_id) <= 128
+    ):
         raise bad("Invalid parameter image_product_id: 1 to 128 characters.")
     image = req.state.image(image_id)
     if image is None:
@@ -244,7 +248,7 @@ def show_job(req: Request) -> Response:
 
 
 def _sub_jobs(req: Request, job_types: tuple[str, ...]) -> list[Any]:
-    status = str_param(req, "status", 32, JOB_STATUSES)
+    status = str_param(req, "status", 32, JOB_STATUSES, empty_is_absent=True)
     job_id = str_param(req, "job_id", 128)
     state = req.state
     now = state.now()
