@@ -261,6 +261,13 @@ def test_iam_responses_match_the_schemas(simulator) -> None:
     }
     token = call(simulator, "POST", "/v3/auth/tokens", body=body, sign=False)
     validate("iam", "CreateTokenResponse", token.json())
+    issued = token.headers["X-Subject-Token"]
+    subject = {"X-Auth-Token": issued, "X-Subject-Token": issued}
+    checked = call(simulator, "GET", "/v3/auth/tokens", headers=subject, sign=False)
+    assert checked.status_code == 200
+    assert checked.headers["X-Subject-Token"] == issued
+    validate("iam", "CreateTokenResponse", checked.json())  # the same token body
+    assert checked.json()["token"]["expires_at"] == token.json()["token"]["expires_at"]
     projects = call(simulator, "GET", "/v3/projects", [("name", config.region)])
     validate("iam", "ListProjectsResponse", projects.json())
     user["password"] = "wrong"

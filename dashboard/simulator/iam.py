@@ -1,11 +1,12 @@
 """IAM (Keystone) handlers: password tokens, token validation and project lookup."""
 
 import json
+from datetime import datetime
 from typing import Any
 
 from dashboard.simulator import codes
 from dashboard.simulator.http import ApiError, Request, Response
-from dashboard.simulator.state import SimCloud, SimState, iso
+from dashboard.simulator.state import TOKEN_TTL, SimCloud, SimState, iso
 
 DOMAIN_ID = "d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0"
 USER_ID = "u1u1u1u1u1u1u1u1u1u1u1u1u1u1u1u1"
@@ -55,28 +56,8 @@ def create_token(req: Request) -> Response:
     scoped = _scoped(state.cloud, wanted) if wanted else state.cloud.default
     if scoped is None:
         raise ApiError(401, codes.keystone(401, "The project is not found.", "Unauthorized"))
-    project = _project(scoped)
     token, issued, expires = scoped.issue_token()
-    body = {
-        "token": {
-            "expires_at": iso(expires).replace("Z", "000Z"),
-            "issued_at": iso(issued).replace("Z", "000Z"),
-            "methods": ["password"],
-            "project": {
-                "id": project["id"],
-                "name": project["name"],
-                "domain": {"id": DOMAIN_ID, "name": state.config.iam_domain},
-            },
-            "user": {
-                "id": USER_ID,
-                "name": state.config.iam_user,
-                "domain": {"id": DOMAIN_ID, "name": state.config.iam_domain},
-                "password_expires_at": "",
-            },
-            "roles": [{"id": "0", "name": "te_admin"}],
-            "catalog": [],
-        }
-    }
+    body = _token_body(scoped, issued, expires)
     return Response(201, body, {"X-Subject-Token": token})
 
 
@@ -120,9 +101,33 @@ def validate_token(req: Request) -> Response:
     """KeystoneValidateToken: 200 when the X-Subject-Token is live, else 404."""
     subject = req.headers.get("x-subject-token", "")
     scoped = req.state.cloud.token_project(subject)
-    if scoped is None:
+    expires = scoped.token_expiry(subject) if scoped is not None else None
+    if expires is None:  # unknown, or expired since
         raise ApiError(404, codes.keystone(404, "Could not find token.", "Not Found"))
-    return Response(200, {"token": {"methods": ["password"], "project": _project(scoped)}})
+    body = _token_body(scoped, expires - TOKEN_TTL, expires)
+    return Response(200, body, {"X-Subject-Token": subject})
+
+
+def _token_body(state: SimState, issued: datetime, expires: datetime) -> dict[str, Any]:
+    """A token's body as KeystoneCreateUserTokenByPassword and KeystoneValidateToken answer it."""
+    project = _project(state)
+    domain = {"id": DOMAIN_ID, "name": state.config.iam_domain}
+    return {
+        "token": {
+            "expires_at": iso(expires).replace("Z", "000Z"),
+            "issued_at": iso(issued).replace("Z", "000Z"),
+            "methods": ["password"],
+            "project": {"id": project["id"], "name": project["name"], "domain": domain},
+            "user": {
+                "id": USER_ID,
+                "name": state.config.iam_user,
+                "domain": domain,
+                "password_expires_at": "",
+            },
+            "roles": [{"id": "0", "name": "te_admin"}],
+            "catalog": [],
+        }
+    }
 
 
 def _project(state: SimState) -> dict[str, Any]:

@@ -771,9 +771,13 @@ class SimState:
             return token, issued, issued + TOKEN_TTL
 
     def token_valid(self, token: str) -> bool:
+        return self.token_expiry(token) is not None
+
+    def token_expiry(self, token: str) -> datetime | None:
+        """When a live token expires; None when it is unknown or has expired."""
         with self.lock:
             expires = self.tokens.get(token)
-            return expires is not None and expires > datetime.now(UTC)
+            return expires if expires is not None and expires > datetime.now(UTC) else None
 
     def expire_tokens(self) -> None:
         """Every issued token expires now (to test re-authentication)."""
