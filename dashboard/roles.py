@@ -32,11 +32,13 @@ from django.utils.translation import gettext_lazy
 
 from dashboard import audit
 from dashboard.cloud import projects as configuration
+from dashboard.models import ServiceToken
 
 if TYPE_CHECKING:
     from dashboard.models import Project, Rollout
 
 VIEWER, OPERATOR, APPROVER, ADMIN = "viewer", "operator", "approver", "admin"
+SERVICE_ACTOR = "token:"  # how a service token appears as an actor (ServiceToken.actor)
 ROLES = (VIEWER, OPERATOR, APPROVER, ADMIN)
 # The roles a project's own groups can grant (ProjectConfig.operator_groups, approver_groups).
 PROJECT_ROLES = (OPERATOR, APPROVER)
@@ -122,12 +124,30 @@ def _username(request: HttpRequest) -> str:
 
 
 def can_approve(request: HttpRequest, rollout: "Rollout") -> bool:
-    """Approver (or admin) in the rollout's project, and not the person who submitted it:
-    four eyes."""
+    """Approver (or admin) in the rollout's project, and a second person (see second_person)."""
     username = _username(request)
     if not username or not has_role(request, APPROVER, rollout.project):
         return False
-    return username.casefold() != (rollout.created_by or "").casefold()
+    return second_person(username, rollout)
+
+
+def second_person(username: str, rollout: "Rollout") -> bool:
+    """Four eyes: whoever approves neither planned nor confirmed the rollout, in person or
+    through a service token they made (a token acts as "token:<name>")."""
+    authors = set().union(*(_people(name) for name in (rollout.created_by, rollout.confirmed_by)))
+    return not _people(username) & authors
+
+
+def _people(actor: str) -> set[str]:
+    """Who an actor answers for, casefolded: a person themself; a service token itself and the
+    admin who made it."""
+    if not actor:
+        return set()
+    people = {actor.casefold()}
+    if actor.startswith(SERVICE_ACTOR):
+        made_by = ServiceToken.objects.filter(name=actor.removeprefix(SERVICE_ACTOR))
+        people.update(maker.casefold() for maker in made_by.values_list("created_by", flat=True))
+    return people
 
 
 def refuse(

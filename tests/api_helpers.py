@@ -22,12 +22,14 @@ def bearer(secret: str) -> Client:
 def make_token(db) -> Callable[..., tuple[Client, tokens.Issued]]:
     """`make_token("deploy-bot", "operator")` → (a client sending it, the issued token)."""
 
-    def make(name: str, role: str, *, days: int = 30) -> tuple[Client, tokens.Issued]:
+    def make(
+        name: str, role: str, *, days: int = 30, created_by: str = "ada.admin"
+    ) -> tuple[Client, tokens.Issued]:
         issued = tokens.issue(
             name=name,
             role=role,
             expires_at=timezone.now() + timedelta(days=days),
-            created_by="ada.admin",
+            created_by=created_by,
         )
         return bearer(issued.secret), issued
 

@@ -115,7 +115,7 @@ def test_a_protected_group_needs_a_second_caller_to_approve(
 ):
     settings.PROTECTED_SERVER_GROUPS = ["*"]
     planner, _ = make_token("admin-bot", "admin")  # an admin may approve, but not its own
-    approver, _ = make_token("release-bot", "approver")
+    approver, _ = make_token("release-bot", "approver", created_by="bea.admin")
     plan = post(planner, "/plans", plan_body()).json()
     waiting = post(
         planner, f"/plans/{plan['id']}/confirm", {"confirm_token": plan["confirm_token"]}
@@ -143,6 +143,55 @@ def test_a_person_cannot_approve_through_the_api_what_they_planned(
 
     assert refused.json()["code"] == "approval.same_person"
     assert Rollout.objects.get().state == Rollout.State.AWAITING_APPROVAL
+
+
+def test_an_admin_cannot_approve_their_own_rollout_through_a_token_they_made(
+    sso_client, make_token, small_fleet, settings
+):
+    settings.PROTECTED_SERVER_GROUPS = ["*"]
+    ada = sso_client("ada.admin", ["dashboard-admins"])
+    plan = post(ada, "/plans", plan_body()).json()
+    post(ada, f"/plans/{plan['id']}/confirm", {"confirm_token": plan["confirm_token"]})
+    own_token, _ = make_token("ada-approver", "approver", created_by="Ada.Admin")
+    own_admin_token, _ = make_token("ada-admin", "admin", created_by="ada.admin")
+
+    for token in (own_token, own_admin_token):
+        refused = post(token, f"/rollouts/{plan['id']}/approve")
+        assert refused.status_code == 403 and refused.json()["code"] == "approval.same_person"
+    assert Rollout.objects.get().state == Rollout.State.AWAITING_APPROVAL
+    someone_else, _ = make_token("bea-approver", "approver", created_by="bea.admin")
+    assert post(someone_else, f"/rollouts/{plan['id']}/approve").status_code == 200
+
+
+def test_a_token_cannot_approve_what_another_token_of_the_same_admin_planned(
+    make_token, small_fleet, settings
+):
+    settings.PROTECTED_SERVER_GROUPS = ["*"]
+    planner, _ = make_token("ada-pipeline", "operator", created_by="ada.admin")
+    approver, _ = make_token("ada-release", "approver", created_by="ada.admin")
+    plan = post(planner, "/plans", plan_body()).json()
+    post(planner, f"/plans/{plan['id']}/confirm", {"confirm_token": plan["confirm_token"]})
+
+    refused = post(approver, f"/rollouts/{plan['id']}/approve")
+
+    assert refused.json()["code"] == "approval.same_person"
+
+
+def test_whoever_confirmed_a_rollout_cannot_approve_it(sso_client, small_fleet, settings):
+    settings.PROTECTED_SERVER_GROUPS = ["*"]
+    oscar = sso_client("oscar.operator", OPERATOR_GROUPS)
+    plan = post(oscar, "/plans", plan_body()).json()
+    alice = sso_client("alice.admin", ["dashboard-admins"])
+    confirmed = post(
+        alice, f"/plans/{plan['id']}/confirm", {"confirm_token": plan["confirm_token"]}
+    )
+    assert confirmed.json()["state"] == "awaiting_approval"
+
+    refused = post(alice, f"/rollouts/{plan['id']}/approve")
+
+    assert refused.status_code == 403 and refused.json()["code"] == "approval.same_person"
+    bea = sso_client("bea.admin", ["dashboard-admins"])
+    assert post(bea, f"/rollouts/{plan['id']}/approve").json()["approved_by"] == "bea.admin"
 
 
 def test_pause_resume_and_cancel_move_the_rollout_as_the_page_buttons_do(operator_token, db):
