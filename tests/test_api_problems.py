@@ -87,6 +87,16 @@ def test_a_nul_anywhere_is_a_400(operator_token, small_fleet):
     problem(operator_token.get(f"{API}/servers", {"q": "a\x00"}), 400, "request.malformed")
 
 
+def test_a_body_over_the_upload_limit_is_a_413_not_an_error(
+    operator_token, small_fleet, settings, caplog
+):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    huge = post_json(operator_token, "/plans", plan_body(reason="a" * 20_000))
+    assert "10000 bytes" in problem(huge, 413, "request.too_large")["detail"]
+    assert not Rollout.objects.exists()
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+
+
 def test_a_bad_cursor_is_a_400(viewer_token):
     problem(viewer_token.get(f"{API}/servers", {"cursor": "garbage"}), 400, "cursor.invalid")
     problem(viewer_token.get(f"{API}/audit", {"cursor": "x"}), 400, "cursor.invalid")

@@ -21,7 +21,9 @@ ask. A body must be JSON, and may not carry a NUL character (PostgreSQL refuses 
 
 import re
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import RequestDataTooBig
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from ninja.security import HttpBearer
@@ -132,7 +134,11 @@ def _screen_body(request: HttpRequest) -> None:
         "application/json"
     ):
         raise Problem(415, "request.unsupported_media_type", "Send the body as application/json.")
-    body = request.body
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        raise Problem(413, "request.too_large", f"The body is larger than {limit} bytes.") from None
     if b"\0" in body or _ESCAPED_NUL.search(body):
         raise Problem(400, "request.malformed", "The body contains a NUL character.")
 
