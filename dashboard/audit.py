@@ -5,10 +5,12 @@ failed CSRF check, a missing role). Events are append-only: the model refuses sa
 and delete, and database triggers (migration 0002) refuse UPDATE and DELETE even from raw SQL or
 `QuerySet.update()/.delete()`.
 
-Because nothing can remove a row, refusals are rationed: each source (the client address, an
-IPv6 client's /64) gets at most AUDIT_REFUSALS_PER_MINUTE refusal rows a minute, counted in the
-database so the cap holds across every web process. Refusals beyond it are logged and counted,
-and one `audit.suppressed` row per source and minute says how many there were.
+Because nothing can remove a row, what anyone signed in (or not) can repeat at will is
+rationed: refusals, and exports of the audit log. Each source (the client address, an IPv6
+client's /64) gets at most AUDIT_REFUSALS_PER_MINUTE such rows a minute, counted in the database
+so the cap holds across every web process. Refusals beyond it are logged and counted, and one
+`audit.suppressed` row per source and minute says how many there were; an export beyond it is
+refused (429) before it runs.
 """
 
 import datetime
@@ -79,7 +81,7 @@ def record(
     actor: str | None = None,
     project: Project | int | str | None = None,
     **details: Any,
-) -> AuditEvent:
+) -> AuditEvent | None:
     """Append one audit event and return it.
 
     `action` is a dotted verb such as "rollout.confirm"; `outcome` is "ok", "refused" or
@@ -89,11 +91,19 @@ def record(
     address come from the request's SSO identity unless `actor` is given (for work done by a
     worker on someone's behalf, pass `actor=rollout.created_by` and no request).
 
+    A refused request counts against its source's ration of refusal rows like `refusal()`'s:
+    beyond it, it is only logged and counted, and None is returned (nothing can delete rows,
+    so nobody may add them without bound by asking for what they may not do).
+
     Runs in the caller's transaction: an event about an action rolled back is rolled back
     with it. Raises ValueError for an unknown outcome.
     """
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown audit outcome {outcome!r}")
+    if outcome == REFUSED and request_or_none is not None:
+        code = str(details.get("code", ""))
+        if not within_ration(request_or_none, action, target=target, code=code):
+            return None
     request_actor, groups = _actor_of(request_or_none)
     project_id = _project_id(project, rollout)
     if isinstance(project, str):
@@ -191,25 +201,34 @@ def refusal(
     where nothing else about the request can be believed).
     """
     request.refusal_code = code
-    source = refusal_source(request)
+    if once_per_minute:
+        window = timezone.now().replace(second=0, microsecond=0)
+        if not _take(f"{code}@{refusal_source(request)}"[:128], window, limit=1):
+            _not_recorded(request, action, target, code)
+            return None
+    return record(request, action, outcome=REFUSED, target=target, code=code, **details)
+
+
+def within_ration(request: HttpRequest, action: str, *, target: str = "", code: str = "") -> bool:
+    """Count one row against the request's source for this minute (AUDIT_REFUSALS_PER_MINUTE
+    a minute); False, logged and counted for the minute's `audit.suppressed` row, beyond it."""
     window = timezone.now().replace(second=0, microsecond=0)
     summarize_refusals(before=window)
-    admitted = True
-    if once_per_minute:
-        admitted = _take(f"{code}@{source}"[:128], window, limit=1)
-    if admitted:
-        admitted = _take(source, window, limit=settings.AUDIT_REFUSALS_PER_MINUTE)
-    if not admitted:
-        log.warning(
-            "audit %s outcome=refused code=%s source=%s target=%r not recorded: "
-            "over this source's refusals for the minute (counted)",
-            action,
-            code,
-            source,
-            str(target)[:200],
-        )
-        return None
-    return record(request, action, outcome=REFUSED, target=target, code=code, **details)
+    if _take(refusal_source(request), window, limit=settings.AUDIT_REFUSALS_PER_MINUTE):
+        return True
+    _not_recorded(request, action, target, code)
+    return False
+
+
+def _not_recorded(request: HttpRequest, action: str, target: str, code: str) -> None:
+    log.warning(
+        "audit %s code=%s source=%s target=%r not recorded: "
+        "over this source's ration of rows for the minute (counted)",
+        action,
+        code,
+        refusal_source(request),
+        str(target)[:200],
+    )
 
 
 def _take(source: str, window: datetime.datetime, *, limit: int) -> bool:

@@ -55,6 +55,34 @@ def test_a_signed_in_user_cannot_flood_the_trail_with_access_denied(
 
 
 @pytest.mark.django_db
+def test_refusals_a_view_records_itself_share_the_ration(sso_client, settings, one_minute):
+    """An approver asking again and again to approve a rollout that is already running: each
+    is refused (said on the page it goes back to), and the refusal rows stop at the source's ration."""
+    from tests.api_helpers import running_rollout
+
+    settings.AUDIT_REFUSALS_PER_MINUTE = 4
+    rollout = running_rollout()
+    approver = sso_client("april", ["dashboard-approvers"])
+    for _ in range(12):
+        assert approver.post(f"/rollouts/{rollout.pk}/approve/").status_code == 302
+    assert AuditEvent.objects.filter(action="rollout.approve", outcome="refused").count() == 4
+    window = RefusalWindow.objects.get()
+    assert (window.recorded, window.suppressed) == (4, 8)
+
+
+@pytest.mark.django_db
+def test_audit_exports_are_rationed_before_they_run(viewer_client, settings, one_minute):
+    settings.AUDIT_REFUSALS_PER_MINUTE = 3
+    answers = [viewer_client.get("/audit/export.csv", {"since": f"2099-01-0{n + 1}T00:00"})
+               for n in range(6)]  # fmt: skip
+
+    assert [a.status_code for a in answers] == [200, 200, 200, 429, 429, 429]
+    assert answers[-1]["Retry-After"] == "60"
+    assert "try again in a minute" in answers[-1].content.decode()
+    assert AuditEvent.objects.filter(action="audit.export").count() == 3
+
+
+@pytest.mark.django_db
 def test_csrf_refusals_share_the_same_ration(sso_client, settings, one_minute):
     settings.AUDIT_REFUSALS_PER_MINUTE = 3
     client = sso_client("otto", ["dashboard-operators"], enforce_csrf_checks=True)

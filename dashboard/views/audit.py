@@ -13,6 +13,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.utils.translation import pgettext_lazy
 from django.views.decorators.http import require_GET
 
@@ -105,9 +106,15 @@ def _rows(events: QuerySet[AuditEvent], header: list[str]) -> Iterator[str]:
 
 @require_GET
 @require_role(VIEWER)
-def audit_export(request: HttpRequest) -> StreamingHttpResponse:
+def audit_export(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
+    target = request.get_full_path()[:255]
+    if not audit_log.within_ration(request, "audit.export", target=target):
+        message = _("Too many exports from your address this minute: try again in a minute.")
+        refused = render(request, "429.html", {"message": message}, status=429)
+        refused["Retry-After"] = "60"
+        return refused
     _form, events = _filtered(request)
-    audit_log.record(request, "audit.export", target=request.get_full_path()[:255])
+    audit_log.record(request, "audit.export", target=target)
     filename = f"audit-{timezone.now():%Y%m%d-%H%M%S}.csv"
     # The header is worded now: the rows stream after this view has returned.
     header = [str(CSV_TITLES[column]) for column in [*CSV_COLUMNS, "details"]]
