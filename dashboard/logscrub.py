@@ -16,6 +16,8 @@ import logging
 import re
 from urllib.parse import unquote, urlsplit
 
+from django.views.debug import SafeExceptionReporterFilter
+
 REDACTED = "[redacted]"
 
 # Field names whose values are secret. Matched as a key (HTTP header, META key, JSON/dict key,
@@ -163,3 +165,14 @@ class OneLineFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return one_line(scrub(super().format(record)))
+
+
+class ExceptionReporterFilter(SafeExceptionReporterFilter):
+    """Django's filter for error reports and DEBUG pages, which also hides every setting (at
+    any depth) whose name this module counts as a secret: Django's own pattern misses the
+    cloud's `AK` and `SK`."""
+
+    def cleanse_setting(self, key, value):
+        if isinstance(key, str) and is_secret_name(key):
+            return self.cleansed_substitute
+        return super().cleanse_setting(key, value)

@@ -277,3 +277,21 @@ def test_one_line_formatting_escapes_every_line_break():
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "a\rb\nc\u2028d", None, None)
     assert "\n" not in OneLineFormatter("%(message)s").format(record)
     assert django_settings.LOGGING["handlers"]["console"]["formatter"] == "line"
+
+
+def test_error_pages_and_reports_hide_the_cloud_keys(rf, settings):
+    import sys
+
+    from django.views.debug import technical_500_response
+
+    # Built here, never spelled out: the page shows this test's source lines too.
+    ak, sk = "AK" + "SHOWN" * 2, "sk-" + "never" * 3
+    settings.HUAWEICLOUD = {**settings.HUAWEICLOUD, "AK": ak, "SK": sk}
+    del ak, sk  # nor kept in this frame's variables, which the page lists
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        page = technical_500_response(rf.get("/"), *sys.exc_info()).content.decode()
+
+    assert "HUAWEICLOUD" in page  # the setting is listed, its keys masked
+    assert "sk-" + "never" * 3 not in page and "AK" + "SHOWN" * 2 not in page
