@@ -106,3 +106,23 @@ def test_a_rollout_of_a_project_no_longer_configured_waits_and_says_why(
     assert rollout.cloud_unreachable_since is not None
     page = admin_client_sso.get(f"/rollouts/{rollout.pk}/").content.decode()
     assert "no longer configured" in page
+
+
+@pytest.mark.django_db
+def test_a_finished_rollout_refreshes_its_own_projects_inventory(synced, admin_client_sso):
+    from dashboard.models import RolloutServer, SyncRun
+    from dashboard.rollouts import refresh
+
+    _beijing, singapore = synced
+    picked = list(
+        Server.objects.filter(project=singapore, drift=True).values_list("id", flat=True)[:2]
+    )
+    assert _plan(admin_client_sso, picked).status_code == 302
+    rollout = Rollout.objects.get(project=singapore)
+    Rollout.objects.filter(pk=rollout.pk).update(state=Rollout.State.RUNNING)
+    rollout.servers.update(state=RolloutServer.State.SUCCEEDED)
+
+    assert refresh.finish_if_done(rollout) == Rollout.State.SUCCEEDED
+
+    requested = SyncRun.objects.get(trigger="rollout")
+    assert requested.project_id == singapore.pk

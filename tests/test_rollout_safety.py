@@ -359,3 +359,28 @@ def test_the_canary_may_treat_its_users_differently_from_the_other_waves(synced)
     run(rollout, client, sim, advance=3600)
     assert rollout.waves.get(number=2).state == RolloutWave.State.LOGGING_OFF
     assert sim.state.messages()  # the later wave warned its users first
+
+
+def test_a_halt_refreshes_the_inventory_so_a_retry_at_once_can_send_the_failed(synced):
+    """The failed jobs have ended when the budget halts the rollout: the sync the halt asks
+    for lets a retry planned straight away move them, rather than see them busy."""
+    from dashboard.models import SyncRun
+
+    sim, client = synced
+    rollout = confirmed_rollout(Safety(canary="2", failure_budget="0"), n=6)
+    sim.state.set_faults(job_failure_rate=1.0)
+    engine.start(rollout.pk, client, sleep=no_sleep)
+    run(rollout, client, sim, advance=3600)
+    rollout.refresh_from_db()
+    assert rollout.state == Rollout.State.HALTED
+    failed = set(rollout.servers.filter(state="failed").values_list("server_id", flat=True))
+    assert failed == wave_ids(rollout, 1)
+    requested = SyncRun.objects.get(state=SyncRun.State.RUNNING)
+    assert (requested.trigger, requested.project_id) == ("rollout", rollout.project_id)
+
+    sim.state.set_faults(job_failure_rate=0.0)
+    resync(client)
+    _resumed, retry = control.resume(rollout.pk, control.RETRY_FAILED, by="otto")
+
+    moving = retry.servers.filter(verdict="change").values_list("server_id", flat=True)
+    assert set(moving) == failed

@@ -57,7 +57,7 @@ def test_a_signed_in_user_cannot_flood_the_trail_with_access_denied(
 @pytest.mark.django_db
 def test_refusals_a_view_records_itself_share_the_ration(sso_client, settings, one_minute):
     """An approver asking again and again to approve a rollout that is already running: each
-    is refused (said on the page it goes back to), and the refusal rows stop at the source's ration."""
+    is refused (said on the page it goes back to); the refusal rows stop at the ration."""
     from tests.api_helpers import running_rollout
 
     settings.AUDIT_REFUSALS_PER_MINUTE = 4

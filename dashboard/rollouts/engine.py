@@ -25,7 +25,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from dashboard import projects
+from dashboard import inventory, projects
 from dashboard.cloud.errors import CloudError
 from dashboard.models import Rollout, RolloutServer
 from dashboard.rollouts import lifecycle, refresh, waves
@@ -214,6 +214,9 @@ def halt(rollout: Rollout) -> None:
         "%(n)d failures crossed the error budget (%(budget)s).",
         used,
     ) % {"n": used, "budget": budget_text(rollout.failure_budget)}
-    lifecycle.transition(
+    if lifecycle.transition(
         rollout, "halt", reason=reason, changes={"halted_reason": reason}, failures=used
-    )
+    ):
+        # The failed servers' jobs have ended: a retry planned next reads them as they are now,
+        # not as busy from the last sync.
+        inventory.request_sync("rollout", project=rollout.project)

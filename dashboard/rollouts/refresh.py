@@ -404,6 +404,6 @@ def finish_if_done(rollout: Rollout) -> str:
     else:
         action = "complete"
     if lifecycle.transition(rollout, action):
-        inventory.request_sync("rollout")
+        inventory.request_sync("rollout", project=rollout.project)
     rollout.refresh_from_db()
     return rollout.state
