@@ -183,6 +183,31 @@ def test_the_fault_seed_comes_from_sim_seed_and_leaves_the_fleet_alone(monkeypat
     assert sorted(state.servers) == sorted(fresh.servers)
 
 
+def test_a_restart_takes_the_job_failure_rate_it_is_given_not_the_files(
+    monkeypatch, tmp_path: Path
+) -> None:
+    path = tmp_path / "sim.state"
+
+    def start(rate: str | None):
+        if rate is None:
+            monkeypatch.delenv("SIM_JOB_FAILURE_RATE", raising=False)
+        else:
+            monkeypatch.setenv("SIM_JOB_FAILURE_RATE", rate)
+        parser = runsim.Command().create_parser("manage.py", "runsim")
+        options = vars(parser.parse_args(["--state-file", str(path), "--servers", "8"]))
+        state = runsim.build_state(options)
+        runsim.open_state_file(state, options).close()
+        return state
+
+    first = start("0.3")
+    assert first.faults.job_failure_rate == 0.3
+    servers = sorted(first.servers)
+    again = start(None)  # a plain restart: the file's fleet, no job failures
+    assert sorted(again.servers) == servers
+    assert again.faults.job_failure_rate == 0.0
+    assert start("0.5").faults.job_failure_rate == 0.5
+
+
 def test_make_run_keeps_the_simulated_cloud_in_a_file_under_var(settings, monkeypatch, tmp_path):
     monkeypatch.delenv("SIM_STATE_FILE", raising=False)
     settings.VAR_DIR = tmp_path / "var"

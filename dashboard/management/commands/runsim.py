@@ -46,14 +46,21 @@ def fault_seed_default() -> int | None:
 
 
 def open_state_file(state: SimState, options: dict[str, Any]) -> persist.Persister | None:
-    """Load (or with --reset, start afresh) the state file; None when there is none."""
+    """Load (or with --reset, start afresh) the state file; None when there is none.
+
+    The fault knobs this start was given win over those the file kept: after
+    `SIM_JOB_FAILURE_RATE=0.3 make run`, a run without it fails no job, and the other way
+    round. The file keeps the fleet, jobs, sessions and request log."""
     path = options["state_file"]
     if not path:
         return None
     try:
-        return persist.Persister(state, path, reset=options["reset"])
+        persister = persist.Persister(state, path, reset=options["reset"])
     except persist.StateFileError as error:
         raise CommandError(str(error)) from None
+    if persister.loaded:
+        state.set_faults(**{name: options[name] for name in FAULT_OPTIONS})
+    return persister
 
 
 def serve_until_stopped(running: server.RunningServer, stop: threading.Event) -> None:
