@@ -12,6 +12,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3; do \
 
 # Demo environment for `make run`: everything points at the embedded simulator.
 DEMO_ENV := DEBUG=1 \
+	DASHBOARD_BASE_URL=$${DASHBOARD_BASE_URL:-http://127.0.0.1:$(PORT)} \
 	DASHBOARD_DEV_USER=$${DASHBOARD_DEV_USER:-demo} \
 	DASHBOARD_DEV_GROUPS=$${DASHBOARD_DEV_GROUPS:-dashboard-admins} \
 	DASHBOARD_DEV_SECOND_USER=$${DASHBOARD_DEV_SECOND_USER:-second.approver} \

@@ -8,12 +8,16 @@
 * `RejectNulMiddleware` answers 400 to a NUL character in the path, the query string or a form
   field, before anything looks them up: PostgreSQL refuses NUL in text, so such a request
   would otherwise end as a 500 wherever the value reaches a query.
+* `MethodNotAllowedPageMiddleware` gives a 405 a page of its own.
 """
+
+from collections.abc import Callable
 
 from django.core.exceptions import BadRequest
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import render
+from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
 
 NO_STORE = "no-store"
@@ -70,3 +74,20 @@ class RejectNulMiddleware:
             }
             return render(request, "400.html", {"message": message}, status=400)
         return self.get_response(request)
+
+
+class MethodNotAllowedPageMiddleware:
+    """A page for a 405, where Django answers an empty body: an address that only takes a form
+    (confirm, sign out, …) reopened from the history or a copied link says so and leads on,
+    rather than showing a blank page. The API answers its own problem documents."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.status_code != 405 or response.content or request.path.startswith("/api/"):
+            return response
+        page = HttpResponse(render_to_string("405.html", request=None), status=405)
+        page["Allow"] = response.get("Allow", "")
+        return page

@@ -295,3 +295,14 @@ def test_error_pages_and_reports_hide_the_cloud_keys(rf, settings):
 
     assert "HUAWEICLOUD" in page  # the setting is listed, its keys masked
     assert "sk-" + "never" * 3 not in page and "AK" + "SHOWN" * 2 not in page
+
+
+def test_reopening_an_address_that_only_takes_a_form_shows_a_page(viewer_client):
+    for path in ("/sign-out/", "/inventory/sync/", "/rollouts/new/plan/"):
+        response = viewer_client.get(path)
+        assert response.status_code == 405
+        assert "POST" in response["Allow"]
+        page = response.content.decode()
+        assert "This address is not a page" in page and 'href="/"' in page
+    api = viewer_client.get("/api/v1/plans/1/confirm")
+    assert api["Content-Type"] == "application/problem+json"
