@@ -3,6 +3,7 @@
 import csv
 import datetime
 import io
+import json
 
 import pytest
 from django.core.exceptions import PermissionDenied
@@ -207,6 +208,19 @@ def test_the_csv_export_defuses_spreadsheet_formulas(viewer_client):
     body = b"".join(viewer_client.get("/audit/export.csv").streaming_content).decode()
     row = next(r for r in csv.DictReader(io.StringIO(body)) if r["action"] == "rollout.plan")
     assert row["target"].startswith("'=")
+
+
+@pytest.mark.django_db
+def test_the_csv_export_writes_the_details_as_json(viewer_client):
+    _event(action="detailed", via="worker", servers=["srv-1", "srv-2"], done=True, note="数")
+    body = b"".join(viewer_client.get("/audit/export.csv").streaming_content).decode()
+    row = next(r for r in csv.DictReader(io.StringIO(body)) if r["action"] == "detailed")
+    assert json.loads(row["details"]) == {
+        "via": "worker",
+        "servers": ["srv-1", "srv-2"],
+        "done": True,
+        "note": "数",
+    }
 
 
 # --- Times carry their zone ----------------------------------------------------------------

@@ -6,6 +6,7 @@ to the events that touched one project, as on the inventory pages.
 """
 
 import csv
+import json
 from collections.abc import Iterator
 
 from django.core.paginator import Paginator
@@ -84,6 +85,11 @@ class _Echo:
         return value
 
 
+def _json(details: dict) -> str:
+    """The details as JSON (what a script reading the export can parse), not Python's repr."""
+    return json.dumps(details, ensure_ascii=False, sort_keys=True, default=str)
+
+
 def _rows(events: QuerySet[AuditEvent], header: list[str]) -> Iterator[str]:
     writer = csv.writer(_Echo())
     yield writer.writerow(header)
@@ -99,7 +105,7 @@ def _rows(events: QuerySet[AuditEvent], header: list[str]) -> Iterator[str]:
                 safe_cell(event.project.name if event.project else ""),
                 safe_cell(event.client_ip or ""),
                 safe_cell(" ".join(event.groups or [])),
-                safe_cell(event.details or ""),
+                safe_cell(_json(event.details) if event.details else ""),
             ]
         )
 
