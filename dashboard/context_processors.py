@@ -19,4 +19,15 @@ def dashboard(request: HttpRequest) -> dict:
         "can_operate": holds_anywhere(request, OPERATOR),
         "can_approve": holds_anywhere(request, APPROVER),
         "is_admin": ADMIN in roles,
+        "demo_switched_to": _demo_second(request),
     }
+
+
+def _demo_second(request: HttpRequest) -> str:
+    """In the local demo, the second demo identity's name while the browser is switched to it
+    (every page then offers the way back); "" otherwise."""
+    identity = getattr(request, "sso_identity", None)
+    second = settings.DASHBOARD_DEV_SECOND_USER
+    if not settings.DEBUG or identity is None or identity.source != "dev" or not second:
+        return ""
+    return second if identity.username == second else ""

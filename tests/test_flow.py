@@ -468,6 +468,38 @@ def test_the_second_demo_identity_approves_a_protected_rollout(settings, client,
     assert (rollout.state, rollout.approved_by) == (Rollout.State.QUEUED, "second.approver")
 
 
+def test_after_approving_the_second_demo_person_switches_back_from_any_page(settings, client, db):
+    settings.DEBUG = True
+    settings.DASHBOARD_DEV_USER = "demo"
+    settings.DASHBOARD_DEV_GROUPS = ["dashboard-admins"]
+    settings.DASHBOARD_DEV_SECOND_USER = "second.approver"
+    client.defaults["REMOTE_ADDR"] = "127.0.0.1"
+    assert 'id="demo-switch-back"' not in client.get("/servers/").content.decode()
+    client.post("/demo/identity/", {"who": "second", "next": "/"})
+
+    page = client.get("/servers/").content.decode()  # a page with no rollout on it
+    assert 'id="demo-switch-back"' in page and "second.approver" in page
+    client.post("/demo/identity/", {"who": "first", "next": "/servers/"})
+    page = client.get("/servers/").content.decode()
+    assert 'id="demo-switch-back"' not in page and "second.approver" not in page
+
+
+def test_signing_out_of_the_local_demo_starts_again_as_its_first_person(settings, client, db):
+    settings.DEBUG = True
+    settings.DASHBOARD_DEV_USER = "demo"
+    settings.DASHBOARD_DEV_GROUPS = ["dashboard-admins"]
+    settings.DASHBOARD_DEV_SECOND_USER = "second.approver"
+    client.defaults["REMOTE_ADDR"] = "127.0.0.1"
+    client.post("/demo/identity/", {"who": "second", "next": "/"})
+
+    signed_out = client.post("/sign-out/")
+
+    assert signed_out["Location"] == "/"  # no proxy to hand over to in the demo
+    page = client.get("/", follow=True).content.decode()
+    assert "signs you in again as its first person" in page
+    assert "second.approver" not in page and 'id="demo-switch-back"' not in page
+
+
 def test_no_second_identity_outside_the_local_demo(settings, client, db):
     settings.DEBUG = True
     settings.DASHBOARD_DEV_USER = "demo"

@@ -8,6 +8,7 @@ oauth2-proxy, /oauth2/sign_out), which ends the proxy's session too.
 """
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth import logout
 from django.http import (
     Http404,
@@ -29,9 +30,17 @@ from dashboard.roles import VIEWER, require_role
 @require_POST
 @require_role(VIEWER)
 def sign_out(request: HttpRequest) -> HttpResponse:
-    audit.record(request, "session.sign_out", target=settings.SSO_SIGN_OUT_URL)
+    demo = request.sso_identity is not None and request.sso_identity.source == "dev"
+    target = "/" if demo else settings.SSO_SIGN_OUT_URL
+    audit.record(request, "session.sign_out", target=target)
     logout(request)  # flushes the session: its id and data are gone from the database
-    return HttpResponseRedirect(settings.SSO_SIGN_OUT_URL)
+    if not demo:
+        return HttpResponseRedirect(target)
+    # The local demo has no proxy to sign out of: it starts again as the first demo person.
+    messages.info(request, _("Signed out. The local demo signs you in again as its first person."))
+    response = HttpResponseRedirect(target)
+    response.delete_cookie(sso.DEMO_COOKIE)
+    return response
 
 
 @require_POST
