@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.http import HttpRequest
 
-from dashboard.roles import ADMIN, APPROVER, OPERATOR, holds_anywhere
+from dashboard.roles import ADMIN, APPROVER, OPERATOR, ROLES, holds_anywhere
 
 
 def dashboard(request: HttpRequest) -> dict:
@@ -14,7 +14,7 @@ def dashboard(request: HttpRequest) -> dict:
     roles = getattr(request, "roles", frozenset())
     return {
         "TIME_ZONE_NAME": settings.TIME_ZONE,
-        "roles": roles,
+        "roles": [role for role in ROLES if role in roles],  # in rank order, the same each time
         "project_roles": getattr(request, "project_roles", {}),
         "can_operate": holds_anywhere(request, OPERATOR),
         "can_approve": holds_anywhere(request, APPROVER),

@@ -385,3 +385,9 @@ def test_needs_second_approval_follows_protected_server_groups(settings):
     assert not needs_second_approval(["sg-finance"])
     settings.PROTECTED_SERVER_GROUPS = ["*"]
     assert needs_second_approval(["anything"])
+
+
+def test_the_header_names_the_roles_in_rank_order(sso_client, db):
+    everything = ["dashboard-approvers", "dashboard-viewers", "dashboard-operators"]
+    page = sso_client("rita", everything).get("/").content.decode()
+    assert "(viewer, operator, approver)" in page
