@@ -73,14 +73,14 @@ class ServerFilterForm(forms.Form):
     """Search, filters and sort for the servers page. Unknown values are simply ignored."""
 
     q = forms.CharField(required=False, max_length=200, label=_("Search"))
-    group = forms.ChoiceField(required=False)
+    group = forms.ChoiceField(required=False, label=_("Group"))
     image = forms.ChoiceField(required=False, label=_("Current image"))
-    status = forms.ChoiceField(required=False, choices=STATUSES)
-    maintenance = forms.ChoiceField(required=False, choices=YES_NO)
+    status = forms.ChoiceField(required=False, choices=STATUSES, label=_("Status"))
+    maintenance = forms.ChoiceField(required=False, choices=YES_NO, label=_("Maintenance mode"))
     sessions = forms.ChoiceField(required=False, choices=YES_NO, label=_("Has sessions"))
     drift = forms.ChoiceField(required=False, choices=YES_NO, label=_("Not on group image"))
     job_status = forms.ChoiceField(required=False, choices=JOB_STATUSES, label=_("Last job"))
-    sort = forms.ChoiceField(required=False, choices=[(k, k) for k in SORTS])
+    sort = forms.ChoiceField(required=False, choices=[(k, k) for k in SORTS], label=_("Sort"))
     # A configured project's name (?project=beijing); cleaned to its row, or None for all.
     project = forms.ChoiceField(required=False, label=_("Project"))
 
@@ -90,11 +90,7 @@ class ServerFilterForm(forms.Form):
             if isinstance(field, forms.ChoiceField):
                 field.widget = PlainSelect(choices=field.choices)
         self.fields["group"].choices = [("", _("all groups"))] + [(g.id, g.name) for g in groups]
-        # The same public image has a row in each project of a region: offer its id once.
-        offered: dict[str, str] = {}
-        for image in images:
-            offered.setdefault(image.id, image.name)
-        self.fields["image"].choices = [("", _("any image")), *offered.items()]
+        self.fields["image"].choices = [("", _("any image")), *_image_choices(images)]
         self.fields["project"].choices = [("", _("all projects"))] + [
             (c.name, c.title) for c in projects.configured()
         ]
@@ -158,7 +154,7 @@ class ServerFilterForm(forms.Form):
         return cls(
             data,
             groups=list(ServerGroup.objects.filter(gone=False)),
-            images=list(Image.objects.all()),
+            images=list(Image.objects.select_related("project")),
         )
 
     def selection(self) -> list[str] | None:
@@ -169,6 +165,28 @@ class ServerFilterForm(forms.Form):
             return None
         ids = self.filter(Server.objects.all()).values_list("id", flat=True)
         return list(ids[: settings.ROLLOUT_MAX_SERVERS + 1])
+
+
+def _image_choices(images: list[Image]) -> list[tuple[str, str]]:
+    """Each image id once. With images of several projects each is labelled with the
+    projects that have it: two projects' own images often share a name, while a public
+    image has the same id (and a row) in each project of a region."""
+    names: dict[str, str] = {}
+    holders: dict[str, list[str]] = {}
+    for image in images:
+        names.setdefault(image.id, image.name)
+        holders.setdefault(image.id, []).append(str(image.project_id))
+    if len({image.project_id for image in images}) < 2:
+        return list(names.items())
+    titles = {str(image.project_id): image.project.title for image in images}
+    return [
+        (
+            image_id,
+            _("%(image)s (%(projects)s)")
+            % {"image": name, "projects": ", ".join(titles[p] for p in holders[image_id])},
+        )
+        for image_id, name in names.items()
+    ]
 
 
 def _yes_no(servers: QuerySet[Server], answer: str, condition: Q) -> QuerySet[Server]:

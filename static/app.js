@@ -69,3 +69,29 @@ function announceChanges(initial) {
 }
 document.addEventListener("DOMContentLoaded", () => announceChanges(true));
 document.addEventListener("htmx:afterSettle", () => announceChanges(false));
+
+// The selection lives on the server. After "select all N matching" or "clear" the bar says
+// whether every row shown is selected or none is (data-page-ticks), and the ticks follow at
+// once; after a single tick the bar says nothing and the box already shows the truth.
+function followSelectionBar() {
+  const bar = document.getElementById("selection-bar");
+  const ticks = bar ? bar.dataset.pageTicks : "";
+  if (ticks !== "all" && ticks !== "none") return;
+  document
+    .querySelectorAll('#server-results input[type=checkbox][name="server"], #server-results [data-toggle-all]')
+    .forEach((box) => {
+      box.checked = ticks === "all";
+    });
+}
+document.addEventListener("htmx:afterSettle", followSelectionBar);
+
+// A page restored from the back/forward cache shows the selection as it was when left;
+// regions marked data-fresh-on-return are asked for again (htmx's own history restore asks
+// the server: the servers page keeps no snapshot, hx-history="false").
+window.addEventListener("pageshow", (event) => {
+  if (!event.persisted || !window.htmx) return;
+  document.querySelectorAll("[data-fresh-on-return][id]").forEach((region) => {
+    const target = `#${region.id}`;
+    window.htmx.ajax("GET", window.location.href, { target, select: target, swap: "outerHTML" });
+  });
+});

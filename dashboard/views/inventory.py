@@ -165,10 +165,11 @@ def groups(request: HttpRequest) -> HttpResponse:
 def servers(request: HttpRequest) -> HttpResponse:
     choice = chosen_project(request)
     group_list = list(_in(choice.project, ServerGroup.objects.filter(gone=False)))
-    images = _image_names(choice.project)
-    form = ServerFilterForm(
-        choice.params or None, groups=group_list, images=sorted(images.values(), key=_by_name)
+    image_rows = sorted(
+        _in(choice.project, Image.objects.select_related("project")), key=_by_name_and_project
     )
+    images = {i.id: i for i in image_rows}
+    form, refused = _applied_filters(choice.params, group_list, image_rows)
     matching = form.filter(Server.objects.select_related("group", "project"))
     ordering = form.ordering()
     try:
@@ -179,12 +180,17 @@ def servers(request: HttpRequest) -> HttpResponse:
         page.notes.append(f"{str(problem).capitalize()}; showing the first page.")
     context = {
         "form": form,
+        "refused_filters": refused,
+        # Actions on every matching server only for a filter that narrows the fleet and
+        # holds no refused value: the list then shows exactly what the URL asked for.
+        "whole_filter": not refused and bool(form.active_filters()),
         "page": page,
         "images": images,
         # Links never carry a cursor into another filter or sort: those start at page one.
+        # They keep a refused value, so every page of the list says it was refused.
         "query": _query_without(choice.params, "page", "cursor"),
         "sort_query": _query_without(choice.params, "page", "cursor", "sort"),
-        "current_sort": request.GET.get("sort", "name"),
+        "current_sort": ordering.name,
         # The stored selection: ticks survive paging and filter changes.
         "selection": (chosen := selections.current(request)),
         "selected_ids": set(chosen.server_ids) if chosen else set(),
@@ -192,20 +198,48 @@ def servers(request: HttpRequest) -> HttpResponse:
         **freshness_of(choice.project),
     }
     template = "servers/list.html"
-    if request.htmx and not request.htmx.boosted:
+    # A history restore (Back after htmx paging) replaces the whole body: the full page.
+    if request.htmx and not (request.htmx.boosted or request.htmx.history_restore_request):
         template += "#server-results"
     return render(request, template, context)
 
 
-def _by_name(image: Image) -> str:
-    return image.name.lower()
+def _applied_filters(
+    params: QueryDict, groups: list[ServerGroup], images: list[Image]
+) -> tuple[ServerFilterForm, list[tuple[str, str]]]:
+    """The filter form of the values that are valid, and (label, reason) of each refused one.
+
+    A refused value is left out rather than the whole form: an invalid form would filter
+    nothing while its widgets still showed every value as applied.
+    """
+
+    def bound(data: QueryDict) -> ServerFilterForm:
+        return ServerFilterForm(data or None, groups=groups, images=images)
+
+    asked = bound(params)
+    if not asked.errors:
+        return asked, []
+    refused = [
+        (asked[name].label if name in asked.fields else "", error)
+        for name, errors in asked.errors.items()
+        for error in errors
+    ]
+    return bound(_without(params, *asked.errors)), refused
 
 
-def _query_without(params: QueryDict, *names: str) -> str:
+def _by_name_and_project(image: Image) -> tuple[str, str]:
+    return image.name.lower(), image.project.name
+
+
+def _without(params: QueryDict, *names: str) -> QueryDict:
     query = params.copy()
     for name in names:
         query.pop(name, None)
-    return query.urlencode()
+    return query
+
+
+def _query_without(params: QueryDict, *names: str) -> str:
+    return _without(params, *names).urlencode()
 
 
 @require_GET
