@@ -11,7 +11,10 @@ and price" as "the same marketplace product" (product code): a product carries i
 """
 
 from dataclasses import dataclass, field
+from functools import cache
 
+from django.conf import settings
+from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -115,6 +118,29 @@ MESSAGES = {
         "The server is not in maintenance mode and may take new sessions."
     ),
 }
+
+
+def localized(stored: str) -> str:
+    """A stored reason text (messages joined by "; ", each perhaps with a detail, written in
+    the language of whoever planned) in the reader's language: each message of MESSAGES is
+    put in the reader's words, its detail kept; any other text is left as it was."""
+    known = _messages_in_every_language()
+    parts = []
+    for part in stored.split("; ") if stored else ():
+        found = next((text for text in known if part.startswith(text)), None)
+        parts.append(f"{MESSAGES[known[found]]}{part[len(found) :]}" if found else part)
+    return "; ".join(parts)
+
+
+@cache
+def _messages_in_every_language() -> dict[str, str]:
+    """Each message of MESSAGES as every offered language words it → its code, longest first
+    (so a message that begins another is not taken for it)."""
+    worded = {}
+    for language, _name in settings.LANGUAGES:
+        with translation.override(language):
+            worded.update({str(message): code for code, message in MESSAGES.items()})
+    return dict(sorted(worded.items(), key=lambda item: -len(item[0])))
 
 
 def reason(code: str, detail: str = "") -> Reason:

@@ -377,6 +377,34 @@ class RolloutForm(forms.Form):
             elif any(o.image.id == self.recommended for o in self.options):
                 self.initial.setdefault("target_image", self.recommended)
 
+    @staticmethod
+    def initial_of(rollout: Rollout) -> dict:
+        """What a plan was made with, as this form's initial values: a fresh plan of the same
+        change starts from the operator's choices, not from the defaults."""
+        safety = planning.Safety.of(rollout)
+        when = safety.scheduled_at
+        return {
+            "target_image": rollout.target_image_id or planning.GROUP_IMAGES,
+            "one_image_for_all": bool(rollout.target_image_id),
+            "reason": rollout.reason,
+            "update_access_agent": rollout.update_access_agent,
+            "use_maintenance": rollout.use_maintenance,
+            "preset": rollout.preset or CUSTOM,
+            "canary": safety.canary,
+            "canary_signoff": safety.canary_signoff,
+            "wave_size": safety.wave_size,
+            "soak_minutes": safety.soak_seconds // 60,
+            "failure_budget": safety.failure_budget,
+            "session_policy": safety.session_policy,
+            "canary_session_policy": safety.canary_session_policy,
+            "session_wait_minutes": safety.session_wait_seconds // 60,
+            "logoff_delay_minutes": safety.logoff_delay_seconds // 60,
+            "logoff_message": safety.logoff_message,
+            # A start time now past would only be refused: left empty, to be chosen again.
+            "scheduled_at": when if when and when > timezone.now() else None,
+            "start_below_sessions": safety.start_below_sessions,
+        }
+
     def selection_errors(self) -> list[str]:
         """Problems with the selection itself (planning.selection_errors), checked first."""
         return planning.selection_errors(self.raw_ids, self.servers, self.max_servers)

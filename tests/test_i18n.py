@@ -163,3 +163,60 @@ def test_notification_emails_speak_the_dashboards_own_language(compiled):
     subject = notify.email_subject(payload)
     assert subject.startswith("发布 #7 已中止") and "WinSrv2022" in subject
     assert "成功 3, 失败 2" in notify.email_body(payload)
+
+
+# --- Texts stored as worded when they were made, shown in the reader's language --------------
+
+
+def test_a_plans_stored_reasons_read_in_the_readers_language(compiled):
+    from dashboard import compat
+
+    with translation.override("en"):
+        stored = "; ".join(
+            [
+                compat.reason(compat.SERVER_FROZEN).message,
+                compat.reason(compat.SERVER_BUSY, "(waiting)").message,
+                "A reason from elsewhere.",
+            ]
+        )
+    with translation.override("zh-hans"):
+        frozen, busy = (str(compat.MESSAGES[c]) for c in (compat.SERVER_FROZEN, compat.SERVER_BUSY))
+        assert compat.localized(stored) == f"{frozen}; {busy} (waiting); A reason from elsewhere."
+        worded_in_chinese = compat.localized(stored)
+    with translation.override("en"):
+        assert compat.localized(worded_in_chinese) == stored
+
+
+def test_a_halted_rollout_page_words_its_stored_reason_for_the_reader(compiled, viewer_client):
+    from tests.api_helpers import running_rollout
+
+    rollout = running_rollout(state="halted")
+    rollout.failure_budget = 2
+    with translation.override("en"):
+        from dashboard.rollouts.engine import _budget_crossed
+
+        rollout.halted_reason = _budget_crossed(4, 2)
+    rollout.save()
+    rollout.refresh_from_db()
+    zh = {"Accept-Language": "zh-CN"}
+
+    page = viewer_client.get(f"/rollouts/{rollout.pk}/", headers=zh).content.decode()
+
+    with translation.override("zh-hans"):
+        assert _budget_crossed(4, 2) in page
+    assert "crossed the error budget" not in page
+
+
+def test_a_plan_of_each_groups_image_is_named_in_the_readers_language(compiled, viewer_client):
+    from dashboard.models import Rollout
+
+    plan = Rollout.objects.create(created_by="otto", target_image_id="", kind=Rollout.Kind.PLAN)
+    Rollout.objects.filter(pk=plan.pk).update(target_image_name="each group's image")
+    revert = Rollout.objects.create(created_by="otto", kind=Rollout.Kind.REVERT)
+    Rollout.objects.filter(pk=revert.pk).update(target_image_name="previous images")
+
+    page = viewer_client.get("/rollouts/", headers={"Accept-Language": "zh-CN"}).content
+    with translation.override("zh-hans"):
+        assert translation.gettext("each group's image").encode() in page
+        assert translation.gettext("previous images").encode() in page
+    assert b"each group's image" not in page and b"previous images" not in page

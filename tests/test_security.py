@@ -298,8 +298,8 @@ def test_error_pages_and_reports_hide_the_cloud_keys(rf, settings):
 
 
 def test_reopening_an_address_that_only_takes_a_form_shows_a_page(viewer_client):
-    for path in ("/sign-out/", "/inventory/sync/", "/rollouts/new/plan/"):
-        response = viewer_client.get(path)
+    for address in ("/sign-out/", "/inventory/sync/", "/rollouts/new/plan/"):
+        response = viewer_client.get(address)
         assert response.status_code == 405
         assert "POST" in response["Allow"]
         page = response.content.decode()

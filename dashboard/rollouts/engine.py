@@ -14,6 +14,7 @@ ROLLOUT_IDLE_TICK_SECONDS.
 """
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
@@ -209,14 +210,34 @@ def budget_text(budget: int | None) -> str:
 def halt(rollout: Rollout) -> None:
     """Stop the remaining waves at once; jobs already running finish and are tracked."""
     used = failures(rollout) - rollout.budget_base
-    reason = ngettext(
-        "%(n)d failure crossed the error budget (%(budget)s).",
-        "%(n)d failures crossed the error budget (%(budget)s).",
-        used,
-    ) % {"n": used, "budget": budget_text(rollout.failure_budget)}
+    reason = _budget_crossed(used, rollout.failure_budget)
     if lifecycle.transition(
         rollout, "halt", reason=reason, changes={"halted_reason": reason}, failures=used
     ):
         # The failed servers' jobs have ended: a retry planned next reads them as they are now,
         # not as busy from the last sync.
         inventory.request_sync("rollout", project=rollout.project)
+
+
+def _budget_crossed(used: int, budget: int | None) -> str:
+    return ngettext(
+        "%(n)d failure crossed the error budget (%(budget)s).",
+        "%(n)d failures crossed the error budget (%(budget)s).",
+        used,
+    ) % {"n": used, "budget": budget_text(budget)}
+
+
+def halted_reason(rollout: Rollout) -> str:
+    """Why the rollout halted, in the reader's language: the stored reason was worded in the
+    language of the process that halted it; one the error budget gave is worded again."""
+    stored = rollout.halted_reason
+    first_number = re.search(r"\d+", stored)  # the failures come first in every wording
+    if first_number is None:
+        return stored
+    used = int(first_number.group())
+    for language, _name in settings.LANGUAGES:
+        with translation.override(language):
+            worded = _budget_crossed(used, rollout.failure_budget)
+        if worded == stored:
+            return _budget_crossed(used, rollout.failure_budget)  # in the reader's language
+    return stored

@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -21,13 +22,13 @@ from django.conf import settings
 from django.core import signing
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.http import HttpRequest
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from dashboard import compat
 from dashboard.models import Image, Rollout, RolloutServer, RolloutWave, Server
-from dashboard.roles import can_approve
+from dashboard.roles import can_approve, second_person
 from dashboard.rollouts import lifecycle
 from dashboard.rollouts.facts import servers_in_active_rollouts, verdicts
 from dashboard.rollouts.policy import needs_second_approval
@@ -39,15 +40,35 @@ CHUNK_SIZE = 50  # batch-change-image accepts at most 50 servers a call
 @dataclass(frozen=True)
 class TargetOption:
     image: Image
-    compatible: int
+    compatible: int  # selected servers it would change
     selected: int
+    already: int = 0  # selected servers already on it (skipped, not incompatible)
+
+    @property
+    def blocked(self) -> int:
+        """Selected servers that cannot go to it."""
+        return self.selected - self.compatible - self.already
 
     @property
     def label(self) -> str:
-        return (
-            f"{self.image.name} · {self.image.get_image_type_display()} · "
-            f"compatible with {self.compatible} of {self.selected} selected"
-        )
+        counts = [_("%(n)d will change") % {"n": self.compatible}]
+        if self.already:
+            counts.append(_("%(n)d already on it") % {"n": self.already})
+        if self.blocked:
+            counts.append(_("%(n)d not compatible") % {"n": self.blocked})
+        return f"{self.image.name} · {self.image.get_image_type_display()} · {', '.join(counts)}"
+
+
+# What a plan with no one target image moves its servers to: (not a revert, a revert).
+PER_SERVER_TARGET = (gettext_lazy("each group's image"), gettext_lazy("previous images"))
+
+
+def target_label(rollout: Rollout) -> str:
+    """What the rollout moves its servers to, in the reader's language: its image's name, or
+    for a plan of one target per server, what those targets are."""
+    if rollout.target_image_id:
+        return rollout.target_image_name
+    return str(PER_SERVER_TARGET[rollout.kind == Rollout.Kind.REVERT])
 
 
 def image_map(*project_ids: int) -> dict[str, Image]:
@@ -82,8 +103,10 @@ def target_options(servers: list[Server], images: dict[str, Image]) -> list[Targ
             continue
         judged = verdicts(servers, image, images, busy)
         compatible = sum(1 for v in judged.values() if v.ok)
+        # Servers already on the image count apart: the group's own image is not "worst".
+        already = sum(1 for v in judged.values() if v.action == compat.SKIP)
         if compatible:
-            options.append(TargetOption(image, compatible, len(servers)))
+            options.append(TargetOption(image, compatible, len(servers), already))
     return sorted(options, key=lambda o: (-o.compatible, o.image.name.lower()))
 
 
@@ -103,15 +126,33 @@ def selection_errors(raw_ids: list[str], servers: list[Server], max_servers: int
     known = {s.id for s in servers}
     unknown = [i for i in raw_ids[:max_servers] if i not in known]
     if unknown and len(raw_ids) <= max_servers:
+        names = _names(unknown[:5])
         errors.append(
             ngettext(
                 "%(n)d selected server is unknown or gone: %(ids)s.",
                 "%(n)d selected servers are unknown or gone: %(ids)s.",
                 len(unknown),
             )
-            % {"n": len(unknown), "ids": ", ".join(unknown[:5])}
+            % {"n": len(unknown), "ids": ", ".join(names.get(i, i) for i in unknown[:5])}
         )
     return errors
+
+
+def _names(server_ids: list[str]) -> dict[str, str]:
+    """The names the inventory knows for these ids (a gone server keeps its row and name)."""
+    return dict(Server.objects.filter(id__in=server_ids).values_list("id", "name"))
+
+
+def without_gone(
+    raw_ids: list[str], names: dict[str, str] | None = None
+) -> tuple[list[str], list[str]]:
+    """(the ids of the servers still live, in order; what to call the others: the name the
+    inventory or `names` knows, else the id). A server deleted in the cloud since it was
+    picked is left out of a fresh plan instead of refusing the whole selection."""
+    live = set(Server.objects.filter(id__in=raw_ids, gone=False).values_list("id", flat=True))
+    gone = [i for i in dict.fromkeys(raw_ids) if i not in live]
+    known = (names or {}) | _names(gone) if gone else {}
+    return [i for i in raw_ids if i in live], [known.get(i) or i for i in gone]
 
 
 def selected_servers(raw_ids: list[str], max_servers: int) -> list[Server]:
@@ -239,10 +280,9 @@ def create_plan(
     shown = target or next((t for t in targets.values() if t is not None), None)
     if target:
         label = target.name
-    elif kind == Rollout.Kind.REVERT:
-        label = "previous images"
-    else:
-        label = "each group's image"
+    else:  # stored in English (exports, the API); pages show target_label()
+        with translation.override("en"):
+            label = str(PER_SERVER_TARGET[kind == Rollout.Kind.REVERT])
     with transaction.atomic():
         rollout = Rollout.objects.create(
             **owner,
@@ -581,10 +621,28 @@ def _hold_servers(rollout: Rollout) -> None:
 
 
 def _action_after_confirm(rollout: Rollout) -> str:
-    groups = set(rollout.servers.values_list("group_id", "group_name").distinct())
-    if needs_second_approval({g for pair in groups for g in pair if g}):
-        return "request_approval"
-    return "confirm"
+    return "request_approval" if approval_needed(rollout) is not None else "confirm"
+
+
+def approval_needed(rollout: Rollout) -> list[str] | None:
+    """The names of the plan's protected groups when confirming it waits for a second
+    person's approval, else None. One query."""
+    return protected_groups(rollout.servers.values_list("group_id", "group_name").distinct())
+
+
+def protected_groups(groups: Iterable[tuple[str, str]]) -> list[str] | None:
+    """Of a plan's groups, (id, name) pairs, the names PROTECTED_SERVER_GROUPS protects when
+    the plan needs a second person's approval (`*` protects even servers of no group), else
+    None."""
+    groups = set(groups)
+    if not needs_second_approval({g for pair in groups for g in pair if g}):
+        return None
+    return sorted({name for gid, name in groups if name and needs_second_approval([gid, name])})
+
+
+def cannot_approve(rollout: Rollout) -> list[str]:
+    """Who may not approve the rollout (roles.second_person): who planned and who confirmed."""
+    return list(dict.fromkeys(p for p in (rollout.created_by, rollout.confirmed_by) if p))
 
 
 def _stale_reasons(rollout: Rollout) -> list[str]:
@@ -625,10 +683,15 @@ def plan_again(
     retry_of: Rollout | None,
     kind: str = Rollout.Kind.PLAN,
     safety: Safety | None = None,
+    reuse: bool = True,
 ) -> tuple[Rollout | None, list[str]]:
     """A fresh plan of `server_ids` with `source`'s image and options, under the same
     selection checks an operator's choice goes through. Returns (plan, errors): the plan is
-    None, and the errors say why, when the selection is refused."""
+    None, and the errors say why, when the selection is refused.
+
+    A follow-up (`retry_of` given) asked for again while one of the same kind and servers is
+    still open is answered with that open plan (`reuse`), not a second one beside it.
+    """
     max_servers = settings.ROLLOUT_MAX_SERVERS
     raw_ids = [i.strip() for i in server_ids if i.strip()]
     # Only the source's project: another project's server counts as unknown here.
@@ -636,6 +699,11 @@ def plan_again(
         s for s in selected_servers(raw_ids, max_servers) if s.project_id == source.project_id
     ]
     errors = selection_errors(raw_ids, servers, max_servers)
+    if reuse and retry_of is not None and not errors:
+        wanted = {s.id for s in servers}
+        for open_plan in open_follow_ups(retry_of, kind):
+            if set(open_plan.servers.values_list("server_id", flat=True)) == wanted:
+                return open_plan, []
     images = image_map(source.project_id)
     target = images.get(source.target_image_id)
     targets = None
@@ -671,6 +739,16 @@ def plan_again(
     return plan, []
 
 
+def open_follow_ups(source: Rollout, kind: str | None = None) -> list[Rollout]:
+    """The follow-up plans of `source` (of `kind`, if given) still open: planned, neither
+    confirmed nor discarded, and not yet expired. Newest first."""
+    cutoff = timezone.now() - timedelta(seconds=settings.PLAN_TTL_SECONDS)
+    plans = source.derived.filter(state=Rollout.State.PLANNED, created_at__gte=cutoff)
+    if kind is not None:
+        plans = plans.filter(kind=kind)
+    return list(plans.order_by("-pk"))
+
+
 SAME_PERSON = "approval.same_person"  # the code of a refused approval by its own author
 
 
@@ -684,14 +762,15 @@ def approve(rollout_id: int, approved_by: str, *, request: HttpRequest | None = 
     """Release a rollout that waits for a second person, never its own author.
 
     With a request, the approver is the request's identity (an approver or admin, see
-    roles.can_approve); without one, `approved_by` must differ from the author.
+    roles.can_approve); without one, `approved_by` must be a second person all the same
+    (roles.second_person: neither who planned nor who confirmed it).
     """
     rollout = Rollout.objects.get(pk=rollout_id)
     if request is not None:
-        second_person = can_approve(request, rollout)
+        allowed = can_approve(request, rollout)
     else:
-        second_person = approved_by.casefold() != rollout.created_by.casefold()
-    if not second_person:
+        allowed = second_person(approved_by, rollout)
+    if not allowed:
         return Approval(False, SAME_PERSON)
     with transaction.atomic():
         approved = lifecycle.transition(

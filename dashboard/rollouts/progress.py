@@ -16,11 +16,15 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from dashboard.models import Rollout, RolloutServer
+from dashboard.models import Image, Rollout, RolloutServer
 
 DONE = ("succeeded", "failed")
 # Rows that need someone: the change failed or its outcome is unknown (and blocked rows).
 PROBLEM_STATES = ("failed", "unknown")
+# Rows held by the rollout but not sent: pending (its wave, a resume or an approval has not
+# come) or claimed and being re-read before the call. Only the others are in progress.
+NOT_SENT = ("pending", "submitting")
+IN_PROGRESS = ("sending", "waiting", "running")
 
 
 @dataclass(frozen=True)
@@ -138,15 +142,19 @@ class Tally:
 
     def parts(self) -> list[tuple[str, str]]:
         """The tally in words, each with the row state that lists those rows ("" when they
-        are in several states): "48 succeeded", "2 failed", "10 in progress", "3 not changed"."""
+        are in several states): "48 succeeded", "2 failed", "10 in progress", "5 not sent
+        yet", "3 not changed". In progress means sent (or being sent) with its job running;
+        a row waiting for its wave, a resume or an approval is not sent yet."""
         n = self.counts.get
-        busy = sum(n(s, 0) for s in RolloutServer.ACTIVE_STATES if s != "unknown")
-        left = self.total - self.done - busy - n("unknown", 0)
+        unsent = sum(n(s, 0) for s in NOT_SENT)
+        busy = sum(n(s, 0) for s in IN_PROGRESS)
+        left = self.total - self.done - busy - unsent - n("unknown", 0)
         found = [
             (n("succeeded", 0), _("%(n)d succeeded"), "succeeded"),
             (n("failed", 0), _("%(n)d failed"), "failed"),
             (n("unknown", 0), _("%(n)d outcome unknown"), "unknown"),
             (busy, _("%(n)d in progress"), ""),
+            (unsent, _("%(n)d not sent yet"), "pending" if unsent == n("pending", 0) else ""),
             (left, _("%(n)d not changed"), ""),
         ]
         return [(words % {"n": count}, state) for count, words, state in found if count]
@@ -181,6 +189,14 @@ def _tallies(rollout: Rollout, key: str, column: str) -> dict:
     return found
 
 
+def target_types(rollout: Rollout) -> list[str]:
+    """The image types (private, marketplace, …) of the images a plan's changing servers go
+    to, for a plan with no one target image (each group's image, a revert). One query."""
+    targets = rollout.servers.filter(verdict=RolloutServer.Verdict.CHANGE).values("to_image_id")
+    found = Image.objects.filter(project_id=rollout.project_id, id__in=targets)
+    return sorted(set(found.values_list("image_type", flat=True)) - {""})
+
+
 @dataclass(frozen=True)
 class PlanFigures:
     """What a plan would do, whatever its size: verdicts, sessions, API calls, and per group
@@ -199,6 +215,7 @@ class GroupChange:
     name: str
     to_images: set[str]
     from_images: set[str]
+    id: str = ""  # the group's id (the approval policy names groups by id or name)
     change: int = 0
     skip: int = 0
     blocked: int = 0
@@ -209,15 +226,15 @@ def plan_figures(rollout: Rollout) -> PlanFigures:
     combos = (
         rollout.servers.values_list(
             "group_name", "verdict", "from_image_name", "from_image_id", "to_image_name",
-            "to_image_id",
+            "to_image_id", "group_id",
         )
         .annotate(n=Count("id"))
         .order_by()
     )  # fmt: skip
     groups: dict[str, GroupChange] = {}
     counts = {v: 0 for v in RolloutServer.Verdict.values}
-    for name, verdict, from_name, from_id, to_name, to_id, n in combos:
-        group = groups.setdefault(name, GroupChange(name, set(), set()))
+    for name, verdict, from_name, from_id, to_name, to_id, group_id, n in combos:
+        group = groups.setdefault(name, GroupChange(name, set(), set(), group_id))
         setattr(group, verdict, getattr(group, verdict) + n)
         counts[verdict] = counts.get(verdict, 0) + n
         if verdict == RolloutServer.Verdict.CHANGE:

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from dashboard.models import Selection, Server
+from dashboard.rollouts.planning import without_gone
 
 SESSION_KEY = "selection_id"
 
@@ -78,6 +79,16 @@ def replace(request: HttpRequest, server_ids: list[str], filter_query: str = "")
         selection.filter = filter_query[:2000]
         selection.save(update_fields=["server_ids", "filter", "updated_at"])
     return selection
+
+
+def drop_gone(selection: Selection) -> list[str]:
+    """Leave out of the selection the servers deleted in the cloud since they were picked,
+    so the rest can still be planned. Returns what to call those left out (name, else id)."""
+    live, gone = without_gone(list(selection.server_ids))
+    if gone:
+        selection.server_ids = live
+        selection.save(update_fields=["server_ids", "updated_at"])
+    return gone
 
 
 def clear(request: HttpRequest) -> None:

@@ -261,3 +261,32 @@ def project_switcher(context: template.Context) -> dict:
         "projects": projects.rows(),
         "current": choice.project,
     }
+
+
+# --- Stored texts in the reader's language -------------------------------------------------
+# A plan's reasons, its per-server target and a halt's reason are stored as worded when they
+# were made (exports and the API keep them so); pages word them again for whoever reads.
+
+
+@register.filter
+def reason_text(stored: str) -> str:
+    """A row's stored reason (`reason_message`) in the reader's language."""
+    from dashboard.compat import localized
+
+    return localized(stored)
+
+
+@register.filter
+def target_label(rollout: Rollout) -> str:
+    """What a rollout moves its servers to: its image's name, or "each group's image" /
+    "previous images" in the reader's language."""
+    from dashboard.rollouts.planning import target_label as label
+
+    return label(rollout)
+
+
+@register.filter
+def halted_reason(rollout: Rollout) -> str:
+    from dashboard.rollouts.engine import halted_reason as reason
+
+    return reason(rollout)

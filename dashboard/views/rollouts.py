@@ -81,6 +81,7 @@ def _scope(request: HttpRequest, data: QueryDict) -> Scope | None:
         found = selections.owned(request, data.get("selection"))
         if found is None:
             raise Http404(_("No such selection of yours."))
+        _say_gone(request, selections.drop_gone(found))
         return Scope(list(found.server_ids), selection=found)
     query = data.get("filter", "")
     ids = _filter_form(query).selection()
@@ -90,6 +91,26 @@ def _scope(request: HttpRequest, data: QueryDict) -> Scope | None:
         # A few servers named directly (scripts, tests); pages send a selection id instead.
         return Scope(data.getlist("server"))
     return None
+
+
+def _say_gone(request: HttpRequest, names: list[str]) -> None:
+    """Tell the person which servers were left out because the cloud no longer has them."""
+    if not names:
+        return
+    messages.warning(
+        request,
+        ngettext(
+            "%(n)d server no longer exists and was left out: %(names)s.",
+            "%(n)d servers no longer exist and were left out: %(names)s.",
+            len(names),
+        )
+        % {"n": len(names), "names": _some(names)},
+    )
+
+
+def _some(names: list[str], limit: int = 10) -> str:
+    """ "a, b, c" — the first `limit` names, then "…" for the rest."""
+    return ", ".join(names[:limit]) + (", …" if len(names) > limit else "")
 
 
 def _group_of(scope: Scope | None) -> ServerGroup | None:
@@ -124,13 +145,16 @@ def new(request: HttpRequest) -> HttpResponse:
     return render(request, "rollouts/new.html", _new_context(form, scope, errors=errors))
 
 
-def _new_context(form: RolloutForm, scope: Scope, errors: list[str] | None = None) -> dict:
+def _new_context(
+    form: RolloutForm, scope: Scope, errors: list[str] | None = None, retry_of: str = ""
+) -> dict:
     return {
         "form": form,
         "scope": scope,
         "group": _group_of(scope),
         "errors": form.selection_errors() if errors is None else errors,
         "max_servers": settings.ROLLOUT_MAX_SERVERS,
+        "retry_of": retry_of,  # a fresh plan still follows up this rollout
     }
 
 
@@ -188,7 +212,7 @@ def plan(request: HttpRequest) -> HttpResponse:
         require_in(request, OPERATOR, retry_of.project)
     if not form.is_valid():
         audit.record(request, "rollout.plan", outcome="refused", errors=form.errors.get_json_data())
-        context = _new_context(form, scope, errors=[])
+        context = _new_context(form, scope, errors=[], retry_of=request.POST.get("retry_of", ""))
         return render(request, "rollouts/new.html", context, status=400)
     rollout = form.create_plan(created_by=request.user.username, retry_of=retry_of)
     _audit(request, "rollout.plan", rollout, **form.audit_details(rollout))
@@ -456,6 +480,10 @@ def plan_detail(request: HttpRequest, rollout_id: int) -> HttpResponse:
     page = page_of_rows(shown, rollout, request.GET)
     figures = progress.plan_figures(rollout)
     per_group, groups_more = some_groups(figures.groups, _blocked)
+    # Each group's image (or a revert's images) may mix types: name each type, not the first.
+    types = [] if rollout.target_image_id else progress.target_types(rollout)
+    protected = planning.protected_groups((g.id, g.name) for g in figures.groups)
+    can_operate = has_role(request, OPERATOR, rollout.project)
     context = {
         "rollout": rollout,
         "page": page,
@@ -472,8 +500,13 @@ def plan_detail(request: HttpRequest, rollout_id: int) -> HttpResponse:
         "expires_at": planning.plan_expires_at(rollout),
         "budget": engine.budget_text(rollout.failure_budget),
         "last_event": rollout.events.first(),
-        "can_operate_this": has_role(request, OPERATOR, rollout.project),
+        "can_operate_this": can_operate,
         "plan_set": _plan_set(request, rollout),
+        "target_types": types,
+        "needs_approval": protected is not None,
+        "protected_groups": _some(protected or []),
+        # Whoever confirms it cannot approve it either (roles.second_person).
+        "cannot_approve": _people(rollout.created_by, request.user.username if can_operate else ""),
     }
     template = "rollouts/plan.html"
     if request.htmx and not request.htmx.boosted:
@@ -482,6 +515,11 @@ def plan_detail(request: HttpRequest, rollout_id: int) -> HttpResponse:
     add_never_cache_headers(response)
     patch_cache_control(response, no_store=True)
     return response
+
+
+def _people(*names: str) -> str:
+    """ "otto.operator" or "otto.operator, olga.operator": who may not approve."""
+    return ", ".join(dict.fromkeys(n for n in names if n))
 
 
 @dataclass(frozen=True)
@@ -544,7 +582,16 @@ def confirm(request: HttpRequest, rollout_id: int) -> HttpResponse:
             {"rollout": result.rollout, "reasons": result.stale},
             status=409,
         )
-    if result.confirmed:
+    if result.confirmed and result.rollout.state == Rollout.State.AWAITING_APPROVAL:
+        messages.success(
+            request,
+            _(
+                "Rollout #%(id)d confirmed. It starts once a second person approves it: "
+                "any approver other than %(people)s."
+            )
+            % {"id": rollout.pk, "people": _people(*planning.cannot_approve(result.rollout))},
+        )
+    elif result.confirmed:
         messages.success(request, _("Rollout #%(id)d confirmed.") % {"id": rollout.pk})
     return redirect("rollout-detail", rollout.pk)  # a replayed confirm changes nothing
 
@@ -559,15 +606,21 @@ def discard(request: HttpRequest, rollout_id: int) -> HttpResponse:
         messages.error(request, _("Only a plan that has not been confirmed can be discarded."))
         return redirect("rollout-detail", rollout.pk)
     messages.info(request, _("Plan #%(id)d discarded; nothing was sent.") % {"id": rollout.pk})
+    if rollout.retry_of_id:  # a retry or revert: back to the rollout it follows up
+        return redirect("rollout-detail", rollout.retry_of_id)
     return redirect("servers")
 
 
 @require_POST
 @require_role(OPERATOR)
 def replan(request: HttpRequest, rollout_id: int) -> HttpResponse:
-    """A fresh plan for the same servers, image and options (after a stale plan)."""
+    """A fresh plan for the same servers, image and options (after a stale, expired or
+    discarded plan). Servers the cloud no longer has are left out, and said so; when no plan
+    can be made, the form comes back with the plan's choices filled in."""
     old = _get_rollout_to_act_on(request, rollout_id, OPERATOR)
-    server_ids = list(old.servers.values_list("server_id", flat=True))
+    names = dict(old.servers.values_list("server_id", "server_name"))
+    server_ids, gone = planning.without_gone(list(names), names)
+    _say_gone(request, gone)
     rollout, errors = planning.plan_again(
         old,
         server_ids,
@@ -576,11 +629,18 @@ def replan(request: HttpRequest, rollout_id: int) -> HttpResponse:
         retry_of=old.retry_of,
         kind=old.kind,
         safety=planning.Safety.of(old),
+        reuse=False,
     )
     if rollout is None:
         chosen = selections.replace(request, server_ids)
-        form = RolloutForm(server_ids=server_ids, max_servers=settings.ROLLOUT_MAX_SERVERS)
-        context = _new_context(form, Scope(server_ids, selection=chosen), errors=errors)
+        form = RolloutForm(
+            initial=RolloutForm.initial_of(old),
+            server_ids=server_ids,
+            max_servers=settings.ROLLOUT_MAX_SERVERS,
+        )
+        scope = Scope(server_ids, selection=chosen)
+        retry_of = str(old.retry_of_id or "")
+        context = _new_context(form, scope, errors=errors, retry_of=retry_of)
         return render(request, "rollouts/new.html", context, status=400)
     _audit(request, "rollout.plan", rollout, replaces=old.pk)
     return redirect("rollout-plan", rollout.pk)
@@ -717,10 +777,11 @@ def _live_context(request: HttpRequest, rollout: Rollout, totals: progress.Summa
         "allowed": allowed,
         "can_operate_this": has_role(request, OPERATOR, rollout.project),
         "can_approve_this": "approve" in allowed and can_approve(request, rollout),
+        "approval": _approval(rollout),
         "waves": waves,
         "budget_used": max(0, failed - rollout.budget_base),
         "budget": engine.budget_text(rollout.failure_budget),
-        "resume_choices": RESUME_LABELS,
+        "resume_choices": _resume_choices(failed),
         "signoff_pending": signoff.pending(rollout),
         "revertable": bool(totals.counts.get(RolloutServer.State.SUCCEEDED))
         and rollout.servers.filter(state="succeeded").exclude(previous_image_id="").exists(),
@@ -736,6 +797,31 @@ RESUME_LABELS = [
     ("skip_failed", gettext_lazy("Skip the failed servers, then continue")),
     ("retry_failed", gettext_lazy("Plan a retry of the failed servers, and continue")),
 ]
+
+
+def _resume_choices(failed: int) -> list[tuple[str, str, str]]:
+    """(value, label, why it is not offered) for the resume menu: with no failed server,
+    skipping or retrying the failed ones would do nothing."""
+    why = "" if failed else _("no server failed")
+    return [
+        (value, label, "" if value == control.CONTINUE else why) for value, label in RESUME_LABELS
+    ]
+
+
+@dataclass(frozen=True)
+class ApprovalWait:
+    """Why a rollout waits, and who may release it."""
+
+    groups: str  # its protected groups, named ("": none named, or the policy changed)
+    not_by: str  # who may not approve: who planned and who confirmed it
+
+
+def _approval(rollout: Rollout) -> ApprovalWait | None:
+    """For a rollout awaiting approval (one query then, none otherwise)."""
+    if rollout.state != Rollout.State.AWAITING_APPROVAL:
+        return None
+    groups = _some(planning.approval_needed(rollout) or [])
+    return ApprovalWait(groups, _people(*planning.cannot_approve(rollout)))
 
 
 @require_GET
@@ -973,10 +1059,18 @@ def _revert_context(rollout: Rollout) -> dict:
 def retry(request: HttpRequest, rollout_id: int) -> HttpResponse:
     """A new plan of only the failed and unknown servers, linked to this rollout."""
     rollout = _get_rollout_to_act_on(request, rollout_id, OPERATOR)
+    already = {p.pk for p in planning.open_follow_ups(rollout, Rollout.Kind.RETRY)}
     retried = control.retry(rollout.pk, by=request.user.username)
     if not _followed_up(request, rollout, "retry", retried):
         return redirect("rollout-detail", rollout.pk)
     plan = retried.plan
+    if plan.pk in already:  # asked again: the open retry plan, not one more beside it
+        messages.info(
+            request,
+            _("Plan #%(id)d already retries these servers: confirm or discard it.")
+            % {"id": plan.pk},
+        )
+        return redirect("rollout-plan", plan.pk)
     _audit(request, "rollout.retry", plan, retry_of=rollout.pk, servers=retried.servers)
     return redirect("rollout-plan", plan.pk)
 
