@@ -603,8 +603,10 @@ class AuditFilterForm(forms.Form):
         return project
 
     def filter(self, events: QuerySet[AuditEvent]) -> QuerySet[AuditEvent]:
-        """`events` narrowed to the valid filters (invalid ones are ignored and shown)."""
-        data = self.cleaned_data if self.is_valid() else {}
+        """`events` narrowed to the valid filters: an invalid one is left out (the page names
+        it), the others still apply."""
+        self.is_valid()
+        data = getattr(self, "cleaned_data", {})  # only the fields that validated; none unbound
         if data.get("actor"):
             events = events.filter(actor__iexact=data["actor"])
         if data.get("action"):

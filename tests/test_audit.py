@@ -246,3 +246,24 @@ def test_the_csv_export_writes_iso_8601_times_with_their_zone(viewer_client, set
     written = datetime.datetime.fromisoformat(row["at"])
     assert written.utcoffset() is not None
     assert written == event.at
+
+
+@pytest.mark.django_db
+def test_an_invalid_audit_filter_is_named_and_the_valid_ones_still_apply(viewer_client):
+    _event(actor="otto", action="rollout.plan")
+    _event(actor="ada", action="rollout.approve")
+
+    page = viewer_client.get("/audit/", {"actor": "ada", "rollout": "abc"}).content.decode()
+
+    assert 'id="refused-filters" role="alert"' in page
+    rows = page.split("<tbody>", 1)[1]
+    assert "rollout.approve" in rows and "rollout.plan" not in rows  # actor=ada still applied
+
+
+@pytest.mark.django_db
+def test_an_export_with_an_invalid_filter_is_refused_not_the_whole_trail(viewer_client):
+    _event(actor="otto")
+    refused = viewer_client.get("/audit/export.csv", {"since": "yesterday"})
+    assert refused.status_code == 400
+    assert "These filters are not valid" in refused.content.decode()
+    assert not AuditEvent.objects.filter(action="audit.export").exists()

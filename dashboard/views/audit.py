@@ -113,13 +113,17 @@ def _rows(events: QuerySet[AuditEvent], header: list[str]) -> Iterator[str]:
 @require_GET
 @require_role(VIEWER)
 def audit_export(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
+    form, events = _filtered(request)
+    if form.errors:  # not the whole trail when a filter was asked for and could not be read
+        wrong = [f"{form[name].label}: {' '.join(errors)}" for name, errors in form.errors.items()]
+        message = _("These filters are not valid: %(errors)s") % {"errors": "; ".join(wrong)}
+        return render(request, "400.html", {"message": message}, status=400)
     target = request.get_full_path()[:255]
     if not audit_log.within_ration(request, "audit.export", target=target):
         message = _("Too many exports from your address this minute: try again in a minute.")
         refused = render(request, "429.html", {"message": message}, status=429)
         refused["Retry-After"] = "60"
         return refused
-    _form, events = _filtered(request)
     audit_log.record(request, "audit.export", target=target)
     filename = f"audit-{timezone.now():%Y%m%d-%H%M%S}.csv"
     # The header is worded now: the rows stream after this view has returned.
