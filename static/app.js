@@ -73,15 +73,18 @@ document.addEventListener("htmx:afterSettle", () => announceChanges(false));
 // The selection lives on the server. After "select all N matching" or "clear" the bar says
 // whether every row shown is selected or none is (data-page-ticks), and the ticks follow at
 // once; after a single tick the bar says nothing and the box already shows the truth.
+// The box that ticks the whole page is ticked only while every row shown is.
 function followSelectionBar() {
   const bar = document.getElementById("selection-bar");
   const ticks = bar ? bar.dataset.pageTicks : "";
-  if (ticks !== "all" && ticks !== "none") return;
-  document
-    .querySelectorAll('#server-results input[type=checkbox][name="server"], #server-results [data-toggle-all]')
-    .forEach((box) => {
+  const rows = document.querySelectorAll('#server-results input[type=checkbox][name="server"]');
+  if (ticks === "all" || ticks === "none") {
+    rows.forEach((box) => {
       box.checked = ticks === "all";
     });
+  }
+  const whole = document.querySelector("#server-results [data-toggle-all]");
+  if (whole) whole.checked = rows.length > 0 && Array.from(rows).every((box) => box.checked);
 }
 document.addEventListener("htmx:afterSettle", followSelectionBar);
 

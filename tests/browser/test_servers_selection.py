@@ -125,3 +125,19 @@ def test_a_refused_filter_is_said_and_offers_nothing_for_the_whole_filter(dashbo
     expect(page.get_by_role("alert")).to_have_count(0)
     plan_all = page.get_by_role("button", name=re.compile(r"Plan for all \d+ matching"))
     expect(plan_all).to_be_visible()
+
+
+def test_ticks_in_quick_succession_are_all_kept_in_order(dashboard, browser_page):
+    """Each tick is one request changing the stored selection: sent one after another, none
+    overwrites another, and the bar ends saying what is ticked (and what is stored)."""
+    page = browser_page
+    page.goto(dashboard + "/servers/?drift=yes")
+    bar = page.locator("#selection-bar")
+    boxes = page.locator(BOXES)
+    for n in range(5):
+        boxes.nth(n).check()  # no wait between the ticks
+    expect(bar).to_contain_text("5 selected")
+    expect(page.locator("[data-toggle-all]")).not_to_be_checked()  # not every row shown
+    page.reload()
+    expect(ticked(page)).to_have_count(5)
+    expect(bar).to_contain_text("5 selected")
