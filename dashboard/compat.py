@@ -92,6 +92,9 @@ DISK_TOO_SMALL = "disk_too_small"
 ACTIVE_SESSIONS = "active_sessions"
 NOT_IN_MAINTENANCE = "not_in_maintenance"
 
+# Blocked whatever the target image, for now: such servers are not "incompatible" with it.
+NOT_NOW = frozenset({SERVER_GONE, SERVER_FROZEN, SERVER_BUSY, IN_OTHER_ROLLOUT})
+
 # Shown in the reader's language; the codes are what is stored and compared.
 MESSAGES = {
     SAME_IMAGE: gettext_lazy("Already runs the target image."),

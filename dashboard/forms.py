@@ -583,13 +583,20 @@ OUTCOME_CHOICES = [
 
 
 class AuditFilterForm(forms.Form):
-    actor = forms.CharField(required=False, max_length=150)
-    action = forms.CharField(required=False, max_length=64)
-    outcome = forms.ChoiceField(required=False, choices=OUTCOME_CHOICES)
-    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    # Labelled as the page labels them: a refused value is named by its label.
+    actor = forms.CharField(required=False, max_length=150, label=_("Who"))
+    action = forms.CharField(required=False, max_length=64, label=_("Action"))
+    outcome = forms.ChoiceField(required=False, choices=OUTCOME_CHOICES, label=_("Outcome"))
+    since = forms.DateField(
+        required=False, widget=forms.DateInput(attrs={"type": "date"}), label=_("From")
+    )
+    until = forms.DateField(
+        required=False, widget=forms.DateInput(attrs={"type": "date"}), label=_("Until")
+    )
     # A bigger number than the id column holds is an error to show, not a query to send.
-    rollout = forms.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+    rollout = forms.IntegerField(
+        required=False, min_value=1, max_value=2**63 - 1, label=_("Rollout")
+    )
     # A project's name, configured or not: the trail keeps the history of a dropped project.
     project = forms.CharField(required=False, max_length=63, label=_("Project"))
 

@@ -188,6 +188,7 @@ def test_a_plans_stored_reasons_read_in_the_readers_language(compiled):
 
 
 def test_a_halted_rollout_page_words_its_stored_reason_for_the_reader(compiled, viewer_client):
+    from dashboard.models import RolloutEvent
     from tests.api_helpers import running_rollout
 
     rollout = running_rollout(state="halted")
@@ -198,12 +199,20 @@ def test_a_halted_rollout_page_words_its_stored_reason_for_the_reader(compiled, 
         rollout.halted_reason = _budget_crossed(4, 2)
     rollout.save()
     rollout.refresh_from_db()
+    RolloutEvent.objects.create(
+        rollout=rollout,
+        action="halt",
+        from_state="running",
+        to_state="halted",
+        actor="worker",
+        reason=rollout.halted_reason,
+    )
     zh = {"Accept-Language": "zh-CN"}
 
     page = viewer_client.get(f"/rollouts/{rollout.pk}/", headers=zh).content.decode()
 
     with translation.override("zh-hans"):
-        assert _budget_crossed(4, 2) in page
+        assert page.count(_budget_crossed(4, 2)) == 2  # the banner and the timeline
     assert "crossed the error budget" not in page
 
 

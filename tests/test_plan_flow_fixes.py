@@ -237,10 +237,26 @@ def test_the_groups_own_image_counts_the_servers_already_on_it(synced, operator_
     first = form.options[0]
     on_it = Server.objects.filter(group=group, gone=False, image_id=group.image_id).count()
     assert first.image.id == group.image_id and first.already == on_it > 0
-    assert first.compatible + first.already + first.blocked == first.selected
+    assert first.compatible + first.already + first.not_now + first.blocked == first.selected
     html = page.content.decode()
     assert f"{on_it} already on it" in html
     assert f"<strong>{first.compatible}</strong> will change" in html
+
+
+def test_servers_busy_elsewhere_are_not_counted_as_not_compatible(synced, operator_client):
+    group = _group()
+    drifted = list(
+        Server.objects.filter(group=group, gone=False, drift=True).values_list("id", flat=True)
+    )
+    assert len(drifted) >= 2  # one busy, one still to change: the image is still offered
+    Server.objects.filter(id__in=drifted[:1]).update(job_status="RUNNING")
+
+    page = operator_client.get("/rollouts/new/", {"group": group.id})
+
+    own = next(o for o in page.context["form"].options if o.image.id == group.image_id)
+    assert own.not_now == 1
+    assert own.compatible + own.already + own.not_now + own.blocked == own.selected
+    assert "1 busy or unavailable now" in page.content.decode()
 
 
 # ---- 5. resume menu, retries asked twice, discarding a follow-up, mixed image types -------

@@ -227,10 +227,11 @@ def _budget_crossed(used: int, budget: int | None) -> str:
     ) % {"n": used, "budget": budget_text(budget)}
 
 
-def halted_reason(rollout: Rollout) -> str:
-    """Why the rollout halted, in the reader's language: the stored reason was worded in the
-    language of the process that halted it; one the error budget gave is worded again."""
-    stored = rollout.halted_reason
+def halted_reason(rollout: Rollout, stored: str | None = None) -> str:
+    """Why the rollout halted (`stored`: a halt's reason kept elsewhere, on its timeline) in
+    the reader's language: a reason is kept as worded in the language of the process that
+    halted it; one the error budget gave is worded again."""
+    stored = rollout.halted_reason if stored is None else stored
     first_number = re.search(r"\d+", stored)  # the failures come first in every wording
     if first_number is None:
         return stored

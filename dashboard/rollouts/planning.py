@@ -43,17 +43,20 @@ class TargetOption:
     compatible: int  # selected servers it would change
     selected: int
     already: int = 0  # selected servers already on it (skipped, not incompatible)
+    not_now: int = 0  # selected servers blocked whatever the image (busy, frozen, gone, …)
 
     @property
     def blocked(self) -> int:
         """Selected servers that cannot go to it."""
-        return self.selected - self.compatible - self.already
+        return self.selected - self.compatible - self.already - self.not_now
 
     @property
     def label(self) -> str:
         counts = [_("%(n)d will change") % {"n": self.compatible}]
         if self.already:
             counts.append(_("%(n)d already on it") % {"n": self.already})
+        if self.not_now:
+            counts.append(_("%(n)d busy or unavailable now") % {"n": self.not_now})
         if self.blocked:
             counts.append(_("%(n)d not compatible") % {"n": self.blocked})
         return f"{self.image.name} · {self.image.get_image_type_display()} · {', '.join(counts)}"
@@ -69,6 +72,13 @@ def target_label(rollout: Rollout) -> str:
     if rollout.target_image_id:
         return rollout.target_image_name
     return str(PER_SERVER_TARGET[rollout.kind == Rollout.Kind.REVERT])
+
+
+def not_now_only(verdict: compat.Verdict) -> bool:
+    """Blocked only by what holds whatever the image (busy, frozen, gone, in a rollout)."""
+    return verdict.action == compat.BLOCKED and all(
+        r.code in compat.NOT_NOW for r in verdict.reasons
+    )
 
 
 def image_map(*project_ids: int) -> dict[str, Image]:
@@ -105,8 +115,9 @@ def target_options(servers: list[Server], images: dict[str, Image]) -> list[Targ
         compatible = sum(1 for v in judged.values() if v.ok)
         # Servers already on the image count apart: the group's own image is not "worst".
         already = sum(1 for v in judged.values() if v.action == compat.SKIP)
+        not_now = sum(1 for v in judged.values() if v.reasons and not_now_only(v))
         if compatible:
-            options.append(TargetOption(image, compatible, len(servers), already))
+            options.append(TargetOption(image, compatible, len(servers), already, not_now))
     return sorted(options, key=lambda o: (-o.compatible, o.image.name.lower()))
 
 

@@ -290,3 +290,11 @@ def halted_reason(rollout: Rollout) -> str:
     from dashboard.rollouts.engine import halted_reason as reason
 
     return reason(rollout)
+
+
+@register.filter
+def event_reason(stored: str, rollout: Rollout) -> str:
+    """A timeline event's reason; a halt's is worded again in the reader's language."""
+    from dashboard.rollouts.engine import halted_reason as reason
+
+    return reason(rollout, stored) if stored else stored
