@@ -311,8 +311,25 @@ def test_a_new_retry_plan_once_the_open_one_is_discarded(synced, operator_client
     discarded = operator_client.post(f"/rollouts/new/{plan.pk}/discard/")
 
     assert discarded["Location"] == f"/rollouts/{rollout.pk}/"  # back to its rollout
+    page = operator_client.get(f"/rollouts/{rollout.pk}/").content.decode()
+    assert f'href="/rollouts/{plan.pk}/"' not in page  # nothing changed: not on the summary
     operator_client.post(f"/rollouts/{rollout.pk}/retry/")
     assert rollout.derived.count() == 2
+    fresh = Rollout.objects.latest("pk")
+    page = operator_client.get(f"/rollouts/{rollout.pk}/").content.decode()
+    assert f'href="/rollouts/{fresh.pk}/"' in page
+
+
+def test_a_retry_plan_says_what_having_no_error_budget_means(synced, operator_client):
+    rollout = _halted(operator_client, 2)
+    Rollout.objects.filter(pk=rollout.pk).update(state=Rollout.State.FAILED)
+    operator_client.post(f"/rollouts/{rollout.pk}/retry/")
+    plan = Rollout.objects.latest("pk")
+    assert plan.failure_budget is None
+
+    page = operator_client.get(f"/rollouts/new/{plan.pk}/").content.decode()
+
+    assert "no error budget: failures never halt the rollout" in page
 
 
 def test_a_plan_to_each_groups_image_names_every_type_among_them(synced, operator_client):

@@ -675,7 +675,8 @@ def detail(request: HttpRequest, rollout_id: int) -> HttpResponse:
         **_groups(groups),
         "group_names": [g.key for g in groups if g.key],
         "state_choices": RolloutServer.State.choices,
-        "derived": rollout.derived.all(),
+        # A discarded follow-up changed nothing: it is in the audit, not on the summary.
+        "derived": rollout.derived.exclude(state=Rollout.State.DISCARDED),
         "demo": _demo_identities(request),
         **_timeline(events, whole=True),
         "poll_query": _poll_query(now, page.polled, _newest(events), page),
