@@ -98,3 +98,14 @@ window.addEventListener("pageshow", (event) => {
     window.htmx.ajax("GET", window.location.href, { target, select: target, swap: "outerHTML" });
   });
 });
+
+// A control for browsers without scripts, where the selection bar does the same with them
+// (the servers page's "Plan rollout for selected" beside the bar's "Plan rollout for N
+// selected"): hidden once this script runs, so the page offers one way, not two.
+function hideWithoutScriptControls() {
+  document.querySelectorAll("[data-without-script]").forEach((control) => {
+    control.hidden = true;
+  });
+}
+document.addEventListener("DOMContentLoaded", hideWithoutScriptControls);
+document.addEventListener("htmx:afterSettle", hideWithoutScriptControls);

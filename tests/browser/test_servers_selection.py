@@ -138,6 +138,9 @@ def test_ticks_in_quick_succession_are_all_kept_in_order(dashboard, browser_page
         boxes.nth(n).check()  # no wait between the ticks
     expect(bar).to_contain_text("5 selected")
     expect(page.locator("[data-toggle-all]")).not_to_be_checked()  # not every row shown
+    # One way to plan them: the bar's; the form's button is for browsers without scripts.
+    expect(page.get_by_role("button", name="Plan rollout for selected")).to_be_hidden()
+    expect(page.locator("#plan-selection")).to_contain_text("Plan rollout for 5 selected")
     page.reload()
     expect(ticked(page)).to_have_count(5)
     expect(bar).to_contain_text("5 selected")
