@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.http import HttpRequest
 
+from dashboard import sso
 from dashboard.roles import ADMIN, APPROVER, OPERATOR, ROLES, holds_anywhere
 
 
@@ -12,6 +13,7 @@ def dashboard(request: HttpRequest) -> dict:
     `can_operate_this` / `can_approve_this` from their view.
     """
     roles = getattr(request, "roles", frozenset())
+    demo = sso.demo_identities(request)
     return {
         "TIME_ZONE_NAME": settings.TIME_ZONE,
         "roles": [role for role in ROLES if role in roles],  # in rank order, the same each time
@@ -19,15 +21,7 @@ def dashboard(request: HttpRequest) -> dict:
         "can_operate": holds_anywhere(request, OPERATOR),
         "can_approve": holds_anywhere(request, APPROVER),
         "is_admin": ADMIN in roles,
-        "demo_switched_to": _demo_second(request),
+        # In the local demo, the second person's name while the browser is switched to them
+        # (every page then offers the way back); "" otherwise.
+        "demo_switched_to": demo["second"] if demo and demo["is_second"] else "",
     }
-
-
-def _demo_second(request: HttpRequest) -> str:
-    """In the local demo, the second demo identity's name while the browser is switched to it
-    (every page then offers the way back); "" otherwise."""
-    identity = getattr(request, "sso_identity", None)
-    second = settings.DASHBOARD_DEV_SECOND_USER
-    if not settings.DEBUG or identity is None or identity.source != "dev" or not second:
-        return ""
-    return second if identity.username == second else ""

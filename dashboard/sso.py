@@ -285,6 +285,22 @@ def _acceptable_email(email: str) -> bool:
 DEMO_COOKIE = "dashboard_demo_identity"
 
 
+def demo_identities(request: HttpRequest) -> dict | None:
+    """The local demo's two identities, to switch between: `first`, `second` and whether the
+    browser is switched to the second (`is_second`); None outside the demo."""
+    identity = getattr(request, "sso_identity", None)
+    if not (settings.DEBUG and settings.DASHBOARD_DEV_SECOND_USER) or identity is None:
+        return None
+    if identity.source != "dev":
+        return None
+    second = settings.DASHBOARD_DEV_SECOND_USER
+    return {
+        "first": settings.DASHBOARD_DEV_USER,
+        "second": second,
+        "is_second": identity.username == second,
+    }
+
+
 def identity_from_request(request: HttpRequest) -> Identity | Refusal | None:
     """Who the request is from: an Identity, a Refusal, or None for an anonymous request."""
     if settings.SSO_JWT_HEADER:

@@ -451,11 +451,17 @@ def test_exports_carry_image_names_kind_links_and_utc_times(synced, operator_cli
 # ---- 9. the second demo identity -----------------------------------------------------------
 
 
-def test_the_second_demo_identity_approves_a_protected_rollout(settings, client, db):
+@pytest.fixture
+def local_demo(settings):
+    """`make run`'s two demo identities (DEBUG on, the first an admin)."""
     settings.DEBUG = True
     settings.DASHBOARD_DEV_USER = "demo"
     settings.DASHBOARD_DEV_GROUPS = ["dashboard-admins"]
     settings.DASHBOARD_DEV_SECOND_USER = "second.approver"
+    return settings
+
+
+def test_the_second_demo_identity_approves_a_protected_rollout(local_demo, client, db):
     rollout = Rollout.objects.create(created_by="demo", state=Rollout.State.AWAITING_APPROVAL)
     page = client.get(f"/rollouts/{rollout.pk}/", REMOTE_ADDR="127.0.0.1").content.decode()
     assert "Approve as second.approver" in page
@@ -468,11 +474,7 @@ def test_the_second_demo_identity_approves_a_protected_rollout(settings, client,
     assert (rollout.state, rollout.approved_by) == (Rollout.State.QUEUED, "second.approver")
 
 
-def test_after_approving_the_second_demo_person_switches_back_from_any_page(settings, client, db):
-    settings.DEBUG = True
-    settings.DASHBOARD_DEV_USER = "demo"
-    settings.DASHBOARD_DEV_GROUPS = ["dashboard-admins"]
-    settings.DASHBOARD_DEV_SECOND_USER = "second.approver"
+def test_after_approving_the_second_demo_person_switches_back_from_any_page(local_demo, client, db):
     client.defaults["REMOTE_ADDR"] = "127.0.0.1"
     assert 'id="demo-switch-back"' not in client.get("/servers/").content.decode()
     client.post("/demo/identity/", {"who": "second", "next": "/"})
@@ -484,11 +486,7 @@ def test_after_approving_the_second_demo_person_switches_back_from_any_page(sett
     assert 'id="demo-switch-back"' not in page and "second.approver" not in page
 
 
-def test_signing_out_of_the_local_demo_starts_again_as_its_first_person(settings, client, db):
-    settings.DEBUG = True
-    settings.DASHBOARD_DEV_USER = "demo"
-    settings.DASHBOARD_DEV_GROUPS = ["dashboard-admins"]
-    settings.DASHBOARD_DEV_SECOND_USER = "second.approver"
+def test_signing_out_of_the_local_demo_starts_again_as_its_first_person(local_demo, client, db):
     client.defaults["REMOTE_ADDR"] = "127.0.0.1"
     client.post("/demo/identity/", {"who": "second", "next": "/"})
 

@@ -34,7 +34,7 @@ from django.utils.translation import gettext_lazy, ngettext, pgettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
-from dashboard import audit
+from dashboard import audit, sso
 from dashboard.exports import safe_cell
 from dashboard.forms import RolloutForm, ServerFilterForm
 from dashboard.models import Project, Rollout, RolloutServer, Selection, Server, ServerGroup
@@ -677,7 +677,7 @@ def detail(request: HttpRequest, rollout_id: int) -> HttpResponse:
         "state_choices": RolloutServer.State.choices,
         # A discarded follow-up changed nothing: it is in the audit, not on the summary.
         "derived": rollout.derived.exclude(state=Rollout.State.DISCARDED),
-        "demo": _demo_identities(request),
+        "demo": sso.demo_identities(request),
         **_timeline(events, whole=True),
         "poll_query": _poll_query(now, page.polled, _newest(events), page),
         **_live_context(request, rollout, totals),
@@ -747,21 +747,6 @@ def _matching(request: HttpRequest, rollout: Rollout, moved: bool) -> Matching |
     if not shown.active or "matched" not in request.GET:
         return None
     return Matching(shown, matched, shown.rows(rollout).count() if moved else None)
-
-
-def _demo_identities(request: HttpRequest) -> dict | None:
-    """The local demo's two identities, to switch between (None outside the demo)."""
-    identity = getattr(request, "sso_identity", None)
-    if not (settings.DEBUG and settings.DASHBOARD_DEV_SECOND_USER) or identity is None:
-        return None
-    if identity.source != "dev":
-        return None
-    second = settings.DASHBOARD_DEV_SECOND_USER
-    return {
-        "first": settings.DASHBOARD_DEV_USER,
-        "second": second,
-        "is_second": identity.username == second,
-    }
 
 
 def _live_context(request: HttpRequest, rollout: Rollout, totals: progress.Summary) -> dict:
