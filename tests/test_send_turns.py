@@ -32,13 +32,17 @@ class Held(Boundary):
     """A Boundary whose batch-change-image calls are held a moment at the boundary, counting
     how many are out at once and what the rollout's rows look like while they are."""
 
-    def __init__(self, rollout_id: int, **faults):
+    def __init__(self, rollout_id: int, *, expect: int | None = None, **faults):
         super().__init__(**faults)
         self.rollout_id = rollout_id
         self.out = 0
         self.most = 0
         self.claimed_meanwhile = 0  # rows claimed and re-read, waiting for a call to answer
-        self.lock = threading.Lock()
+        self.lock = threading.Condition()
+        # With `expect`, the first calls are held until that many are out at once (or a few
+        # seconds have passed), not only a moment: a busy machine may take longer than the
+        # moment between the first call and the last of the first round.
+        self.expect = expect
 
     def send(self, request, *args, **kwargs):
         if request.method != "POST" or CHANGE_PATH not in request.url:
@@ -46,6 +50,9 @@ class Held(Boundary):
         with self.lock:
             self.out += 1
             self.most = max(self.most, self.out)
+            self.lock.notify_all()
+            if self.expect is not None:
+                self.lock.wait_for(lambda: self.most >= self.expect, timeout=5)
         try:
             time.sleep(0.05)
             waiting = RolloutServer.objects.filter(
@@ -72,7 +79,7 @@ def test_never_more_calls_out_than_allowed_and_the_next_chunks_are_ready_meanwhi
 ) -> None:
     sim = start_fleet(simulator_factory, settings, 1000)
     rollout = rollout_of(sim, settings, in_flight)
-    boundary = Held(rollout.pk)
+    boundary = Held(rollout.pk, expect=in_flight)
 
     engine.start(rollout.pk, client_with(boundary), **NO_SLEEP)
 
