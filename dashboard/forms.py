@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db.models import DateTimeField, F, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
 from django.forms.utils import flatatt
+from django.http import QueryDict
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy, ngettext, pgettext_lazy
@@ -17,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from dashboard import audit, keyset, projects
 from dashboard.models import AuditEvent, Image, Project, Rollout, Server, ServerGroup
 from dashboard.rollouts import planning
+from dashboard.wording import word_list
 
 ANY = pgettext_lazy("filter", "any")
 YES_NO = [("", ANY), ("yes", _("yes")), ("no", _("no"))]
@@ -145,6 +147,31 @@ class ServerFilterForm(forms.Form):
             return {}
         return {k: v for k, v in self.cleaned_data.items() if v and k not in ("sort", "project")}
 
+    def in_words(self) -> str:
+        """The filters as the servers page shows them ("Group: finance · Not on group image:
+        yes"), the project too: what a selection of "all matching" was made with."""
+        if not self.is_valid():
+            return ""
+        parts = []
+        for name, value in self.cleaned_data.items():
+            raw = self.data.get(name, "")
+            if not value or name == "sort":
+                continue
+            field = self.fields[name]
+            shown = f"“{value}”" if name == "q" else str(dict(field.choices).get(raw, raw))
+            parts.append(f"{field.label}: {shown}")
+        return " · ".join(parts)
+
+    @classmethod
+    def for_words(cls, query: str) -> "ServerFilterForm":
+        """The form bound to a stored filter, knowing only the group and image it names."""
+        data = QueryDict(query)
+        return cls(
+            data,
+            groups=list(ServerGroup.objects.filter(pk=data.get("group", ""))),
+            images=list(Image.objects.filter(id=data.get("image", "")).select_related("project")),
+        )
+
     # Said by the pages and the API when a filter would select the whole fleet.
     NOTHING_FILTERED = gettext_lazy("Filter the servers first: a rollout never takes them all.")
 
@@ -183,7 +210,7 @@ def _image_choices(images: list[Image]) -> list[tuple[str, str]]:
         (
             image_id,
             _("%(image)s (%(projects)s)")
-            % {"image": name, "projects": ", ".join(titles[p] for p in holders[image_id])},
+            % {"image": name, "projects": word_list(titles[p] for p in holders[image_id])},
         )
         for image_id, name in names.items()
     ]
@@ -359,6 +386,10 @@ class RolloutForm(forms.Form):
         # The group's image first, marked Recommended (one group), then the most compatible.
         self.recommended = next(iter(self.group_images)) if len(self.group_images) == 1 else ""
         self.options = sorted(options, key=lambda o: o.image.id != self.recommended)
+        # The group's image not offered: no selected server can change to it now. Said why.
+        self.own_image_held = None
+        if self.recommended and not any(o.image.id == self.recommended for o in self.options):
+            self.own_image_held = planning.image_option(self.servers, self.images, self.recommended)
         self.per_group = len(self.group_images) > 1
         choices = [(o.image.id, o.label) for o in self.options]
         if self.per_group:
@@ -414,7 +445,15 @@ class RolloutForm(forms.Form):
         for message in self.selection_errors():
             self.add_error(None, message)
         if not self.options and not self.selection_errors() and len(self.projects) < 2:
-            self.add_error(None, _("No image is compatible with any of the selected servers."))
+            held = self.own_image_held
+            if held is not None and held.selected > held.blocked:
+                self.add_error(
+                    None,
+                    _("No selected server can change now: %(counts)s.")
+                    % {"counts": held.held_back},
+                )
+            else:
+                self.add_error(None, _("No image is compatible with any of the selected servers."))
         target = cleaned.get("target_image")
         if (
             self.per_group
@@ -459,7 +498,7 @@ class RolloutForm(forms.Form):
         )
         missing = [pid for pid in split if pid not in having]
         if missing:
-            names = ", ".join(
+            names = word_list(
                 sorted(Project.objects.filter(pk__in=missing).values_list("name", flat=True))
             )
             self.add_error(

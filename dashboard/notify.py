@@ -39,6 +39,7 @@ from django.utils.translation import gettext_lazy
 from dashboard import audit
 from dashboard.logscrub import REDACTED, one_line, scrub
 from dashboard.models import Rollout, RolloutServer
+from dashboard.wording import word_list
 
 log = logging.getLogger("dashboard.notify")
 
@@ -273,7 +274,7 @@ def email_body(payload: dict[str, Any]) -> str:
 def _email_body(payload: dict[str, Any]) -> str:
     # Lower case as in a sentence ("succeeded 3, failed 2"); Chinese has no case to lower.
     labels = {state: str(label).lower() for state, label in RolloutServer.State.choices}
-    counts = ", ".join(f"{labels[state]} {n}" for state, n in payload["counts"].items() if n)
+    counts = word_list(f"{labels[state]} {n}" for state, n in payload["counts"].items() if n)
     image = payload["target_image"]
     facts = [
         (

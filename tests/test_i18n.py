@@ -162,7 +162,7 @@ def test_notification_emails_speak_the_dashboards_own_language(compiled):
     compiled.LANGUAGE_CODE = "zh-hans"
     subject = notify.email_subject(payload)
     assert subject.startswith("发布 #7 已中止") and "WinSrv2022" in subject
-    assert "成功 3, 失败 2" in notify.email_body(payload)
+    assert "成功 3、失败 2" in notify.email_body(payload)  # the Chinese list separator
 
 
 # --- Texts stored as worded when they were made, shown in the reader's language --------------

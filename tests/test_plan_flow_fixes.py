@@ -243,6 +243,55 @@ def test_the_groups_own_image_counts_the_servers_already_on_it(synced, operator_
     assert f"<strong>{first.compatible}</strong> will change" in html
 
 
+def test_the_counts_of_an_image_choice_are_joined_the_chinese_way(
+    synced, operator_client, settings
+):
+    from dashboard import translations
+
+    translations.compile_all()
+    settings.LOCALE_PATHS = list(settings.LOCALE_PATHS)  # Django drops its cached catalogs
+    group = _group()
+    english = operator_client.get("/rollouts/new/", {"group": group.id}).content.decode()
+    chinese = operator_client.get(
+        "/rollouts/new/", {"group": group.id}, headers={"Accept-Language": "zh-CN"}
+    ).content.decode()
+
+    assert re.search(r"</strong> will change, \d+ already on it", english)
+    assert re.search(r"</strong> 台将更换、\d+ 台已在使用", chinese)
+    assert not re.search(r"台将更换, ", chinese)
+
+
+def test_a_group_whose_servers_are_all_busy_says_why_nothing_is_offered(synced, operator_client):
+    group = _group()
+    drifted = Server.objects.filter(group=group, gone=False, drift=True)
+    busy = drifted.count()
+    drifted.update(job_status="RUNNING")  # the rest are already on the group's image
+    on_it = Server.objects.filter(group=group, gone=False, image_id=group.image_id).count()
+
+    page = operator_client.get("/rollouts/new/", {"group": group.id})
+    html = page.content.decode()
+
+    assert group.image_id not in [o.image.id for o in page.context["form"].options]
+    held = re.search(r'<p id="own-image-held">(.*?)</p>', html, re.S).group(1)
+    assert f"{on_it} already on it, {busy} busy or unavailable now" in held
+    assert "once their job or rollout has ended" in held
+    assert "No image is compatible" not in html
+
+    refused = operator_client.post(
+        "/rollouts/new/plan/",
+        {
+            "server": list(drifted.values_list("id", flat=True)),
+            "target_image": group.image_id,
+            "reason": "x",
+        },
+    )
+    assert refused.status_code == 400
+    assert f"No selected server can change now: {busy} busy or unavailable now." in (
+        refused.content.decode()
+    )
+    assert not Rollout.objects.exists()
+
+
 def test_servers_busy_elsewhere_are_not_counted_as_not_compatible(synced, operator_client):
     group = _group()
     drifted = list(

@@ -1,6 +1,7 @@
 """Rollout safety against the simulator: waves, error budget, pause/resume/cancel, users
 first, revert and schedule. Ticks are driven by hand; the simulator's clock moves jobs."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -384,3 +385,18 @@ def test_a_halt_refreshes_the_inventory_so_a_retry_at_once_can_send_the_failed(s
 
     moving = retry.servers.filter(verdict="change").values_list("server_id", flat=True)
     assert set(moving) == failed
+
+
+def test_a_stopped_wave_whose_jobs_all_ended_says_when_on_the_rollout_page(synced, viewer_client):
+    rollout, _sim, _client = halted_rollout(synced)
+    first = rollout.waves.get(number=1)
+    assert first.state == RolloutWave.State.STOPPED and first.finished_at is None
+    last = max(rollout.servers.filter(wave=1).values_list("finished_at", flat=True))
+
+    html = viewer_client.get(f"/rollouts/{rollout.pk}/").content.decode()
+
+    rows = re.findall(r'<tr data-wave-state="(\w+)">(.*?)</tr>', html, re.S)
+    assert [state for state, _ in rows][:2] == ["stopped", "pending"]
+    ended = f"every sent job ended by {timezone.localtime(last):%H:%M:%S}"
+    assert ended in rows[0][1]
+    assert "every sent job ended" not in rows[1][1]

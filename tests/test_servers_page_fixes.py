@@ -182,6 +182,38 @@ def test_a_frozen_server_shows_frozen_once_on_its_page(viewer_client, fleet):
     assert text(status).count("frozen") == 1
 
 
+def test_a_server_and_vm_both_frozen_say_so_in_one_word(viewer_client, fleet):
+    Server.objects.filter(pk="fin-2").update(vm_status="FREEZE")
+    Server.objects.filter(pk="cad-1").update(status="REGISTERED", vm_status="ACTIVE")
+
+    frozen = viewer_client.get("/servers/fin-2/").content.decode()
+    running = viewer_client.get("/servers/cad-1/").content.decode()
+
+    status = text(re.search(r"<dt>Status</dt><dd>(.*?)</dd>", frozen, re.S).group(1))
+    assert status.startswith("frozen (the server and its VM)") and status.count("frozen") == 1
+    assert "registered · VM running" in text(running)
+
+
+# --- a selection of all matching names its filters --------------------------------------------
+
+
+def test_a_selection_of_all_matching_names_its_filters_escaped(operator_client, fleet):
+    query = "q=fin%3Cb%3E&group=g-fin&drift=yes"
+    server = Server.objects.get(pk="fin-1")
+    server.name = "fin<b>1"
+    server.save()  # and its search text
+    operator_client.post("/rollouts/selection/", {"all_matching": "1", "filter": query})
+
+    elsewhere = operator_client.get("/servers/").content.decode()
+    named = re.search(r'<span class="muted small" id="selection-filter">(.*?)</span>', elsewhere)
+    assert named, "the bar names the filter"
+    assert "Search: “fin&lt;b&gt;” · Group: finance · Not on group image: yes" in named.group(1)
+    assert f'href="/servers/?{query.replace("&", "&amp;")}"' in named.group(1)
+
+    here = operator_client.get(f"/servers/?{query}").content.decode()
+    assert "(all matching the filters shown: Search:" in here
+
+
 # --- 5. with every project shown, each image is named with its projects ---------------------
 
 

@@ -33,6 +33,7 @@ from dashboard.rollouts import lifecycle
 from dashboard.rollouts.facts import servers_in_active_rollouts, verdicts
 from dashboard.rollouts.policy import needs_second_approval
 from dashboard.rollouts.queue import enqueue_start
+from dashboard.wording import word_list
 
 CHUNK_SIZE = 50  # batch-change-image accepts at most 50 servers a call
 
@@ -52,14 +53,23 @@ class TargetOption:
 
     @property
     def label(self) -> str:
-        counts = [_("%(n)d will change") % {"n": self.compatible}]
+        counts = [_("%(n)d will change") % {"n": self.compatible}, *self._others()]
+        return f"{self.image.name} · {self.image.get_image_type_display()} · {word_list(counts)}"
+
+    @property
+    def held_back(self) -> str:
+        """The servers it would not change, in words ("3 already on it, 2 busy …")."""
+        return word_list(self._others())
+
+    def _others(self) -> list[str]:
+        counts = []
         if self.already:
             counts.append(_("%(n)d already on it") % {"n": self.already})
         if self.not_now:
             counts.append(_("%(n)d busy or unavailable now") % {"n": self.not_now})
         if self.blocked:
             counts.append(_("%(n)d not compatible") % {"n": self.blocked})
-        return f"{self.image.name} · {self.image.get_image_type_display()} · {', '.join(counts)}"
+        return counts
 
 
 # What a plan with no one target image moves its servers to: (not a revert, a revert).
@@ -107,18 +117,29 @@ def by_project(servers: list[Server]) -> dict[int, list[Server]]:
 def target_options(servers: list[Server], images: dict[str, Image]) -> list[TargetOption]:
     """Images compatible with at least one selected server, most compatible first."""
     busy = servers_in_active_rollouts(s.id for s in servers)
-    options = []
-    for image in images.values():
-        if image.gone:
-            continue
-        judged = verdicts(servers, image, images, busy)
-        compatible = sum(1 for v in judged.values() if v.ok)
-        # Servers already on the image count apart: the group's own image is not "worst".
-        already = sum(1 for v in judged.values() if v.action == compat.SKIP)
-        not_now = sum(1 for v in judged.values() if v.reasons and not_now_only(v))
-        if compatible:
-            options.append(TargetOption(image, compatible, len(servers), already, not_now))
-    return sorted(options, key=lambda o: (-o.compatible, o.image.name.lower()))
+    options = [_option(servers, image, images, busy) for image in images.values() if not image.gone]
+    offered = [option for option in options if option.compatible]
+    return sorted(offered, key=lambda o: (-o.compatible, o.image.name.lower()))
+
+
+def image_option(servers: list[Server], images: dict[str, Image], image_id: str):
+    """The counts of one image for the selection, offered or not (None: no such image):
+    why a group's own image is missing from the choices."""
+    image = images.get(image_id)
+    if image is None or image.gone:
+        return None
+    return _option(servers, image, images, servers_in_active_rollouts(s.id for s in servers))
+
+
+def _option(
+    servers: list[Server], image: Image, images: dict[str, Image], busy: set[str]
+) -> TargetOption:
+    judged = verdicts(servers, image, images, busy)
+    compatible = sum(1 for v in judged.values() if v.ok)
+    # Servers already on the image count apart: the group's own image is not "worst".
+    already = sum(1 for v in judged.values() if v.action == compat.SKIP)
+    not_now = sum(1 for v in judged.values() if v.reasons and not_now_only(v))
+    return TargetOption(image, compatible, len(servers), already, not_now)
 
 
 def selection_errors(raw_ids: list[str], servers: list[Server], max_servers: int) -> list[str]:
@@ -133,7 +154,7 @@ def selection_errors(raw_ids: list[str], servers: list[Server], max_servers: int
         )
     duplicates = sorted(i for i, n in Counter(raw_ids).items() if n > 1)
     if duplicates:
-        errors.append(_("Servers selected twice: %(ids)s.") % {"ids": ", ".join(duplicates[:5])})
+        errors.append(_("Servers selected twice: %(ids)s.") % {"ids": word_list(duplicates[:5])})
     known = {s.id for s in servers}
     unknown = [i for i in raw_ids[:max_servers] if i not in known]
     if unknown and len(raw_ids) <= max_servers:
@@ -144,7 +165,7 @@ def selection_errors(raw_ids: list[str], servers: list[Server], max_servers: int
                 "%(n)d selected servers are unknown or gone: %(ids)s.",
                 len(unknown),
             )
-            % {"n": len(unknown), "ids": ", ".join(names.get(i, i) for i in unknown[:5])}
+            % {"n": len(unknown), "ids": word_list(names.get(i, i) for i in unknown[:5])}
         )
     return errors
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from urllib.parse import urlencode
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Max, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -137,6 +137,11 @@ class Tally:
         return sum(self.counts.get(s, 0) for s in DONE)
 
     @property
+    def in_flight(self) -> int:
+        """Rows sent whose job has not ended, or whose outcome is still unknown."""
+        return sum(self.counts.get(s, 0) for s in (*IN_PROGRESS, "unknown"))
+
+    @property
     def problems(self) -> int:
         return sum(self.counts.get(s, 0) for s in PROBLEM_STATES) + self.blocked
 
@@ -167,6 +172,21 @@ def by_wave(rollout: Rollout) -> dict[int, Tally]:
     """Wave number → its rows by state (wave 0: rows in no wave, skipped or blocked). One
     query."""
     return _tallies(rollout, "wave", "state")
+
+
+def last_ended(rollout: Rollout, waves: list[int]) -> dict[int, object]:
+    """Wave number → when the last of its rows finished, for `waves` (those stopped with
+    nothing in flight: the time their jobs all ended, which no wave state records). One
+    query, none without waves."""
+    if not waves:
+        return {}
+    ended = (
+        rollout.servers.filter(wave__in=waves, finished_at__isnull=False)
+        .values_list("wave")
+        .annotate(at=Max("finished_at"))
+        .order_by()
+    )
+    return dict(ended)
 
 
 def by_group(rollout: Rollout, column: str = "state") -> list[Tally]:

@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy, pgettext, pgettext_lazy
 from dashboard.models import Image, Rollout, RolloutServer, RolloutWave
 from dashboard.roles import OPERATOR, ROLE_LABELS, has_role
 from dashboard.templatetags.relative_time import relative_time
+from dashboard.wording import separator, word_list
 
 register = template.Library()
 register.filter("relative_time", relative_time, is_safe=True)
@@ -160,6 +161,33 @@ def cloud_word(code: str) -> str:
 def sync_trigger(trigger: str) -> str:
     """`{{ run.trigger|sync_trigger }}`: what started an inventory sync."""
     return str(SYNC_TRIGGERS.get(trigger, trigger))
+
+
+@register.simple_tag
+def word_separator() -> str:
+    """`{% word_separator %}`: between the parts of a list written out in a template."""
+    return separator()
+
+
+@register.simple_tag
+def filter_in_words(query: str) -> str:
+    """`{% filter_in_words selection.filter as words %}`: a stored servers filter as the
+    servers page's filters read ("Group: finance · Not on group image: yes")."""
+    from dashboard.forms import ServerFilterForm  # forms import the rollout domain
+
+    return ServerFilterForm.for_words(query).in_words() if query else ""
+
+
+@register.filter
+def words(items) -> str:
+    """`{{ names|words }}`: joined by the reader's language's separator (escaped as text)."""
+    return word_list(items)
+
+
+@register.filter
+def words_upto(items, limit: int) -> str:
+    """`{{ names|words_upto:6 }}`: the first six joined as `words` does, then "…"."""
+    return word_list(items, limit)
 
 
 @register.filter

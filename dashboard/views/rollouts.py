@@ -37,7 +37,15 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 from dashboard import audit, sso
 from dashboard.exports import safe_cell
 from dashboard.forms import RolloutForm, ServerFilterForm
-from dashboard.models import Project, Rollout, RolloutServer, Selection, Server, ServerGroup
+from dashboard.models import (
+    Project,
+    Rollout,
+    RolloutServer,
+    RolloutWave,
+    Selection,
+    Server,
+    ServerGroup,
+)
 from dashboard.roles import (
     APPROVER,
     OPERATOR,
@@ -51,6 +59,7 @@ from dashboard.rollouts import control, engine, lifecycle, planning, progress, s
 from dashboard.rollouts import selection as selections
 from dashboard.rollouts.progress import summary
 from dashboard.views.inventory import chosen_project
+from dashboard.wording import word_list
 
 # ---- choose and plan ------------------------------------------------------------------
 
@@ -110,7 +119,7 @@ def _say_gone(request: HttpRequest, names: list[str]) -> None:
 
 def _some(names: list[str], limit: int = 10) -> str:
     """ "a, b, c" — the first `limit` names, then "…" for the rest."""
-    return ", ".join(names[:limit]) + (", …" if len(names) > limit else "")
+    return word_list(names, limit)
 
 
 def _group_of(scope: Scope | None) -> ServerGroup | None:
@@ -176,7 +185,7 @@ def _not_operated_errors(request: HttpRequest, servers: list[Server]) -> list[st
             "selection.",
             len(missing),
         )
-        % {"projects": ", ".join(missing)}
+        % {"projects": word_list(missing)}
     ]
 
 
@@ -519,7 +528,7 @@ def plan_detail(request: HttpRequest, rollout_id: int) -> HttpResponse:
 
 def _people(*names: str) -> str:
     """ "otto.operator" or "otto.operator, olga.operator": who may not approve."""
-    return ", ".join(dict.fromkeys(n for n in names if n))
+    return word_list(dict.fromkeys(n for n in names if n))
 
 
 @dataclass(frozen=True)
@@ -759,6 +768,12 @@ def _live_context(request: HttpRequest, rollout: Rollout, totals: progress.Summa
         (wave, tallies.get(wave.number) or progress.Tally("wave", wave.number))
         for wave in rollout.waves.all()
     ]
+    # A wave stopped by a pause or halt keeps its state, but its jobs may all have ended.
+    settled = [
+        w.number for w, t in waves if w.state == RolloutWave.State.STOPPED and not t.in_flight
+    ]
+    ended = progress.last_ended(rollout, settled)
+    waves = [(w, t, ended.get(w.number)) for w, t in waves]
     return {
         "allowed": allowed,
         "can_operate_this": has_role(request, OPERATOR, rollout.project),

@@ -37,15 +37,25 @@ def test_select_all_matching_ticks_the_rows_shown_at_once(dashboard, browser_pag
     expect(ticked(page)).to_have_count(0)
 
     page.get_by_role("button", name=f"Select all {matching} matching").click()
-    expect(bar).to_contain_text(f"{matching} selected (all matching a filter)")
+    expect(bar).to_contain_text(
+        f"{matching} selected (all matching the filters shown: Not on group image: yes)"
+    )
     expect(ticked(page)).to_have_count(matching)
     expect(page.locator("[data-toggle-all]")).to_be_checked()
+
+    # Elsewhere the bar names the filter the selection was made with, and leads back to it.
+    page.goto(dashboard + "/servers/?status=REGISTERED")
+    named = page.locator("#selection-filter")
+    expect(named).to_have_text("(all matching: Not on group image: yes)")
+    named.get_by_role("link").click()
+    expect(page).to_have_url(re.compile(r"/servers/\?drift=yes$"))
+    expect(ticked(page)).to_have_count(matching)
 
     # Unticking one makes the selection explicit: the others stay ticked and the whole
     # filter is offered again.
     page.locator(BOXES).first.uncheck()
     expect(bar).to_contain_text(f"{matching - 1} selected")
-    expect(bar).not_to_contain_text("all matching a filter")
+    expect(bar).not_to_contain_text("all matching")
     expect(ticked(page)).to_have_count(matching - 1)
     expect(page.locator(BOXES).first).not_to_be_checked()
     expect(page.get_by_role("button", name=f"Select all {matching} matching")).to_be_visible()
