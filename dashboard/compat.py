@@ -174,6 +174,11 @@ def verdict(
     return Verdict(CHANGE, (), _warnings(server))
 
 
+def unavailable_now(server: ServerFacts, *, in_other_rollout: bool = False) -> bool:
+    """Held back whatever the image: gone, frozen, a job running, or in another rollout."""
+    return bool(_server_rules(server, in_other_rollout))
+
+
 def _server_rules(server: ServerFacts, in_other_rollout: bool) -> list[Reason]:
     found = []
     if server.gone:

@@ -390,6 +390,8 @@ class RolloutForm(forms.Form):
         self.own_image_held = None
         if self.recommended and not any(o.image.id == self.recommended for o in self.options):
             self.own_image_held = planning.image_option(self.servers, self.images, self.recommended)
+        # Nothing to offer: how many of the servers are only held back for now.
+        self.unavailable_now = planning.unavailable_now(self.servers) if not options else 0
         self.per_group = len(self.group_images) > 1
         choices = [(o.image.id, o.label) for o in self.options]
         if self.per_group:
@@ -436,6 +438,29 @@ class RolloutForm(forms.Form):
             "start_below_sessions": safety.start_below_sessions,
         }
 
+    def _unavailable_now_message(self) -> str:
+        n, total = self.unavailable_now, len(self.servers)
+        if n == total:
+            return ngettext(
+                "The selected server is busy or unavailable now (a job running, frozen, gone "
+                "or in another rollout): it can be planned once that has ended.",
+                "All %(n)d selected servers are busy or unavailable now (a job running, frozen, "
+                "gone or in another rollout): they can be planned once that has ended.",
+                n,
+            ) % {"n": n}
+        return ngettext(
+            "No image is compatible with the selected servers: %(n)d of %(total)d is busy or "
+            "unavailable now, and no image suits the others.",
+            "No image is compatible with the selected servers: %(n)d of %(total)d are busy or "
+            "unavailable now, and no image suits the others.",
+            n,
+        ) % {"n": n, "total": total}
+
+    @property
+    def unavailable_now_text(self) -> str:
+        """What the form says when nothing can be offered and some servers are held back."""
+        return self._unavailable_now_message() if self.unavailable_now else ""
+
     def selection_errors(self) -> list[str]:
         """Problems with the selection itself (planning.selection_errors), checked first."""
         return planning.selection_errors(self.raw_ids, self.servers, self.max_servers)
@@ -452,6 +477,8 @@ class RolloutForm(forms.Form):
                     _("No selected server can change now: %(counts)s.")
                     % {"counts": held.held_back},
                 )
+            elif self.unavailable_now:
+                self.add_error(None, self._unavailable_now_message())
             else:
                 self.add_error(None, _("No image is compatible with any of the selected servers."))
         target = cleaned.get("target_image")

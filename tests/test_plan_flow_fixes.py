@@ -292,6 +292,35 @@ def test_a_group_whose_servers_are_all_busy_says_why_nothing_is_offered(synced, 
     assert not Rollout.objects.exists()
 
 
+def test_servers_of_several_groups_all_busy_are_said_busy_not_incompatible(synced, operator_client):
+    chosen = []
+    for group in ServerGroup.objects.filter(os_type="Windows").exclude(image_id=""):
+        server = Server.objects.filter(group=group, gone=False).first()
+        if server and group.image_id not in {s.group.image_id for s in chosen}:
+            chosen.append(server)
+    chosen = chosen[:2]
+    assert len(chosen) == 2  # two groups with different images
+    Server.objects.filter(pk__in=[s.pk for s in chosen]).update(job_status="RUNNING")
+    ids = [s.pk for s in chosen]
+
+    for server_id in ids:  # ticked on the servers page
+        operator_client.post("/rollouts/selection/", {"toggle": server_id, "server": server_id})
+    selection = Selection.objects.get()
+    assert sorted(selection.server_ids) == sorted(ids)
+
+    page = operator_client.get("/rollouts/new/", {"selection": selection.pk}).content.decode()
+
+    said = re.search(r'<p id="unavailable-now">(.*?)</p>', page, re.S).group(1)
+    assert "All 2 selected servers are busy or unavailable now" in said
+    assert "No image is compatible" not in page
+    refused = operator_client.post(
+        "/rollouts/new/plan/", {"server": ids, "target_image": "group", "reason": "x"}
+    )
+    assert refused.status_code == 400
+    assert "All 2 selected servers are busy or unavailable now" in refused.content.decode()
+    assert not Rollout.objects.exists()
+
+
 def test_servers_busy_elsewhere_are_not_counted_as_not_compatible(synced, operator_client):
     group = _group()
     drifted = list(

@@ -30,7 +30,7 @@ from dashboard import compat
 from dashboard.models import Image, Rollout, RolloutServer, RolloutWave, Server
 from dashboard.roles import can_approve, second_person
 from dashboard.rollouts import lifecycle
-from dashboard.rollouts.facts import servers_in_active_rollouts, verdicts
+from dashboard.rollouts.facts import server_facts, servers_in_active_rollouts, verdicts
 from dashboard.rollouts.policy import needs_second_approval
 from dashboard.rollouts.queue import enqueue_start
 from dashboard.wording import word_list
@@ -120,6 +120,14 @@ def target_options(servers: list[Server], images: dict[str, Image]) -> list[Targ
     options = [_option(servers, image, images, busy) for image in images.values() if not image.gone]
     offered = [option for option in options if option.compatible]
     return sorted(offered, key=lambda o: (-o.compatible, o.image.name.lower()))
+
+
+def unavailable_now(servers: list[Server]) -> int:
+    """Selected servers no image can be offered for now (busy, frozen, gone, in a rollout)."""
+    busy = servers_in_active_rollouts(s.id for s in servers)
+    return sum(
+        1 for s in servers if compat.unavailable_now(server_facts(s), in_other_rollout=s.id in busy)
+    )
 
 
 def image_option(servers: list[Server], images: dict[str, Image], image_id: str):
