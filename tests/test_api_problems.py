@@ -87,6 +87,22 @@ def test_a_nul_anywhere_is_a_400(operator_token, small_fleet):
     problem(operator_token.get(f"{API}/servers", {"q": "a\x00"}), 400, "request.malformed")
 
 
+def test_a_lone_surrogate_is_a_400_and_a_pair_is_a_character(operator_token, small_fleet, caplog):
+    lone = operator_token.post(
+        f"{API}/plans",
+        '{"servers": ["\\ud800"], "target_image": "group", "reason": "r"}',
+        content_type="application/json",
+    )
+    assert "surrogate" in problem(lone, 400, "request.malformed")["detail"]
+    assert not Rollout.objects.exists()
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+
+    paired = operator_token.post(  # an emoji written as its UTF-16 pair: one character
+        f"{API}/plans", '{"reason": "\\ud83d\\ude00"}', content_type="application/json"
+    )
+    assert paired.status_code == 422  # the schema's answer: the other fields are missing
+
+
 def test_a_body_over_the_upload_limit_is_a_413_not_an_error(
     operator_token, small_fleet, settings, caplog
 ):

@@ -385,6 +385,20 @@ def test_a_token_for_every_project_plans_across_them_one_plan_each(fleet):
     assert {made["project"], other.project.name} == {"alpha", "beta"}
 
 
+def test_a_scoped_token_reading_a_plan_learns_nothing_of_its_sibling_elsewhere(fleet):
+    bot = scoped_token("operator", None, name="fleet-bot")
+    body = {"target_image": "img-new", "reason": "CHG-19", "preset": "custom"}
+    made = post(bot, "/plans", {**body, "servers": ["alpha-1", "beta-1"]}).json()
+    plans = {p.project.name: p for p in Rollout.objects.select_related("project")}
+    alpha_only = scoped_token("viewer", "alpha", name="alpha-bot")
+
+    read = alpha_only.get(f"{API}/plans/{plans['alpha'].pk}").json()
+
+    assert made["plan_set"]  # the token for every project sees the sibling
+    assert read["plan_set"] == []
+    assert alpha_only.get(f"{API}/plans/{plans['beta'].pk}").status_code == 404
+
+
 def test_api_lists_take_project_and_name_each_rows_project(fleet, viewer_token):
     a_rollout(fleet, "alpha")
     a_rollout(fleet, "beta")

@@ -63,3 +63,36 @@ def test_two_workers_on_one_rollout_send_each_server_exactly_once(
     assert len(sent) == len(set(sent)), "a server was sent twice"
     assert set(sent) == changing
     assert Rollout.objects.get(pk=rollout.pk).state == Rollout.State.RUNNING
+
+
+@pytest.mark.django_db(transaction=True)
+def test_retries_asked_at_once_make_one_open_plan(small_fleet):
+    """Six people (or scripts) clicking "Retry failed" together: one retry plan, which all of
+    them are answered with. Each thread has its own connection, as each request would."""
+    from dashboard.rollouts import control
+    from tests.api_helpers import running_rollout
+
+    failed = running_rollout(state="failed")
+    failed.servers.update(state="failed")
+    start = threading.Barrier(6)
+    plans: list[int] = []
+    errors: list[BaseException] = []
+
+    def retry() -> None:
+        try:
+            start.wait(timeout=10)
+            plans.append(control.retry(failed.pk, by="otto").plan.pk)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=retry) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert not errors
+    assert len(plans) == 6 and len(set(plans)) == 1
+    assert Rollout.objects.get(pk=failed.pk).derived.count() == 1

@@ -83,6 +83,27 @@ def test_audit_exports_are_rationed_before_they_run(viewer_client, settings, one
 
 
 @pytest.mark.django_db
+def test_sign_outs_in_a_loop_stop_at_the_ration(viewer_client, settings, one_minute):
+    settings.AUDIT_REFUSALS_PER_MINUTE = 3
+    for _ in range(10):  # behind SSO the next request is signed in again
+        assert viewer_client.post("/sign-out/").status_code == 302
+    assert AuditEvent.objects.filter(action="session.sign_out").count() == 3
+
+
+@pytest.mark.django_db
+def test_refresh_pressed_again_and_again_joins_one_sync_and_rows_stop(
+    operator_client, settings, one_minute
+):
+    settings.AUDIT_REFUSALS_PER_MINUTE = 2
+    for _ in range(8):
+        assert operator_client.post("/inventory/sync/", {"project": "default"}).status_code == 302
+    rows = AuditEvent.objects.filter(action="sync.request")
+    # The one that started the sync, then joins only within the ration.
+    assert rows.count() == 3
+    assert [r.details["joined"] for r in rows.order_by("pk")] == [False, True, True]
+
+
+@pytest.mark.django_db
 def test_csrf_refusals_share_the_same_ration(sso_client, settings, one_minute):
     settings.AUDIT_REFUSALS_PER_MINUTE = 3
     client = sso_client("otto", ["dashboard-operators"], enforce_csrf_checks=True)

@@ -19,6 +19,7 @@ checked before the request's body is read: someone who may not act learns nothin
 ask. A body must be JSON, and may not carry a NUL character (PostgreSQL refuses NUL in text).
 """
 
+import json
 import re
 
 from django.conf import settings
@@ -123,6 +124,7 @@ def _admit(request: HttpRequest, caller: Caller, role: str) -> Caller:
 
 
 _ESCAPED_NUL = re.compile(rb"\\u0000", re.IGNORECASE)
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def _screen_body(request: HttpRequest) -> None:
@@ -141,6 +143,19 @@ def _screen_body(request: HttpRequest) -> None:
         raise Problem(413, "request.too_large", f"The body is larger than {limit} bytes.") from None
     if b"\0" in body or _ESCAPED_NUL.search(body):
         raise Problem(400, "request.malformed", "The body contains a NUL character.")
+    if _ESCAPED_SURROGATE.search(body) and _lone_surrogate(body):
+        raise Problem(400, "request.malformed", "The body contains a lone UTF-16 surrogate.")
+
+
+def _lone_surrogate(body: bytes) -> bool:
+    """A \\uD800 to \\uDFFF escape not in a pair: JSON allows it, but no database stores it."""
+    try:
+        json.dumps(json.loads(body), ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return True
+    except (ValueError, RecursionError):  # not JSON (or too deep): the parser answers that
+        return False
+    return False
 
 
 def caller(request: HttpRequest) -> Caller:

@@ -75,7 +75,7 @@ def _create_plan(request: HttpRequest, body: schemas.PlanIn) -> tuple[int, dict]
         via="api",
         **form.audit_details(rollout),
     )
-    return 201, present.plan(rollout)
+    return 201, present.plan(rollout, request)
 
 
 def _selection(request: HttpRequest, body: schemas.PlanIn) -> list[str]:
@@ -175,7 +175,7 @@ def rollout_to_act_on(request: HttpRequest, rollout_id: int, role: str) -> Rollo
 def read_plan(request: HttpRequest, rollout_id: int):
     """The plan as stored: one row per server (change, skip or blocked, and why), waves,
     calls, and the `confirm_token` to confirm exactly this plan."""
-    return present.plan(rollout_for_user(request, rollout_id))
+    return present.plan(rollout_for_user(request, rollout_id), request)
 
 
 @router.post(
@@ -227,7 +227,7 @@ def discard_plan(
         if not planning.discard(rollout.pk, by=request.user.get_username(), request=request):
             raise _state_conflict(request, rollout, "discard")
         rollout.refresh_from_db()
-        return 200, present.plan(rollout)
+        return 200, present.plan(rollout, request)
 
     return idempotency.once(request, idempotency_key, answer)
 

@@ -2,7 +2,9 @@
 
 from typing import Any
 
-from dashboard.api import schemas
+from django.http import HttpRequest
+
+from dashboard.api import auth, schemas
 from dashboard.models import Rollout, RolloutServer
 from dashboard.rollouts import lifecycle, planning
 from dashboard.rollouts.progress import summary
@@ -22,7 +24,8 @@ def _waves(rollout: Rollout) -> list[dict[str, Any]]:
     return list(rollout.waves.values(*schemas.WaveOut.model_fields))
 
 
-def plan(rollout: Rollout) -> dict[str, Any]:
+def plan(rollout: Rollout, request: HttpRequest) -> dict[str, Any]:
+    """A plan as the API answers it; its siblings only as far as the caller may see."""
     rows = list(rollout.servers.values(*PLAN_ROW_FIELDS))
     counts = {verdict: 0 for verdict in RolloutServer.Verdict.values}
     for row in rows:
@@ -39,16 +42,17 @@ def plan(rollout: Rollout) -> dict[str, Any]:
         if rollout.state == Rollout.State.PLANNED
         else None,
         "servers": rows,
-        "plan_set": _siblings(rollout),
+        "plan_set": _siblings(rollout, request),
     }
     return schemas.PlanOut.model_validate(body).model_dump(mode="json")
 
 
-def _siblings(rollout: Rollout) -> list[dict[str, Any]]:
+def _siblings(rollout: Rollout, request: HttpRequest) -> list[dict[str, Any]]:
     if not rollout.plan_set:
         return []
+    # A token scoped to one project learns nothing of the plans of another.
     others = (
-        Rollout.objects.filter(plan_set=rollout.plan_set)
+        auth.visible(request, Rollout.objects.filter(plan_set=rollout.plan_set))
         .exclude(pk=rollout.pk)
         .order_by("pk")
         .values_list("pk", "project__name", "state")

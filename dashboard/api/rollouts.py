@@ -179,7 +179,7 @@ def retry(
         retried = control.retry(rollout.pk, body.servers, by=request.user.get_username())
         plan = _followed_up(request, rollout, "retry", retried)
         _audited(request, "rollout.retry", plan, retry_of=rollout.pk, servers=retried.servers)
-        return 201, present.plan(plan)
+        return 201, present.plan(plan, request)
 
     return idempotency.once(request, idempotency_key, answer)
 
@@ -201,7 +201,7 @@ def revert(
         reverted = control.revert(rollout.pk, body.servers, by=request.user.get_username())
         plan = _followed_up(request, rollout, "revert", reverted)
         _audited(request, "rollout.revert", plan, reverts=rollout.pk, servers=plan.servers.count())
-        return 201, present.plan(plan)
+        return 201, present.plan(plan, request)
 
     return idempotency.once(request, idempotency_key, answer)
 

@@ -13,7 +13,8 @@ import hashlib
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -739,11 +740,38 @@ def plan_again(
         s for s in selected_servers(raw_ids, max_servers) if s.project_id == source.project_id
     ]
     errors = selection_errors(raw_ids, servers, max_servers)
-    if reuse and retry_of is not None and not errors:
-        wanted = {s.id for s in servers}
-        for open_plan in open_follow_ups(retry_of, kind):
-            if set(open_plan.servers.values_list("server_id", flat=True)) == wanted:
-                return open_plan, []
+    if errors:
+        return None, errors
+    with _one_follow_up_at_a_time(retry_of if reuse else None):
+        if reuse and retry_of is not None:
+            wanted = {s.id for s in servers}
+            for open_plan in open_follow_ups(retry_of, kind):
+                if set(open_plan.servers.values_list("server_id", flat=True)) == wanted:
+                    return open_plan, []
+        return _plan_again(source, servers, created_by, reason, retry_of, kind, safety)
+
+
+@contextmanager
+def _one_follow_up_at_a_time(source: Rollout | None) -> Iterator[None]:
+    """Follow-ups of `source` planned one at a time (its row locked; on SQLite the write
+    transaction itself), so two retries asked at once find, or make, the same open plan."""
+    if source is None:
+        yield
+        return
+    with transaction.atomic():
+        list(Rollout.objects.select_for_update().filter(pk=source.pk).values_list("pk"))
+        yield
+
+
+def _plan_again(
+    source: Rollout,
+    servers: list[Server],
+    created_by: str,
+    reason: str,
+    retry_of: Rollout | None,
+    kind: str,
+    safety: Safety | None,
+) -> tuple[Rollout | None, list[str]]:
     images = image_map(source.project_id)
     target = images.get(source.target_image_id)
     targets = None
@@ -751,17 +779,11 @@ def plan_again(
         # Planned per server (each group's image, or a revert): the same target per server.
         wanted = dict(source.servers.values_list("server_id", "to_image_id"))
         targets = {s.id: images.get(wanted.get(s.id, "")) for s in servers}
-        if not errors and not any(v.ok for v in _judge(servers, targets, images, set()).values()):
-            errors.append(_("None of these servers can go to its image any more."))
-    else:
-        compatible = {o.image.id for o in target_options(servers, images)} if not errors else set()
-        if not errors and (target is None or target.id not in compatible):
-            errors.append(
-                _("The image %(image)s is no longer compatible with any of these servers.")
-                % {"image": source.target_image_name or source.target_image_id}
-            )
-    if errors:
-        return None, errors
+        if not any(v.ok for v in _judge(servers, targets, images, set()).values()):
+            return None, [_("None of these servers can go to its image any more.")]
+    elif target is None or target.id not in {o.image.id for o in target_options(servers, images)}:
+        message = _("The image %(image)s is no longer compatible with any of these servers.")
+        return None, [message % {"image": source.target_image_name or source.target_image_id}]
     plan = create_plan(
         created_by=created_by,
         servers=servers,
