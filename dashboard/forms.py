@@ -392,7 +392,13 @@ class RolloutForm(forms.Form):
             self.own_image_held = planning.image_option(self.servers, self.images, self.recommended)
         # Nothing to offer: how many of the servers are only held back for now.
         self.unavailable_now = planning.unavailable_now(self.servers) if not options else 0
-        self.per_group = len(self.group_images) > 1
+        # Each server to its own group's image: for groups with different images, and for a
+        # selection spanning projects with no image in common (one plan per project, each to
+        # its own project's images). Not when every server is held back for now: said instead.
+        across_projects = len(self.projects) > 1 and bool(self.group_images) and not options
+        self.per_group = (len(self.group_images) > 1 or across_projects) and (
+            self.unavailable_now < len(self.servers)
+        )
         choices = [(o.image.id, o.label) for o in self.options]
         if self.per_group:
             choices.insert(0, (planning.GROUP_IMAGES, _("Each server to its own group's image")))

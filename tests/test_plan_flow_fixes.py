@@ -398,11 +398,44 @@ def test_a_new_retry_plan_once_the_open_one_is_discarded(synced, operator_client
     assert f'href="/rollouts/{fresh.pk}/"' in page
 
 
-def test_a_retry_plan_says_what_having_no_error_budget_means(synced, operator_client):
+def test_a_retry_keeps_the_error_budget_and_waves_but_not_the_canary(synced, operator_client):
+    rollout = _halted(operator_client, 2)
+    Rollout.objects.filter(pk=rollout.pk).update(state=Rollout.State.FAILED, canary_size=1)
+    operator_client.post(f"/rollouts/{rollout.pk}/retry/")
+    plan = Rollout.objects.latest("pk")
+    assert plan.retry_of_id == rollout.pk
+    assert (plan.failure_budget, plan.wave_size) == (rollout.failure_budget, rollout.wave_size)
+    assert plan.canary_size in (None, 0) and plan.scheduled_at is None
+
+    page = operator_client.get(f"/rollouts/new/{plan.pk}/").content.decode()
+
+    assert f"halt after more than {rollout.failure_budget} failures" in page
+
+
+def test_retry_while_a_retry_of_the_same_servers_runs_says_they_are_busy(synced, operator_client):
     rollout = _halted(operator_client, 2)
     Rollout.objects.filter(pk=rollout.pk).update(state=Rollout.State.FAILED)
     operator_client.post(f"/rollouts/{rollout.pk}/retry/")
-    plan = Rollout.objects.latest("pk")
+    first_retry = Rollout.objects.latest("pk")
+    confirm_from_page(operator_client, first_retry)  # its servers are now in a running rollout
+    assert Rollout.objects.get(pk=first_retry.pk).state == "queued"
+
+    again = operator_client.post(f"/rollouts/{rollout.pk}/retry/", follow=True)
+
+    said = again.content.decode()
+    assert "All 2 servers are busy or unavailable now" in said
+    assert f"Rollouts holding them: #{first_retry.pk}." in said
+    assert "no longer compatible" not in said
+    assert Rollout.objects.count() == 2  # no third plan
+
+
+def test_a_plan_without_error_budget_says_what_that_means(synced, operator_client):
+    group = _group()
+    ids = list(Server.objects.filter(group=group, gone=False).values_list("id", flat=True))
+    plan = _plan(
+        operator_client,
+        {"server": ids, "target_image": group.image_id, **CUSTOM, "failure_budget": ""},
+    )
     assert plan.failure_budget is None
 
     page = operator_client.get(f"/rollouts/new/{plan.pk}/").content.decode()

@@ -52,6 +52,46 @@ def test_a_selection_in_two_projects_becomes_one_plan_per_project(synced, admin_
 
 
 @pytest.mark.django_db
+def test_all_drifted_servers_of_two_projects_can_be_planned_from_the_form(synced, admin_client_sso):
+    """The overview's "not on their group's image" → Select all matching → Plan: the form
+    offers each server its own group's image (no image is common to both projects)."""
+    import re
+
+    from dashboard.models import Selection
+
+    admin_client_sso.post("/rollouts/selection/", {"all_matching": "1", "filter": "drift=yes"})
+    selection = Selection.objects.get()
+    drifted = Server.objects.filter(drift=True, gone=False)
+    assert {s.project_id for s in drifted} == {p.pk for p in synced}
+
+    form = admin_client_sso.get("/rollouts/new/", {"selection": selection.pk})
+    html = form.content.decode()
+
+    assert form.context["form"].options == []  # no one image suits both projects
+    assert re.search(
+        r'<input type="radio" name="target_image" value="group" id="target-group"\s+checked', html
+    )
+    assert "one plan per project" in html
+    assert "No image is compatible" not in html
+    button = re.search(r'<button type="submit"([^>]*)>Show the plan', html).group(1)
+    assert "disabled" not in button
+
+    response = admin_client_sso.post(
+        "/rollouts/new/plan/",
+        {
+            "selection": selection.pk,
+            "target_image": "group",
+            "reason": "CHG-7 drift",
+            "preset": "standard",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    plans = list(Rollout.objects.order_by("pk"))
+    assert len(plans) == 2 and plans[0].plan_set == plans[1].plan_set
+    assert sum(p.servers.count() for p in plans) == drifted.count()
+
+
+@pytest.mark.django_db
 def test_a_selection_in_one_project_is_offered_only_that_projects_images(synced, admin_client_sso):
     beijing, singapore = synced
     picked = list(Server.objects.filter(project=singapore).values_list("id", flat=True)[:3])

@@ -89,6 +89,7 @@ def _plan_retry(rollout: Rollout, server_ids: list[str], by: str) -> Rollout | N
         ],
         retry_of=rollout,
         kind=Rollout.Kind.RESUME_RETRY,
+        safety=planning.Safety.for_retry(rollout),
     )
     return plan
 
@@ -167,6 +168,7 @@ def retry(rollout_id: int, server_ids: list[str] | None = None, *, by: str) -> F
         ],
         retry_of=rollout,
         kind=Rollout.Kind.RETRY,
+        safety=planning.Safety.for_retry(rollout),
     )
     if plan is None:
         return FollowUp(None, len(ids), refused=INVALID, errors=errors)

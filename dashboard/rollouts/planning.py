@@ -15,7 +15,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -259,6 +259,19 @@ class Safety:
             scheduled_at=rollout.scheduled_at,
             start_below_sessions=rollout.start_below_sessions,
             canary_signoff=rollout.canary_signoff,
+        )
+
+    @classmethod
+    def for_retry(cls, rollout: Rollout) -> "Safety":
+        """What a retry of `rollout`'s servers keeps of its care: waves, soak, error budget
+        and how users are treated. Not its canary (those servers were the canary's or past
+        it), its sign-off or its start time."""
+        return replace(
+            cls.of(rollout),
+            canary="",
+            canary_session_policy="",
+            canary_signoff=False,
+            scheduled_at=None,
         )
 
 
@@ -772,6 +785,9 @@ def _plan_again(
     kind: str,
     safety: Safety | None,
 ) -> tuple[Rollout | None, list[str]]:
+    held = unavailable_now(servers)
+    if held == len(servers):  # nothing could go whatever the image: say why, not "incompatible"
+        return None, [_held_back(servers, held)]
     images = image_map(source.project_id)
     target = images.get(source.target_image_id)
     targets = None
@@ -799,6 +815,28 @@ def _plan_again(
         kind=kind,
     )
     return plan, []
+
+
+def _held_back(servers: list[Server], n: int) -> str:
+    """Why none of `servers` can be planned now, naming the rollouts that hold them."""
+    holding = sorted(
+        set(
+            RolloutServer.objects.filter(
+                server_id__in=[s.id for s in servers], state__in=RolloutServer.ACTIVE_STATES
+            ).values_list("rollout_id", flat=True)
+        )
+    )
+    text = ngettext(
+        "The server is busy or unavailable now (a job running, frozen, gone or in another "
+        "rollout).",
+        "All %(n)d servers are busy or unavailable now (a job running, frozen, gone or in "
+        "another rollout).",
+        n,
+    ) % {"n": n}
+    if holding:
+        rollouts = word_list(f"#{pk}" for pk in holding)
+        text += " " + _("Rollouts holding them: %(rollouts)s.") % {"rollouts": rollouts}
+    return f"{text} {_('Try again once that has ended.')}"
 
 
 def open_follow_ups(source: Rollout, kind: str | None = None) -> list[Rollout]:
