@@ -6,8 +6,8 @@ Rollout tables are the truth about what operators asked for and what the cloud a
 """
 
 from django.db import models
-from django.db.models import Q
-from django.db.models.functions import Coalesce
+from django.db.models import Q, Value
+from django.db.models.functions import Coalesce, Upper
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -691,6 +691,17 @@ class RefusalWindow(models.Model):
         indexes = [models.Index(fields=["window_start"], name="refusal_window_start")]
 
 
+class ServiceTokenQuerySet(models.QuerySet):
+    def made_by(self, username: str) -> "ServiceTokenQuerySet":
+        """The tokens this person made, their name's case aside (as the four-eyes rule
+        counts people)."""
+        return self.annotate(maker=Upper("created_by")).filter(maker=Upper(Value(username)))
+
+    def live(self) -> "ServiceTokenQuerySet":
+        """Neither revoked nor expired: the tokens that work."""
+        return self.filter(revoked_at__isnull=True, expires_at__gt=timezone.now())
+
+
 class ServiceToken(models.Model):
     """A pipeline's credential for the automation API (/api/v1/), made by an admin on /tokens/.
 
@@ -712,6 +723,12 @@ class ServiceToken(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_by = models.CharField(max_length=150, blank=True)
+    # Why, when the dashboard revoked it by itself ("" when a person did, on /tokens/).
+    revoked_reason = models.CharField(max_length=32, blank=True)
+
+    objects = ServiceTokenQuerySet.as_manager()
+
+    CREATOR_LOST_ROLE = "creator_lost_role"  # its creator was seen without the token's role
 
     class Meta:
         ordering = ["name"]
@@ -723,6 +740,40 @@ class ServiceToken(models.Model):
     def actor(self) -> str:
         """How the token appears as an actor: in the audit, on timelines, as a plan's author."""
         return f"token:{self.name}"
+
+    def revoke(self, *, by: str, reason: str = "") -> bool:
+        """Revoke it now. True if this call did (False: it was revoked already): one
+        conditional UPDATE, so two callers at once revoke (and audit) it once."""
+        now = timezone.now()
+        done = ServiceToken.objects.filter(pk=self.pk, revoked_at__isnull=True).update(
+            revoked_at=now, revoked_by=by[:150], revoked_reason=reason[:32]
+        )
+        if done:
+            self.revoked_at, self.revoked_by, self.revoked_reason = now, by[:150], reason[:32]
+        return bool(done)
+
+
+class SeenRoles(models.Model):
+    """A person's roles as the SSO last showed them, so a service token they made never acts
+    with more (dashboard.roles.remember_seen and token_within_creator).
+
+    Written only when they change (the SSO middleware keeps a signature of the last recorded
+    ones in the session). `groups` are the SSO groups; `roles` and `project_roles` what they
+    granted then, for reading (checks compute them again from `groups`, with today's settings).
+    """
+
+    username = models.CharField(max_length=150, unique=True)
+    groups = models.JSONField(default=list, blank=True)
+    roles = models.JSONField(default=list, blank=True)  # global roles, with those implied
+    project_roles = models.JSONField(default=dict, blank=True)  # {project name: [roles]}
+    signature = models.CharField(max_length=64)  # of the above, as the session remembers it
+    recorded_at = models.DateTimeField()  # when these were first seen (unchanged since)
+
+    class Meta:
+        verbose_name_plural = "seen roles"
+
+    def __str__(self) -> str:
+        return self.username
 
 
 class IdempotencyKey(models.Model):

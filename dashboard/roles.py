@@ -18,21 +18,34 @@ somewhere" (`holds_anywhere`); the view then checks the project of the object it
 
 Roles are ordered: each one includes the rights of those before it, except that approving
 is its own right (an operator cannot approve; an admin may do everything).
+
+A service token never acts with more than its creator's roles as the SSO last showed them
+(`SeenRoles`, recorded by the middleware through `remember_seen` when they change): when the
+creator is seen without the token's role where the token acts, the token is revoked at once,
+audited, and stays revoked whatever roles come back. The API checks again at each use against
+the groups last seen (`token_within_creator`), with today's settings. A creator never seen
+since this began leaves their tokens working until they are.
 """
 
-from collections.abc import Callable, Iterable
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping
 from functools import wraps
 from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
+from django.db import IntegrityError, transaction
+from django.db.models import JSONField, OuterRef, Subquery
+from django.db.models.functions import Upper
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from dashboard import audit
 from dashboard.cloud import projects as configuration
-from dashboard.models import ServiceToken
+from dashboard.models import SeenRoles, ServiceToken
 
 if TYPE_CHECKING:
     from dashboard.models import Project, Rollout
@@ -82,6 +95,139 @@ def project_roles_for_groups(groups: Iterable[str]) -> dict[str, frozenset[str]]
         if granted:
             found[project.name] = frozenset(granted)
     return found
+
+
+def for_groups(groups: Iterable[str]) -> tuple[frozenset[str], dict[str, frozenset[str]]]:
+    """The global roles and the per-project roles these SSO groups grant, as a request holds
+    them (`request.roles`, `request.project_roles`): a role in one project lets a person in
+    as a viewer of the whole dashboard. No roles at all: the dashboard refuses the person."""
+    groups = tuple(groups)
+    roles = roles_for_groups(groups)
+    project_roles = project_roles_for_groups(groups)
+    if project_roles:
+        roles |= {VIEWER}
+    return roles, project_roles
+
+
+# --- what a service token may do: never more than its creator ------------------------------
+
+SEEN_SESSION_KEY = "dashboard_seen_roles"  # the signature of the roles last recorded
+
+
+def seen_signature(
+    username: str,
+    groups: Iterable[str],
+    roles: Iterable[str],
+    project_roles: Mapping[str, Iterable[str]],
+) -> str:
+    """What `remember_seen` compares: the same person with the same groups and roles, in
+    whatever order the proxy sent them, has the same signature."""
+    payload = [
+        username,
+        sorted(set(groups)),
+        sorted(roles),
+        {name: sorted(granted) for name, granted in sorted(project_roles.items())},
+    ]
+    return hashlib.sha256(json.dumps(payload, ensure_ascii=True).encode()).hexdigest()
+
+
+def remember_seen(
+    request: HttpRequest,
+    username: str,
+    groups: Iterable[str],
+    roles: frozenset[str],
+    project_roles: Mapping[str, frozenset[str]],
+    *,
+    signed_in: bool = True,
+) -> None:
+    """Record the roles the SSO shows `username` with now, if they changed since last recorded,
+    and revoke at once (audited) every live token of theirs whose role they no longer hold.
+
+    Cheap when nothing changed: the session keeps the signature last recorded, so an unchanged
+    person costs no query. `signed_in=False` is a person refused for holding no role: nothing
+    goes into their session (it ends), and no row is made for someone never recorded, but
+    their tokens stop all the same.
+    """
+    groups = sorted(set(groups))
+    signature = seen_signature(username, groups, roles, project_roles)
+    session = getattr(request, "session", None)
+    if signed_in and session is not None and session.get(SEEN_SESSION_KEY) == signature:
+        return
+    rows = SeenRoles.objects.filter(username=username)
+    recorded = rows.values_list("signature", flat=True).first()
+    if recorded != signature:
+        fields = {
+            "groups": groups,
+            "roles": sorted(roles),
+            "project_roles": {name: sorted(held) for name, held in sorted(project_roles.items())},
+            "signature": signature,
+            "recorded_at": timezone.now(),
+        }
+        with transaction.atomic():
+            if recorded is not None:
+                rows.update(**fields)
+            elif signed_in:
+                try:
+                    with transaction.atomic():
+                        SeenRoles.objects.create(username=username, **fields)
+                except IntegrityError:  # another request of theirs recorded them first
+                    rows.update(**fields)
+            _revoke_beyond(request, username, roles, project_roles)
+    if signed_in and session is not None:
+        session[SEEN_SESSION_KEY] = signature
+
+
+def within(token: ServiceToken, roles: frozenset[str], project_roles: Mapping) -> bool:
+    """Whether someone holding these roles holds the token's role where the token acts: in
+    every project (a token for all projects needs the global role), or in its own project."""
+    if token.role in roles:
+        return True
+    return token.project_id is not None and token.role in project_roles.get(
+        token.project.name, frozenset()
+    )
+
+
+def _revoke_beyond(
+    request: HttpRequest, username: str, roles: frozenset[str], project_roles: Mapping
+) -> None:
+    for token in ServiceToken.objects.made_by(username).live().select_related("project"):
+        if not within(token, roles, project_roles):
+            revoke_for_lost_role(request, token)
+
+
+def revoke_for_lost_role(request: HttpRequest | None, token: ServiceToken) -> None:
+    """Revoke a token whose creator no longer holds its role, and audit it (once)."""
+    if token.revoke(by="", reason=ServiceToken.CREATOR_LOST_ROLE):
+        audit.record(
+            request,
+            "token.revoke",
+            target=token.actor,
+            actor=token.created_by,
+            project=token.project,
+            reason=ServiceToken.CREATOR_LOST_ROLE,
+            role=token.role,
+        )
+
+
+def creator_groups() -> Subquery:
+    """Annotate service tokens with the groups their creator was last seen with (None: never
+    seen): `ServiceToken.objects.annotate(creator_groups=creator_groups())`."""
+    seen = (
+        SeenRoles.objects.annotate(key=Upper("username"))
+        .filter(key=Upper(OuterRef("created_by")))
+        .order_by("-recorded_at")
+        .values("groups")[:1]
+    )
+    return Subquery(seen, output_field=JSONField())
+
+
+def token_within_creator(token: ServiceToken) -> bool:
+    """Whether the token's creator, as last seen (`creator_groups` annotation), still holds the
+    token's role where it acts, by today's settings. A creator never seen: yes, until seen."""
+    groups = getattr(token, "creator_groups", None)
+    if groups is None:
+        return True
+    return within(token, *for_groups(groups))
 
 
 def _project_name(project: "Project | str | None") -> str:

@@ -26,7 +26,9 @@ The result is `request.user` (a Django user, created on first sight only for peo
 role), `request.sso_identity`, `request.sso_groups`, `request.roles` (the global roles) and
 `request.project_roles` (the roles a project's own groups grant in that project; holding one
 lets a person in as a viewer, see dashboard/roles.py) — recomputed from the headers on every
-request, so removing someone from a group takes effect on their next click.
+request, so removing someone from a group takes effect on their next click. The roles are also
+remembered (`roles.remember_seen`, a query only when they changed), and the service tokens the
+person made stop acting with a role they no longer hold, from that same click.
 """
 
 import json
@@ -48,7 +50,7 @@ from django.views.defaults import permission_denied
 from dashboard import audit
 from dashboard.gunicorn_conf import REPEATED_HEADERS
 from dashboard.netaddr import is_loopback, is_trusted_proxy
-from dashboard.roles import VIEWER, project_roles_for_groups, roles_for_groups
+from dashboard.roles import for_groups, remember_seen
 
 security_log = logging.getLogger("django.security.sso")
 
@@ -373,11 +375,12 @@ class SSOMiddleware:
             return _refuse(request, Refusal(MALFORMED_USER, "malformed user name", found.username))
         request.sso_identity = found
         request.sso_groups = found.groups
-        roles = roles_for_groups(found.groups)
-        project_roles = project_roles_for_groups(found.groups)
-        if project_roles:
-            roles |= {VIEWER}  # a role in one project lets a person see the dashboard
+        roles, project_roles = for_groups(found.groups)
         if not roles:
+            # Their service tokens stop too (a person once recorded is recorded again).
+            remember_seen(
+                request, found.username, found.groups, roles, project_roles, signed_in=False
+            )
             return _refuse(
                 request, Refusal(NO_ROLE, "no dashboard role in the SSO groups", found.username)
             )
@@ -402,6 +405,8 @@ class SSOMiddleware:
             user.save(update_fields=["email"])
         request.roles = roles
         request.project_roles = project_roles
+        # Remembered (a query) only when they changed; a token never acts with more.
+        remember_seen(request, found.username, found.groups, roles, project_roles)
         return self.get_response(request)
 
     def process_view(self, request: HttpRequest, view_func, view_args, view_kwargs):

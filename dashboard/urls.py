@@ -48,4 +48,5 @@ urlpatterns = [
     path("api/v1/", include(automation_api.urlpatterns())),
     path("tokens/", api_pages.token_list, name="tokens"),
     path("tokens/<int:token_id>/revoke/", api_pages.token_revoke, name="token-revoke"),
+    path("tokens/revoke-all/", api_pages.token_revoke_all, name="token-revoke-all"),
 ]

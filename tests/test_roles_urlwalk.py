@@ -143,6 +143,8 @@ URLS: dict[str, Row] = {
     # Service tokens (admins). The walk has no token: revoking an unknown one is a 404.
     "tokens": Row(get=(403, 403, 403, 403, 200), post=(403, 403, 403, 403, 400)),
     "token-revoke": Row(post=(403, 403, 403, 403, 404), kwargs=lambda d: {"token_id": 10**9}),
+    # Every token of one person (the walk's empty form names nobody: nothing to revoke).
+    "token-revoke-all": Row(post=(403, 403, 403, 403, 302)),
     # The automation API answers for itself: 401 without a caller, 405 for a method a path does
     # not take (whoever asks), problem documents throughout. tests/test_api_roles.py walks it
     # with service tokens and JSON bodies; this walk posts an empty form through SSO sessions.

@@ -71,7 +71,7 @@ class TokenAuth(HttpBearer):
         self.role = role
 
     def authenticate(self, request: HttpRequest, token: str) -> Caller:
-        found = tokens.identify(token.strip())
+        found = tokens.identify(token.strip(), request)
         if isinstance(found, str):
             # Rationed per client address like every refusal, so a flood of guesses cannot
             # fill the append-only audit table.

@@ -1,6 +1,7 @@
 """The /tokens/ page, admins only: make a service token (its secret shown once), for every
-project or for one, list the tokens with their role, scope, expiry and last use, and revoke
-one. Each is audited."""
+project or for one, list the tokens with their role, scope, expiry and last use, revoke one,
+or every one a person made (someone who has left). Each is audited. A token the dashboard
+revoked itself, its creator no longer holding its role (dashboard/roles.py), says so."""
 
 from datetime import timedelta
 
@@ -9,7 +10,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.utils.translation import gettext, ngettext_lazy
+from django.utils.translation import gettext, ngettext, ngettext_lazy
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -64,11 +65,17 @@ class TokenForm(forms.Form):
 
 
 def _page(request: HttpRequest, form: TokenForm, issued=None, status: int = 200) -> HttpResponse:
+    now = timezone.now()
+    listed = list(ServiceToken.objects.select_related("project"))
+    unrevoked = {token.created_by for token in listed if token.revoked_at is None}
     context = {
         "form": form,
-        "tokens": ServiceToken.objects.select_related("project"),
+        "tokens": listed,
+        # Whose tokens "revoke all" offers: anyone with a token not yet revoked.
+        "creators": sorted(unrevoked, key=str.casefold),
         "issued": issued,
-        "now": timezone.now(),
+        "now": now,
+        "lost_role": ServiceToken.CREATOR_LOST_ROLE,
     }
     return render(request, "tokens/list.html", context, status=status)
 
@@ -113,4 +120,27 @@ def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
         )
     else:
         messages.info(request, gettext("%(name)s was already revoked.") % {"name": token.actor})
+    return redirect("tokens")
+
+
+@require_POST
+@require_role(ADMIN)
+def token_revoke_all(request: HttpRequest) -> HttpResponse:
+    """Revoke every token one person made, in one action: for someone who has left."""
+    username = request.POST.get("created_by", "").strip()[:150]
+    revoked = tokens.revoke_all_of(username, by=request.user.get_username()) if username else []
+    for token in revoked:
+        audit.record(request, "token.revoke", target=token.actor, all_made_by=username)
+    if revoked:
+        messages.success(
+            request,
+            ngettext(
+                "%(count)d token made by %(who)s revoked; it stops working at once.",
+                "%(count)d tokens made by %(who)s revoked; they stop working at once.",
+                len(revoked),
+            )
+            % {"count": len(revoked), "who": username},
+        )
+    else:
+        messages.info(request, gettext("%(who)s has no token to revoke.") % {"who": username})
     return redirect("tokens")

@@ -27,6 +27,7 @@ TITLES = {
     "auth.invalid_token": "The token is not valid",
     "auth.token_expired": "The token has expired",
     "auth.token_revoked": "The token was revoked",
+    "auth.token_creator_lost_role": "The token's creator no longer holds its role",
     "csrf.failed": "CSRF check failed",
     "role.missing": "Your role does not allow this",
     "access.refused": "Not allowed",
