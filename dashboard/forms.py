@@ -2,7 +2,7 @@
 
 import datetime as dt
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django import forms
 from django.conf import settings
@@ -225,6 +225,7 @@ def _yes_no(servers: QuerySet[Server], answer: str, condition: Q) -> QuerySet[Se
 
 
 CUSTOM = "custom"
+MAX_SCHEDULE_DAYS = 90  # a start time further ahead is a typo more often than a plan
 # The loose safety fields a preset sets (and Custom leaves to the person planning).
 PRESET_FIELDS = (
     "canary",
@@ -516,7 +517,23 @@ class RolloutForm(forms.Form):
                 self.errors.pop(name, None)
                 cleaned[name] = settings.ROLLOUT_PRESETS[preset].get(name, cleaned.get(name))
             cleaned["canary_session_policy"] = ""
+        else:
+            self._check_canary_fits(cleaned.get("canary") or "")
         return cleaned
+
+    def _check_canary_fits(self, canary: str) -> None:
+        """A canary of more servers than are selected would be every one of them: no canary."""
+        if canary.endswith("%") or not canary or not self.servers:
+            return
+        if int(canary) > len(self.servers):
+            self.add_error(
+                "canary",
+                _(
+                    "A canary of %(canary)s servers is more than the %(n)d selected: choose "
+                    "fewer, or leave it empty for no canary."
+                )
+                % {"canary": canary, "n": len(self.servers)},
+            )
 
     def _check_target_in_every_project(self, image_id: str) -> None:
         """One image for all across projects only if every project has it (a public image of
@@ -548,7 +565,12 @@ class RolloutForm(forms.Form):
         return _amount(self.cleaned_data["canary"])
 
     def clean_wave_size(self) -> str:
-        return _amount(self.cleaned_data["wave_size"])
+        size = _amount(self.cleaned_data["wave_size"])
+        if size and planning.resolve_amount(size, 100) == 0:
+            raise forms.ValidationError(
+                _("A wave holds at least one server; leave it empty for all the rest at once.")
+            )
+        return size
 
     def clean_failure_budget(self) -> str:
         return _amount(self.cleaned_data["failure_budget"])
@@ -557,6 +579,11 @@ class RolloutForm(forms.Form):
         when = self.cleaned_data["scheduled_at"]
         if when and when < timezone.now():
             raise forms.ValidationError(_("The start time is in the past."))
+        if when and when > timezone.now() + timedelta(days=MAX_SCHEDULE_DAYS):
+            raise forms.ValidationError(
+                _("The start time is more than %(days)d days ahead: plan nearer the time.")
+                % {"days": MAX_SCHEDULE_DAYS}
+            )
         return when
 
     def create_plan(self, *, created_by: str, retry_of: Rollout | None = None) -> Rollout:

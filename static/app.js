@@ -37,6 +37,15 @@ document.addEventListener("DOMContentLoaded", () => {
   });
 });
 
+// Choosing "Custom" on the plan form opens the settings it uses, so their defaults (no
+// canary, all at once, no error budget) are in view when chosen.
+document.addEventListener("change", (event) => {
+  const custom = document.getElementById("custom-safety");
+  if (custom && event.target.name === "preset" && event.target.value === "custom") {
+    custom.open = true;
+  }
+});
+
 // A table that scrolls sideways in its own box must be reachable by keyboard: tables
 // without a .table-scroll wrapper (which is focusable already) get a tab stop when they
 // overflow.

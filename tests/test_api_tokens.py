@@ -20,6 +20,16 @@ def create_on_page(client: Client, **fields):
     return client.post("/tokens/", data)
 
 
+def test_a_token_name_with_spaces_is_refused_in_plain_words(admin_client_sso):
+    response = create_on_page(admin_client_sso, name="deploy bot")
+
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "Use only letters, digits, dashes and underscores, e.g. deploy-bot." in html
+    assert "slug" not in html.lower().replace("slugfield", "")
+    assert not ServiceToken.objects.exists()
+
+
 def test_an_admin_makes_a_token_and_sees_its_secret_once(admin_client_sso):
     response = create_on_page(admin_client_sso)
 

@@ -194,6 +194,24 @@ def test_resuming_a_paused_rollout_goes_on_with_the_next_wave(sim, client, opera
     assert rollout.waves.get(number=2).state == RolloutWave.State.RUNNING
 
 
+def test_a_wave_resumed_while_its_jobs_run_keeps_the_times_it_started_and_was_sent(
+    sim, client, operator_client
+):
+    rollout = confirmed(3, Safety(canary="1"))
+    engine.start(rollout.pk, client, sleep=no_sleep)
+    first = rollout.waves.get(number=1)
+    assert first.started_at and first.sent_at
+    operator_client.post(f"/rollouts/{rollout.pk}/pause/")
+    sim.advance(5)  # its job still runs
+    operator_client.post(f"/rollouts/{rollout.pk}/resume/", {"how": "continue"})
+    tick(rollout, client, sim, advance=1)
+    tick(rollout, client, sim, advance=1)
+
+    again = rollout.waves.get(number=1)
+    assert (again.started_at, again.sent_at) == (first.started_at, first.sent_at)
+    assert rollout.servers.filter(wave=1).values_list("send_attempts", flat=True)[0] == 1
+
+
 def test_actions_the_state_does_not_allow_are_refused_and_audited(sim, operator_client):
     rollout = confirmed(2)  # queued: nothing to pause or resume yet
     response = operator_client.post(f"/rollouts/{rollout.pk}/pause/", follow=True)

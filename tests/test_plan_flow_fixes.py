@@ -468,3 +468,46 @@ def test_protected_groups_are_named_whether_the_setting_lists_ids_or_names(setti
     assert planning.protected_groups(groups) == ["Finance", "cad"]
     settings.PROTECTED_SERVER_GROUPS = []
     assert planning.protected_groups(groups) is None
+
+
+# ---- limits that caught typos -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "said"),
+    [
+        ("wave_size", "0", "A wave holds at least one server"),
+        ("wave_size", "0%", "A wave holds at least one server"),
+        ("canary", "99999999", "A canary of 99999999 servers is more than the"),
+        ("scheduled_at", "9999-12-31T10:00", "more than 90 days ahead"),
+    ],
+)
+def test_a_setting_that_is_surely_a_typo_is_refused_and_nothing_stored(
+    synced, operator_client, field, value, said
+):
+    group = _group()
+    ids = list(Server.objects.filter(group=group, gone=False).values_list("id", flat=True))
+    response = operator_client.post(
+        "/rollouts/new/plan/",
+        {"server": ids, "target_image": group.image_id, **CUSTOM, field: value},
+    )
+    assert response.status_code == 400
+    assert said in response.content.decode()
+    assert not Rollout.objects.exists()
+
+
+def test_a_preset_ignores_a_typo_in_the_custom_fields_it_does_not_use(synced, operator_client):
+    group = _group()
+    ids = list(Server.objects.filter(group=group, gone=False).values_list("id", flat=True))
+    plan = _plan(
+        operator_client,
+        {
+            "server": ids,
+            "target_image": group.image_id,
+            **CUSTOM,
+            "preset": "standard",
+            "wave_size": "0",
+            "canary": "99999999",
+        },
+    )
+    assert plan.preset == "standard"

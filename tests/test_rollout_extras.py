@@ -1,5 +1,6 @@
 """Maintenance mode around a change, a vanished job, the history filters and the controls."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -191,3 +192,28 @@ def test_a_protected_group_needs_a_second_person_to_approve(
     rollout.refresh_from_db()
     assert rollout.state == "queued" and rollout.approved_by == "april.approver"
     assert DBTaskResult.objects.filter(task_path__endswith="start_rollout").exists()
+
+
+def test_a_wave_shows_sessions_left_and_logoff_only_while_waiting_for_users(viewer_client):
+    from dashboard.models import RolloutWave
+    from tests.api_helpers import running_rollout
+
+    rollout = running_rollout()
+    Rollout.objects.filter(pk=rollout.pk).update(session_policy="logoff")
+    soon = timezone.now() + timedelta(minutes=5)
+    for number, state in ((1, "done"), (2, "logging_off")):
+        RolloutWave.objects.create(
+            rollout=rollout,
+            number=number,
+            size=1,
+            state=state,
+            session_policy="logoff",
+            sessions_left=4 + number,
+            logoff_at=soon,
+        )
+
+    html = viewer_client.get(f"/rollouts/{rollout.pk}/").content.decode()
+
+    rows = dict(re.findall(r'<tr data-wave-state="(\w+)">(.*?)</tr>', html, re.S))
+    assert "sessions left" not in rows["done"] and "logoff at" not in rows["done"]
+    assert "6 sessions left" in rows["logging_off"] and "logoff at" in rows["logging_off"]

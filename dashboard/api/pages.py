@@ -34,6 +34,9 @@ class TokenForm(forms.Form):
         help_text=_(
             "Lowercase letters, digits and dashes, e.g. deploy-bot; shown as token:<name>."
         ),
+        error_messages={
+            "invalid": _("Use only letters, digits, dashes and underscores, e.g. deploy-bot.")
+        },
     )
     role = forms.ChoiceField(
         choices=[(role, ROLE_LABELS[role]) for role in ROLES], initial="operator"

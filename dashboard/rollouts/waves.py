@@ -72,7 +72,8 @@ def _start(rollout, wave, client, sleep, now):
             return None, {"sessions_left": active} if active != wave.sessions_left else {}
     if rollout.use_maintenance:
         enter_maintenance(rollout, client, wave.number)
-    changes = {"started_at": now}
+    # A wave started again after a pause or halt keeps the time it first started.
+    changes = {"started_at": wave.started_at or now}
     if wave.session_policy == Policy.NONE:
         return "send", changes
     deadline = now + timedelta(seconds=rollout.session_wait_seconds)
@@ -152,7 +153,8 @@ def _send(rollout, wave, client, sleep, now):
     send_wave(rollout.pk, wave.number, client, sleep=sleep)
     if _pending(rollout, wave).exists():
         return None, {}  # paused, cancelled or throttled part-way: the next tick goes on
-    return "sent", {"sent_at": timezone.now()}
+    # Sent before a pause, found with nothing left to send after it: the first time stands.
+    return "sent", {"sent_at": wave.sent_at or timezone.now()}
 
 
 def _running(rollout, wave, client, sleep, now):

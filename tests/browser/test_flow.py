@@ -58,6 +58,14 @@ def test_update_a_group_from_the_groups_page(dashboard, browser_page, viewport):
     no_sideways_scroll(page)
     assert serious_violations(page) == []
 
+    # Choosing Custom opens the settings it uses; choosing a preset again keeps them in view.
+    custom = page.locator("#custom-safety")
+    expect(custom).not_to_have_attribute("open", "")
+    page.locator("#preset-custom").check()
+    expect(custom).to_have_attribute("open", "")
+    expect(page.get_by_role("textbox", name="Error budget")).to_be_visible()
+    page.locator("#preset-careful").check()
+
     # A missing reason is said at the field, and the field says so to a screen reader.
     page.get_by_role("button", name="Show the plan").click()
     reason = page.get_by_label("Reason or ticket")
