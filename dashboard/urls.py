@@ -29,6 +29,7 @@ urlpatterns = [
     path("rollouts/<int:rollout_id>/", rollouts.detail, name="rollout-detail"),
     path("rollouts/<int:rollout_id>/poll/", rollouts.poll, name="rollout-poll"),
     path("rollouts/<int:rollout_id>/approve/", rollouts.approve, name="rollout-approve"),
+    path("rollouts/<int:rollout_id>/reject/", rollouts.reject, name="rollout-reject"),
     path("rollouts/<int:rollout_id>/cancel/", rollouts.cancel, name="rollout-cancel"),
     path("rollouts/<int:rollout_id>/pause/", rollouts.pause, name="rollout-pause"),
     path("rollouts/<int:rollout_id>/resume/", rollouts.resume, name="rollout-resume"),

@@ -131,6 +131,32 @@ def test_a_protected_group_needs_a_second_caller_to_approve(
     assert (body["state"], body["approved_by"]) == ("queued", "token:release-bot")
 
 
+def test_an_approver_rejects_a_waiting_rollout_saying_why_and_nothing_is_sent(
+    make_token, small_fleet, settings, sso_client
+):
+    settings.PROTECTED_SERVER_GROUPS = ["*"]
+    planner, _ = make_token("admin-bot", "admin")
+    approver, _ = make_token("release-bot", "approver", created_by="bea.admin")
+    plan = post(planner, "/plans", plan_body()).json()
+    post(planner, f"/plans/{plan['id']}/confirm", {"confirm_token": plan["confirm_token"]})
+
+    blank = post(approver, f"/rollouts/{plan['id']}/reject", {"reason": "   "})
+    assert (blank.status_code, blank.json()["code"]) == (422, "validation.invalid")
+    assert Rollout.objects.get(pk=plan["id"]).state == "awaiting_approval"
+
+    rejected = post(approver, f"/rollouts/{plan['id']}/reject", {"reason": "not in the freeze"})
+
+    assert rejected.status_code == 200, rejected.content
+    body = rejected.json()
+    assert body["state"] == "cancelled"
+    assert {row["state"] for row in body["servers"]} == {"cancelled"}
+    event = next(e for e in body["events"] if e["action"] == "reject")
+    assert (event["actor"], event["reason"]) == ("token:release-bot", "not in the freeze")
+    again = post(approver, f"/rollouts/{plan['id']}/reject", {"reason": "twice"})
+    assert again.status_code == 409
+    assert post(approver, f"/rollouts/{plan['id']}/approve").status_code == 409
+
+
 def test_a_person_cannot_approve_through_the_api_what_they_planned(
     sso_client, small_fleet, settings
 ):

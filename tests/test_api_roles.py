@@ -34,6 +34,7 @@ OPERATIONS: dict[tuple[str, str], tuple[str, dict | None]] = {
     ("POST", "/plans/{rollout_id}/confirm"): ("operator", {"confirm_token": "x"}),
     ("POST", "/plans/{rollout_id}/discard"): ("operator", {}),
     ("POST", "/rollouts/{rollout_id}/approve"): ("approver", {}),
+    ("POST", "/rollouts/{rollout_id}/reject"): ("approver", {"reason": "not now"}),
     ("POST", "/rollouts/{rollout_id}/pause"): ("operator", {}),
     ("POST", "/rollouts/{rollout_id}/resume"): ("operator", {"how": "continue"}),
     ("POST", "/rollouts/{rollout_id}/cancel"): ("operator", {}),

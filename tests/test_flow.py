@@ -474,6 +474,33 @@ def test_the_second_demo_identity_approves_a_protected_rollout(local_demo, clien
     assert (rollout.state, rollout.approved_by) == (Rollout.State.QUEUED, "second.approver")
 
 
+def test_the_second_person_can_reject_with_a_reason_instead(local_demo, client, db):
+    from dashboard.models import AuditEvent, RolloutServer
+
+    rollout = Rollout.objects.create(created_by="demo", state=Rollout.State.AWAITING_APPROVAL)
+    RolloutServer.objects.create(
+        rollout=rollout, server_id="s-1", server_name="s-1", verdict="change", state="pending"
+    )
+    client.defaults["REMOTE_ADDR"] = "127.0.0.1"
+    client.post("/demo/identity/", {"who": "second", "next": f"/rollouts/{rollout.pk}/"})
+    page = client.get(f"/rollouts/{rollout.pk}/").content.decode()
+    assert 'id="reject-rollout"' in page
+
+    client.post(f"/rollouts/{rollout.pk}/reject/", {"reason": ""})
+    assert Rollout.objects.get(pk=rollout.pk).state == Rollout.State.AWAITING_APPROVAL
+
+    answer = client.post(f"/rollouts/{rollout.pk}/reject/", {"reason": "<b>not</b> this week"})
+    page = client.get(answer["Location"]).content.decode()
+
+    rollout.refresh_from_db()
+    assert rollout.state == Rollout.State.CANCELLED
+    assert rollout.servers.get().state == "cancelled"
+    assert "&lt;b&gt;not&lt;/b&gt; this week" in page  # on the timeline, escaped
+    assert "Rejected: nothing of this rollout will be sent." in page
+    event = AuditEvent.objects.get(action="rollout.reject")
+    assert event.actor == "second.approver"
+
+
 def test_after_approving_the_second_demo_person_switches_back_from_any_page(local_demo, client, db):
     client.defaults["REMOTE_ADDR"] = "127.0.0.1"
     assert 'id="demo-switch-back"' not in client.get("/servers/").content.decode()

@@ -95,6 +95,7 @@ API_ROWS: dict[str, Row] = {
     "api:discard_plan": Row(get=NOT_ALLOWED, post=api_acts(by="operator"), kwargs=_rollout),
     "api:read_rollout": Row(get=API_READ, post=NOT_ALLOWED, kwargs=_rollout),
     "api:approve": Row(get=NOT_ALLOWED, post=api_acts(by="approver"), kwargs=_rollout),
+    "api:reject": Row(get=NOT_ALLOWED, post=api_acts(by="approver"), kwargs=_rollout),
     "api:pause": Row(get=NOT_ALLOWED, post=api_acts(by="operator"), kwargs=_rollout),
     "api:cancel": Row(get=NOT_ALLOWED, post=api_acts(by="operator"), kwargs=_rollout),
     "api:resume": Row(get=NOT_ALLOWED, post=api_acts(by="operator"), kwargs=_rollout),
@@ -127,6 +128,7 @@ URLS: dict[str, Row] = {
     "rollout-detail": Row(get=(403, 302, 302, 302, 302), kwargs=_rollout),  # a plan: to its page
     "rollout-poll": Row(get=READ, kwargs=_rollout),
     "rollout-approve": Row(post=acts(302, by="approver"), kwargs=_rollout),
+    "rollout-reject": Row(post=acts(302, by="approver"), kwargs=_rollout),
     "rollout-cancel": Row(  # GET: what it stops (a plan cannot be cancelled: to its page)
         get=acts(302, by="operator"), post=acts(302, by="operator"), kwargs=_rollout
     ),
@@ -334,6 +336,7 @@ def test_the_project_walk_covers_every_action_on_a_rollout():
         ("rollout-discard", "POST"),
         ("rollout-replan", "POST"),
         ("rollout-approve", "POST"),
+        ("rollout-reject", "POST"),
         ("rollout-cancel", "GET"),
         ("rollout-cancel", "POST"),
         ("rollout-pause", "POST"),

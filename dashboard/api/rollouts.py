@@ -107,6 +107,28 @@ def approve(request: HttpRequest, rollout_id: int, idempotency_key: idempotency.
 
 
 @router.post(
+    "/rollouts/{rollout_id}/reject", response=ACTED, summary="Reject a rollout", auth=by(APPROVER)
+)
+def reject(
+    request: HttpRequest,
+    rollout_id: int,
+    body: schemas.RejectIn,
+    idempotency_key: idempotency.KeyHeader = None,
+):
+    """An approver turns down a rollout waiting for approval: it is cancelled, nothing sent."""
+
+    def act(rollout: Rollout) -> int:
+        reason = body.reason.strip()
+        if not reason:
+            raise Problem(422, "validation.invalid", "Say why it is rejected.")
+        if not planning.reject(rollout.pk, request.user.get_username(), reason, request=request):
+            raise _state_conflict(request, rollout, "reject")
+        return 200
+
+    return _act(request, idempotency_key, rollout_id, APPROVER, act)
+
+
+@router.post(
     "/rollouts/{rollout_id}/pause", response=ACTED, summary="Pause a rollout", auth=by(OPERATOR)
 )
 def pause(request: HttpRequest, rollout_id: int, idempotency_key: idempotency.KeyHeader = None):

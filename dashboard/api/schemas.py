@@ -402,6 +402,12 @@ class ResumeIn(Schema):
     )
 
 
+class RejectIn(Schema):
+    reason: str = Field(
+        min_length=1, max_length=500, description="why it is rejected (on its timeline)"
+    )
+
+
 class ServersIn(Schema):
     servers: list[str] | None = Field(
         None, max_length=10_000, description="server ids; empty: the default set"

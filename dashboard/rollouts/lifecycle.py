@@ -50,6 +50,8 @@ ROLLOUT: dict[str, Move] = {
     "confirm": _move((R.PLANNED,), R.QUEUED),
     "request_approval": _move((R.PLANNED,), R.AWAITING_APPROVAL, "awaiting_approval"),
     "approve": _move((R.AWAITING_APPROVAL,), R.QUEUED),
+    # The second person turns it down: nothing of it is ever sent.
+    "reject": _move((R.AWAITING_APPROVAL,), R.CANCELLED, "cancelled"),
     "discard": _move((R.PLANNED,), R.DISCARDED),  # the operator's Cancel, or a stale plan
     "expire": _move((R.PLANNED,), R.DISCARDED),  # unconfirmed for PLAN_TTL_SECONDS
     "start": _move((R.QUEUED,), R.RUNNING, "started"),
@@ -91,6 +93,7 @@ _CASCADE: dict[str, tuple[str, ...]] = {
     "halt": ("stop",),
     "resume": ("restart",),
     "cancel": ("finish_soak", "cancel"),
+    "reject": ("cancel",),
     "cancel_in_flight": ("finish_soak", "cancel"),
     "complete": ("finish", "cancel"),
     "fail": ("finish", "cancel"),

@@ -778,6 +778,7 @@ def _live_context(request: HttpRequest, rollout: Rollout, totals: progress.Summa
         "allowed": allowed,
         "can_operate_this": has_role(request, OPERATOR, rollout.project),
         "can_approve_this": "approve" in allowed and can_approve(request, rollout),
+        "can_reject_this": "reject" in allowed and has_role(request, APPROVER, rollout.project),
         "approval": _approval(rollout),
         "waves": waves,
         "budget_used": max(0, failed - rollout.budget_base),
@@ -906,6 +907,22 @@ def approve(request: HttpRequest, rollout_id: int) -> HttpResponse:
         messages.success(request, _("Approved; the rollout starts now."))
     else:
         _refused(request, rollout, "approve")
+    return redirect("rollout-detail", rollout.pk)
+
+
+@require_POST
+@require_role(APPROVER)
+def reject(request: HttpRequest, rollout_id: int) -> HttpResponse:
+    """An approver turns the rollout down, saying why (shown on its timeline)."""
+    rollout = _get_rollout_to_act_on(request, rollout_id, APPROVER)
+    reason = request.POST.get("reason", "").strip()
+    if not reason or len(reason) > 500:
+        messages.error(request, _("Say why it is rejected (at most 500 characters)."))
+        return redirect("rollout-detail", rollout.pk)
+    if planning.reject(rollout.pk, request.user.username, reason, request=request):
+        messages.success(request, _("Rejected: nothing of this rollout will be sent."))
+    else:
+        _refused(request, rollout, "reject")
     return redirect("rollout-detail", rollout.pk)
 
 
