@@ -354,10 +354,10 @@ def test_outcomes_read_honestly(state, done, to_change, failed, expected):
     assert progress.outcome(state, done, to_change, failed) == expected
 
 
-def _rollout_with_rows(state: str, row_states: list[str]) -> Rollout:
-    rollout = Rollout.objects.create(
-        created_by="otto", state=state, started_at=timezone.now() - timedelta(minutes=5)
-    )
+def _rollout_with_rows(state: str, row_states: list[str], minutes_ago: int = 5) -> Rollout:
+    """Started `minutes_ago`; each server done finished three minutes after the start."""
+    started = timezone.now() - timedelta(minutes=minutes_ago)
+    rollout = Rollout.objects.create(created_by="otto", state=state, started_at=started)
     RolloutServer.objects.bulk_create(
         RolloutServer(
             rollout=rollout,
@@ -366,6 +366,9 @@ def _rollout_with_rows(state: str, row_states: list[str]) -> Rollout:
             to_image_id="img",
             verdict="change",
             state=row_state,
+            finished_at=started + timedelta(minutes=3)
+            if row_state in ("succeeded", "failed")
+            else None,
         )
         for i, row_state in enumerate(row_states)
     )
@@ -385,6 +388,18 @@ def test_no_time_left_is_estimated_unless_the_rollout_runs():
     paused = _rollout_with_rows("paused", ["succeeded", "waiting"])
     assert progress.summary(running).remaining is not None
     assert progress.summary(paused).remaining is None
+
+
+def test_the_time_left_shrinks_while_nothing_finishes_and_is_not_said_once_overdue():
+    # 2 done in 3 minutes (1.5 a server), 4 left: 6 minutes from the last finish.
+    rows = ["succeeded", "succeeded", "waiting", "waiting", "running", "sending"]
+    soon = progress.summary(_rollout_with_rows("running", rows, minutes_ago=4)).remaining
+    later = progress.summary(_rollout_with_rows("running", rows, minutes_ago=6)).remaining
+    overdue = progress.summary(_rollout_with_rows("running", rows, minutes_ago=10)).remaining
+
+    assert timedelta(minutes=4, seconds=50) < soon <= timedelta(minutes=5)
+    assert timedelta(minutes=2, seconds=50) < later <= timedelta(minutes=3)
+    assert overdue is None
 
 
 def test_a_budget_of_zero_reads_no_failure_allowed(viewer_client):

@@ -65,14 +65,21 @@ def summary(rollout: Rollout) -> Summary:
         unverified=Count("id", filter=Q(state="succeeded", verified=False)),
         to_change=Count("id", filter=Q(verdict="change") & ~Q(state="skipped")),
         blocked=Count("id", filter=Q(verdict=RolloutServer.Verdict.BLOCKED)),
+        last_done=Max("finished_at", filter=Q(state__in=DONE)),
     )
     done = sum(counts.get(s, 0) for s in DONE)
-    end = rollout.finished_at or timezone.now()
+    now = timezone.now()
+    end = rollout.finished_at or now
     elapsed = end - rollout.started_at if rollout.started_at else None
     remaining = None
-    if elapsed and done and rollout.state == Rollout.State.RUNNING:
+    last_done = flags["last_done"]
+    if elapsed and done and last_done and rollout.state == Rollout.State.RUNNING:
+        # The pace up to the last server done, less the time since: an estimate that shrinks
+        # while nothing finishes, rather than one that grows with the clock. None once overdue.
         left = sum(counts.get(s, 0) for s in RolloutServer.ACTIVE_STATES)
-        remaining = elapsed / done * left
+        pace = max(last_done - rollout.started_at, timedelta(0)) / done
+        estimate = pace * left - (now - last_done)
+        remaining = estimate if estimate > timedelta(0) else None
     return Summary(
         counts=counts,
         total=sum(counts.values()),
