@@ -229,3 +229,56 @@ def test_a_plan_of_each_groups_image_is_named_in_the_readers_language(compiled, 
         assert translation.gettext("each group's image").encode() in page
         assert translation.gettext("previous images").encode() in page
     assert b"each group's image" not in page and b"previous images" not in page
+
+
+def test_a_rollouts_timeline_words_its_stored_reasons_for_the_reader(compiled, viewer_client):
+    from dashboard.models import RolloutWave
+    from dashboard.rollouts import lifecycle
+    from tests.api_helpers import running_rollout
+
+    rollout = running_rollout()
+    RolloutWave.objects.create(rollout=rollout, number=1, size=1, state="running")
+    signoff = "The canary wave is done; the next waves wait for sign-off."
+    with translation.override("en"):  # as the worker stores them
+        lifecycle.transition(rollout, "hold_for_signoff", reason=translation.gettext(signoff))
+        lifecycle.transition(rollout, "resume", by="otto")  # its wave: "rollout resume"
+        rollout.waves.update(state="running")  # sent again
+        lifecycle.transition(rollout, "pause", by="otto")
+        lifecycle.transition(rollout, "cancel", by="otto")
+    zh = {"Accept-Language": "zh-CN"}
+
+    page = viewer_client.get(f"/rollouts/{rollout.pk}/", headers=zh).content.decode()
+
+    for english in (signoff, "rollout pause", "rollout resume", "rollout cancel"):
+        assert english not in page
+    with translation.override("zh-hans"):
+        assert translation.gettext(signoff) in page
+        for said in ("The rollout was paused.", "The rollout was resumed."):
+            assert translation.gettext(said) in page
+        assert translation.gettext("The rollout was cancelled.") in page
+
+
+@pytest.mark.parametrize(
+    ("reason", "arguments"),
+    [
+        ("The plan was stale.", None),
+        ("Cancelled on the plan page.", None),
+        ("Not confirmed within %(s)d seconds.", {"s": 900}),
+    ],
+)
+def test_a_discarded_plan_words_why_for_the_reader(compiled, viewer_client, reason, arguments):
+    from dashboard.models import Rollout
+    from dashboard.rollouts import lifecycle
+
+    plan = Rollout.objects.create(created_by="otto", target_image_id="img-new")
+    with translation.override("en"):
+        stored = translation.gettext(reason) % arguments if arguments else reason
+        lifecycle.transition(plan, "discard", by="otto", reason=stored)
+
+    page = viewer_client.get(f"/rollouts/new/{plan.pk}/", headers={"Accept-Language": "zh-CN"})
+
+    html = page.content.decode()
+    assert page.status_code == 200 and stored not in html
+    with translation.override("zh-hans"):
+        said = translation.gettext(reason) % arguments if arguments else translation.gettext(reason)
+    assert said in html

@@ -322,7 +322,8 @@ def halted_reason(rollout: Rollout) -> str:
 
 @register.filter
 def event_reason(stored: str, rollout: Rollout) -> str:
-    """A timeline event's reason; a halt's is worded again in the reader's language."""
-    from dashboard.rollouts.engine import halted_reason as reason
+    """A timeline event's reason, worded again in the reader's language when the dashboard
+    wrote it (a halt, a hold for sign-off, a discarded plan, a wave moved with its rollout)."""
+    from dashboard.rollouts.timeline import event_reason as reason
 
-    return reason(rollout, stored) if stored else stored
+    return reason(stored, rollout)
