@@ -692,12 +692,33 @@ class AuditFilterForm(forms.Form):
     until = forms.DateField(
         required=False, widget=forms.DateInput(attrs={"type": "date"}), label=_("Until")
     )
-    # A bigger number than the id column holds is an error to show, not a query to send.
+    # A bigger number than the id column holds is an error to show, not a query to send. A
+    # text box, not a number box: a browser empties a number box of what is not a number, so
+    # the refused value would vanish from where it was typed.
     rollout = forms.IntegerField(
-        required=False, min_value=1, max_value=2**63 - 1, label=_("Rollout")
+        required=False,
+        min_value=1,
+        max_value=2**63 - 1,
+        label=_("Rollout"),
+        widget=forms.TextInput(attrs={"inputmode": "numeric"}),
     )
     # A project's name, configured or not: the trail keeps the history of a dropped project.
     project = forms.CharField(required=False, max_length=63, label=_("Project"))
+
+    # The dates as the page labels them ("From", "Until"): a link written by hand with these
+    # names is read (and a value it cannot be is named) rather than silently ignored.
+    ALIASES = {"from": "since", "to": "until"}
+
+    def __init__(self, data=None, *args, **kwargs):
+        if data is not None and any(a in data and n not in data for a, n in self.ALIASES.items()):
+            data = data.copy()
+            for alias, name in self.ALIASES.items():
+                if alias in data and name not in data:
+                    if hasattr(data, "setlist"):  # a QueryDict
+                        data.setlist(name, data.pop(alias))
+                    else:
+                        data[name] = data.pop(alias)
+        super().__init__(data, *args, **kwargs)
 
     def clean_project(self) -> Project | None:
         name = self.cleaned_data["project"]

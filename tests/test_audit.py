@@ -4,6 +4,7 @@ import csv
 import datetime
 import io
 import json
+import re
 
 import pytest
 from django.core.exceptions import PermissionDenied
@@ -258,6 +259,52 @@ def test_an_invalid_audit_filter_is_named_and_the_valid_ones_still_apply(viewer_
     assert 'id="refused-filters" role="alert"' in page
     rows = page.split("<tbody>", 1)[1]
     assert "rollout.approve" in rows and "rollout.plan" not in rows  # actor=ada still applied
+
+
+@pytest.mark.django_db
+def test_the_refusal_is_an_alert_around_the_list_not_on_it(viewer_client):
+    page = viewer_client.get("/audit/", {"rollout": "abc"}).content.decode()
+
+    assert '<div id="refused-filters" role="alert"><ul class="messages">' in page
+    assert not re.search(r"<(ul|ol)[^>]*\brole=", page)  # a role on a list orphans its items
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["since", "from", "until", "to"])
+def test_a_date_that_is_not_one_is_named_with_what_was_given(viewer_client, name):
+    _event(actor="ada")
+
+    page = viewer_client.get("/audit/", {name: "garbage"}).content.decode()
+
+    refusal = re.search(r'<div id="refused-filters" role="alert">.*?</div>', page, re.S)
+    assert refusal is not None
+    label = "From" if name in ("since", "from") else "Until"
+    assert f"{label} “garbage”: Enter a valid date." in refusal.group(0)
+    assert "ada" in page.split("<tbody>", 1)[1]  # nothing else was asked: every event
+
+
+@pytest.mark.django_db
+def test_the_dates_may_be_named_as_the_page_labels_them(viewer_client):
+    _event(action="today.one")
+    today = timezone.localdate()
+    tomorrow = (today + datetime.timedelta(days=1)).isoformat()
+
+    before = viewer_client.get("/audit/", {"to": today.isoformat()}).content.decode()
+    after = viewer_client.get("/audit/", {"from": tomorrow}).content.decode()
+
+    assert "today.one" in before.split("<tbody>", 1)[1]
+    assert "today.one" not in after.split("<tbody>", 1)[1]
+    assert "refused-filters" not in before + after
+    assert f'value="{tomorrow}"' in after  # the date box shows it
+
+
+@pytest.mark.django_db
+def test_a_refused_rollout_number_stays_in_its_box(viewer_client):
+    page = viewer_client.get("/audit/", {"rollout": "abc"}).content.decode()
+
+    box = re.search(r'<input[^>]*name="rollout"[^>]*>', page).group(0)
+    assert 'value="abc"' in box and 'type="number"' not in box  # a number box would empty it
+    assert 'inputmode="numeric"' in box
 
 
 @pytest.mark.django_db
