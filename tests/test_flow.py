@@ -64,6 +64,23 @@ def test_a_bare_new_rollout_is_an_empty_state_pointing_to_groups_and_servers(
     assert 'id="rollout-empty"' in operator_client.get("/rollouts/new/?sort=name").content.decode()
 
 
+def test_a_new_rollout_for_an_unknown_group_names_it(operator_client):
+    html = operator_client.get("/rollouts/new/", {"group": "bad"}).content.decode()
+
+    assert 'id="rollout-empty"' in html
+    assert "No group with id “bad”." in html
+
+
+def test_a_new_rollout_for_a_group_that_is_gone_says_so(synced, operator_client):
+    group = _group_with_drift()
+    ServerGroup.objects.filter(pk=group.pk).update(gone=True)
+
+    html = operator_client.get("/rollouts/new/", {"group": group.id}).content.decode()
+
+    assert 'id="rollout-empty"' in html
+    assert f"The group “{group.name}” no longer exists." in html
+
+
 def test_the_groups_list_offers_update_this_group(synced, operator_client):
     group = _group_with_drift()
     html = operator_client.get("/groups/").content.decode()

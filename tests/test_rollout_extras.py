@@ -217,3 +217,22 @@ def test_a_wave_shows_sessions_left_and_logoff_only_while_waiting_for_users(view
     rows = dict(re.findall(r'<tr data-wave-state="(\w+)">(.*?)</tr>', html, re.S))
     assert "sessions left" not in rows["done"] and "logoff at" not in rows["done"]
     assert "6 sessions left" in rows["logging_off"] and "logoff at" in rows["logging_off"]
+
+
+def test_an_unknown_state_is_named_and_the_other_filters_still_apply(viewer_client):
+    mine = Rollout.objects.create(created_by="otto", target_image_id="i", state="failed")
+    Rollout.objects.create(created_by="ada", target_image_id="i", state="failed")
+
+    response = viewer_client.get("/rollouts/", {"state": "bogus", "user": "otto"})
+
+    html = response.content.decode()
+    found = re.search(r'<div id="refused-filters" role="alert">.*?</div>', html, re.S)
+    assert found is not None and "State: No state is called “bogus”." in found.group(0)
+    assert [r.pk for r in response.context["page"]] == [mine.pk]  # user=otto still applied
+    assert "No rollouts match." not in html
+
+
+def test_a_date_that_is_not_one_is_named_among_the_refused_filters(viewer_client):
+    html = viewer_client.get("/rollouts/", {"date": "yesterday"}).content.decode()
+    found = re.search(r'<div id="refused-filters" role="alert">.*?</div>', html, re.S)
+    assert found is not None and "Date: The date must look like 2026-11-26." in found.group(0)

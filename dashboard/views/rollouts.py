@@ -148,10 +148,35 @@ def new(request: HttpRequest) -> HttpResponse:
         query["filter"] = request.GET.urlencode()
     scope = _scope(request, query)
     if scope is None:
+        if "filter" in query:
+            _say_refused_filters(request, query["filter"])
         return render(request, "rollouts/new.html", {"form": None, "scope": None})
     form = RolloutForm(server_ids=scope.server_ids, max_servers=settings.ROLLOUT_MAX_SERVERS)
     errors = form.selection_errors() + _not_operated_errors(request, form.servers)
     return render(request, "rollouts/new.html", _new_context(form, scope, errors=errors))
+
+
+def _say_refused_filters(request: HttpRequest, query: str) -> None:
+    """A filter that selects nothing because a value of it was refused: say which, rather
+    than only that nothing is selected (an unknown group by its id, as the link names it)."""
+    form = _filter_form(query)
+    if form.is_valid():
+        return
+    wrong = []
+    for name, errors in form.errors.items():
+        value = form.data.get(name, "")
+        if name == "group":
+            gone = ServerGroup.objects.filter(pk=value, gone=True).first()
+            wrong.append(
+                _("The group “%(name)s” no longer exists.") % {"name": gone.name}
+                if gone
+                else _("No group with id “%(id)s”.") % {"id": value[:100]}
+            )
+        elif name in form.fields:
+            wrong.append(f"{form[name].label}: {' '.join(errors)}")
+    messages.error(
+        request, _("These filters are not valid: %(errors)s") % {"errors": " ".join(wrong)}
+    )
 
 
 def _new_context(
@@ -1114,8 +1139,15 @@ def history(request: HttpRequest) -> HttpResponse:
     if choice.project is not None:
         rollouts = rollouts.filter(project=choice.project)
     filters = {k: request.GET.get(k, "").strip() for k in ("state", "user", "group", "date")}
-    if filters["state"]:
+    # A value that cannot be is named and left out, the other filters still apply (as on the
+    # servers and audit pages): filtering by it would show nothing while the form showed "any".
+    refused = []
+    if filters["state"] in Rollout.State.values:
         rollouts = rollouts.filter(state=filters["state"])
+    elif filters["state"]:
+        refused.append(
+            (_("State"), _("No state is called “%(value)s”.") % {"value": filters["state"]})
+        )
     if filters["user"]:
         rollouts = rollouts.filter(created_by__icontains=filters["user"])
     if filters["group"]:
@@ -1125,11 +1157,12 @@ def history(request: HttpRequest) -> HttpResponse:
             day = datetime.strptime(filters["date"], "%Y-%m-%d").date()
             rollouts = rollouts.filter(created_at__date=day)
         except ValueError:
-            messages.error(request, _("The date must look like 2026-11-26."))
+            refused.append((_("Date"), _("The date must look like 2026-11-26.")))
     page = Paginator(rollouts.order_by("-created_at"), 50).get_page(request.GET.get("page"))
     context = {
         "page": page,
         "filters": filters,
+        "refused_filters": refused,
         "states": Rollout.State.choices,
         "project_choice": choice,
         "query": choice.params.urlencode(),
