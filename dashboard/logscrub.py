@@ -16,6 +16,7 @@ import logging
 import re
 from urllib.parse import unquote, urlsplit
 
+from django.core.exceptions import PermissionDenied
 from django.views.debug import SafeExceptionReporterFilter
 
 REDACTED = "[redacted]"
@@ -157,6 +158,18 @@ class ScrubSecretsFilter(logging.Filter):
             message = f"{record.msg!s} [unformattable arguments dropped]"
         record.msg = scrub(message)
         record.args = None
+        return True
+
+
+class RefusalWithoutTraceback(logging.Filter):
+    """django.request logs a 403 at WARNING with the PermissionDenied's traceback. A refusal
+    is an answer, not a fault: its line stays (with the audit's own `outcome=refused` line,
+    what the operator reads), the traceback goes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], PermissionDenied):
+            record.exc_info = None
+            record.exc_text = None
         return True
 
 

@@ -331,7 +331,10 @@ CLOUD_BREAKER_COOLDOWN = env_float("CLOUD_BREAKER_COOLDOWN", 30.0, minimum=0.0)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"scrub": {"()": "dashboard.logscrub.ScrubSecretsFilter"}},
+    "filters": {
+        "scrub": {"()": "dashboard.logscrub.ScrubSecretsFilter"},
+        "refusal": {"()": "dashboard.logscrub.RefusalWithoutTraceback"},
+    },
     "formatters": {
         "line": {
             "()": "dashboard.logscrub.OneLineFormatter",
@@ -347,6 +350,8 @@ LOGGING = {
         # list removes them, so every line goes through the root's scrubbing handler.
         "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.server": {"handlers": [], "level": "INFO", "propagate": True},
+        # A 403 is logged in one line, without the traceback of its PermissionDenied.
+        "django.request": {"filters": ["refusal"]},
         "django.security": {"level": "INFO"},
         "urllib3": {"level": "WARNING"},
     },

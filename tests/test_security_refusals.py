@@ -318,3 +318,23 @@ def test_a_groups_claim_of_another_shape_is_refused(jwt_mode, proxy_key, groups)
     response = _with(_token(proxy_key, groups=groups)).get("/")
     assert response.status_code == 403
     assert AuditEvent.objects.get().details["code"] == "sso.bad_groups_claim"
+
+
+# --- A refusal in the log ---------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_role_refusal_is_one_line_in_the_log_not_a_traceback(viewer_client, caplog, log_output):
+    with caplog.at_level("INFO"):
+        response = viewer_client.post(OPERATOR_ONLY)
+
+    assert response.status_code == 403
+    forbidden = [r for r in caplog.records if r.name == "django.request"]
+    assert [(r.levelname, r.getMessage()) for r in forbidden] == [
+        ("WARNING", f"Forbidden (Permission denied): {OPERATOR_ONLY}")
+    ]
+    assert all(r.exc_info is None and not r.exc_text for r in forbidden)
+    assert any("outcome=refused" in r.getMessage() for r in caplog.records)  # the audit's line
+    written = log_output.getvalue()
+    assert "Traceback" not in written and "PermissionDenied" not in written
+    assert len([line for line in written.splitlines() if OPERATOR_ONLY in line]) <= 2
