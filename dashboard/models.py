@@ -306,7 +306,7 @@ class Rollout(models.Model):
 
     class State(models.TextChoices):
         PLANNED = "planned", _("Planned")  # stored plan, not confirmed
-        AWAITING_APPROVAL = "awaiting_approval", _("Awaiting Approval")
+        AWAITING_APPROVAL = "awaiting_approval", _("Awaiting approval")
         QUEUED = "queued", _("Queued")  # confirmed, waiting for the worker
         RUNNING = "running", _("Running")
         PAUSED = "paused", _("Paused")
@@ -547,7 +547,7 @@ class RolloutWave(models.Model):
     class State(models.TextChoices):
         PENDING = "pending", _("Pending")
         DRAINING = "draining", _("Draining")  # maintenance mode on; waiting for sessions to end
-        LOGGING_OFF = "logging_off", _("Logging Off")  # users warned; logoff after the delay
+        LOGGING_OFF = "logging_off", _("Logging off")  # users warned; logoff after the delay
         SENDING = "sending", _("Sending")
         RUNNING = "running", _("Running")
         SOAKING = "soaking", _("Soaking")

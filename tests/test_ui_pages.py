@@ -127,3 +127,16 @@ def test_the_sorted_column_says_so_to_screen_readers(admin, sort, header):
     html = admin.get("/servers/", {"sort": sort} if sort else {}).content.decode()
     assert re.search(header, html)
     assert html.count("aria-sort=") == 1
+
+
+def test_every_state_is_labelled_in_sentence_case(viewer_client):
+    from dashboard.models import Rollout, RolloutServer, RolloutWave
+
+    for states in (Rollout.State, RolloutWave.State, RolloutServer.State):
+        for label in states.labels:
+            assert str(label)[1:] == str(label)[1:].lower(), label
+    Rollout.objects.create(created_by="otto", target_image_id="i", state="awaiting_approval")
+
+    html = viewer_client.get("/rollouts/").content.decode()
+
+    assert ">Awaiting approval</span>" in html
