@@ -1,11 +1,13 @@
 """From an operator's pass over the pages: every page the navigation links is one the reader
-may open, and the admins' pages are linked."""
+may open (and the admins' pages are linked), and a server's OS is not named twice."""
 
 import re
 
 import pytest
 from django.urls import resolve
+from django.utils import timezone
 
+from dashboard.models import Server, ServerGroup
 from dashboard.roles import IMPLIED
 from tests.conftest import ADMIN_GROUPS, APPROVER_GROUPS, OPERATOR_GROUPS, VIEWER_GROUPS
 
@@ -47,3 +49,39 @@ def test_the_tokens_page_is_marked_current_in_the_navigation(sso_client):
     admin = sso_client("ada.admin", ADMIN_GROUPS)
     html = admin.get("/tokens/").content.decode()
     assert re.search(r'<a href="/tokens/" aria-current="page">Service tokens</a>', html)
+
+
+def server_with_os(os_type: str, os_version: str) -> str:
+    now = timezone.now()
+    group = ServerGroup.objects.get_or_create(
+        id="g-1", defaults={"name": "finance", "image_id": "img", "synced_at": now}
+    )[0]
+    Server.objects.update_or_create(
+        id="s-1",
+        defaults={
+            "name": "fin-1",
+            "group": group,
+            "image_id": "img",
+            "synced_at": now,
+            "os_type": os_type,
+            "os_version": os_version,
+        },
+    )
+    return "/servers/s-1/"
+
+
+@pytest.mark.parametrize(
+    ("os_type", "os_version", "shown"),
+    [
+        ("Windows", "Windows Server 2019 Datacenter 64bit", "Windows Server 2019 Datacenter 64bit"),
+        ("WINDOWS", "Windows Server 2022", "Windows Server 2022"),
+        ("Windows", "Server 2019", "Windows Server 2019"),
+        ("Linux", "", "Linux"),
+        ("", "Ubuntu 22.04", "Ubuntu 22.04"),
+        ("", "", "—"),
+    ],
+)
+def test_the_server_page_names_its_os_once(sso_client, os_type, os_version, shown):
+    viewer = sso_client("vera.viewer", VIEWER_GROUPS)
+    html = viewer.get(server_with_os(os_type, os_version)).content.decode()
+    assert re.search(r"<dt>OS</dt><dd>(.*?)</dd>", html).group(1) == shown
