@@ -118,3 +118,113 @@ function hideWithoutScriptControls() {
 }
 document.addEventListener("DOMContentLoaded", hideWithoutScriptControls);
 document.addEventListener("htmx:afterSettle", hideWithoutScriptControls);
+
+// Switching the language reloads the page: what the person typed on it survives the switch.
+// On submitting the language form, the fields of the page's other forms that differ from
+// what the page was served with are kept in sessionStorage under the page's address; the
+// page served after the switch puts them back into the same-named fields of the same form,
+// once, and forgets them. Never kept: passwords, hidden inputs (the CSRF token among them),
+// files, and controls that store their own value on the server as they change (hx-post…).
+const KEPT_INPUT_PREFIX = "kept-input:";
+const KEPT_INPUT_TTL_MS = 5 * 60 * 1000;
+const NOT_KEPT_TYPES = new Set(["password", "hidden", "file", "submit", "button", "reset", "image"]);
+
+function pageKey() {
+  return KEPT_INPUT_PREFIX + window.location.pathname + window.location.search;
+}
+
+// The same form on the page served again: its id, else its action and its place among the
+// forms with that action.
+function formKey(form) {
+  if (form.id) return `#${form.id}`;
+  const action = form.getAttribute("action") || "";
+  const same = Array.from(document.forms).filter((f) => !f.id && (f.getAttribute("action") || "") === action);
+  return `${action}@${same.indexOf(form)}`;
+}
+
+function keepable(field) {
+  if (!field.name || field.disabled || field.name === "csrfmiddlewaretoken") return false;
+  if (!["INPUT", "TEXTAREA", "SELECT"].includes(field.tagName)) return false;
+  if (field.tagName === "INPUT" && NOT_KEPT_TYPES.has(field.type)) return false;
+  return !["hx-post", "hx-put", "hx-patch", "hx-delete", "hx-get"].some(
+    (attribute) => field.hasAttribute(attribute) || field.hasAttribute(`data-${attribute}`),
+  );
+}
+
+function changedFields(form) {
+  const changed = [];
+  Array.from(form.elements).forEach((field) => {
+    if (!keepable(field)) return;
+    if (field.type === "checkbox" || field.type === "radio") {
+      if (field.checked !== field.defaultChecked) {
+        changed.push({ name: field.name, value: field.value, checked: field.checked });
+      }
+    } else if (field.tagName === "SELECT") {
+      const options = Array.from(field.options);
+      if (options.some((option) => option.selected !== option.defaultSelected)) {
+        changed.push({ name: field.name, selected: options.filter((o) => o.selected).map((o) => o.value) });
+      }
+    } else if (field.value !== field.defaultValue) {
+      changed.push({ name: field.name, value: field.value });
+    }
+  });
+  return changed;
+}
+
+function keepTypedInput(languageForm) {
+  const forms = [];
+  Array.from(document.forms).forEach((form) => {
+    if (form === languageForm) return;
+    const fields = changedFields(form);
+    if (fields.length) forms.push({ form: formKey(form), fields });
+  });
+  try {
+    if (forms.length) sessionStorage.setItem(pageKey(), JSON.stringify({ at: Date.now(), forms }));
+  } catch {
+    // Storage full or refused: the switch goes on, as it would without this script.
+  }
+}
+
+function restoreField(form, kept) {
+  const fields = Array.from(form.elements).filter((field) => field.name === kept.name && keepable(field));
+  fields.forEach((field) => {
+    if (field.type === "checkbox" || field.type === "radio") {
+      if (field.value === kept.value && "checked" in kept) field.checked = kept.checked;
+    } else if (field.tagName === "SELECT" && Array.isArray(kept.selected)) {
+      Array.from(field.options).forEach((option) => {
+        option.selected = kept.selected.includes(option.value);
+      });
+    } else if (field.tagName !== "SELECT" && typeof kept.value === "string") {
+      field.value = kept.value;
+    }
+  });
+}
+
+function restoreTypedInput() {
+  let entry;
+  try {
+    const stored = sessionStorage.getItem(pageKey());
+    if (stored === null) return;
+    sessionStorage.removeItem(pageKey());
+    entry = JSON.parse(stored);
+  } catch {
+    return;
+  }
+  if (!entry || !Array.isArray(entry.forms) || Date.now() - entry.at > KEPT_INPUT_TTL_MS) return;
+  const byKey = new Map(Array.from(document.forms).map((form) => [formKey(form), form]));
+  entry.forms.forEach((kept) => {
+    const form = byKey.get(kept.form);
+    if (form && Array.isArray(kept.fields)) kept.fields.forEach((field) => restoreField(form, field));
+  });
+}
+
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (!form.matches || !form.matches("form.language")) return;
+  // Back to the page as it is now: htmx may have pushed a newer address (a filter) since
+  // the page was served with its `next`.
+  const next = form.querySelector('input[name="next"]');
+  if (next) next.value = window.location.pathname + window.location.search;
+  keepTypedInput(form);
+});
+document.addEventListener("DOMContentLoaded", restoreTypedInput);
