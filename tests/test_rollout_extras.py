@@ -236,3 +236,22 @@ def test_a_date_that_is_not_one_is_named_among_the_refused_filters(viewer_client
     html = viewer_client.get("/rollouts/", {"date": "yesterday"}).content.decode()
     found = re.search(r'<div id="refused-filters" role="alert">.*?</div>', html, re.S)
     assert found is not None and "Date: The date must look like 2026-11-26." in found.group(0)
+
+
+def test_the_history_counts_the_servers_to_change_as_the_rollout_page_does(viewer_client):
+    rollout = Rollout.objects.create(created_by="vera", reason="r", state="succeeded")
+    for n, (verdict, state) in enumerate(
+        [("change", "succeeded")] * 2 + [("skip", "skipped")] * 3 + [("change", "skipped")]
+    ):
+        RolloutServer.objects.create(
+            rollout=rollout, server_id=f"s-{n}", server_name=f"s-{n}", verdict=verdict, state=state
+        )
+
+    listed = viewer_client.get("/rollouts/").content.decode()
+
+    row = re.search(rf'<tr[^>]*>\s*<td><a href="/rollouts/{rollout.pk}/">.*?</tr>', listed, re.S)
+    cells = re.findall(r'<td class="num">(.*?)</td>', row.group(0), re.S)
+    assert cells[0].startswith("2 ") and "of 6 in the plan" in cells[0]
+    from dashboard.rollouts import progress
+
+    assert progress.summary(rollout).to_change == 2  # the figure the rollout page shows

@@ -1129,6 +1129,12 @@ def history(request: HttpRequest) -> HttpResponse:
         .prefetch_related("derived")
         .annotate(
             total=Count("servers"),
+            # As the rollout page counts "N of M servers done": skipped servers never change.
+            to_change=Count(
+                "servers",
+                filter=Q(servers__verdict=RolloutServer.Verdict.CHANGE)
+                & ~Q(servers__state=RolloutServer.State.SKIPPED),
+            ),
             succeeded=Count("servers", filter=Q(servers__state=RolloutServer.State.SUCCEEDED)),
             failed=Count("servers", filter=Q(servers__state=RolloutServer.State.FAILED)),
         )
