@@ -513,6 +513,7 @@ def test_the_second_person_can_reject_with_a_reason_instead(local_demo, client, 
     assert rollout.state == Rollout.State.CANCELLED
     assert rollout.servers.get().state == "cancelled"
     assert "&lt;b&gt;not&lt;/b&gt; this week" in page  # on the timeline, escaped
+    assert "(rejected)" in page and "(reject)" not in page  # words, not the action's code
     assert "Rejected: nothing of this rollout will be sent." in page
     event = AuditEvent.objects.get(action="rollout.reject")
     assert event.actor == "second.approver"

@@ -125,6 +125,25 @@ def rollout_state(state: str) -> str:
     return str(labels.get(state, state))
 
 
+# The timeline's actions that say more than the move between two states does; the others
+# (pause: running → paused) are said by the states alone.
+EVENT_ACTIONS = {
+    "request_approval": gettext_lazy("approval asked"),
+    "approve": gettext_lazy("approved"),
+    "reject": gettext_lazy("rejected"),
+    "expire": gettext_lazy("not confirmed in time"),
+    "hold_for_signoff": gettext_lazy("held for sign-off"),
+    "halt": gettext_lazy("error budget crossed"),
+    "restart": gettext_lazy("started again"),
+}
+
+
+@register.filter
+def event_action(action: str) -> str:
+    """`{{ e.action|event_action }}`: what the action adds to its states, or nothing."""
+    return str(EVENT_ACTIONS.get(action, ""))
+
+
 @register.filter
 def session_policy(policy: str) -> str:
     return str(dict(Rollout.SessionPolicy.choices).get(policy, policy))
