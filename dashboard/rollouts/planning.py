@@ -712,6 +712,7 @@ def _stale_reasons(rollout: Rollout) -> list[str]:
         for r in rows
         if r.server_id in servers
     }
+    words = dict(RolloutServer.Verdict.choices)
     reasons = []
     for row in rows:
         server = servers.get(row.server_id)
@@ -719,11 +720,20 @@ def _stale_reasons(rollout: Rollout) -> list[str]:
             compat.BLOCKED, (compat.reason(compat.SERVER_GONE),)
         )
         if server is not None and server.image_id != row.from_image_id:
-            reasons.append(f"{row.server_name}: its image changed since the plan was made.")
-        elif verdict.action != row.verdict:
-            why = verdict.reason.message if verdict.reason else "now compatible"
             reasons.append(
-                f"{row.server_name}: was “{row.verdict}”, now “{verdict.action}” ({why})"
+                _("%(server)s: its image changed since the plan was made.")
+                % {"server": row.server_name}
+            )
+        elif verdict.action != row.verdict:
+            why = verdict.reason.message if verdict.reason else _("now compatible")
+            reasons.append(
+                _("%(server)s: was “%(before)s”, now “%(now)s” (%(why)s)")
+                % {
+                    "server": row.server_name,
+                    "before": words.get(row.verdict, row.verdict),
+                    "now": words.get(verdict.action, verdict.action),
+                    "why": why,
+                }
             )
     return reasons
 
