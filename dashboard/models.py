@@ -757,8 +757,8 @@ class SeenRoles(models.Model):
     """A person's roles as the SSO last showed them, so a service token they made never acts
     with more (dashboard.roles.remember_seen and token_within_creator).
 
-    Written only when they change (the SSO middleware keeps a signature of the last recorded
-    ones in the session). `groups` are the SSO groups; `roles` and `project_roles` what they
+    Written only when they change (the SSO middleware compares a signature of them with the
+    row's on each request). `groups` are the SSO groups; `roles` and `project_roles` what they
     granted then, for reading (checks compute them again from `groups`, with today's settings).
     """
 

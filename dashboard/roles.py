@@ -111,8 +111,6 @@ def for_groups(groups: Iterable[str]) -> tuple[frozenset[str], dict[str, frozens
 
 # --- what a service token may do: never more than its creator ------------------------------
 
-SEEN_SESSION_KEY = "dashboard_seen_roles"  # the signature of the roles last recorded
-
 
 def seen_signature(
     username: str,
@@ -143,38 +141,39 @@ def remember_seen(
     """Record the roles the SSO shows `username` with now, if they changed since last recorded,
     and revoke at once (audited) every live token of theirs whose role they no longer hold.
 
-    Cheap when nothing changed: the session keeps the signature last recorded, so an unchanged
-    person costs no query. `signed_in=False` is a person refused for holding no role: nothing
-    goes into their session (it ends), and no row is made for someone never recorded, but
-    their tokens stop all the same.
+    Decided on the person's one row, not on this session: someone signed in on two devices
+    shares it, and the API checks their tokens against it. Unchanged, that costs one read by
+    a unique key. `signed_in=False` is a person refused for holding no role: no row is made
+    for someone never recorded, but their tokens stop all the same.
     """
     groups = sorted(set(groups))
     signature = seen_signature(username, groups, roles, project_roles)
-    session = getattr(request, "session", None)
-    if signed_in and session is not None and session.get(SEEN_SESSION_KEY) == signature:
-        return
     rows = SeenRoles.objects.filter(username=username)
     recorded = rows.values_list("signature", flat=True).first()
-    if recorded != signature:
-        fields = {
-            "groups": groups,
-            "roles": sorted(roles),
-            "project_roles": {name: sorted(held) for name, held in sorted(project_roles.items())},
-            "signature": signature,
-            "recorded_at": timezone.now(),
-        }
-        with transaction.atomic():
-            if recorded is not None:
+    if recorded == signature:
+        return
+    if recorded is None and not signed_in:
+        if ServiceToken.objects.made_by(username).live().exists():
+            with transaction.atomic():
+                _revoke_beyond(request, username, roles, project_roles)
+        return
+    fields = {
+        "groups": groups,
+        "roles": sorted(roles),
+        "project_roles": {name: sorted(held) for name, held in sorted(project_roles.items())},
+        "signature": signature,
+        "recorded_at": timezone.now(),
+    }
+    with transaction.atomic():
+        if recorded is not None:
+            rows.update(**fields)
+        else:
+            try:
+                with transaction.atomic():
+                    SeenRoles.objects.create(username=username, **fields)
+            except IntegrityError:  # another request of theirs recorded them first
                 rows.update(**fields)
-            elif signed_in:
-                try:
-                    with transaction.atomic():
-                        SeenRoles.objects.create(username=username, **fields)
-                except IntegrityError:  # another request of theirs recorded them first
-                    rows.update(**fields)
-            _revoke_beyond(request, username, roles, project_roles)
-    if signed_in and session is not None:
-        session[SEEN_SESSION_KEY] = signature
+        _revoke_beyond(request, username, roles, project_roles)
 
 
 def within(token: ServiceToken, roles: frozenset[str], project_roles: Mapping) -> bool:

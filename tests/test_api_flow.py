@@ -138,7 +138,10 @@ def test_an_approver_rejects_a_waiting_rollout_saying_why_and_nothing_is_sent(
     planner, _ = make_token("admin-bot", "admin")
     approver, _ = make_token("release-bot", "approver", created_by="bea.admin")
     plan = post(planner, "/plans", plan_body()).json()
-    post(planner, f"/plans/{plan['id']}/confirm", {"confirm_token": plan["confirm_token"]})
+    waiting = post(
+        planner, f"/plans/{plan['id']}/confirm", {"confirm_token": plan["confirm_token"]}
+    ).json()
+    assert {"approve", "reject", "cancel"} <= set(waiting["allowed_actions"])
 
     blank = post(approver, f"/rollouts/{plan['id']}/reject", {"reason": "   "})
     assert (blank.status_code, blank.json()["code"]) == (422, "validation.invalid")
@@ -148,7 +151,7 @@ def test_an_approver_rejects_a_waiting_rollout_saying_why_and_nothing_is_sent(
 
     assert rejected.status_code == 200, rejected.content
     body = rejected.json()
-    assert body["state"] == "cancelled"
+    assert body["state"] == "cancelled" and "reject" not in body["allowed_actions"]
     assert {row["state"] for row in body["servers"]} == {"cancelled"}
     event = next(e for e in body["events"] if e["action"] == "reject")
     assert (event["actor"], event["reason"]) == ("token:release-bot", "not in the freeze")

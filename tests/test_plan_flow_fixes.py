@@ -404,12 +404,31 @@ def test_a_retry_keeps_the_error_budget_and_waves_but_not_the_canary(synced, ope
     operator_client.post(f"/rollouts/{rollout.pk}/retry/")
     plan = Rollout.objects.latest("pk")
     assert plan.retry_of_id == rollout.pk
-    assert (plan.failure_budget, plan.wave_size) == (rollout.failure_budget, rollout.wave_size)
+    assert plan.failure_budget is not None and plan.failure_budget <= rollout.failure_budget
+    assert 0 < plan.wave_size <= rollout.wave_size
     assert plan.canary_size in (None, 0) and plan.scheduled_at is None
 
     page = operator_client.get(f"/rollouts/new/{plan.pk}/").content.decode()
 
-    assert f"halt after more than {rollout.failure_budget} failures" in page
+    assert "no error budget" not in page
+
+
+def test_a_retry_scales_the_budget_and_waves_to_its_own_size():
+    """200 servers with a budget of 20 (10 %) and waves of 50 (25 %): a retry of 15 halts
+    after more than 2 failures and goes in waves of 4, not one wave that never halts."""
+    rollout = Rollout.objects.create(
+        created_by="otto", state="failed", failure_budget=20, wave_size=50, canary_size=5
+    )
+    RolloutServer.objects.bulk_create(
+        RolloutServer(rollout=rollout, server_id=f"s{n}", server_name=f"s{n}", verdict="change")
+        for n in range(200)
+    )
+
+    safety = planning.Safety.for_retry(rollout)
+
+    assert (safety.failure_budget, safety.wave_size, safety.canary) == ("10%", "25%", "")
+    assert planning.resolve_amount(safety.failure_budget, 15) == 2
+    assert planning.resolve_amount(safety.wave_size, 15) == 4
 
 
 def test_retry_while_a_retry_of_the_same_servers_runs_says_they_are_busy(synced, operator_client):

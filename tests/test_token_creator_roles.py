@@ -20,7 +20,6 @@ from django.utils import timezone
 from dashboard.api import tokens
 from dashboard.cloud.projects import ProjectConfig
 from dashboard.models import AuditEvent, SeenRoles, ServiceToken
-from dashboard.roles import SEEN_SESSION_KEY
 from tests.api_helpers import API, bearer, plan_body
 from tests.conftest import ADMIN_GROUPS, OPERATOR_GROUPS, OUTSIDER_GROUPS, VIEWER_GROUPS
 
@@ -183,20 +182,35 @@ def queries_of(client: Client, path: str) -> list[str]:
     return [query["sql"] for query in captured]
 
 
-def test_an_unchanged_person_costs_no_query(sso_client, monkeypatch):
+def test_an_unchanged_person_costs_one_read_and_no_write(sso_client, monkeypatch):
     vera = sso_client("vera.viewer", VIEWER_GROUPS)
     first = queries_of(vera, "/rollouts/")
     assert any("dashboard_seenroles" in sql for sql in first)  # recorded on first sight
-    assert vera.session[SEEN_SESSION_KEY]
 
     again = queries_of(vera, "/rollouts/")
 
-    assert not any("dashboard_seenroles" in sql or "servicetoken" in sql for sql in again)
+    seen = [sql for sql in again if "dashboard_seenroles" in sql]
+    assert len(seen) == 1 and seen[0].startswith("SELECT")  # the row decides, by its key
+    assert not any("servicetoken" in sql for sql in again)
     assert not any(sql.startswith(("UPDATE", "INSERT")) for sql in again)  # nor the session
-    # As many as before tokens followed their creator: the session, the user, the count.
-    assert len(again) == 3
     monkeypatch.setattr("dashboard.sso.remember_seen", lambda *args, **kwargs: None)
-    assert len(queries_of(vera, "/rollouts/")) == len(again)
+    assert len(queries_of(vera, "/rollouts/")) == len(again) - 1
+
+
+def test_a_demotion_seen_on_one_device_stops_tokens_made_on_another(sso_client):
+    """Signed in on a laptop as a viewer, promoted, makes an admin token on a phone, demoted,
+    and from then on uses only the laptop (whose session saw her as a viewer before)."""
+    laptop = sso_client("ada.admin", VIEWER_GROUPS)
+    laptop.get("/")
+    phone = sso_client("ada.admin", ADMIN_GROUPS)
+    phone.get("/")
+    bot = made_on_page(phone, "deploy-bot", "admin")
+    assert bot.get(f"{API}/audit").status_code == 200
+
+    laptop.get("/")  # the same groups this session saw before: the row has changed since
+
+    assert ServiceToken.objects.get().revoked_at is not None
+    assert bot.get(f"{API}/audit").status_code == 401
 
 
 def test_a_changed_person_is_recorded_once(sso_client):
@@ -207,7 +221,8 @@ def test_a_changed_person_is_recorded_once(sso_client):
     regroup(otto, [*OPERATOR_GROUPS, "finance"]).get("/")  # a new group, the same roles
     changed = SeenRoles.objects.get()
     assert changed.groups == ["dashboard-operators", "finance"] and changed.recorded_at > recorded
-    assert not any("dashboard_seenroles" in sql for sql in queries_of(otto, "/"))
+    again = [sql for sql in queries_of(otto, "/") if "dashboard_seenroles" in sql]
+    assert len(again) == 1 and again[0].startswith("SELECT")  # a read, no write
     # Another browser of theirs finds the row as it is: a read, no write.
     elsewhere = queries_of(sso_client("otto.operator", ["finance", *OPERATOR_GROUPS]), "/")
     assert not any("seenroles" in sql and not sql.startswith("SELECT") for sql in elsewhere)

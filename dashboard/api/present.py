@@ -13,7 +13,17 @@ PLAN_ROW_FIELDS = [name for name in schemas.PlanRowOut.model_fields]
 ROLLOUT_ROW_FIELDS = [name for name in schemas.RolloutServerOut.model_fields]
 EVENT_FIELDS = [name for name in schemas.EventOut.model_fields]
 # What a caller may ask of a rollout (the worker's own moves, such as start, are left out).
-ACTIONS = ("confirm", "discard", "approve", "pause", "resume", "cancel", "retry", "revert")
+ACTIONS = (
+    "confirm",
+    "discard",
+    "approve",
+    "reject",
+    "pause",
+    "resume",
+    "cancel",
+    "retry",
+    "revert",
+)
 
 
 def _safety(rollout: Rollout) -> dict[str, Any]:

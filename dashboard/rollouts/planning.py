@@ -264,15 +264,32 @@ class Safety:
     @classmethod
     def for_retry(cls, rollout: Rollout) -> "Safety":
         """What a retry of `rollout`'s servers keeps of its care: waves, soak, error budget
-        and how users are treated. Not its canary (those servers were the canary's or past
-        it), its sign-off or its start time."""
+        and how users are treated; the wave size and the budget as shares of the servers it
+        changed (stored as counts, they would not scale down to a smaller retry). Not its
+        canary (those servers were the canary's or past it), its sign-off or its start time."""
+        total = (
+            rollout.servers.filter(verdict=RolloutServer.Verdict.CHANGE)
+            .exclude(state=RolloutServer.State.SKIPPED)
+            .count()
+        )
         return replace(
             cls.of(rollout),
             canary="",
             canary_session_policy="",
             canary_signoff=False,
             scheduled_at=None,
+            wave_size=_share(rollout.wave_size or None, total),
+            failure_budget=_share(rollout.failure_budget, total),
         )
+
+
+def _share(count: int | None, total: int) -> str:
+    """A count of `total` as the share it is ("10%" for 20 of 200); "" for none."""
+    if count is None:
+        return ""
+    if not total:
+        return str(count)
+    return f"{min(100.0, 100 * count / total):.6g}%"
 
 
 def resolve_amount(spec: str, total: int) -> int | None:
