@@ -190,9 +190,9 @@ def test_the_plan_page_runs_a_fixed_number_of_queries_whatever_the_size(viewer_c
     assert len(queries) == FIXED_PLAN_PAGE_QUERIES
 
 
-# session, user, the plan, its figures (two aggregates), waves, its last event, the page of
-# rows and its place among them
-FIXED_PLAN_PAGE_QUERIES = 9
+# session, user, the person's roles as last seen (service tokens follow them), the plan, its
+# figures (two aggregates), waves, its last event, the page of rows and its place among them
+FIXED_PLAN_PAGE_QUERIES = 10
 
 
 def test_the_plan_page_of_five_thousand_servers_stays_small(viewer_client):
@@ -287,10 +287,10 @@ def test_the_rollout_page_runs_a_fixed_number_of_queries_whatever_the_size(viewe
     assert len(queries) == FIXED_ROLLOUT_PAGE_QUERIES
 
 
-# session, user, the rollout, the page of rows and its place, two summary aggregates, rows
-# per group, events, rows per wave, waves, follow-ups (whether anything is revertable is asked
-# only once a row succeeded: none has here)
-FIXED_ROLLOUT_PAGE_QUERIES = 12
+# session, user, the person's roles as last seen, the rollout, the page of rows and its place,
+# two summary aggregates, rows per group, events, rows per wave, waves, follow-ups (whether
+# anything is revertable is asked only once a row succeeded: none has here)
+FIXED_ROLLOUT_PAGE_QUERIES = 13
 
 
 def test_the_rollout_page_of_five_thousand_servers_stays_small(viewer_client):

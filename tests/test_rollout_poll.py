@@ -104,10 +104,11 @@ def test_the_poll_runs_a_fixed_number_of_queries_whatever_the_size(viewer_client
     assert len(queries) == FIXED_POLL_QUERIES
 
 
-# session, user, rollout, whether any row moved, the page's rows that moved, two summary
-# aggregates, rows per wave, rows per group, waves, new timeline events (the budget comes from
-# the summary; whether anything is revertable is asked only once something succeeded)
-FIXED_POLL_QUERIES = 11
+# session, user, the person's roles as last seen, rollout, whether any row moved, the page's
+# rows that moved, two summary aggregates, rows per wave, rows per group, waves, new timeline
+# events (the budget comes from the summary; whether anything is revertable is asked only once
+# something succeeded)
+FIXED_POLL_QUERIES = 12
 
 
 def test_anonymous_pollers_get_403_and_unknown_rollouts_404(client, viewer_client):
@@ -239,7 +240,7 @@ def test_the_servers_page_runs_a_fixed_number_of_queries(viewer_client, count):
     assert len(queries) == FIXED_SERVER_PAGE_QUERIES
 
 
-FIXED_SERVER_PAGE_QUERIES = 8
+FIXED_SERVER_PAGE_QUERIES = 9  # with the person's roles as last seen (service tokens)
 
 
 def test_a_refresh_in_which_no_job_moved_sends_no_rows_to_pollers(
