@@ -121,7 +121,7 @@ def reject(
         reason = body.reason.strip()
         if not reason:
             raise Problem(422, "validation.invalid", "Say why it is rejected.")
-        if not planning.reject(rollout.pk, request.user.get_username(), reason, request=request):
+        if not control.reject(rollout.pk, request.user.get_username(), reason, request=request):
             raise _state_conflict(request, rollout, "reject")
         return 200
 

@@ -107,10 +107,7 @@ def cancel(
         rollout = Rollout.objects.select_for_update().get(pk=rollout_id)
         if not lifecycle.allows(rollout, "cancel"):
             return None
-        cancelled = RolloutServer.objects.filter(
-            rollout_id=rollout_id,
-            state__in=[RolloutServer.State.PENDING, RolloutServer.State.PLANNED],
-        ).update(state=RolloutServer.State.CANCELLED, finished_at=now)
+        cancelled = _cancel_unsent(rollout_id, now)
         in_flight = RolloutServer.objects.filter(
             rollout_id=rollout_id, state__in=RolloutServer.ACTIVE_STATES
         ).exists()
@@ -123,6 +120,35 @@ def cancel(
             # that ran the rollout died with its chain.
             transaction.on_commit(partial(enqueue_tick, rollout_id, delay=0))
     return cancelled
+
+
+def reject(
+    rollout_id: int, rejected_by: str, reason: str, *, request: HttpRequest | None = None
+) -> bool:
+    """An approver turns down a rollout waiting for approval, saying why: it is cancelled
+    and none of its servers is ever sent. False when it no longer waits for approval."""
+    with transaction.atomic():
+        rollout = Rollout.objects.select_for_update().get(pk=rollout_id)
+        if not lifecycle.allows(rollout, "reject"):
+            return False
+        cancelled = _cancel_unsent(rollout_id, timezone.now())
+        return lifecycle.transition(
+            rollout,
+            "reject",
+            by=rejected_by,
+            request=request,
+            reason=reason[:500],
+            servers_cancelled=cancelled,
+            planned_by=rollout.created_by,
+        )
+
+
+def _cancel_unsent(rollout_id: int, now) -> int:
+    """The rows not sent yet (pending, or still planned) become cancelled; how many."""
+    return RolloutServer.objects.filter(
+        rollout_id=rollout_id,
+        state__in=[RolloutServer.State.PENDING, RolloutServer.State.PLANNED],
+    ).update(state=RolloutServer.State.CANCELLED, finished_at=now)
 
 
 # Why no follow-up plan was made (stable codes; the API answers them as they are).

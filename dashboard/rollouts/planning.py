@@ -885,30 +885,6 @@ class Approval:
     refused: str = ""  # SAME_PERSON when the four-eyes rule refused it
 
 
-def reject(
-    rollout_id: int, rejected_by: str, reason: str, *, request: HttpRequest | None = None
-) -> bool:
-    """An approver turns down a rollout waiting for approval, saying why: it is cancelled
-    and none of its servers is ever sent. False when it no longer waits for approval."""
-    with transaction.atomic():
-        rollout = Rollout.objects.select_for_update().get(pk=rollout_id)
-        if not lifecycle.allows(rollout, "reject"):
-            return False
-        cancelled = RolloutServer.objects.filter(
-            rollout_id=rollout_id,
-            state__in=[RolloutServer.State.PENDING, RolloutServer.State.PLANNED],
-        ).update(state=RolloutServer.State.CANCELLED, finished_at=timezone.now())
-        return lifecycle.transition(
-            rollout,
-            "reject",
-            by=rejected_by,
-            request=request,
-            reason=reason[:500],
-            servers_cancelled=cancelled,
-            planned_by=rollout.created_by,
-        )
-
-
 def approve(rollout_id: int, approved_by: str, *, request: HttpRequest | None = None) -> Approval:
     """Release a rollout that waits for a second person, never its own author.
 

@@ -944,7 +944,7 @@ def reject(request: HttpRequest, rollout_id: int) -> HttpResponse:
     if not reason or len(reason) > 500:
         messages.error(request, _("Say why it is rejected (at most 500 characters)."))
         return redirect("rollout-detail", rollout.pk)
-    if planning.reject(rollout.pk, request.user.username, reason, request=request):
+    if control.reject(rollout.pk, request.user.username, reason, request=request):
         messages.success(request, _("Rejected: nothing of this rollout will be sent."))
     else:
         _refused(request, rollout, "reject")
