@@ -155,7 +155,7 @@ def test_finishing_with_failures_notifies_failed(sim, client, django_capture_on_
         assert tick(failing, client, sim, advance=3600) == Rollout.State.FAILED
     assert notifications() == ["started", "failed"]
     failing.refresh_from_db()
-    assert progress.summary(failing).outcome == "Completed with 1 failed"
+    assert progress.summary(failing).outcome == "1 of 2 changed, 1 failed"
 
 
 def test_finishing_without_failures_notifies_completed(
@@ -167,7 +167,7 @@ def test_finishing_without_failures_notifies_completed(
         assert tick(ok, client, sim, advance=3600) == Rollout.State.SUCCEEDED
     assert notifications() == ["started", "completed"]
     ok.refresh_from_db()
-    assert progress.summary(ok).outcome == "Completed"
+    assert progress.summary(ok).outcome == "All 2 servers changed"
     assert set(ok.waves.values_list("state", flat=True)) == {"done"}
 
 
@@ -342,8 +342,10 @@ def test_the_audit_of_a_confirm_names_who_planned_and_who_confirmed(sim, sso_cli
 @pytest.mark.parametrize(
     ("state", "done", "to_change", "failed", "expected"),
     [
-        ("succeeded", 8, 8, 0, "Completed"),
-        ("failed", 8, 8, 4, "Completed with 4 failed"),
+        ("succeeded", 8, 8, 0, "All 8 servers changed"),
+        ("succeeded", 1, 1, 0, "1 server changed"),
+        ("succeeded", 0, 0, 0, "No server needed changing"),
+        ("failed", 8, 8, 4, "4 of 8 changed, 4 failed"),
         ("cancelled", 3, 8, 0, "Cancelled after 3 of 8"),
         ("halted", 2, 8, 2, "Halted"),
         ("running", 1, 1, 0, "1 of 1 server done"),

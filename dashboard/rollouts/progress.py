@@ -1,5 +1,5 @@
 """The numbers on the rollout and plan pages and in the exports: counts per state, progress,
-elapsed and remaining time, the honest outcome ("Completed with 4 failed", "Cancelled after 3
+elapsed and remaining time, the honest outcome ("4 of 8 changed, 4 failed", "Cancelled after 3
 of 8"), and the same counts per wave and per group.
 
 Only servers whose change finished (succeeded or failed) count as done: skipped and cancelled
@@ -98,11 +98,16 @@ def outcome(state: str, done: int, to_change: int, failed: int) -> str:
     """One honest line for the rollout as it stands."""
     S = Rollout.State
     if state in (S.SUCCEEDED, S.FAILED):
-        if not failed:
-            return _("Completed")
-        return ngettext("Completed with %(n)d failed", "Completed with %(n)d failed", failed) % {
-            "n": failed
-        }
+        # Said in servers, not "completed", so it never reads against the state beside it.
+        if failed:
+            return _("%(changed)d of %(total)d changed, %(failed)d failed") % {
+                "changed": done - failed,
+                "total": to_change,
+                "failed": failed,
+            }
+        if not done:
+            return _("No server needed changing")
+        return ngettext("%(n)d server changed", "All %(n)d servers changed", done) % {"n": done}
     if state == S.CANCELLED:
         return _("Cancelled after %(done)d of %(total)d") % {"done": done, "total": to_change}
     if state == S.HALTED:
