@@ -1,6 +1,6 @@
 """The inventory pages: filters, search, sort, the htmx fragment, detail, freshness."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils import timezone
@@ -109,6 +109,14 @@ def test_images_show_usage(viewer_client, fleet):
     usage = {image.id: (running, [g.name for g in groups]) for image, running, groups in rows}
     assert usage["img-old"] == (3, [])
     assert usage["img-new"] == (2, ["cad", "finance"])
+
+
+def test_images_say_when_they_were_created(viewer_client, fleet):
+    Image.objects.filter(id="img-new").update(created_at=datetime(2026, 10, 28, 11, tzinfo=UTC))
+    Image.objects.filter(id="img-old").update(created_at=None)
+    html = viewer_client.get("/images/").content.decode()
+    assert "<th>Created</th>" in html
+    assert '<time datetime="2026-10-28T11:00:00+00:00">2026-10-28</time>' in html
 
 
 def test_the_server_detail_shows_images_seen_and_rollouts(viewer_client, fleet):

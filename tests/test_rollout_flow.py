@@ -203,6 +203,22 @@ def test_offered_images_carry_how_many_selected_servers_they_fit(synced, operato
     assert b"compatible with" in page.content
 
 
+def test_images_that_change_as_many_servers_are_offered_newest_first(synced, operator_client):
+    group_id, _ = drifted_group()
+    page = operator_client.get("/rollouts/new/", {"group": group_id})
+    form = page.context["form"]
+    others = [o for o in form.options if o.image.id != form.recommended]
+    by_fit: dict[int, list] = {}
+    for option in others:
+        by_fit.setdefault(option.compatible, []).append(option.image.created_at)
+    assert [o.compatible for o in others] == sorted((o.compatible for o in others), reverse=True)
+    assert any(len(dates) > 1 for dates in by_fit.values())  # ties to order
+    for dates in by_fit.values():
+        assert dates == sorted(dates, reverse=True)
+    newest = others[0].image
+    assert f"created {newest.created_at:%Y-%m-%d}" in page.content.decode()
+
+
 def test_a_viewer_cannot_plan_or_confirm(synced, viewer_client, operator_client):
     group_id, _ = drifted_group()
     assert viewer_client.get("/rollouts/new/", {"group": group_id}).status_code == 403

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from django.conf import settings
@@ -115,12 +115,19 @@ def by_project(servers: list[Server]) -> dict[int, list[Server]]:
     return split
 
 
+_LONG_AGO = datetime.min.replace(tzinfo=UTC)  # an image the cloud gave no creation time
+
+
 def target_options(servers: list[Server], images: dict[str, Image]) -> list[TargetOption]:
-    """Images compatible with at least one selected server, most compatible first."""
+    """Images compatible with at least one selected server: most compatible first, and among
+    those that change as many, the newest first (a new image is what an update is for)."""
     busy = servers_in_active_rollouts(s.id for s in servers)
     options = [_option(servers, image, images, busy) for image in images.values() if not image.gone]
-    offered = [option for option in options if option.compatible]
-    return sorted(offered, key=lambda o: (-o.compatible, o.image.name.lower()))
+    offered = sorted(
+        (option for option in options if option.compatible), key=lambda o: o.image.name.lower()
+    )
+    offered.sort(key=lambda o: o.image.created_at or _LONG_AGO, reverse=True)
+    return sorted(offered, key=lambda o: -o.compatible)
 
 
 def unavailable_now(servers: list[Server]) -> int:
