@@ -11,6 +11,7 @@ from django.db.models.functions import Coalesce
 from django.forms.utils import flatatt
 from django.http import QueryDict
 from django.utils import timezone
+from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy, ngettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
@@ -448,13 +449,7 @@ class RolloutForm(forms.Form):
     def _unavailable_now_message(self) -> str:
         n, total = self.unavailable_now, len(self.servers)
         if n == total:
-            return ngettext(
-                "The selected server is busy or unavailable now (a job running, frozen, gone "
-                "or in another rollout): it can be planned once that has ended.",
-                "All %(n)d selected servers are busy or unavailable now (a job running, frozen, "
-                "gone or in another rollout): they can be planned once that has ended.",
-                n,
-            ) % {"n": n}
+            return planning.held_back_message(self.servers)
         return ngettext(
             "No image is compatible with the selected servers: %(n)d of %(total)d is busy or "
             "unavailable now, and no image suits the others.",
@@ -462,6 +457,13 @@ class RolloutForm(forms.Form):
             "unavailable now, and no image suits the others.",
             n,
         ) % {"n": n, "total": total}
+
+    @cached_property
+    def holding(self) -> list[int]:
+        """The rollouts holding selected servers, when the group's image is held back by
+        servers busy now (named beside it, so the operator can go and look)."""
+        held = self.own_image_held
+        return planning.rollouts_holding(self.servers) if held and held.not_now else []
 
     @property
     def unavailable_now_text(self) -> str:

@@ -311,13 +311,13 @@ def test_servers_of_several_groups_all_busy_are_said_busy_not_incompatible(synce
     page = operator_client.get("/rollouts/new/", {"selection": selection.pk}).content.decode()
 
     said = re.search(r'<p id="unavailable-now">(.*?)</p>', page, re.S).group(1)
-    assert "All 2 selected servers are busy or unavailable now" in said
+    assert "All 2 servers are busy or unavailable now" in said
     assert "No image is compatible" not in page
     refused = operator_client.post(
         "/rollouts/new/plan/", {"server": ids, "target_image": "group", "reason": "x"}
     )
     assert refused.status_code == 400
-    assert "All 2 selected servers are busy or unavailable now" in refused.content.decode()
+    assert "All 2 servers are busy or unavailable now" in refused.content.decode()
     assert not Rollout.objects.exists()
 
 
@@ -530,3 +530,20 @@ def test_a_preset_ignores_a_typo_in_the_custom_fields_it_does_not_use(synced, op
         },
     )
     assert plan.preset == "standard"
+
+
+def test_the_plan_form_names_the_rollouts_holding_every_selected_server(synced, operator_client):
+    rollout = _confirmed(operator_client, Rollout.State.QUEUED)
+    ids = list(rollout.servers.filter(state="pending").values_list("server_id", flat=True)[:2])
+    assert len(ids) == 2
+
+    Selection.objects.all().delete()
+    for server_id in ids:  # ticked on the servers page
+        operator_client.post("/rollouts/selection/", {"toggle": server_id, "server": server_id})
+    selection = Selection.objects.get()
+    assert sorted(selection.server_ids) == sorted(ids)
+    page = operator_client.get("/rollouts/new/", {"selection": selection.pk}).content.decode()
+
+    said = re.search(r'<p id="own-image-held">(.*?)</p>', page, re.S).group(1)
+    assert "2 busy or unavailable now" in said
+    assert f'Rollouts holding them: <a href="/rollouts/{rollout.pk}/">#{rollout.pk}</a>' in said

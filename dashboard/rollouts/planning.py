@@ -821,7 +821,7 @@ def _plan_again(
 ) -> tuple[Rollout | None, list[str]]:
     held = unavailable_now(servers)
     if held == len(servers):  # nothing could go whatever the image: say why, not "incompatible"
-        return None, [_held_back(servers, held)]
+        return None, [held_back_message(servers)]
     images = image_map(source.project_id)
     target = images.get(source.target_image_id)
     targets = None
@@ -851,15 +851,19 @@ def _plan_again(
     return plan, []
 
 
-def _held_back(servers: list[Server], n: int) -> str:
-    """Why none of `servers` can be planned now, naming the rollouts that hold them."""
-    holding = sorted(
-        set(
-            RolloutServer.objects.filter(
-                server_id__in=[s.id for s in servers], state__in=RolloutServer.ACTIVE_STATES
-            ).values_list("rollout_id", flat=True)
-        )
+def rollouts_holding(servers: list[Server]) -> list[int]:
+    """The rollouts that hold any of `servers` in a row not finished, oldest first."""
+    rows = RolloutServer.objects.filter(
+        server_id__in=[s.id for s in servers], state__in=RolloutServer.ACTIVE_STATES
     )
+    return sorted(set(rows.values_list("rollout_id", flat=True)))
+
+
+def held_back_message(servers: list[Server]) -> str:
+    """Why none of `servers` can be planned now, naming the rollouts that hold them: said
+    alike by the plan form and a retry."""
+    n = len(servers)
+    holding = rollouts_holding(servers)
     text = ngettext(
         "The server is busy or unavailable now (a job running, frozen, gone or in another "
         "rollout).",
