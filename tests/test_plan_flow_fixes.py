@@ -547,3 +547,23 @@ def test_the_plan_form_names_the_rollouts_holding_every_selected_server(synced, 
     said = re.search(r'<p id="own-image-held">(.*?)</p>', page, re.S).group(1)
     assert "2 busy or unavailable now" in said
     assert f'Rollouts holding them: <a href="/rollouts/{rollout.pk}/">#{rollout.pk}</a>' in said
+
+
+def test_a_retry_asked_in_chinese_reads_in_english_for_an_english_reader(
+    synced, operator_client, viewer_client
+):
+    rollout = _halted(operator_client, 2)
+    Rollout.objects.filter(pk=rollout.pk).update(state=Rollout.State.FAILED)
+    operator_client.cookies["django_language"] = "zh-hans"
+    operator_client.post(f"/rollouts/{rollout.pk}/retry/")
+    retry = Rollout.objects.latest("pk")
+    assert retry.reason.startswith(f"重试发布 #{rollout.pk}")  # stored as its asker worded it
+
+    english = viewer_client.get(f"/rollouts/{retry.pk}/", follow=True).content.decode()
+    assert f"<dd>Retry of #{rollout.pk}: {rollout.reason}</dd>" in english
+    listed = viewer_client.get("/rollouts/").content.decode()
+    assert f"Retry of #{rollout.pk}: {rollout.reason}" in listed
+
+    viewer_client.cookies["django_language"] = "zh-hans"
+    chinese = viewer_client.get(f"/rollouts/{retry.pk}/", follow=True).content.decode()
+    assert f"<dd>{retry.reason}</dd>" in chinese

@@ -1,4 +1,4 @@
-"""A timeline event's stored reason in the reader's language.
+"""A timeline event's, or a follow-up rollout's, stored reason in the reader's language.
 
 Reasons are stored as worded when the move was made (exports and the API keep them so): by
 the domain in the language of the process that moved the rollout, or, for a wave moved with
@@ -26,6 +26,13 @@ FIXED = (
 
 # The same, with a number in them.
 NUMBERED = (gettext_lazy("Not confirmed within %(s)d seconds."),)
+
+# A follow-up's reason: its source's, after a prefix worded in the language of who asked for
+# it (control.py).
+FOLLOW_UPS = (
+    gettext_lazy("Retry of #%(id)s: %(reason)s"),
+    gettext_lazy("Revert of #%(id)s: %(reason)s"),
+)
 
 # A wave moved with its rollout, when the rollout's move had no reason: "rollout <action>".
 CASCADED = {
@@ -61,6 +68,18 @@ def event_reason(stored: str, rollout: Rollout) -> str:
     return stored
 
 
+def rollout_reason(stored: str) -> str:
+    """A rollout's reason in the reader's language: a follow-up's prefix ("Retry of #4: …")
+    worded again, as often as follow-ups were made of follow-ups; the operator's own words
+    as they wrote them."""
+    for pattern, message in _follow_ups_in_every_language():
+        found = pattern.fullmatch(stored)
+        if found:
+            inner = rollout_reason(found["reason"])
+            return str(message) % {"id": found["id"], "reason": inner}
+    return stored
+
+
 def _every_language():
     for language, _name in settings.LANGUAGES:
         with translation.override(language):
@@ -83,4 +102,17 @@ def _numbered_in_every_language() -> tuple:
             text = re.escape(str(message))
             text = re.sub(r"%\\\(([a-z]+)\\\)d", r"(?P<\1>\\d+)", text)
             patterns.append((re.compile(text), message))
+    return tuple(patterns)
+
+
+@cache
+def _follow_ups_in_every_language() -> tuple:
+    """(a pattern matching a follow-up's reason as one language words it, the prefix)."""
+    patterns = []
+    for _lang in _every_language():
+        for message in FOLLOW_UPS:
+            text = re.escape(str(message))
+            text = text.replace(re.escape("%(id)s"), r"(?P<id>\d+)")
+            text = text.replace(re.escape("%(reason)s"), r"(?P<reason>.*)")
+            patterns.append((re.compile(text, re.S), message))
     return tuple(patterns)

@@ -340,6 +340,14 @@ def halted_reason(rollout: Rollout) -> str:
 
 
 @register.filter
+def rollout_reason(stored: str) -> str:
+    """A rollout's reason; a retry's or revert's prefix in the reader's language."""
+    from dashboard.rollouts.timeline import rollout_reason as reason
+
+    return reason(stored)
+
+
+@register.filter
 def event_reason(stored: str, rollout: Rollout) -> str:
     """A timeline event's reason, worded again in the reader's language when the dashboard
     wrote it (a halt, a hold for sign-off, a discarded plan, a wave moved with its rollout)."""
