@@ -116,6 +116,8 @@ def test_a_body_over_the_upload_limit_is_a_413_not_an_error(
 def test_a_bad_cursor_is_a_400(viewer_token):
     problem(viewer_token.get(f"{API}/servers", {"cursor": "garbage"}), 400, "cursor.invalid")
     problem(viewer_token.get(f"{API}/audit", {"cursor": "x"}), 400, "cursor.invalid")
+    for path in ("rollouts", "audit"):  # "²": a digit to str.isdigit(), no number to int()
+        problem(viewer_token.get(f"{API}/{path}", {"cursor": "\u00b2"}), 400, "cursor.invalid")
 
 
 def test_a_refused_sso_identity_is_a_problem_with_its_reason(db, settings):

@@ -1,6 +1,8 @@
 """Planning across projects through the pages: a rollout never spans projects, a selection
 that does becomes one plan per project shown together, and each offers only its images."""
 
+import re
+
 import pytest
 
 from dashboard import inventory, projects
@@ -166,3 +168,50 @@ def test_a_finished_rollout_refreshes_its_own_projects_inventory(synced, admin_c
 
     requested = SyncRun.objects.get(trigger="rollout")
     assert requested.project_id == singapore.pk
+
+
+@pytest.mark.django_db
+def test_a_plan_cannot_follow_up_a_rollout_of_another_project(synced, admin_client_sso):
+    beijing, singapore = synced
+    source = _plan(admin_client_sso, list(_drifted(beijing, 2)))
+    assert source.status_code == 302
+    source = Rollout.objects.get()
+    theirs = list(_drifted(singapore, 2))
+
+    refused = admin_client_sso.post(
+        "/rollouts/new/plan/",
+        {"server": theirs, "target_image": "group", "reason": "x", "retry_of": source.pk},
+    )
+
+    assert refused.status_code == 400
+    assert f"This plan cannot follow up rollout #{source.pk}" in refused.content.decode()
+    assert list(Rollout.objects.all()) == [source]  # nothing stored, nothing filed under it
+
+
+@pytest.mark.django_db
+def test_a_plan_cannot_follow_up_a_rollout_that_does_not_hold_its_servers(synced, admin_client_sso):
+    beijing, _singapore = synced
+    drifted = list(_drifted(beijing, 4))
+    assert _plan(admin_client_sso, drifted[:2]).status_code == 302
+    source = Rollout.objects.get()
+
+    refused = admin_client_sso.post(
+        "/rollouts/new/plan/",
+        {"server": drifted[2:], "target_image": "group", "reason": "x", "retry_of": source.pk},
+    )
+    assert refused.status_code == 400
+    assert not source.derived.exists()
+
+    image = Server.objects.get(pk=drifted[0]).group.image_id
+    own = admin_client_sso.post(
+        "/rollouts/new/plan/",
+        {"server": drifted[:1], "target_image": image, "reason": "x", "retry_of": source.pk},
+    )
+    assert own.status_code == 302, re.findall(r"<li>(.*?)</li>", own.content.decode())
+    assert source.derived.get().kind == Rollout.Kind.RETRY
+
+
+def _drifted(project, n: int):
+    return Server.objects.filter(project=project, drift=True, gone=False).values_list(
+        "id", flat=True
+    )[:n]

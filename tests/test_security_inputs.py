@@ -195,6 +195,43 @@ def test_huge_numbers_in_addresses_are_not_a_500(viewer_client, url):
     assert response.status_code < 500
 
 
+# "²" is a digit to str.isdigit() and no number to int(): once a 500 wherever an id was read.
+SUPERSCRIPT = "\u00b2"
+
+
+@pytest.fixture
+def a_rollout() -> Rollout:
+    return Rollout.objects.create(created_by="otto", reason="r", state="running")
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["after", "before", "wave"],
+)
+def test_superscript_digits_on_the_rollout_page_are_not_a_500(viewer_client, a_rollout, query):
+    response = viewer_client.get(f"/rollouts/{a_rollout.pk}/", {query: SUPERSCRIPT})
+    assert response.status_code < 500
+
+
+@pytest.mark.parametrize("query", ["event", "rows", "matched"])
+def test_superscript_digits_in_a_poll_are_not_a_500(viewer_client, a_rollout, query):
+    response = viewer_client.get(f"/rollouts/{a_rollout.pk}/poll/", {query: SUPERSCRIPT})
+    assert response.status_code < 500
+
+
+def test_superscript_digits_in_the_selection_are_not_a_500(operator_client):
+    assert operator_client.get("/rollouts/new/", {"selection": SUPERSCRIPT}).status_code < 500
+    for field in ("retry_of", "selection"):
+        response = operator_client.post(
+            "/rollouts/new/plan/", {field: SUPERSCRIPT, "target_image": "x", "reason": "r"}
+        )
+        assert response.status_code < 500, field
+    response = operator_client.post(
+        "/rollouts/selection/", {"matching": SUPERSCRIPT, "clear": "1"}, headers=HTMX
+    )
+    assert response.status_code < 500
+
+
 # --- Headers on every response ------------------------------------------------------------
 
 

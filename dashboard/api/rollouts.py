@@ -19,6 +19,7 @@ from dashboard.api.inventory import ProjectName, listed
 from dashboard.api.plans import _refused, _state_conflict, rollout_for_user, rollout_to_act_on
 from dashboard.api.problems import Problem
 from dashboard.models import Rollout
+from dashboard.numbers import whole_number
 from dashboard.roles import APPROVER, OPERATOR, VIEWER
 from dashboard.rollouts import control, planning
 
@@ -46,9 +47,10 @@ def id_page(rows, cursor: str | None, limit: int) -> dict:
     """Newest first by id: `cursor` is the last id of the page before."""
     total = rows.count()
     if cursor:
-        if not cursor.isdigit():
+        after = whole_number(cursor, digits=40)  # past any id: the rows from the newest
+        if after is None:
             raise Problem(400, "cursor.invalid", "The cursor is the next_cursor of a page.")
-        rows = rows.filter(pk__lt=int(cursor))
+        rows = rows.filter(pk__lt=after)
     found = list(rows.order_by("-pk")[: limit + 1])
     more = len(found) > limit
     found = found[:limit]

@@ -343,6 +343,8 @@ def create_plan(
         raise ValueError("a rollout never spans projects: split the servers with by_project()")
     owner = {"project_id": owners.pop()} if owners else {}
     if retry_of is not None:
+        if owner and owner["project_id"] != retry_of.project_id:
+            raise ValueError("a follow-up stays in its rollout's project")
         owner = {"project_id": retry_of.project_id}
     safety = safety or Safety()
     busy = servers_in_active_rollouts(s.id for s in servers)
@@ -849,6 +851,15 @@ def _plan_again(
         kind=kind,
     )
     return plan, []
+
+
+def follows_up(source: Rollout, servers: list[Server]) -> bool:
+    """Whether a plan of `servers` may follow `source` up (retry or revert): each of them is
+    one of its servers, in its project."""
+    if any(server.project_id != source.project_id for server in servers):
+        return False
+    own = set(source.servers.values_list("server_id", flat=True))
+    return all(server.id in own for server in servers)
 
 
 def rollouts_holding(servers: list[Server]) -> list[int]:

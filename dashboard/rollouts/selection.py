@@ -11,6 +11,7 @@ from django.db import transaction
 from django.http import HttpRequest
 
 from dashboard.models import Selection, Server
+from dashboard.numbers import whole_number
 from dashboard.rollouts.planning import without_gone
 
 SESSION_KEY = "selection_id"
@@ -22,10 +23,10 @@ def _username(request: HttpRequest) -> str:
 
 def owned(request: HttpRequest, selection_id: str | int | None) -> Selection | None:
     """The selection with this id if it belongs to the requesting person, else None."""
-    text = str(selection_id or "").strip()
-    if not text.isdigit() or len(text) > 18:
+    pk = whole_number(str(selection_id or "").strip())
+    if pk is None:
         return None
-    return Selection.objects.filter(pk=int(text), created_by=_username(request)).first()
+    return Selection.objects.filter(pk=pk, created_by=_username(request)).first()
 
 
 def current(request: HttpRequest) -> Selection | None:

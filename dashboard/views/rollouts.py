@@ -46,6 +46,7 @@ from dashboard.models import (
     Server,
     ServerGroup,
 )
+from dashboard.numbers import whole_number
 from dashboard.roles import (
     APPROVER,
     OPERATOR,
@@ -244,6 +245,17 @@ def plan(request: HttpRequest) -> HttpResponse:
     retry_of = _retry_source(request)
     if retry_of is not None:
         require_in(request, OPERATOR, retry_of.project)
+        if not planning.follows_up(retry_of, form.servers):
+            # A follow-up covers its rollout's own servers, in its project: anything else
+            # would file the plan under another project's rollout.
+            form.add_error(
+                None,
+                _(
+                    "This plan cannot follow up rollout #%(id)s: a retry or revert changes "
+                    "only servers of that rollout. Start a new rollout for these servers."
+                )
+                % {"id": retry_of.pk},
+            )
     if not form.is_valid():
         audit.record(request, "rollout.plan", outcome="refused", errors=form.errors.get_json_data())
         context = _new_context(form, scope, errors=[], retry_of=request.POST.get("retry_of", ""))
@@ -300,7 +312,7 @@ def selection_update(request: HttpRequest) -> HttpResponse:
 
 
 def _int(value: str | None) -> int:
-    return int(value) if value and value.isdigit() and len(value) < 10 else 0
+    return whole_number(value, digits=9) or 0
 
 
 def _audit(request: HttpRequest, action: str, rollout: Rollout, **details) -> None:
@@ -308,8 +320,8 @@ def _audit(request: HttpRequest, action: str, rollout: Rollout, **details) -> No
 
 
 def _retry_source(request: HttpRequest) -> Rollout | None:
-    source = request.POST.get("retry_of", "")
-    if not source.isdigit() or len(source) > 18:
+    source = whole_number(request.POST.get("retry_of"))
+    if source is None:
         return None
     return Rollout.objects.select_related("project").filter(pk=source).first()
 
@@ -355,7 +367,7 @@ class RowFilter:
         return cls(
             state=state,
             verdict=verdict if plan and verdict in RolloutServer.Verdict.values else "",
-            wave=int(wave) if wave.isdigit() and len(wave) < 7 else None,
+            wave=whole_number(wave, digits=6),
             group=query.get("group", "")[:255],
         )
 
@@ -469,7 +481,7 @@ def some_groups(groups: list, problems: Callable[[Any], int]) -> tuple[list, int
 
 
 def _row_id(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() and len(value) < 19 else None
+    return whole_number(value)
 
 
 def encode_ids(ids: list[int]) -> str:
