@@ -13,7 +13,9 @@ control characters so a hostile server or user name cannot forge a second log li
 """
 
 import logging
+import os
 import re
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from django.core.exceptions import PermissionDenied
@@ -105,10 +107,41 @@ def known_secrets() -> list[str]:
             values.append(str((mailer.get("OPTIONS") or {}).get("password", "") or ""))
         for database in getattr(settings, "DATABASES", {}).values():
             values.append(str(database.get("PASSWORD", "") or ""))
+        values += [_variable(name) for name in project_secret_names()]
     except Exception:
         return []
     found = {str(value) for value in values if value and len(str(value)) >= _MIN_SECRET_LENGTH}
     return sorted(found, key=len, reverse=True)
+
+
+_PROJECT_SECRETS = ("ak_env", "sk_env", "security_token_env", "iam_password_env")
+# A variable named for a key pair's half, as a projects file may name them ("BEIJING_SK").
+_KEY_HALF_NAME = re.compile(r"(?i)[-_](?:ak|sk)$")
+
+
+def project_secret_names() -> set[str]:
+    """The variables the configured projects read their secrets from (CLOUD_PROJECTS_FILE
+    names them freely: "BEIJING_SK", "PROD_KEY")."""
+    from django.conf import settings
+
+    projects = getattr(settings, "CLOUD_PROJECTS", ()) or ()
+    return {
+        name
+        for project in projects
+        for attribute in _PROJECT_SECRETS
+        if (name := getattr(project, attribute, ""))
+    }
+
+
+def _variable(name: str) -> str:
+    """A secret variable's value, or its NAME_FILE's content (as env.env_secret reads it)."""
+    path = os.environ.get(f"{name}_FILE")
+    if path:
+        try:
+            return Path(path).read_text().strip()
+        except OSError:
+            return ""
+    return os.environ.get(name, "")
 
 
 def _url_password(url: str) -> list[str]:
@@ -181,11 +214,14 @@ class OneLineFormatter(logging.Formatter):
 
 
 class ExceptionReporterFilter(SafeExceptionReporterFilter):
-    """Django's filter for error reports and DEBUG pages, which also hides every setting (at
-    any depth) whose name this module counts as a secret: Django's own pattern misses the
-    cloud's `AK` and `SK`."""
+    """Django's filter for error reports and DEBUG pages, which also hides every setting and
+    environment variable (at any depth) whose name this module counts as a secret: Django's
+    own pattern misses the cloud's `AK` and `SK`, "BEIJING_SK", and whatever names a projects
+    file gives its secrets' variables."""
 
     def cleanse_setting(self, key, value):
-        if isinstance(key, str) and is_secret_name(key):
+        if isinstance(key, str) and (
+            is_secret_name(key) or _KEY_HALF_NAME.search(key) or key in project_secret_names()
+        ):
             return self.cleansed_substitute
         return super().cleanse_setting(key, value)
