@@ -157,6 +157,29 @@ def test_revert_through_the_page_plans_back_to_previous_images(
     assert dict(plan.servers.values_list("server_id", "to_image_id")) == before
 
 
+def test_a_revert_keeps_the_care_its_rollout_was_sent_with(synced, operator_client, cloud_client):
+    rollout = confirmed(n=2)
+    engine.start(rollout.pk, cloud_client, sleep=lambda s: None)
+    synced.advance(3600)
+    engine.tick(rollout.pk, cloud_client)
+    Rollout.objects.filter(pk=rollout.pk).update(  # as a careful rollout would have stored
+        session_policy=Rollout.SessionPolicy.WAIT_LOGOFF,
+        wave_size=1,
+        soak_seconds=300,
+        failure_budget=0,
+        use_maintenance=True,
+        preset="careful",
+    )
+    assert operator_client.post(f"/rollouts/{rollout.pk}/revert/").status_code == 302
+
+    plan = Rollout.objects.latest("pk")
+    assert plan.kind == "revert"
+    assert plan.session_policy == Rollout.SessionPolicy.WAIT_LOGOFF  # users not cut off
+    assert (plan.soak_seconds, plan.failure_budget) == (300, 0)
+    assert plan.use_maintenance and plan.preset == "careful"
+    assert plan.canary_size == 0 and plan.scheduled_at is None
+
+
 def test_a_protected_group_needs_a_second_person_to_approve(
     synced,
     operator_client,

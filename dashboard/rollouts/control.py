@@ -252,4 +252,9 @@ def _plan_revert(rollout: Rollout, server_ids: list[str], *, by: str) -> Rollout
         ],
         retry_of=rollout,
         kind=Rollout.Kind.REVERT,
+        # Undone with the care it was done with: its waves, soak, budget and users' handling.
+        safety=planning.Safety.for_retry(rollout),
+        preset=rollout.preset,
+        update_access_agent=rollout.update_access_agent,
+        use_maintenance=rollout.use_maintenance,
     )

@@ -270,10 +270,11 @@ class Safety:
 
     @classmethod
     def for_retry(cls, rollout: Rollout) -> "Safety":
-        """What a retry of `rollout`'s servers keeps of its care: waves, soak, error budget
-        and how users are treated; the wave size and the budget as shares of the servers it
-        changed (stored as counts, they would not scale down to a smaller retry). Not its
-        canary (those servers were the canary's or past it), its sign-off or its start time."""
+        """What a retry or a revert of `rollout`'s servers keeps of its care: waves, soak,
+        error budget and how users are treated; the wave size and the budget as shares of the
+        servers it changed (stored as counts, they would not scale down to a smaller retry).
+        Not its canary (those servers were the canary's or past it), its sign-off or its
+        start time."""
         total = (
             rollout.servers.filter(verdict=RolloutServer.Verdict.CHANGE)
             .exclude(state=RolloutServer.State.SKIPPED)
