@@ -16,7 +16,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy, ngettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
-from dashboard import audit, keyset, projects
+from dashboard import audit, compat, keyset, projects
 from dashboard.models import AuditEvent, Image, Project, Rollout, Server, ServerGroup
 from dashboard.rollouts import planning
 from dashboard.wording import word_list
@@ -27,6 +27,7 @@ JOB_STATUSES = [
     ("", ANY),
     ("WAITING", pgettext_lazy("job status", "waiting")),
     ("RUNNING", pgettext_lazy("job status", "running")),
+    ("busy", _("waiting or running (busy)")),
     ("SUCCESS", pgettext_lazy("job status", "succeeded")),
     ("FAILED", pgettext_lazy("job status", "failed")),
     ("none", _("no job")),
@@ -137,6 +138,8 @@ class ServerFilterForm(forms.Form):
         servers = _yes_no(servers, data["drift"], Q(drift=True))
         if data["job_status"] == "none":
             servers = servers.filter(job_status="")
+        elif data["job_status"] == "busy":  # what the overview counts as busy
+            servers = servers.filter(job_status__in=compat.BUSY_JOB_STATES)
         elif data["job_status"]:
             servers = servers.filter(job_status=data["job_status"])
         return servers

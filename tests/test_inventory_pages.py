@@ -1,5 +1,6 @@
 """The inventory pages: filters, search, sort, the htmx fragment, detail, freshness."""
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -109,6 +110,19 @@ def test_images_show_usage(viewer_client, fleet):
     usage = {image.id: (running, [g.name for g in groups]) for image, running, groups in rows}
     assert usage["img-old"] == (3, [])
     assert usage["img-new"] == (2, ["cad", "finance"])
+
+
+def test_the_overviews_busy_card_lists_the_servers_it_counts(viewer_client, fleet):
+    Server.objects.filter(pk="cad-1").update(job_status="WAITING")
+    inventory.recount_figures()
+    overview = viewer_client.get("/").content.decode()
+    card = re.search(
+        r'<a class="card" href="([^"]*job_status=[^"]*)"><div class="figure">(\d+)', overview
+    )
+    assert card, overview
+    listed = viewer_client.get(card.group(1).replace("&amp;", "&"))
+    assert sorted(names(listed)) == ["cad-1", "fin-3"]  # one waiting, one running
+    assert int(card.group(2)) == 2
 
 
 def test_images_say_when_they_were_created(viewer_client, fleet):
