@@ -4,7 +4,7 @@ scrolling the table sideways, and the waves' Users column reads as lines, not a 
 import pytest
 from playwright.sync_api import expect
 
-from dashboard.models import RolloutWave
+from dashboard.models import Rollout, RolloutWave
 from tests.browser.conftest import (
     ARTIFACTS,
     DESKTOP,
@@ -78,3 +78,24 @@ def test_the_waves_users_column_keeps_room_on_a_phone(live_server, settings, bro
     assert width >= 180, f"Users column is {width} px wide at 390 px"
     assert lines <= 4, f"the session policy takes {lines} lines"
     page.locator(".table-scroll:has(table.waves)").screenshot(path=ARTIFACTS / "waves-390.png")
+
+
+def test_a_paused_rollouts_resume_menu_does_not_widen_a_phones_page(
+    live_server, settings, browser_page
+):
+    settings.DEBUG = True  # the local demo identity stands in for the SSO proxy
+    settings.DASHBOARD_DEV_USER = "otto.operator"
+    settings.DASHBOARD_DEV_GROUPS = ["dashboard-operators"]
+    settings.SYNC_INTERVAL_SECONDS = 0
+    rollout = running(40)
+    rollout.servers.filter(state="failed").update(state="succeeded")  # "(no server failed)"
+    Rollout.objects.filter(pk=rollout.pk).update(state="paused")
+    page = browser_page
+    page.set_viewport_size(PHONE)
+    page.goto(f"{live_server.url}/rollouts/{rollout.pk}/")
+    menu = page.locator("select[name=how]")
+    expect(menu).to_be_visible()
+    assert "(no server failed)" in menu.inner_text()
+    width = page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
+    assert width[0] <= width[1], f"the page is {width[0]} px wide on a {width[1]} px screen"
+    page.screenshot(path=ARTIFACTS / "paused-rollout-390.png", full_page=True)
