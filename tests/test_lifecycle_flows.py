@@ -466,6 +466,11 @@ def test_a_revert_reads_revert_of_and_its_source_reads_reverted_by(
     assert "Revert of" in plan_page and "Retry of" not in plan_page
     source_page = viewer_client.get(f"/rollouts/{rollout.pk}/").content.decode()
     assert "Reverted by" in source_page and f"/rollouts/{revert.pk}/" in source_page
+    planned = viewer_client.get(f"/rollouts/{rollout.pk}/export.csv").content.decode()
+    assert f"Reverted by #{revert.pk} (Planned)" in planned  # not yet done: said so
+    assert viewer_client.get(f"/rollouts/{rollout.pk}/export.json").json()["follow_ups"][0][
+        "state"
+    ] == ("planned")
     Rollout.objects.filter(pk=revert.pk).update(state="succeeded")  # listed once it ran
     listing = viewer_client.get("/rollouts/").content.decode()
     assert f'Revert of <a href="/rollouts/{rollout.pk}/">' in listing
@@ -477,6 +482,7 @@ def test_a_revert_reads_revert_of_and_its_source_reads_reverted_by(
             "label": "Reverted by",
             "rollout": revert.pk,
             "kind": "revert",
+            "state": "succeeded",
             "url": f"{settings.DASHBOARD_BASE_URL}/rollouts/{revert.pk}/",
         }
     ]

@@ -1245,13 +1245,28 @@ def _iso(value):
 
 
 def _links(rollout: Rollout) -> tuple[str, list[dict]]:
-    """ "Revert of #1" and [{"label": "Retried by", "rollout": 5}, …]."""
+    """ "Revert of #1" and [{"label": "Retried by", "rollout": 5, "state": …}, …]: with its
+    state, so a revert only planned does not read as done."""
     origin = f"{rollout.origin_label} #{rollout.retry_of_id}" if rollout.retry_of_id else ""
     follow_ups = [
-        {"label": d.follow_up_label, "rollout": d.pk, "kind": d.kind, "url": _url(d.pk)}
+        {
+            "label": d.follow_up_label,
+            "rollout": d.pk,
+            "kind": d.kind,
+            "state": d.state,
+            "url": _url(d.pk),
+        }
         for d in rollout.derived.order_by("pk")
     ]
     return origin, follow_ups
+
+
+def _follow_up_cell(follow_up: dict) -> str:
+    """ "Reverted by #5", or "Reverted by #5 (Planned)" while it has not run."""
+    text = f"{follow_up['label']} #{follow_up['rollout']}"
+    if follow_up["state"] in (Rollout.State.PLANNED, Rollout.State.DISCARDED):
+        text += f" ({Rollout.State(follow_up['state']).label})"
+    return text
 
 
 def _url(rollout_id: int) -> str:
@@ -1306,7 +1321,7 @@ def export(request: HttpRequest, rollout_id: int, fmt: str) -> HttpResponse:
             _url(rollout.pk),
             rollout.kind,
             origin,
-            "; ".join(f"{f['label']} #{f['rollout']}" for f in follow_ups),
+            "; ".join(_follow_up_cell(f) for f in follow_ups),
             outcome,
         ]
         for row in rows:
