@@ -16,7 +16,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy, ngettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
-from dashboard import audit, compat, keyset, projects
+from dashboard import audit, compat, freetext, keyset, projects
 from dashboard.models import AuditEvent, Image, Project, Rollout, Server, ServerGroup
 from dashboard.rollouts import planning
 from dashboard.wording import word_list
@@ -300,6 +300,7 @@ class RolloutForm(forms.Form):
         help_text=_("Shown on the rollout, in the audit log and in notifications."),
         widget=forms.TextInput(attrs={"placeholder": _("e.g. CHG-1234 November patches")}),
         error_messages={"required": _("Say why (a ticket or a few words).")},
+        validators=[freetext.validate_readable],
     )
     update_access_agent = forms.BooleanField(
         required=False, label=_("Also upgrade the access agent")
@@ -361,7 +362,12 @@ class RolloutForm(forms.Form):
         initial=5,
         label=_("Then log off after a warning of (min)"),
     )
-    logoff_message = forms.CharField(required=False, max_length=255, label=_("Warning message"))
+    logoff_message = forms.CharField(
+        required=False,
+        max_length=255,
+        label=_("Warning message"),
+        validators=[freetext.validate_readable],
+    )
     scheduled_at = forms.DateTimeField(
         required=False,
         label=_("Start at"),

@@ -116,6 +116,8 @@ def test_a_protected_group_needs_a_second_caller_to_approve(
     settings.PROTECTED_SERVER_GROUPS = ["*"]
     planner, _ = make_token("admin-bot", "admin")  # an admin may approve, but not its own
     approver, _ = make_token("release-bot", "approver", created_by="bea.admin")
+    hidden = post(planner, "/plans", plan_body(reason="CHG-\u202e4321"))
+    assert hidden.status_code == 422 and "direction characters" in hidden.content.decode()
     plan = post(planner, "/plans", plan_body()).json()
     waiting = post(
         planner, f"/plans/{plan['id']}/confirm", {"confirm_token": plan["confirm_token"]}
@@ -145,6 +147,9 @@ def test_an_approver_rejects_a_waiting_rollout_saying_why_and_nothing_is_sent(
 
     blank = post(approver, f"/rollouts/{plan['id']}/reject", {"reason": "   "})
     assert (blank.status_code, blank.json()["code"]) == (422, "validation.invalid")
+    hidden = post(approver, f"/rollouts/{plan['id']}/reject", {"reason": "ok\u202e"})
+    assert (hidden.status_code, hidden.json()["code"]) == (422, "validation.invalid")
+    assert "direction characters" in hidden.content.decode()
     assert Rollout.objects.get(pk=plan["id"]).state == "awaiting_approval"
 
     rejected = post(approver, f"/rollouts/{plan['id']}/reject", {"reason": "not in the freeze"})

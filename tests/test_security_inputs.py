@@ -263,3 +263,26 @@ def test_pages_and_downloads_are_not_stored_but_static_files_are(viewer_client):
         assert export["Cache-Control"] == "no-store"
     static = viewer_client.get("/static/app.css")
     assert "no-store" not in static.get("Cache-Control", "")
+
+
+# --- Text that reads other than it is -----------------------------------------------------
+RLO = "\u202e"  # right-to-left override: "CHG-1234" typed backwards reads forwards
+
+
+def test_a_reason_with_a_direction_override_is_refused_with_a_message(operator_client, plannable):
+    response = operator_client.post(
+        "/rollouts/new/plan/", {**plannable, "reason": f"CHG-{RLO}4321"}
+    )
+    assert response.status_code == 400
+    assert "invisible direction characters" in response.content.decode()
+    assert not Rollout.objects.exists()
+
+
+def test_a_rejection_with_a_direction_isolate_is_refused(approver_client):
+    rollout = Rollout.objects.create(created_by="otto", reason="r", state="awaiting_approval")
+    response = approver_client.post(
+        f"/rollouts/{rollout.pk}/reject/", {"reason": "no \u2067way\u2069"}, follow=True
+    )
+    assert response.status_code == 200
+    assert "invisible direction characters" in response.content.decode()
+    assert Rollout.objects.get(pk=rollout.pk).state == "awaiting_approval"

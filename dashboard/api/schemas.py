@@ -5,9 +5,9 @@ from datetime import datetime
 from typing import Literal
 
 from ninja import Schema
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
-from dashboard import forms
+from dashboard import forms, freetext
 from dashboard.models import Rollout
 from dashboard.rollouts import planning
 from dashboard.rollouts.control import RESUME_CHOICES
@@ -406,6 +406,13 @@ class RejectIn(Schema):
     reason: str = Field(
         min_length=1, max_length=500, description="why it is rejected (on its timeline)"
     )
+
+    @field_validator("reason")
+    @classmethod
+    def _readable(cls, value: str) -> str:
+        if freetext.hides_direction(value):
+            raise ValueError(str(freetext.HIDDEN_DIRECTION))
+        return value
 
 
 class ServersIn(Schema):

@@ -34,7 +34,7 @@ from django.utils.translation import gettext_lazy, ngettext, pgettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
-from dashboard import audit, sso
+from dashboard import audit, freetext, sso
 from dashboard.exports import safe_cell
 from dashboard.forms import RolloutForm, ServerFilterForm
 from dashboard.models import (
@@ -955,6 +955,9 @@ def reject(request: HttpRequest, rollout_id: int) -> HttpResponse:
     reason = request.POST.get("reason", "").strip()
     if not reason or len(reason) > 500:
         messages.error(request, _("Say why it is rejected (at most 500 characters)."))
+        return redirect("rollout-detail", rollout.pk)
+    if freetext.hides_direction(reason):
+        messages.error(request, freetext.HIDDEN_DIRECTION)
         return redirect("rollout-detail", rollout.pk)
     if control.reject(rollout.pk, request.user.username, reason, request=request):
         messages.success(request, _("Rejected: nothing of this rollout will be sent."))
