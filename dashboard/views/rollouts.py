@@ -966,14 +966,34 @@ def reject(request: HttpRequest, rollout_id: int) -> HttpResponse:
     return redirect("rollout-detail", rollout.pk)
 
 
+# What a refused action would have done to the rollout, in the reader's language.
+_DONE = {
+    "approve": pgettext_lazy("rollout", "approved"),
+    "reject": pgettext_lazy("rollout", "rejected"),
+    "cancel": pgettext_lazy("rollout", "cancelled"),
+    "pause": pgettext_lazy("rollout", "paused"),
+    "resume": pgettext_lazy("rollout", "resumed"),
+    "revert": pgettext_lazy("rollout", "reverted"),
+    "retry": pgettext_lazy("rollout", "retried"),
+}
+
+
 def _refused(request: HttpRequest, rollout: Rollout, action: str) -> None:
-    """An action the rollout's state does not allow: audited, and said plainly."""
+    """An action the rollout's state does not allow (someone else, or the worker, moved it
+    meanwhile): audited, and said plainly with what to do."""
     rollout.refresh_from_db()
     _audit(request, f"rollout.{action}", rollout, outcome="refused", state=rollout.state)
     messages.error(
         request,
-        _("A %(state)s rollout cannot do that (%(action)s).")
-        % {"state": rollout.get_state_display().lower(), "action": action},
+        _(
+            "Rollout #%(id)s is %(state)s now, so it cannot be %(done)s. Its page below "
+            "shows what it can do now and, on its timeline, who moved it last."
+        )
+        % {
+            "id": rollout.pk,
+            "state": rollout.get_state_display().lower(),
+            "done": _DONE.get(action, action),
+        },
     )
 
 
