@@ -18,7 +18,15 @@ from django.utils import timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dashboard.models import Image, Rollout, RolloutEvent, RolloutServer, Server, ServerGroup
+from dashboard.models import (
+    Image,
+    Rollout,
+    RolloutEvent,
+    RolloutServer,
+    RolloutWave,
+    Server,
+    ServerGroup,
+)
 from dashboard.rollouts import planning
 from dashboard.views.rollouts import PAGE_SIZE, decode_ids, encode_ids
 from tests.rollout_helpers import confirm_from_page
@@ -485,3 +493,15 @@ def test_a_poll_never_sends_rows_of_another_rollout(viewer_client):
 @given(st.lists(st.integers(min_value=1, max_value=10**12), unique=True, max_size=PAGE_SIZE))
 def test_a_page_of_row_ids_reads_back_as_written(ids):
     assert decode_ids(encode_ids(ids)) == sorted(ids)
+
+
+def test_a_wave_waiting_for_its_users_replaces_the_estimate_of_the_time_left(viewer_client):
+    rollout = running(40)
+    rollout.servers.filter(wave=1).update(finished_at=timezone.now())  # a pace to go by
+    page = viewer_client.get(f"/rollouts/{rollout.pk}/").content.decode()
+    assert 'id="waiting-for-users"' not in page
+
+    RolloutWave.objects.filter(rollout=rollout, number=2).update(state="draining")
+    page = viewer_client.get(f"/rollouts/{rollout.pk}/").content.decode()
+    assert "wave 2 waits for its users to leave before it is sent" in page
+    assert " left</" not in page and "about " not in page.split('id="rollout-state"')[1][:600]

@@ -811,8 +811,12 @@ def _live_context(request: HttpRequest, rollout: Rollout, totals: progress.Summa
     ]
     ended = progress.last_ended(rollout, settled)
     waves = [(w, t, ended.get(w.number)) for w, t in waves]
+    # A wave waiting for its users is not sent yet: no estimate from the pace holds then.
+    users = (RolloutWave.State.DRAINING, RolloutWave.State.LOGGING_OFF)
+    waiting = next((w for w, _t, _e in waves if w.state in users), None)
     return {
         "allowed": allowed,
+        "waiting_for_users": waiting if rollout.state == Rollout.State.RUNNING else None,
         "can_operate_this": has_role(request, OPERATOR, rollout.project),
         "can_approve_this": "approve" in allowed and can_approve(request, rollout),
         "can_reject_this": "reject" in allowed and has_role(request, APPROVER, rollout.project),
