@@ -365,8 +365,19 @@ def test_the_resume_menu_does_not_offer_skipping_or_retrying_when_none_failed(
 
 def test_the_resume_menu_offers_skipping_and_retrying_after_a_failure(synced, operator_client):
     rollout = _halted(operator_client, 1)
-    options = _options(operator_client.get(f"/rollouts/{rollout.pk}/").content.decode())
+    html = operator_client.get(f"/rollouts/{rollout.pk}/").content.decode()
+    options = _options(html)
     assert not any("disabled" in attrs for attrs in options.values())
+    said = re.search(r'<span id="halt-next">(.*?)</span>', html, re.S).group(1)
+    assert "choose below how to resume" in said and "leaves this one halted" in said
+
+
+def test_a_viewer_is_not_told_how_to_resume_a_halted_rollout(
+    synced, operator_client, viewer_client
+):
+    rollout = _halted(operator_client, 1)
+    html = viewer_client.get(f"/rollouts/{rollout.pk}/").content.decode()
+    assert "Halted." in html and 'id="halt-next"' not in html
 
 
 def test_retry_failed_twice_reuses_the_open_retry_plan(synced, operator_client):
