@@ -4,6 +4,7 @@ bound to the plan shown, honest outcomes, kinds linked both ways, the timeline, 
 
 import csv
 import io
+import re
 import time
 from datetime import timedelta
 
@@ -529,3 +530,25 @@ def test_the_audit_csv_guards_a_leading_formula_character(viewer_client, start):
     body = b"".join(response.streaming_content).decode()
     rows = [r for r in csv.DictReader(io.StringIO(body)) if r["action"] == "rollout.plan"]
     assert rows[0]["target"] == f"'{start}HYPERLINK(x)"
+
+
+def test_lists_say_a_paused_rollout_awaits_sign_off_of_its_canary(viewer_client):
+    from dashboard.rollouts import lifecycle
+
+    held, paused = (
+        Rollout.objects.create(created_by="otto", reason="r", state="running") for _ in range(2)
+    )
+    lifecycle.transition(held, "hold_for_signoff", reason="canary done")
+    lifecycle.transition(paused, "pause", by="otto")
+
+    for path in ("/rollouts/", "/"):
+        page = viewer_client.get(path).content.decode()
+        rows = {
+            int(pk): row
+            for pk, row in re.findall(r'href="/rollouts/(\d+)/">#\d+</a>(.*?)</tr>', page, re.S)
+        }
+        assert "awaiting sign-off of its canary" in rows[held.pk], path
+        assert "awaiting sign-off" not in rows[paused.pk], path
+
+    lifecycle.transition(held, "resume", by="otto")
+    assert "awaiting sign-off" not in viewer_client.get("/rollouts/").content.decode()

@@ -5,6 +5,7 @@ timeline and the `signoff_needed` notification; someone resumes the rollout to s
 waves (or cancels it).
 """
 
+from django.db.models import Exists, OuterRef, Subquery
 from django.utils.translation import gettext as _
 
 from dashboard.models import Rollout, RolloutEvent, RolloutWave
@@ -29,6 +30,20 @@ def hold_after_canary(rollout: Rollout, wave: RolloutWave) -> bool:
         HOLD,
         reason=_("The canary wave is done; the next waves wait for sign-off."),
         canary_servers=wave.size,
+    )
+
+
+def held_for_signoff() -> Exists:
+    """The rule of `pending`, for a list of rollouts (annotate with it): paused, and the
+    last move of the rollout itself was the hold."""
+    # Two levels down from the rollout: its last move, inside the event found to be the hold.
+    last_move = RolloutEvent.objects.filter(rollout=OuterRef(OuterRef("pk")), wave__isnull=True)
+    return Exists(
+        RolloutEvent.objects.filter(
+            pk=Subquery(last_move.values("pk")[:1]),
+            action=HOLD,
+            rollout__state=Rollout.State.PAUSED,
+        )
     )
 
 

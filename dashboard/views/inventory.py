@@ -31,6 +31,7 @@ from dashboard.models import (
 )
 from dashboard.roles import OPERATOR, VIEWER, projects_with, require_in, require_role
 from dashboard.rollouts import selection as selections
+from dashboard.rollouts import signoff
 
 PAGE_SIZE = 50
 
@@ -121,7 +122,9 @@ def overview(request: HttpRequest) -> HttpResponse:
         "totals": totals,
         "group_count": figures.groups,
         "drifted_groups": drifted_groups,
-        "active_rollouts": active.select_related("project")[:20],
+        "active_rollouts": active.select_related("project").annotate(
+            awaiting_signoff=signoff.held_for_signoff()
+        )[:20],
         "last_run": _in(project, SyncRun.objects.select_related("project"))
         .order_by("-started_at")
         .first(),

@@ -1176,6 +1176,7 @@ def history(request: HttpRequest) -> HttpResponse:
             ),
             succeeded=Count("servers", filter=Q(servers__state=RolloutServer.State.SUCCEEDED)),
             failed=Count("servers", filter=Q(servers__state=RolloutServer.State.FAILED)),
+            awaiting_signoff=signoff.held_for_signoff(),
         )
         .exclude(state=Rollout.State.DISCARDED)
     )
