@@ -552,3 +552,14 @@ def test_lists_say_a_paused_rollout_awaits_sign_off_of_its_canary(viewer_client)
 
     lifecycle.transition(held, "resume", by="otto")
     assert "awaiting sign-off" not in viewer_client.get("/rollouts/").content.decode()
+
+
+def test_the_rollout_page_names_its_planner_and_a_kind_only_for_follow_ups(viewer_client):
+    source = Rollout.objects.create(created_by="paula", reason="r", state="awaiting_approval")
+    page = viewer_client.get(f"/rollouts/{source.pk}/").content.decode()
+    assert "<dt>Planned by</dt>" in page and "Started by" not in page  # nothing started yet
+    assert "<dt>Kind</dt>" not in page
+    retry = Rollout.objects.create(
+        created_by="paula", reason="r", state="queued", kind="retry", retry_of=source
+    )
+    assert "<dt>Kind</dt>" in viewer_client.get(f"/rollouts/{retry.pk}/").content.decode()
