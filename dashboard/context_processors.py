@@ -24,4 +24,5 @@ def dashboard(request: HttpRequest) -> dict:
         # In the local demo, the second person's name while the browser is switched to them
         # (every page then offers the way back); "" otherwise.
         "demo_switched_to": demo["second"] if demo and demo["is_second"] else "",
+        "demo_first": demo["first"] if demo else "",
     }

@@ -486,6 +486,8 @@ def test_the_second_demo_identity_approves_a_protected_rollout(local_demo, clien
     client.post("/demo/identity/", {"who": "second", "next": f"/rollouts/{rollout.pk}/"})
     page = client.get(f"/rollouts/{rollout.pk}/").content.decode()
     assert "second.approver" in page and ">Approve<" in page
+    # One label for the way back, in the header and on the rollout: it names the person.
+    assert page.count("Switch back to demo<") == 2 and "first demo person" not in page
     client.post(f"/rollouts/{rollout.pk}/approve/")
     rollout.refresh_from_db()
     assert (rollout.state, rollout.approved_by) == (Rollout.State.QUEUED, "second.approver")
