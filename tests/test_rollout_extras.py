@@ -278,3 +278,19 @@ def test_the_history_counts_the_servers_to_change_as_the_rollout_page_does(viewe
     from dashboard.rollouts import progress
 
     assert progress.summary(rollout).to_change == 2  # the figure the rollout page shows
+
+
+def test_looking_at_the_revert_page_of_a_running_rollout_is_not_audited(
+    synced, operator_client, cloud_client
+):
+    from dashboard.models import AuditEvent
+
+    rollout = confirmed(n=2)
+    engine.start(rollout.pk, cloud_client, sleep=lambda s: None)
+    assert Rollout.objects.get(pk=rollout.pk).state == "running"
+
+    page = operator_client.get(f"/rollouts/{rollout.pk}/revert/", follow=True)
+    assert "cannot be reverted while it is running" in page.content.decode()
+    assert not AuditEvent.objects.filter(action="rollout.revert").exists()
+    operator_client.post(f"/rollouts/{rollout.pk}/revert/")  # an attempt is audited
+    assert AuditEvent.objects.get(action="rollout.revert").outcome == "refused"

@@ -1076,6 +1076,11 @@ def revert(request: HttpRequest, rollout_id: int) -> HttpResponse:
     re-creates drift from their group's image). POST: plan the revert of those."""
     rollout = _get_rollout_to_act_on(request, rollout_id, OPERATOR)
     if not lifecycle.allows(rollout, "revert"):
+        if request.method == "GET":  # a look is no attempt: said, not audited (as cancel's)
+            state = rollout.get_state_display().lower()
+            text = _("This rollout cannot be reverted while it is %(state)s.")
+            messages.info(request, text % {"state": state})
+            return redirect("rollout-detail", rollout.pk)
         _refused(request, rollout, "revert")
         return redirect("rollout-detail", rollout.pk)
     if request.method == "GET":
