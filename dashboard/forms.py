@@ -676,10 +676,24 @@ def _amount(value: str) -> str:
     try:
         planning.resolve_amount(value, 100)
     except ValueError:
+        if value.endswith("%") and _is_number(value[:-1]):
+            raise forms.ValidationError(
+                _("A percentage goes from 0% to 100% of the servers.")
+            ) from None
+        if _is_number(value):
+            raise forms.ValidationError(_("Give a whole number of servers, 0 or more.")) from None
         raise forms.ValidationError(
             _("Give a number of servers (5) or a percentage (10%).")
         ) from None
     return value
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 # ---- the audit trail's filters (the audit page and the API's GET /audit) ----------------

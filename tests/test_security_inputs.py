@@ -180,6 +180,26 @@ def test_huge_wave_amounts_never_end_in_a_500(operator_client, plannable, field)
 
 
 @pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("101%", "A percentage goes from 0% to 100% of the servers."),
+        ("-5", "Give a whole number of servers, 0 or more."),
+        ("2.5", "Give a whole number of servers, 0 or more."),
+        ("five", "Give a number of servers (5) or a percentage (10%)."),
+    ],
+)
+def test_a_wrong_amount_is_named_for_what_is_wrong_with_it(
+    operator_client, plannable, value, message
+):
+    response = operator_client.post(
+        "/rollouts/new/plan/", {**plannable, "preset": "custom", "failure_budget": value}
+    )
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert not Rollout.objects.exists()
+
+
+@pytest.mark.parametrize(
     "url",
     [
         "/audit/?rollout=100000000000000000000",
