@@ -726,6 +726,11 @@ class AuditFilterForm(forms.Form):
         max_value=2**63 - 1,
         label=_("Rollout"),
         widget=forms.TextInput(attrs={"inputmode": "numeric"}),
+        error_messages={
+            "max_value": _("No rollout has a number that large."),
+            "min_value": _("Rollouts are numbered from 1."),
+            "invalid": _("A rollout is named by its number, e.g. 12."),
+        },
     )
     # A project's name, configured or not: the trail keeps the history of a dropped project.
     project = forms.CharField(required=False, max_length=63, label=_("Project"))
@@ -744,6 +749,13 @@ class AuditFilterForm(forms.Form):
                     else:
                         data[name] = data.pop(alias)
         super().__init__(data, *args, **kwargs)
+
+    def clean(self):
+        cleaned = super().clean()
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and since > until:
+            self.add_error("until", _("“Until” comes before “From”: swap the two dates."))
+        return cleaned
 
     def clean_project(self) -> Project | None:
         name = self.cleaned_data["project"]

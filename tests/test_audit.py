@@ -5,6 +5,7 @@ import datetime
 import io
 import json
 import re
+from html import unescape
 
 import pytest
 from django.core.exceptions import PermissionDenied
@@ -314,3 +315,20 @@ def test_an_export_with_an_invalid_filter_is_refused_not_the_whole_trail(viewer_
     assert refused.status_code == 400
     assert "These filters are not valid" in refused.content.decode()
     assert not AuditEvent.objects.filter(action="audit.export").exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("query", "said"),
+    [
+        ({"rollout": "9" * 25}, "No rollout has a number that large."),
+        ({"rollout": "0"}, "Rollouts are numbered from 1."),
+        ({"rollout": "abc"}, "A rollout is named by its number, e.g. 12."),
+        ({"from": "2026-11-30", "to": "2026-11-01"}, "“Until” comes before “From”"),
+    ],
+)
+def test_a_refused_filter_says_what_is_wrong_in_plain_words(viewer_client, query, said):
+    _event(actor="ada")
+    page = viewer_client.get("/audit/", query).content.decode()
+    refusal = re.search(r'<div id="refused-filters" role="alert">(.*?)</div>', page, re.S)
+    assert refusal is not None and said in unescape(refusal.group(1))
