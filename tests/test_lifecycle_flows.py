@@ -233,6 +233,9 @@ def test_cancel_on_the_plan_page_discards_the_plan(sim, operator_client):
     assert f'action="/rollouts/new/{rollout.pk}/discard/"' in page
     response = operator_client.post(f"/rollouts/new/{rollout.pk}/discard/")
     assert response.status_code == 302
+    groups = set(rollout.servers.values_list("group_id", flat=True))
+    # Back where such a plan begins: the groups page for one group, else the servers page.
+    assert response["Location"] == ("/groups/" if len(groups) == 1 else "/servers/")
     assert Rollout.objects.get(pk=rollout.pk).state == Rollout.State.DISCARDED
     event = RolloutEvent.objects.get(rollout=rollout)
     assert (event.action, event.actor) == ("discard", "otto.operator")

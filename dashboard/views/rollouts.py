@@ -654,6 +654,9 @@ def discard(request: HttpRequest, rollout_id: int) -> HttpResponse:
     messages.info(request, _("Plan #%(id)d discarded; nothing was sent.") % {"id": rollout.pk})
     if rollout.retry_of_id:  # a retry or revert: back to the rollout it follows up
         return redirect("rollout-detail", rollout.retry_of_id)
+    groups = set(rollout.servers.values_list("group_id", flat=True)[:2])
+    if len(groups) == 1 and None not in groups and "" not in groups:
+        return redirect("groups")  # "Update this group" is where a one-group plan begins
     return redirect("servers")
 
 
