@@ -38,12 +38,38 @@ document.addEventListener("DOMContentLoaded", () => {
 });
 
 // Choosing "Custom" on the plan form opens the settings it uses, so their defaults (no
-// canary, all at once, no error budget) are in view when chosen.
+// canary, all at once, no error budget, users disconnected) are in view when chosen.
 document.addEventListener("change", (event) => {
   const custom = document.getElementById("custom-safety");
   if (custom && event.target.name === "preset" && event.target.value === "custom") {
     custom.open = true;
   }
+});
+
+// A refused form opens with its error summary focused, so that it is read out and Tab goes
+// on to its links: autofocus does it in most browsers, this script where a browser left the
+// focus on the page.
+document.addEventListener("DOMContentLoaded", () => {
+  const summary = document.querySelector(".error-summary[tabindex]");
+  if (summary && (document.activeElement === document.body || !document.activeElement)) {
+    summary.focus();
+  }
+});
+
+// A link of the error summary goes to its field with the field's label (radios: their
+// legend) in view, not the input at the very top edge with its label above it, out of view.
+document.addEventListener("click", (event) => {
+  const link = event.target.closest(".error-summary a[href^='#']");
+  const field = link && document.getElementById(decodeURIComponent(link.hash.slice(1)));
+  if (!field) return;
+  event.preventDefault();
+  const details = field.closest("details");
+  if (details) details.open = true;
+  const group = field.type === "radio" ? field.closest("fieldset") : null;
+  const legend = group ? group.querySelector("legend") : null;
+  const label = field.labels && field.labels.length ? field.labels[0] : null;
+  (legend || label || field).scrollIntoView({ block: "start" });
+  field.focus({ preventScroll: true });
 });
 
 // A table that scrolls sideways in its own box must be reachable by keyboard: tables

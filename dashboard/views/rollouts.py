@@ -36,7 +36,7 @@ from django_htmx.http import HttpResponseClientRedirect, HttpResponseStopPolling
 
 from dashboard import audit, freetext, sso
 from dashboard.exports import safe_cell
-from dashboard.forms import RolloutForm, ServerFilterForm
+from dashboard.forms import PRESET_FIELDS, RolloutForm, ServerFilterForm
 from dashboard.models import (
     Project,
     Rollout,
@@ -180,14 +180,75 @@ def _say_refused_filters(request: HttpRequest, query: str) -> None:
     )
 
 
+# The plan form's fields inside its "Custom settings" section.
+CUSTOM_FIELDS = (*PRESET_FIELDS, "canary_session_policy", "logoff_message")
+# The plan form's fields in the order the page shows them: the error summary lists their
+# errors in that order.
+FIELDS_AS_SHOWN = (
+    "target_image",
+    "one_image_for_all",
+    "update_access_agent",
+    "use_maintenance",
+    "preset",
+    "canary",
+    "wave_size",
+    "soak_minutes",
+    "failure_budget",
+    "canary_signoff",
+    "session_policy",
+    "canary_session_policy",
+    "session_wait_minutes",
+    "logoff_delay_minutes",
+    "logoff_message",
+    "scheduled_at",
+    "start_below_sessions",
+    "reason",
+)
+
+
+def _field_anchor(form: RolloutForm, name: str) -> str:
+    """The id of the control an error summary's link for this field goes to: the field's own
+    input, or the first radio of a choice the page draws itself (rollouts/new.html)."""
+    if name == "target_image":
+        if form.per_group:
+            return "target-group"
+        return "id_target_image_0" if form.options else "target-choice"
+    if name == "preset":
+        return f"preset-{form.presets[0][0]}" if form.presets else "preset-custom"
+    return form[name].auto_id
+
+
+def _error_summary(form: RolloutForm, errors: list[str]) -> list[tuple[str, str]]:
+    """Every problem of a refused plan form, as (id of the control to fix or "", message):
+    problems with the selection or the whole form first, then each field's in page order."""
+    summary = [("", str(e)) for e in errors]
+    summary += [("", str(e)) for e in form.non_field_errors() if str(e) not in errors]
+    order = [n for n in FIELDS_AS_SHOWN if n in form.fields]
+    order += [n for n in form.fields if n not in order]
+    for name in order:
+        summary += [(_field_anchor(form, name), str(e)) for e in form.errors.get(name, [])]
+    return summary
+
+
 def _new_context(
-    form: RolloutForm, scope: Scope, errors: list[str] | None = None, retry_of: str = ""
+    form: RolloutForm,
+    scope: Scope,
+    errors: list[str] | None = None,
+    retry_of: str = "",
+    refused: bool = False,
 ) -> dict:
+    """The plan form's page. `refused`: the answer to a submit that was refused (400), which
+    opens with a summary of every problem, each linked to its field."""
+    errors = form.selection_errors() if errors is None else errors
     return {
         "form": form,
         "scope": scope,
         "group": _group_of(scope),
-        "errors": form.selection_errors() if errors is None else errors,
+        "errors": errors,
+        "error_summary": _error_summary(form, errors) if refused else [],
+        # The custom settings are open while Custom is chosen (the template), and also when
+        # one of them is refused under a preset (a warning message too long, say).
+        "custom_open": form.is_bound and any(n in form.errors for n in CUSTOM_FIELDS),
         "max_servers": settings.ROLLOUT_MAX_SERVERS,
         "retry_of": retry_of,  # a fresh plan still follows up this rollout
     }
@@ -258,7 +319,8 @@ def plan(request: HttpRequest) -> HttpResponse:
             )
     if not form.is_valid():
         audit.record(request, "rollout.plan", outcome="refused", errors=form.errors.get_json_data())
-        context = _new_context(form, scope, errors=[], retry_of=request.POST.get("retry_of", ""))
+        retry = request.POST.get("retry_of", "")
+        context = _new_context(form, scope, errors=[], retry_of=retry, refused=True)
         return render(request, "rollouts/new.html", context, status=400)
     rollout = form.create_plan(created_by=request.user.username, retry_of=retry_of)
     _audit(request, "rollout.plan", rollout, **form.audit_details(rollout))
@@ -689,7 +751,7 @@ def replan(request: HttpRequest, rollout_id: int) -> HttpResponse:
         )
         scope = Scope(server_ids, selection=chosen)
         retry_of = str(old.retry_of_id or "")
-        context = _new_context(form, scope, errors=errors, retry_of=retry_of)
+        context = _new_context(form, scope, errors=errors, retry_of=retry_of, refused=True)
         return render(request, "rollouts/new.html", context, status=400)
     _audit(request, "rollout.plan", rollout, replaces=old.pk)
     return redirect("rollout-plan", rollout.pk)

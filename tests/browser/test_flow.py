@@ -66,13 +66,35 @@ def test_update_a_group_from_the_groups_page(dashboard, browser_page, viewport):
     expect(page.get_by_role("textbox", name="Error budget")).to_be_visible()
     page.locator("#preset-careful").check()
 
-    # A missing reason is said at the field, and the field says so to a screen reader.
+    # A missing reason is said at the field, and the field says so to a screen reader. The
+    # page comes back with the summary of its problems focused, each a link to its field.
     page.get_by_role("button", name="Show the plan").click()
+    summary = page.locator("#error-summary")
+    expect(summary).to_be_focused()
+    expect(summary.get_by_role("heading", name="There is a problem")).to_be_visible()
+    assert serious_violations(page) == []
+    page.screenshot(path=str(ARTIFACTS / f"flow-refused-{viewport['width']}.png"))
+    summary.get_by_role("link", name="Say why (a ticket or a few words).").click()
     reason = page.get_by_label("Reason or ticket")
+    expect(reason).to_be_focused()
     expect(reason).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#id_reason_error")).to_be_visible()
     assert "id_reason_error" in (reason.get_attribute("aria-describedby") or "")
     reason.fill("CHG-100 November patches")
+
+    # A refused custom setting: the settings come back open, and its link shows the field
+    # with its label, not the input at the top edge with its label out of view.
+    page.locator("#preset-custom").check()
+    canary = page.get_by_label("Canary wave", exact=True)
+    canary.fill("-1")
+    page.get_by_role("button", name="Show the plan").click()
+    expect(summary).to_be_focused()
+    expect(custom).to_have_attribute("open", "")
+    summary.locator("a[href='#id_canary']").click()
+    expect(canary).to_be_focused()
+    expect(page.locator("label[for=id_canary]")).to_be_in_viewport()
+    canary.fill("")
+    page.locator("#preset-careful").check()
     page.get_by_role("button", name="Show the plan").click()
     expect(page.get_by_role("heading", name=re.compile(r"Plan #\d+"))).to_be_visible()
     expect(page.locator("#per-group")).to_contain_text(group.name)

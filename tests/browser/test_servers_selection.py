@@ -3,7 +3,8 @@
 - "Select all N matching" ticks the rows shown at once; unticking one leaves the others;
 - Back after htmx paging, and a page shown again from the back/forward cache, show the
   selection as the server holds it, not as it was when the page was left;
-- a refused filter value is said in an alert, and nothing is offered for the whole filter.
+- a refused filter value is said in an alert, and nothing is offered for the whole filter;
+- the search box shows its whole placeholder, on a desktop and on a phone, in both languages.
 """
 
 import re
@@ -12,7 +13,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from dashboard.models import Server
-from tests.browser.conftest import serious_violations, start_demo_dashboard
+from tests.browser.conftest import DESKTOP, PHONE, serious_violations, start_demo_dashboard
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -154,3 +155,21 @@ def test_ticks_in_quick_succession_are_all_kept_in_order(dashboard, browser_page
     page.reload()
     expect(ticked(page)).to_have_count(5)
     expect(bar).to_contain_text("5 selected")
+
+
+@pytest.mark.parametrize("language", ["en", "zh-CN"])
+def test_the_search_box_shows_its_whole_placeholder(dashboard, browser_page, language):
+    page = browser_page
+    page.set_extra_http_headers({"Accept-Language": language})
+    page.goto(dashboard + "/servers/")
+    search = page.locator("#id_q")
+    for viewport in (DESKTOP, PHONE):
+        page.set_viewport_size(viewport)
+        # The placeholder's words as a value: the box must not scroll to show them.
+        room = search.evaluate(
+            """box => { const shown = box.cloneNode(); shown.removeAttribute("id");
+              shown.removeAttribute("name"); shown.value = box.placeholder;
+              box.after(shown); const r = [shown.scrollWidth, shown.clientWidth];
+              shown.remove(); return r; }"""
+        )
+        assert room[0] <= room[1], f"placeholder cut off at {viewport['width']} px: {room}"
