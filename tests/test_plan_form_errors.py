@@ -97,7 +97,7 @@ def test_a_refused_submit_opens_with_a_focused_summary_linking_each_field(synced
     assert page.heading.strip() == "There is a problem"
     # In the order of the page: the canary (under Custom) before the reason (at the end).
     assert page.items == [
-        ("#id_canary", "Give a number of servers (5) or a percentage (10%)."),
+        ("#id_canary", "Give a whole number of servers, 0 or more."),
         ("#id_reason", "Say why (a ticket or a few words)."),
     ]
     assert {"id_canary", "id_reason"} <= page.ids  # each link lands on its field
