@@ -725,6 +725,9 @@ class ServiceToken(models.Model):
     revoked_by = models.CharField(max_length=150, blank=True)
     # Why, when the dashboard revoked it by itself ("" when a person did, on /tokens/).
     revoked_reason = models.CharField(max_length=32, blank=True)
+    # The one-time nonce of the /tokens/ form that made it, so that form sent again (a page
+    # reload) is recognised and makes nothing ("": made otherwise, or before nonces).
+    form_nonce = models.CharField(max_length=64, blank=True)
 
     objects = ServiceTokenQuerySet.as_manager()
 

@@ -2,6 +2,7 @@
 expiry and the time of last use; revocable; every API action they take is audited under
 their name."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -64,6 +65,100 @@ def test_two_tokens_cannot_share_a_name(admin_client_sso):
     response = create_on_page(admin_client_sso, name="Deploy-Bot")
     assert response.status_code == 400
     assert ServiceToken.objects.count() == 1
+
+
+def form_nonce(html: str) -> str:
+    """The one-time nonce the creation form carries (a new one each time it is shown)."""
+    match = re.search(r'<input type="hidden" name="nonce" value="([^"]+)"', html)
+    assert match, "the creation form carries no nonce"
+    return match.group(1)
+
+
+def test_sending_the_creation_form_again_says_the_token_was_made_and_makes_nothing(
+    admin_client_sso,
+):
+    nonce = form_nonce(admin_client_sso.get("/tokens/").content.decode())
+    first = create_on_page(admin_client_sso, name="reload-test", nonce=nonce)
+    assert first.status_code == 201
+    secret = first.context["issued"].secret
+
+    # The browser's Reload, its resubmission accepted: the very same form, sent again.
+    again = create_on_page(admin_client_sso, name="reload-test", nonce=nonce)
+
+    assert again.status_code == 200
+    html = again.content.decode()
+    assert again.context["issued"] is None and "data-secret" not in html
+    assert secret not in html and secret[8:] not in html
+    assert again.context["already"] == ServiceToken.objects.get()
+    assert "token:reload-test was already created by this form" in html
+    assert "Its secret was shown only once, when it was created" in html
+    assert "revoke this token and create another" in html
+    assert "A token of that name exists" not in html
+    assert form_nonce(html) != nonce  # the page's form is a new one, for another token
+    assert ServiceToken.objects.count() == 1
+    made = AuditEvent.objects.filter(action="token.create", outcome="ok")
+    assert made.count() == 1
+    resent = AuditEvent.objects.get(action="token.create", outcome="refused")
+    assert (resent.target, resent.details["code"]) == ("token:reload-test", "token.form_resent")
+
+
+def test_another_creation_with_a_taken_name_is_still_refused(admin_client_sso):
+    first_form = form_nonce(admin_client_sso.get("/tokens/").content.decode())
+    second_form = form_nonce(admin_client_sso.get("/tokens/").content.decode())
+    assert first_form != second_form  # one nonce each time the form is shown
+    assert create_on_page(admin_client_sso, name="reload-test", nonce=first_form).status_code == 201
+
+    for nonce in (second_form, "", "x" * 300):
+        refused = create_on_page(admin_client_sso, name="reload-test", nonce=nonce)
+
+        assert refused.status_code == 400
+        html = refused.content.decode()
+        assert "A token of that name exists; pick another name." in html
+        assert "already created by this form" not in html
+    assert ServiceToken.objects.count() == 1
+
+
+def test_a_used_nonce_with_another_name_makes_that_other_token(admin_client_sso):
+    """A form sent once, then brought back and given another name: a new, deliberate token."""
+    nonce = form_nonce(admin_client_sso.get("/tokens/").content.decode())
+    assert create_on_page(admin_client_sso, name="reload-test", nonce=nonce).status_code == 201
+
+    other = create_on_page(admin_client_sso, name="other-bot", nonce=nonce)
+
+    assert other.status_code == 201 and other.context["issued"].token.name == "other-bot"
+    assert "already created by this form" not in other.content.decode()
+    again = create_on_page(admin_client_sso, name="reload-test", nonce=nonce)
+    assert again.context["already"].name == "reload-test"
+    assert ServiceToken.objects.count() == 2
+
+
+def described_by_ids(html: str) -> list[str]:
+    """Every id the page's aria-describedby attributes point to."""
+    values = re.findall(r'aria-describedby="([^"]*)"', html)
+    return [ident for value in values for ident in value.split()]
+
+
+def test_the_name_rules_show_under_the_field_before_any_error(admin_client_sso):
+    html = admin_client_sso.get("/tokens/").content.decode()
+
+    name_input = re.search(r'<input[^>]*name="name"[^>]*>', html).group(0)
+    assert 'aria-describedby="id_name_helptext"' in name_input
+    rules = re.search(r'<[a-z]+ [^>]*id="id_name_helptext"[^>]*>([^<]*)<', html)
+    assert rules, "no element carries the name's help text id"
+    assert "letters, digits, dashes and underscores" in rules.group(1)
+    assert "50" in rules.group(1)
+    assert html.index(name_input) < rules.start() < html.index('name="role"')
+    for ident in described_by_ids(html):
+        assert f'id="{ident}"' in html, ident
+
+
+def test_after_an_error_every_description_the_fields_point_to_is_there(admin_client_sso):
+    html = create_on_page(admin_client_sso, name="deploy bot").content.decode()
+
+    assert "id_name_error" in described_by_ids(html)
+    assert "id_name_helptext" in described_by_ids(html)
+    for ident in described_by_ids(html):
+        assert f'id="{ident}"' in html, ident
 
 
 @pytest.mark.parametrize("role", ["viewer", "operator", "approver"])

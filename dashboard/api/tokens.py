@@ -44,9 +44,11 @@ def issue(
     expires_at: datetime,
     created_by: str,
     project: Project | None = None,
+    form_nonce: str = "",
 ) -> Issued:
     """Make a token, for every project or (`project`) for one: it then sees and acts on that
-    project only. Raises ValueError for an unknown role (the page's form checks it first)."""
+    project only. `form_nonce`: the one-time nonce of the /tokens/ form that asked for it.
+    Raises ValueError for an unknown role (the page's form checks it first)."""
     if role not in roles.ROLES:
         raise ValueError(f"unknown role {role!r}")
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
@@ -58,6 +60,7 @@ def issue(
         prefix=secret[: len(SECRET_PREFIX) + 4],
         created_by=created_by,
         expires_at=expires_at,
+        form_nonce=form_nonce,
     )
     return Issued(token, secret)
 
