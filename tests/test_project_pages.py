@@ -475,3 +475,10 @@ def test_rows_offer_planning_only_in_projects_the_person_operates(singapore_oper
     servers = person.get("/servers/").content.decode()
     assert 'name="server" value="sg-1"' in servers
     assert 'name="server" value="bj-1"' not in servers
+
+
+def test_the_overview_of_every_project_names_its_last_sync_as_any_projects(viewer_client, fleet):
+    every = viewer_client.get("/").content.decode()
+    assert "Latest sync of any project" in every and "Data column above" in every
+    one = viewer_client.get("/", {"project": "beijing"}).content.decode()
+    assert "<h2>Last sync</h2>" in one and "Latest sync of any project" not in one
