@@ -771,6 +771,9 @@ class SeenRoles(models.Model):
     project_roles = models.JSONField(default=dict, blank=True)  # {project name: [roles]}
     signature = models.CharField(max_length=64)  # of the above, as the session remembers it
     recorded_at = models.DateTimeField()  # when these were first seen (unchanged since)
+    # When the SSO last showed them holding a role (written at most once an hour): a token of
+    # someone the dashboard has not seen for TOKEN_CREATOR_UNSEEN_DAYS stops working.
+    last_seen_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "seen roles"

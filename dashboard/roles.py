@@ -30,14 +30,15 @@ since this began leaves their tokens working until they are.
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta
 from functools import wraps
 from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
-from django.db.models import JSONField, OuterRef, Subquery
-from django.db.models.functions import Upper
+from django.db.models import DateTimeField, JSONField, OuterRef, Subquery
+from django.db.models.functions import Coalesce, Upper
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -129,6 +130,9 @@ def seen_signature(
     return hashlib.sha256(json.dumps(payload, ensure_ascii=True).encode()).hexdigest()
 
 
+SEEN_RESOLUTION = timedelta(hours=1)  # a person's last_seen_at is written at most this often
+
+
 def remember_seen(
     request: HttpRequest,
     username: str,
@@ -149,8 +153,12 @@ def remember_seen(
     groups = sorted(set(groups))
     signature = seen_signature(username, groups, roles, project_roles)
     rows = SeenRoles.objects.filter(username=username)
-    recorded = rows.values_list("signature", flat=True).first()
+    last = Coalesce("last_seen_at", "recorded_at")
+    recorded, seen_at = rows.values_list("signature", last).first() or (None, None)
+    now = timezone.now()
     if recorded == signature:
+        if signed_in and seen_at < now - SEEN_RESOLUTION:
+            rows.filter(signature=signature).update(last_seen_at=now)  # at most once an hour
         return
     if recorded is None and not signed_in:
         if ServiceToken.objects.made_by(username).live().exists():
@@ -162,7 +170,8 @@ def remember_seen(
         "roles": sorted(roles),
         "project_roles": {name: sorted(held) for name, held in sorted(project_roles.items())},
         "signature": signature,
-        "recorded_at": timezone.now(),
+        "recorded_at": now,
+        "last_seen_at": now if signed_in else seen_at,
     }
     with transaction.atomic():
         if recorded is not None:
@@ -218,6 +227,28 @@ def creator_groups() -> Subquery:
         .values("groups")[:1]
     )
     return Subquery(seen, output_field=JSONField())
+
+
+def creator_seen_at() -> Subquery:
+    """Annotate service tokens with when their creator was last seen holding a role (None:
+    never seen): `ServiceToken.objects.annotate(creator_seen_at=creator_seen_at())`."""
+    seen = (
+        SeenRoles.objects.annotate(key=Upper("username"))
+        .filter(key=Upper(OuterRef("created_by")))
+        .order_by("-recorded_at")
+        .values(at=Coalesce("last_seen_at", "recorded_at"))[:1]
+    )
+    return Subquery(seen, output_field=DateTimeField())
+
+
+def creator_unseen_too_long(token: ServiceToken, now: datetime) -> bool:
+    """Whether the token's creator (`creator_seen_at` annotation) has not been seen for
+    TOKEN_CREATOR_UNSEEN_DAYS: someone removed from every dashboard group at the company's
+    proxy is never seen again, so their role could never be found missing. The token is
+    suspended, not revoked: it works again once they are seen holding its role."""
+    days = settings.TOKEN_CREATOR_UNSEEN_DAYS
+    seen = getattr(token, "creator_seen_at", None)
+    return bool(days) and seen is not None and seen < now - timedelta(days=days)
 
 
 def token_within_creator(token: ServiceToken) -> bool:

@@ -245,6 +245,9 @@ if not (
 # Refusal rows one client address may add to the append-only audit table per minute; the rest
 # are logged and counted (dashboard.audit.refusal).
 AUDIT_REFUSALS_PER_MINUTE = env_int("AUDIT_REFUSALS_PER_MINUTE", 20, minimum=1)
+# A service token stops working while its creator has not been seen holding a role for this
+# many days (0: never): someone removed at the proxy is never seen again. dashboard/roles.py
+TOKEN_CREATOR_UNSEEN_DAYS = env_int("TOKEN_CREATOR_UNSEEN_DAYS", 30, minimum=0)
 # The automation API (/api/v1/): requests one caller (a token or a person) may make a minute
 # (0: no limit), and how long an Idempotency-Key's first answer is kept for its repeats.
 API_REQUESTS_PER_MINUTE = env_int("API_REQUESTS_PER_MINUTE", 120, minimum=0)

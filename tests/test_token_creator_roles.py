@@ -306,3 +306,44 @@ def test_a_revoked_token_is_not_revoked_again_by_its_creators_demotion(sso_clien
     assert (token.revoked_by, token.revoked_reason) == ("cid.admin", "")
     assert token.revoked_at < timezone.now()
     assert not AuditEvent.objects.filter(action="token.revoke").exists()
+
+
+# --- a creator never seen again (removed at the proxy) ------------------------------------
+UNSEEN = "auth.token_creator_unseen"
+
+
+def test_a_token_stops_while_its_creator_is_not_seen_and_works_once_they_are(
+    sso_client, small_fleet, settings
+):
+    settings.TOKEN_CREATOR_UNSEEN_DAYS = 30
+    ada = sso_client("ada.admin", ADMIN_GROUPS)
+    bot = made_on_page(ada, "deploy-bot", "operator")
+    assert bot.get(f"{API}/audit").status_code == 200
+
+    # Removed from every dashboard group at the proxy: the dashboard never sees them again.
+    away = timezone.now() - timezone.timedelta(days=31)
+    SeenRoles.objects.filter(username="ada.admin").update(last_seen_at=away, recorded_at=away)
+    refused = bot.get(f"{API}/audit")
+    assert (refused.status_code, refused.json()["code"]) == (401, UNSEEN)
+    assert ServiceToken.objects.get().revoked_at is None  # suspended, not revoked
+
+    assert ada.get("/").status_code == 200  # back, with the same groups
+    assert bot.get(f"{API}/audit").status_code == 200
+
+    settings.TOKEN_CREATOR_UNSEEN_DAYS = 0  # never
+    SeenRoles.objects.filter(username="ada.admin").update(last_seen_at=away, recorded_at=away)
+    assert bot.get(f"{API}/audit").status_code == 200
+
+
+def test_being_seen_is_written_at_most_once_an_hour(sso_client):
+    ada = sso_client("ada.admin", ADMIN_GROUPS)
+    assert ada.get("/").status_code == 200
+    first = SeenRoles.objects.get(username="ada.admin").last_seen_at
+    assert first is not None
+    assert ada.get("/").status_code == 200
+    assert SeenRoles.objects.get(username="ada.admin").last_seen_at == first  # no write
+
+    earlier = timezone.now() - timezone.timedelta(hours=2)
+    SeenRoles.objects.filter(username="ada.admin").update(last_seen_at=earlier)
+    assert ada.get("/").status_code == 200
+    assert SeenRoles.objects.get(username="ada.admin").last_seen_at > earlier

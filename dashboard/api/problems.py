@@ -28,6 +28,7 @@ TITLES = {
     "auth.token_expired": "The token has expired",
     "auth.token_revoked": "The token was revoked",
     "auth.token_creator_lost_role": "The token's creator no longer holds its role",
+    "auth.token_creator_unseen": "The token's creator has not been seen for too long",
     "csrf.failed": "CSRF check failed",
     "role.missing": "Your role does not allow this",
     "access.refused": "Not allowed",

@@ -25,6 +25,7 @@ LAST_USED_RESOLUTION = timedelta(seconds=60)  # last_used_at is written at most 
 
 INVALID, EXPIRED, REVOKED = "auth.invalid_token", "auth.token_expired", "auth.token_revoked"
 CREATOR_LOST_ROLE = "auth.token_creator_lost_role"
+CREATOR_UNSEEN = "auth.token_creator_unseen"
 
 
 def digest(secret: str) -> str:
@@ -67,13 +68,14 @@ def issue(
 
 def identify(secret: str, request: HttpRequest | None = None) -> ServiceToken | str:
     """The live token this secret belongs to, or why it is none (INVALID, EXPIRED, REVOKED,
-    CREATOR_LOST_ROLE). A token whose creator was last seen without its role is revoked here
-    (audited, for `request`) if the SSO middleware has not done it yet."""
+    CREATOR_LOST_ROLE, CREATOR_UNSEEN). A token whose creator was last seen without its role
+    is revoked here (audited, for `request`) if the SSO middleware has not done it yet; one
+    whose creator has not been seen for TOKEN_CREATOR_UNSEEN_DAYS is refused meanwhile."""
     if not secret.startswith(SECRET_PREFIX) or len(secret) > MAX_SECRET_LENGTH:
         return INVALID
     token = (
         ServiceToken.objects.select_related("project")
-        .annotate(creator_groups=roles.creator_groups())
+        .annotate(creator_groups=roles.creator_groups(), creator_seen_at=roles.creator_seen_at())
         .filter(secret_hash=digest(secret))
         .first()
     )
@@ -88,6 +90,8 @@ def identify(secret: str, request: HttpRequest | None = None) -> ServiceToken | 
     if not roles.token_within_creator(token):
         roles.revoke_for_lost_role(request, token)
         return CREATOR_LOST_ROLE
+    if roles.creator_unseen_too_long(token, now):
+        return CREATOR_UNSEEN  # suspended: works again once its creator is seen
     # One conditional UPDATE, at most once a minute per token: not a write per request.
     ServiceToken.objects.filter(pk=token.pk).filter(
         Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
