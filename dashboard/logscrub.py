@@ -139,7 +139,7 @@ def _variable(name: str) -> str:
     if path:
         try:
             return Path(path).read_text().strip()
-        except OSError:
+        except (OSError, UnicodeDecodeError):  # not readable: the other secrets still count
             return ""
     return os.environ.get(name, "")
 

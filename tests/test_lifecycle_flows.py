@@ -566,3 +566,13 @@ def test_the_rollout_page_names_its_planner_and_a_kind_only_for_follow_ups(viewe
         created_by="paula", reason="r", state="queued", kind="retry", retry_of=source
     )
     assert "<dt>Kind</dt>" in viewer_client.get(f"/rollouts/{retry.pk}/").content.decode()
+
+
+def test_discarding_a_plan_of_several_groups_goes_back_to_the_servers_page(operator_client):
+    rollout = Rollout.objects.create(created_by="otto.operator", reason="r", state="planned")
+    for n, group in enumerate(["g-a", "g-a", "g-b"]):  # the first two rows share a group
+        RolloutServer.objects.create(
+            rollout=rollout, server_id=f"s-{n}", server_name=f"a-{n}", group_id=group, chunk=0
+        )
+    response = operator_client.post(f"/rollouts/new/{rollout.pk}/discard/")
+    assert response["Location"] == "/servers/"

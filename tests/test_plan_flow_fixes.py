@@ -11,6 +11,7 @@ from dashboard import inventory
 from dashboard.models import Image, Rollout, RolloutServer, Selection, Server, ServerGroup
 from dashboard.rollouts import planning, progress
 from tests.rollout_helpers import confirm_from_page, movable
+from tests.test_i18n import compiled  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -560,6 +561,7 @@ def test_the_plan_form_names_the_rollouts_holding_every_selected_server(synced, 
     assert f'Rollouts holding them: <a href="/rollouts/{rollout.pk}/">#{rollout.pk}</a>' in said
 
 
+@pytest.mark.usefixtures("compiled")  # the catalogs as `make test` builds them
 def test_a_retry_asked_in_chinese_reads_in_english_for_an_english_reader(
     synced, operator_client, viewer_client
 ):

@@ -255,6 +255,5 @@ def _plan_revert(rollout: Rollout, server_ids: list[str], *, by: str) -> Rollout
         # Undone with the care it was done with: its waves, soak, budget and users' handling.
         safety=planning.Safety.for_retry(rollout),
         preset=rollout.preset,
-        update_access_agent=rollout.update_access_agent,
-        use_maintenance=rollout.use_maintenance,
+        use_maintenance=rollout.use_maintenance,  # not the agent upgrade: a put-back only
     )

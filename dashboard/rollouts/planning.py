@@ -855,8 +855,11 @@ def _plan_again(
 
 
 def follows_up(source: Rollout, servers: list[Server]) -> bool:
-    """Whether a plan of `servers` may follow `source` up (retry or revert): each of them is
+    """Whether a plan of `servers` may follow `source` up (retry or revert): the source's
+    state allows a follow-up (as the retry and revert actions require), and each server is
     one of its servers, in its project."""
+    if not lifecycle.allows(source, "retry"):
+        return False
     if any(server.project_id != source.project_id for server in servers):
         return False
     own = set(source.servers.values_list("server_id", flat=True))

@@ -304,9 +304,11 @@ def plan(request: HttpRequest) -> HttpResponse:
     for project in _projects_of(form.servers):
         require_in(request, OPERATOR, project)
     retry_of = _retry_source(request)
+    kept_retry_of = request.POST.get("retry_of", "")
     if retry_of is not None:
         require_in(request, OPERATOR, retry_of.project)
         if not planning.follows_up(retry_of, form.servers):
+            kept_retry_of = ""  # the form comes back as a new rollout, not this follow-up
             # A follow-up covers its rollout's own servers, in its project: anything else
             # would file the plan under another project's rollout.
             form.add_error(
@@ -319,8 +321,7 @@ def plan(request: HttpRequest) -> HttpResponse:
             )
     if not form.is_valid():
         audit.record(request, "rollout.plan", outcome="refused", errors=form.errors.get_json_data())
-        retry = request.POST.get("retry_of", "")
-        context = _new_context(form, scope, errors=[], retry_of=retry, refused=True)
+        context = _new_context(form, scope, errors=[], retry_of=kept_retry_of, refused=True)
         return render(request, "rollouts/new.html", context, status=400)
     rollout = form.create_plan(created_by=request.user.username, retry_of=retry_of)
     _audit(request, "rollout.plan", rollout, **form.audit_details(rollout))
@@ -716,7 +717,7 @@ def discard(request: HttpRequest, rollout_id: int) -> HttpResponse:
     messages.info(request, _("Plan #%(id)d discarded; nothing was sent.") % {"id": rollout.pk})
     if rollout.retry_of_id:  # a retry or revert: back to the rollout it follows up
         return redirect("rollout-detail", rollout.retry_of_id)
-    groups = set(rollout.servers.values_list("group_id", flat=True)[:2])
+    groups = set(rollout.servers.order_by().values_list("group_id", flat=True).distinct()[:2])
     if len(groups) == 1 and None not in groups and "" not in groups:
         return redirect("groups")  # "Update this group" is where a one-group plan begins
     return redirect("servers")
@@ -1360,9 +1361,10 @@ def _links(rollout: Rollout) -> tuple[str, list[dict]]:
 
 
 def _follow_up_cell(follow_up: dict) -> str:
-    """ "Reverted by #5", or "Reverted by #5 (Planned)" while it has not run."""
+    """ "Reverted by #5" once it succeeded, else with its state ("Reverted by #5 (Planned)",
+    "(Running)", "(Cancelled)"), so a follow-up not done does not read as done."""
     text = f"{follow_up['label']} #{follow_up['rollout']}"
-    if follow_up["state"] in (Rollout.State.PLANNED, Rollout.State.DISCARDED):
+    if follow_up["state"] != Rollout.State.SUCCEEDED:
         text += f" ({Rollout.State(follow_up['state']).label})"
     return text
 
