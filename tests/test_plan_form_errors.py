@@ -2,6 +2,7 @@
 of every problem (focused, each linked to its field, the custom settings open when one of
 them is refused), and Custom says what it does to the users on the servers."""
 
+import re
 from html.parser import HTMLParser
 
 import pytest
@@ -160,3 +161,12 @@ def test_custom_says_it_disconnects_users_unless_chosen_otherwise(synced, operat
         "servers change at once and their users are disconnected"
     ) in html
     assert response.context["form"]["session_policy"].value() == Rollout.SessionPolicy.NONE
+
+
+def test_with_nothing_selected_the_summary_links_to_no_missing_field(operator_client):
+    page = operator_client.post("/rollouts/new/plan/", {"target_image": "x"})
+    assert page.status_code == 400
+    html = page.content.decode()
+    summary = re.search(r'<div class="error-summary".*?</div>', html, re.S).group(0)
+    for target in re.findall(r'href="#([^"]+)"', summary):
+        assert f'id="{target}"' in html, target

@@ -226,7 +226,9 @@ def _error_summary(form: RolloutForm, errors: list[str]) -> list[tuple[str, str]
     order = [n for n in FIELDS_AS_SHOWN if n in form.fields]
     order += [n for n in form.fields if n not in order]
     for name in order:
-        summary += [(_field_anchor(form, name), str(e)) for e in form.errors.get(name, [])]
+        # With nothing selected the page shows no fields: their problems are said, not linked.
+        anchor = _field_anchor(form, name) if form.servers else ""
+        summary += [(anchor, str(e)) for e in form.errors.get(name, [])]
     return summary
 
 
