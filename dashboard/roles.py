@@ -220,25 +220,23 @@ def revoke_for_lost_role(request: HttpRequest | None, token: ServiceToken) -> No
 def creator_groups() -> Subquery:
     """Annotate service tokens with the groups their creator was last seen with (None: never
     seen): `ServiceToken.objects.annotate(creator_groups=creator_groups())`."""
-    seen = (
-        SeenRoles.objects.annotate(key=Upper("username"))
-        .filter(key=Upper(OuterRef("created_by")))
-        .order_by("-recorded_at")
-        .values("groups")[:1]
-    )
-    return Subquery(seen, output_field=JSONField())
+    return Subquery(_creators_row().values("groups")[:1], output_field=JSONField())
 
 
 def creator_seen_at() -> Subquery:
     """Annotate service tokens with when their creator was last seen holding a role (None:
     never seen): `ServiceToken.objects.annotate(creator_seen_at=creator_seen_at())`."""
-    seen = (
+    seen = _creators_row().values(at=Coalesce("last_seen_at", "recorded_at"))[:1]
+    return Subquery(seen, output_field=DateTimeField())
+
+
+def _creators_row():
+    """The SeenRoles row of the annotated token's creator (their name's case aside)."""
+    return (
         SeenRoles.objects.annotate(key=Upper("username"))
         .filter(key=Upper(OuterRef("created_by")))
         .order_by("-recorded_at")
-        .values(at=Coalesce("last_seen_at", "recorded_at"))[:1]
     )
-    return Subquery(seen, output_field=DateTimeField())
 
 
 def creator_unseen_too_long(token: ServiceToken, now: datetime) -> bool:

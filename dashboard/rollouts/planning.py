@@ -123,11 +123,15 @@ def target_options(servers: list[Server], images: dict[str, Image]) -> list[Targ
     those that change as many, the newest first (a new image is what an update is for)."""
     busy = servers_in_active_rollouts(s.id for s in servers)
     options = [_option(servers, image, images, busy) for image in images.values() if not image.gone]
-    offered = sorted(
-        (option for option in options if option.compatible), key=lambda o: o.image.name.lower()
+    offered = [option for option in options if option.compatible]
+    return sorted(
+        offered,
+        key=lambda o: (
+            -o.compatible,
+            -(o.image.created_at or _LONG_AGO).timestamp(),
+            o.image.name.lower(),
+        ),
     )
-    offered.sort(key=lambda o: o.image.created_at or _LONG_AGO, reverse=True)
-    return sorted(offered, key=lambda o: -o.compatible)
 
 
 def unavailable_now(servers: list[Server]) -> int:
