@@ -6,6 +6,7 @@
 - `simulator`: a fresh default one per test (manual clock: jobs move only with `advance`).
 - `sim_settings`: settings.HUAWEICLOUD points at `simulator` (endpoints, AK/SK, project).
 - `cloud_client`: the dashboard's CloudClient configured from those settings.
+- `synced`: `sim_settings` with the simulator's fleet synced into the inventory.
 - `signed_call(sim, method, path, params, body)`: a raw request signed as the SDK signs it
   (with the default project's key unless `ak`/`sk` say otherwise).
 """
@@ -146,3 +147,11 @@ def cloud_client(sim_settings: RunningSimulator) -> Any:
     from dashboard.cloud.config import from_settings
 
     return CloudClient(from_settings())
+
+
+@pytest.fixture
+def synced(sim_settings: RunningSimulator, cloud_client: Any) -> RunningSimulator:
+    from dashboard import inventory
+
+    inventory.sync_now(client=cloud_client)
+    return sim_settings

@@ -11,7 +11,6 @@ from html.parser import HTMLParser
 import pytest
 from django.utils import timezone
 
-from dashboard import inventory
 from dashboard.models import (
     Rollout,
     RolloutEvent,
@@ -25,12 +24,6 @@ from dashboard.rollouts import lifecycle, signoff
 from tests.rollout_helpers import confirm_from_page
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def synced(sim_settings, cloud_client):
-    inventory.sync_now(client=cloud_client)
-    return sim_settings
 
 
 def _group_with_drift() -> ServerGroup:

@@ -25,16 +25,19 @@ CUSTOM = {
 }
 
 
-@pytest.fixture
-def synced(sim_settings, cloud_client):
-    inventory.sync_now(client=cloud_client)
-    return sim_settings
-
-
 def _group() -> ServerGroup:
     """A Windows group with drifted servers (some change) and others already on its image."""
     groups = ServerGroup.objects.filter(servers_drifted__gt=0, os_type="Windows")
     return max(groups, key=lambda g: g.servers_drifted)
+
+
+def _tick(client, ids: list[str]) -> Selection:
+    """The servers ticked one by one on the servers page: the person's stored selection."""
+    for server_id in ids:
+        client.post("/rollouts/selection/", {"toggle": server_id, "server": server_id})
+    selection = Selection.objects.get()
+    assert sorted(selection.server_ids) == sorted(ids)
+    return selection
 
 
 def _select_all(client, group: ServerGroup) -> Selection:
@@ -304,11 +307,7 @@ def test_servers_of_several_groups_all_busy_are_said_busy_not_incompatible(synce
     Server.objects.filter(pk__in=[s.pk for s in chosen]).update(job_status="RUNNING")
     ids = [s.pk for s in chosen]
 
-    for server_id in ids:  # ticked on the servers page
-        operator_client.post("/rollouts/selection/", {"toggle": server_id, "server": server_id})
-    selection = Selection.objects.get()
-    assert sorted(selection.server_ids) == sorted(ids)
-
+    selection = _tick(operator_client, ids)
     page = operator_client.get("/rollouts/new/", {"selection": selection.pk}).content.decode()
 
     said = re.search(r'<p id="unavailable-now">(.*?)</p>', page, re.S).group(1)
@@ -550,10 +549,7 @@ def test_the_plan_form_names_the_rollouts_holding_every_selected_server(synced, 
     assert len(ids) == 2
 
     Selection.objects.all().delete()
-    for server_id in ids:  # ticked on the servers page
-        operator_client.post("/rollouts/selection/", {"toggle": server_id, "server": server_id})
-    selection = Selection.objects.get()
-    assert sorted(selection.server_ids) == sorted(ids)
+    selection = _tick(operator_client, ids)
     page = operator_client.get("/rollouts/new/", {"selection": selection.pk}).content.decode()
 
     said = re.search(r'<p id="own-image-held">(.*?)</p>', page, re.S).group(1)

@@ -7,23 +7,12 @@ from html.parser import HTMLParser
 
 import pytest
 
-from dashboard import inventory
 from dashboard.models import Image, Rollout, Server, ServerGroup
+from tests.test_plan_flow_fixes import _group
 
 pytestmark = pytest.mark.django_db
 
 CUSTOM = {"preset": "custom", "reason": "CHG-9 summary"}
-
-
-@pytest.fixture
-def synced(sim_settings, cloud_client):
-    inventory.sync_now(client=cloud_client)
-    return sim_settings
-
-
-def _group() -> ServerGroup:
-    groups = ServerGroup.objects.filter(servers_drifted__gt=0, os_type="Windows")
-    return max(groups, key=lambda g: g.servers_drifted)
 
 
 def _ids(group: ServerGroup) -> list[str]:

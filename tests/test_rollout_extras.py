@@ -6,18 +6,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from dashboard import inventory
 from dashboard.models import Rollout, RolloutServer, Server
 from dashboard.rollouts import engine, planning
 from tests.rollout_helpers import confirm_from_page
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def synced(sim_settings, cloud_client):
-    inventory.sync_now(client=cloud_client)
-    return sim_settings
 
 
 def confirmed(n=3, **options) -> Rollout:

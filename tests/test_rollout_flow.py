@@ -19,12 +19,6 @@ pytestmark = pytest.mark.django_db
 CHANGE_PATH = "/app-servers/actions/batch-change-image"
 
 
-@pytest.fixture
-def synced(sim_settings, cloud_client):
-    inventory.sync_now(client=cloud_client)
-    return sim_settings
-
-
 def drifted_group() -> tuple[str, list[str]]:
     """The group with the most drifted servers that can change, and those servers."""
     candidates = Server.objects.filter(
